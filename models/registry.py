@@ -1,0 +1,113 @@
+"""The model registry: factories registered by name, one `create_model` to build them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamdn.errors import ModelNotFoundError
+from streamdn.frames import Frame
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `streamdn models` shows about a model.
+
+    Attributes:
+        name: registry key.
+        kind: "classical" (hand-written filter) or "network" (trained CNN).
+        summary: one line.
+        temporal: whether it carries state from frame to frame.
+        macs_per_px: multiply-accumulates per input pixel (networks), None otherwise.
+        params: trainable parameters (networks), None otherwise.
+        trained_on: training noise, for networks with weights.
+        val_psnr: validation PSNR (dB) from the model card, where measured.
+    """
+
+    name: str
+    kind: str
+    summary: str
+    temporal: bool = False
+    macs_per_px: float | None = None
+    params: int | None = None
+    trained_on: str | None = None
+    val_psnr: float | None = None
+
+
+class FrameModel(ABC):
+    """A denoiser step split into the pipeline's three stages.
+
+    `pack` (pre) turns a Frame and its per-plane noise sigmas into the model's working data,
+    `forward` (model) denoises it and updates the temporal state, `unpack` (post) turns the
+    result back into a Frame. The three are called in this order once per frame, each from at
+    most one thread at a time; `forward` calls must come in stream order.
+    """
+
+    info: ModelInfo
+    device: str = "cpu"
+
+    @abstractmethod
+    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> Any:
+        """sigmas: noise standard deviation of Y, U, V in 8-bit units."""
+
+    @abstractmethod
+    def forward(self, packed: Any) -> Any: ...
+
+    @abstractmethod
+    def unpack(self, result: Any, frame: Frame) -> Frame: ...
+
+    def reset(self) -> None:
+        """Forgets the temporal state (a cut, a new stream)."""
+
+    def close(self) -> None:
+        """Frees device memory."""
+
+
+Factory = Callable[..., FrameModel]
+_REGISTRY: dict[str, tuple[Factory, ModelInfo]] = {}
+DEFAULT_MODEL = "tfilter"
+
+
+def register(info: ModelInfo) -> Callable[[Factory], Factory]:
+    """Decorator: registers a factory under info.name."""
+
+    def wrap(factory: Factory) -> Factory:
+        _REGISTRY[info.name] = (factory, info)
+        return factory
+
+    return wrap
+
+
+def list_models() -> list[ModelInfo]:
+    """Every registered model, sorted by name."""
+    return [info for _, info in sorted(_REGISTRY.values(), key=lambda fi: fi[1].name)]
+
+
+def model_info(name: str) -> ModelInfo:
+    """The ModelInfo of a registered name ("default" included).
+
+    Raises:
+        ModelNotFoundError: the name is not registered; the message lists the known names.
+    """
+    key = DEFAULT_MODEL if name == "default" else name
+    if key not in _REGISTRY:
+        known = ", ".join(i.name for i in list_models())
+        raise ModelNotFoundError(f"model '{name}' is not registered; known: {known}. "
+                                 f"See `streamdn models`.")
+    return _REGISTRY[key][1]
+
+
+def create_model(name: str = "default", **overrides: Any) -> FrameModel:
+    """Builds a registered model.
+
+    Args:
+        name: a registry name, "default", or "classical:NAME".
+        **overrides: passed to the factory (e.g. device="cpu").
+
+    Raises:
+        ModelNotFoundError: the name is not registered; the message lists the known names.
+    """
+    factory, _ = _REGISTRY[model_info(name).name]
+    return factory(**overrides)

@@ -1,0 +1,195 @@
+"""`streamdn denoise|demo|models`: thin wrappers over the modules. A user's mistake gets one
+line saying what is wrong and what to do, and a non-zero exit code, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .config import RunConfig, load_config
+from .errors import ConfigError, StreamdnError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EXAMPLES = """examples:
+  streamdn demo                                   # synthetic noisy clip -> streamdn-demo.mp4
+  streamdn denoise noisy.mp4 -o clean.mp4         # blind, default model, x264 crf 18
+  streamdn denoise in.mov -o out.mkv --lossless   # FFV1, every bit kept
+  streamdn denoise in.mp4 -o out.mp4 --strength 15 --model classical:median
+  streamdn models                                 # what --model accepts
+"""
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="model name (see `streamdn models`), classical:median, classical:gaussian "
+                                   "(default: the config's, else 'default')")
+    g.add_argument("--strength", help="'auto' (estimate the noise per frame, default) or a noise sigma in "
+                                      "8-bit units, e.g. 10 (light) to 40 (heavy)")
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: CUDA when present)")
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml", help="settings from a TOML file (see configs/); flags override it")
+    p.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                   help="override one config value, e.g. --set pipeline.queue_size=8 (repeatable)")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+
+
+def _encode_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("encoding")
+    g.add_argument("--codec", help="FFmpeg video encoder (default: libx264; libvpx-vp9 for .webm)")
+    g.add_argument("--crf", type=int, help="quality, lower is better (x264 default 18)")
+    g.add_argument("--preset", help="encoder speed preset (x264 default veryfast)")
+    g.add_argument("--lossless", action="store_true", default=None,
+                   help="lossless: FFV1 in .mkv, x264 qp 0 in .mp4/.mov")
+    g.add_argument("--pix-fmt", dest="pix_fmt", help="output pixel format (default: 4:2:0 at the source's bit depth)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamdn", description="Real-time video denoiser.", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"streamdn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("denoise", help="denoise a video file", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Denoise INPUT into OUTPUT. Frames, timestamps, size, rotation and colour "
+                                   "metadata are kept and audio is copied unchanged. OUTPUT appears only when "
+                                   "complete; Ctrl-C keeps the frames done so far as OUTPUT-NAME.partial.EXT.")
+    d.add_argument("input", help="video file or URL")
+    d.add_argument("-o", "--output", required=True, help="output file; the extension picks the container "
+                                                         "(.mp4 .mkv .mov .webm)")
+    d.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    d.add_argument("--stats", metavar="FILE.json", help="write frames, fps, latency and per-stage times as JSON")
+    _model_args(d)
+    _encode_args(d)
+    _common_args(d)
+
+    m = sub.add_parser("demo", help="denoise a synthetic noisy clip and write a side-by-side video",
+                       description="No camera or input needed: renders a moving scene, adds noise, denoises it, "
+                                   "writes noisy|clean side by side and prints PSNR before/after and fps.")
+    m.add_argument("-o", "--output", default="streamdn-demo.mp4", help="side-by-side video (default %(default)s)")
+    m.add_argument("--noise", help="noise type: gaussian, poisson, poisson_gaussian, salt_pepper, speckle")
+    m.add_argument("--sigma", type=float, help="noise strength (gaussian sigma in 8-bit units; default 20)")
+    m.add_argument("--size", help="WxH of the synthetic scene (default 640x360)")
+    _model_args(m)
+    _encode_args(m)
+    _common_args(m)
+
+    ls = sub.add_parser("models", help="list the models --model accepts")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _config_from(args: argparse.Namespace) -> RunConfig:
+    """The config file, then --set, then explicit flags (highest priority)."""
+    values: dict[str, dict[str, Any]] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            values.setdefault(section, {})[key] = value
+
+    for key in ("model", "strength", "device"):
+        put("model", "name" if key == "model" else key, getattr(args, key, None))
+    for key in ("codec", "crf", "preset", "lossless", "pix_fmt"):
+        put("encode", key, getattr(args, key, None))
+    put("pipeline", "frames", getattr(args, "frames", None))
+    if getattr(args, "frames", None) is not None and args.frames <= 0:
+        raise ConfigError(f"--frames {args.frames}: give a positive number of frames.")
+    if getattr(args, "noise", None) is not None:
+        put("source", "noise", args.noise)
+    put("source", "sigma", getattr(args, "sigma", None))
+    if getattr(args, "size", None):
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError as err:
+            raise ConfigError(f"--size '{args.size}': use WxH, e.g. 640x360.") from err
+        if w < 2 or h < 2:
+            raise ConfigError(f"--size '{args.size}': width and height must be at least 2.")
+        put("source", "width", w)
+        put("source", "height", h)
+    return load_config(args.config, args.set, values)
+
+
+def _cmd_denoise(args: argparse.Namespace) -> int:
+    from .jobs import denoise_file
+
+    cfg = _config_from(args)
+    try:
+        result = denoise_file(args.input, args.output, cfg, overwrite=args.overwrite, quiet=args.quiet,
+                              stats_path=args.stats)
+    except KeyboardInterrupt as stop:
+        partial = getattr(stop, "result", None)
+        where = f"; the {partial.stats.frames} frames done are in '{partial.output}'" if partial and partial.output else ""
+        print(f"streamdn: interrupted{where}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        s = result.stats
+        print(f"wrote {result.output}: {s.frames} frames in {s.seconds:.1f} s ({s.fps:.1f} fps), "
+              f"model {s.model} on {s.device}, latency p50 {s.latency_ms['p50']:.0f} ms", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    cfg = _config_from(args)
+    result = run_demo(cfg, args.output, quiet=args.quiet)
+    s = result.stats
+    print(f"streamdn demo: {s.frames} frames {cfg.source.width}x{cfg.source.height}, noise {cfg.source.noise} "
+          f"sigma {cfg.source.sigma:g}, model {s.model} on {s.device}\n"
+          f"  PSNR noisy    {result.psnr_noisy:6.2f} dB\n"
+          f"  PSNR denoised {result.psnr_denoised:6.2f} dB  ({result.psnr_denoised - result.psnr_noisy:+.2f} dB)\n"
+          f"  speed         {s.fps:6.1f} fps (incl. metrics and side-by-side encode)\n"
+          f"  side by side (noisy | denoised): {result.output}")
+    return EXIT_OK
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import DEFAULT_MODEL, list_models
+
+    infos = list_models()
+    if args.json:
+        print(json.dumps([i.__dict__ for i in infos], indent=2))
+        return EXIT_OK
+    print(f"{'name':22} {'kind':10} {'MAC/px':>8} {'params':>8} {'val PSNR':>8}  summary")
+    for i in infos:
+        mark = " (default)" if i.name == DEFAULT_MODEL else ""
+        macs = f"{i.macs_per_px:,.0f}" if i.macs_per_px else "-"
+        params = f"{i.params:,}" if i.params else "-"
+        vp = f"{i.val_psnr:.2f}" if i.val_psnr else "-"
+        print(f"{i.name:22} {i.kind:10} {macs:>8} {params:>8} {vp:>8}  {i.summary}{mark}")
+    return EXIT_OK
+
+
+COMMANDS = {"denoise": _cmd_denoise, "demo": _cmd_demo, "models": _cmd_models}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as err:
+        print(f"streamdn: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except StreamdnError as err:
+        print(f"streamdn: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("streamdn: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Typed run configuration: one frozen dataclass per stage, composed into RunConfig and loaded
+from TOML (configs/*.toml) with `section.key=value` overrides on top."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where frames come from when no input path is given (the demo and tests)."""
+
+    kind: str = "synthetic"      # "synthetic" | "file"
+    path: str | None = None      # file or URL for kind = "file"
+    width: int = 640             # synthetic scene size in pixels
+    height: int = 360
+    fps: float = 30.0
+    frames: int = 90             # synthetic clip length
+    noise: str = "gaussian"      # a streamdn.noise type: gaussian, poisson, poisson_gaussian, salt_pepper, speckle
+    sigma: float = 20.0          # noise strength in 8-bit units (see streamdn.noise)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The denoiser: which model, how strong, where it runs."""
+
+    name: str = "default"        # registry name (streamdn models), "classical:NAME", or a weights path
+    strength: str = "auto"       # "auto" (estimated per frame) or a noise sigma in 8-bit units, e.g. "15"
+    device: str = "auto"         # "auto" | "cpu" | "cuda" | "cuda:N"
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """The file sink's encoder."""
+
+    codec: str = "auto"          # "auto" follows the container (libx264; libvpx-vp9 for .webm) or any FFmpeg encoder
+    crf: int | None = None       # quality; None = the codec's default used by streamdn (x264: 18)
+    preset: str | None = None    # encoder speed preset; None = "veryfast" for x264
+    lossless: bool = False       # FFV1 in .mkv, x264 qp 0 otherwise
+    pix_fmt: str = "auto"        # "auto" keeps 4:2:0 at the source's bit depth where the codec allows
+    threads: int = 0             # encoder threads, 0 = FFmpeg decides
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How the stages run."""
+
+    queue_size: int = 4          # frames in flight between two stages
+    frames: int | None = None    # stop after this many frames (None = all)
+    decode_threads: int = 0      # 0 = FFmpeg decides
+    torch_threads: int = 0       # 0 = leave PyTorch's default
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+
+SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)
+
+
+def _allowed_types(tp: Any) -> tuple[type, ...]:
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return tuple(t for t in typing.get_args(tp))
+    return (tp,)
+
+
+def _coerce(where: str, key: str, value: Any, tp: Any) -> Any:
+    allowed = _allowed_types(tp)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        if t is type(None):
+            continue
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t is bool and isinstance(value, bool):
+            return value
+        if t is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    names = " or ".join("none" if t is type(None) else t.__name__ for t in allowed)
+    raise ConfigError(f"{where}: [{key.split('.')[0]}] {key.split('.')[1]} = {value!r} should be {names}.")
+
+
+def _build(section: str, cls: type, values: dict[str, Any], where: str) -> Any:
+    valid = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in valid:
+            raise ConfigError(f"{where}: [{section}] has no key '{key}'; valid keys: {', '.join(valid)}.")
+        kwargs[key] = _coerce(where, f"{section}.{key}", value, valid[key])
+    return cls(**kwargs)
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set model.strength=15.")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word such as libx264 is a string
+    return section, key, value
+
+
+def merge(base: dict[str, dict[str, Any]], section: str, key: str, value: Any) -> None:
+    base.setdefault(section, {})[key] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                values: dict[str, dict[str, Any]] | None = None) -> RunConfig:
+    """Loads a RunConfig.
+
+    Args:
+        path: a TOML file with [source], [model], [encode], [pipeline] tables, or None.
+        overrides: "section.key=value" strings (TOML values; bare words are strings).
+        values: {section: {key: value}} applied last (the CLI's explicit flags).
+
+    Raises:
+        ConfigError: unreadable file, unknown section or key, or a value of the wrong type;
+            the message names the file, the section and the valid keys.
+    """
+    data: dict[str, dict[str, Any]] = {}
+    where = "config"
+    if path is not None:
+        where = str(path)
+        try:
+            with open(path, "rb") as fh:
+                loaded = tomllib.load(fh)
+        except FileNotFoundError as err:
+            raise ConfigError(f"{path}: config file not found; presets are in configs/.") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err}).") from err
+        for section, table in loaded.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: '{section}' must be a table such as [{section}].")
+            for key, value in table.items():
+                merge(data, section, key, value)
+    for text in overrides or []:
+        merge(data, *_parse_override(text))
+    for section, table in (values or {}).items():
+        for key, value in table.items():
+            merge(data, section, key, value)
+    built = {}
+    for section, table in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{where}: unknown section [{section}]; valid sections: {', '.join(SECTIONS)}.")
+        built[section] = _build(section, SECTIONS[section], table, where)
+    return RunConfig(**built)
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The resolved config as plain data (saved beside outputs and in --stats)."""
+    return dataclasses.asdict(cfg)

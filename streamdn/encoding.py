@@ -1,0 +1,132 @@
+"""Encoder choice for the file sink: container from the extension, a codec that fits it, the
+output pixel format (4:2:0 at the source's bit depth where the codec allows) and its options."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+
+import av
+
+from .config import EncodeConfig
+from .errors import ConfigError
+
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm",
+              ".avi": "avi", ".ts": "mpegts", ".nut": "nut"}
+DEFAULT_CODEC = {"webm": "libvpx-vp9"}                # everything else: libx264
+LOSSLESS_CODEC = {"matroska": "ffv1", "avi": "ffv1", "nut": "ffv1", "webm": "libvpx-vp9"}  # else x264 qp 0
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    """Resolved encoder settings.
+
+    Attributes:
+        container: FFmpeg muxer name.
+        codec: FFmpeg encoder name.
+        pix_fmt: encoder input pixel format.
+        options: encoder private options (strings, as FFmpeg takes them).
+    """
+
+    container: str
+    codec: str
+    pix_fmt: str
+    options: dict[str, str]
+
+
+def container_for(path: str) -> str:
+    """The muxer for an output path, from its extension.
+
+    Raises:
+        ConfigError: the extension is not one streamdn writes.
+    """
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in CONTAINERS:
+        raise ConfigError(f"output '{path}': unknown extension '{ext or '(none)'}'; use one of "
+                          f"{', '.join(sorted(CONTAINERS))}.")
+    return CONTAINERS[ext]
+
+
+def container_codecs(container: str) -> set[str]:
+    """Names of the codecs an FFmpeg muxer can store (asked of an in-memory muxer)."""
+    with av.open(io.BytesIO(), mode="w", format=container) as probe:
+        return set(probe.supported_codecs)
+
+
+def _encoder(name: str) -> av.codec.Codec:
+    try:
+        codec = av.codec.Codec(name, "w")
+    except Exception as err:  # PyAV raises UnknownCodecError (a ValueError) or FFmpegError
+        raise ConfigError(f"--codec '{name}' is not an encoder this FFmpeg build has; try libx264, "
+                          f"libx265, libvpx-vp9, libsvtav1, ffv1 (see `ffmpeg -encoders`).") from err
+    if codec.type != "video":
+        raise ConfigError(f"--codec '{name}' is a {codec.type} encoder; give a video encoder such as libx264.")
+    return codec
+
+
+def _pick_pix_fmt(codec: av.codec.Codec, bit_depth: int, requested: str) -> str:
+    supported = [f.name for f in (codec.video_formats or [])]
+    if requested != "auto":
+        if supported and requested not in supported:
+            raise ConfigError(f"--pix-fmt {requested} is not supported by {codec.name}; it takes "
+                              f"{', '.join(supported)}.")
+        return requested
+    if not supported:
+        return "yuv420p" if bit_depth == 8 else f"yuv420p{bit_depth}le"
+    if bit_depth == 8:
+        wanted = ["yuv420p"]
+    else:  # the smallest depth that keeps every bit, else the deepest the codec has
+        wanted = [f"yuv420p{d}le" for d in (10, 12, 16) if d >= bit_depth]
+        wanted += [f"yuv420p{d}le" for d in (16, 12, 10) if d < bit_depth]
+    for name in wanted + ["yuv420p", "yuvj420p", "nv12", "yuv444p", "gbrp", "bgr0"]:
+        if name in supported:
+            return name
+    return supported[0]
+
+
+def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int) -> EncoderPlan:
+    """Chooses container, codec, pixel format and options for an output path.
+
+    Args:
+        path: output path (its extension picks the container).
+        cfg: the [encode] config (codec "auto" follows the container).
+        bit_depth: the source's bit depth (8, 10, 12, 16).
+
+    Raises:
+        ConfigError: unknown extension or codec, or a codec the container cannot hold.
+    """
+    container = container_for(path)
+    if cfg.lossless:
+        name = LOSSLESS_CODEC.get(container, "libx264") if cfg.codec == "auto" else cfg.codec
+    else:
+        name = DEFAULT_CODEC.get(container, "libx264") if cfg.codec == "auto" else cfg.codec
+    codec = _encoder(name)
+    family = codec.canonical_name if hasattr(codec, "canonical_name") else codec.name
+    if family not in container_codecs(container) and codec.name not in container_codecs(container):
+        raise ConfigError(f"--codec {name} ({family}) cannot be stored in a .{path.rsplit('.', 1)[-1]} file; "
+                          f"use another extension (e.g. .mkv) or another codec.")
+    options: dict[str, str] = {}
+    if name in ("libx264", "libx265"):
+        options["preset"] = cfg.preset or ("veryfast" if name == "libx264" else "fast")
+        if cfg.lossless:
+            options["qp" if name == "libx264" else "x265-params"] = "0" if name == "libx264" else "lossless=1"
+        else:
+            options["crf"] = str(cfg.crf if cfg.crf is not None else (18 if name == "libx264" else 22))
+    elif name.startswith("libvpx"):
+        options.update({"deadline": "good", "cpu-used": "4", "row-mt": "1", "b": "0"})
+        if cfg.lossless and name == "libvpx-vp9":
+            options["lossless"] = "1"
+        else:
+            options["crf"] = str(cfg.crf if cfg.crf is not None else 30)
+    elif name == "libsvtav1":
+        options["crf"] = str(cfg.crf if cfg.crf is not None else 30)
+        options["preset"] = cfg.preset or "10"
+    elif name == "ffv1":
+        options.update({"level": "3", "slices": "4", "slicecrc": "1"})
+    elif cfg.crf is not None:
+        options["crf"] = str(cfg.crf)
+    if cfg.preset is not None and "preset" not in options and name not in ("ffv1",):
+        options["preset"] = cfg.preset
+    pix_fmt = _pick_pix_fmt(codec, bit_depth, cfg.pix_fmt)
+    return EncoderPlan(container, name, pix_fmt, options)

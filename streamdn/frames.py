@@ -1,0 +1,197 @@
+"""Frame (YUV 4:2:0 planes + timing) and FrameFormat (the "caps" a stage accepts), plus the
+conversions between PyAV frames, BGR images and Frames."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+
+
+def chroma_size(width: int, height: int) -> tuple[int, int]:
+    """Chroma plane size (w, h) of a 4:2:0 frame; odd sizes round up, as FFmpeg does."""
+    return (width + 1) // 2, (height + 1) // 2
+
+
+@dataclass(frozen=True)
+class FrameFormat:
+    """What flows between stages.
+
+    Attributes:
+        width, height: luma size in pixels (odd values allowed).
+        bit_depth: 8 (uint8 planes) or 9..16 (uint16 planes holding values < 2**bit_depth).
+        fps: nominal frame rate in frames/s, or None when unknown.
+        time_base: seconds per pts tick, or None for sources without timestamps.
+        source_pix_fmt: the pixel format the source delivered before conversion to 4:2:0.
+    """
+
+    width: int
+    height: int
+    bit_depth: int = 8
+    fps: Fraction | None = None
+    time_base: Fraction | None = None
+    source_pix_fmt: str = "yuv420p"
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint8) if self.bit_depth == 8 else np.dtype(np.uint16)
+
+    @property
+    def pix_fmt(self) -> str:
+        """The planar 4:2:0 PyAV format of frames in this format."""
+        return "yuv420p" if self.bit_depth == 8 else f"yuv420p{self.bit_depth}le"
+
+    @property
+    def max_value(self) -> int:
+        return (1 << self.bit_depth) - 1
+
+
+@dataclass
+class Frame:
+    """One picture in planar YUV 4:2:0.
+
+    Attributes:
+        y: luma, (H, W) uint8, or uint16 holding `bit_depth`-bit values.
+        u, v: chroma, (ceil(H/2), ceil(W/2)), same dtype as y.
+        bit_depth: 8..16.
+        pts: presentation timestamp in `time_base` ticks, or None.
+        time_base: seconds per tick, or None.
+        index: 0-based position in the stream as decoded.
+        captured: time.monotonic() when the source produced it (latency accounting).
+        extra: per-frame metadata carried unchanged (e.g. "rotation", colour properties).
+    """
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    bit_depth: int = 8
+    pts: int | None = None
+    time_base: Fraction | None = None
+    index: int = 0
+    captured: float = field(default_factory=time.monotonic)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def time(self) -> float | None:
+        """Presentation time in seconds, or None."""
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)
+
+    def with_planes(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Frame:
+        """A copy carrying new planes and the same timing and metadata."""
+        return replace(self, y=y, u=u, v=v)
+
+    def to_bgr(self) -> np.ndarray:
+        """(H, W, 3) uint8 BGR, BT.601 limited range (for previews, metrics and tests)."""
+        return yuv420_to_bgr(self.y, self.u, self.v, self.bit_depth)
+
+
+def _plane_view(plane: av.video.plane.VideoPlane, width: int, height: int, dtype: np.dtype) -> np.ndarray:
+    """A writable (height, width) numpy view of a PyAV plane, honouring its line padding."""
+    raw = np.frombuffer(plane, dtype=np.uint8)
+    rows = raw[: plane.line_size * height].reshape(height, plane.line_size)
+    return rows.view(dtype)[:, :width]
+
+
+def from_av(frame: av.VideoFrame, index: int, bit_depth: int, captured: float | None = None) -> Frame:
+    """Copies a decoded PyAV frame into a Frame, converting it to planar 4:2:0 first.
+
+    Args:
+        frame: any pixel format FFmpeg can convert (nv12, yuv422p, rgb24, gray, 10-bit...).
+        index: position in the stream.
+        bit_depth: 8, or the source's depth (10, 12, 16) to keep high-bit-depth planes.
+        captured: monotonic capture time; now when None.
+    """
+    fmt = "yuv420p" if bit_depth == 8 else f"yuv420p{bit_depth}le"
+    src = frame if frame.format.name == fmt else frame.reformat(format=fmt)
+    dtype = np.dtype(np.uint8) if bit_depth == 8 else np.dtype("<u2")
+    w, h = src.width, src.height
+    cw, ch = chroma_size(w, h)
+    y = _plane_view(src.planes[0], w, h, dtype).copy()
+    u = _plane_view(src.planes[1], cw, ch, dtype).copy()
+    v = _plane_view(src.planes[2], cw, ch, dtype).copy()
+    extra: dict[str, object] = {}
+    rotation = getattr(frame, "rotation", 0)
+    if rotation:
+        extra["rotation"] = rotation
+    return Frame(
+        y=y, u=u, v=v, bit_depth=bit_depth, pts=frame.pts,
+        time_base=Fraction(frame.time_base) if frame.time_base is not None else None,
+        index=index, captured=time.monotonic() if captured is None else captured, extra=extra,
+    )
+
+
+def to_av(frame: Frame) -> av.VideoFrame:
+    """A PyAV frame (yuv420p or yuv420pNNle) holding a copy of `frame`'s planes and its pts."""
+    fmt = "yuv420p" if frame.bit_depth == 8 else f"yuv420p{frame.bit_depth}le"
+    out = av.VideoFrame(frame.width, frame.height, fmt)
+    dtype = np.dtype(np.uint8) if frame.bit_depth == 8 else np.dtype("<u2")
+    cw, ch = chroma_size(frame.width, frame.height)
+    _plane_view(out.planes[0], frame.width, frame.height, dtype)[...] = frame.y
+    _plane_view(out.planes[1], cw, ch, dtype)[...] = frame.u
+    _plane_view(out.planes[2], cw, ch, dtype)[...] = frame.v
+    out.pts = frame.pts
+    if frame.time_base is not None:
+        out.time_base = frame.time_base
+    return out
+
+
+def _even(a: np.ndarray) -> np.ndarray:
+    """Pads an image to even height and width by repeating the last row/column."""
+    h, w = a.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return a
+    pad = [(0, h % 2), (0, w % 2)] + [(0, 0)] * (a.ndim - 2)
+    return np.pad(a, pad, mode="edge")
+
+
+def bgr_to_yuv420(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 BGR -> Y (H, W), U and V (ceil(H/2), ceil(W/2)) uint8, BT.601 limited range."""
+    h, w = bgr.shape[:2]
+    i420 = cv2.cvtColor(_even(bgr), cv2.COLOR_BGR2YUV_I420)
+    he, we = h + h % 2, w + w % 2
+    y = i420[:he]
+    chroma = i420[he:].reshape(-1)
+    cw, ch = we // 2, he // 2
+    u = chroma[: cw * ch].reshape(ch, cw)
+    v = chroma[cw * ch:].reshape(ch, cw)
+    return np.ascontiguousarray(y[:h, :w]), u.copy(), v.copy()
+
+
+def yuv420_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """Y, U, V 4:2:0 planes (any depth) -> (H, W, 3) uint8 BGR, BT.601 limited range."""
+    if bit_depth != 8:
+        shift = bit_depth - 8
+        y, u, v = ((p.astype(np.uint32) + (1 << (shift - 1))) >> shift for p in (y, u, v))
+        y, u, v = (np.minimum(p, 255).astype(np.uint8) for p in (y, u, v))
+    h, w = y.shape
+    he, we = h + h % 2, w + w % 2
+    i420 = np.empty((he * 3 // 2, we), np.uint8)
+    i420[:he] = _even(y)
+    cw, ch = we // 2, he // 2
+    flat = i420[he:].reshape(-1)
+    flat[: cw * ch] = u.reshape(-1)
+    flat[cw * ch:] = v.reshape(-1)
+    bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    return np.ascontiguousarray(bgr[:h, :w])
+
+
+def frame_from_bgr(bgr: np.ndarray, index: int = 0, pts: int | None = None,
+                   time_base: Fraction | None = None, captured: float | None = None) -> Frame:
+    """A Frame from an (H, W, 3) uint8 BGR image (camera and synthetic sources)."""
+    y, u, v = bgr_to_yuv420(bgr)
+    return Frame(y=y, u=u, v=v, bit_depth=8, pts=pts, time_base=time_base, index=index,
+                 captured=time.monotonic() if captured is None else captured)

@@ -1,0 +1,103 @@
+"""Whole jobs built from the stages: denoise one file into another (used by `streamdn denoise`,
+and by batch work), with the progress bar, statistics and the interruption policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from .config import RunConfig, to_dict
+from .denoiser import Denoiser
+from .errors import SinkError
+from .pipeline import Pipeline, RunStats
+from .sinks import FileSink, check_output_path
+from .sources import FileSource
+
+
+@dataclass
+class JobResult:
+    """Attributes:
+        output: the path written (the final name, or the .partial name after Ctrl-C).
+        stats: what the run measured.
+        interrupted: True when Ctrl-C stopped the run.
+    """
+
+    output: str | None
+    stats: RunStats
+    interrupted: bool = False
+
+
+def progress_bar(total: int | None, desc: str, quiet: bool) -> tqdm:
+    """A frames progress bar on stderr with fps and ETA; silent when quiet or not a terminal."""
+    return tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, leave=False,
+                disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+
+
+def write_stats(path: str, stats: RunStats, extra: dict[str, object]) -> None:
+    """Writes the stats JSON atomically (temp file, then rename)."""
+    data = {**stats.as_dict(), **extra}
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite: bool = False,
+                 quiet: bool = False, stats_path: str | None = None,
+                 denoiser: Denoiser | None = None) -> JobResult:
+    """Denoises `input_path` into `output_path`.
+
+    Frames, frame rate, timestamps, size, rotation and colour properties are kept; audio and
+    subtitle streams are copied packet for packet. The output appears under its name only when
+    complete. On Ctrl-C the frames done so far are kept, playable, as NAME.partial.EXT and
+    KeyboardInterrupt propagates after the result is recorded in the exception's `result`.
+
+    Raises:
+        SourceError, SinkError, ConfigError, ModelNotFoundError, DeviceError: with messages
+            saying what to do.
+    """
+    check_output_path(output_path, input_path=input_path, overwrite=overwrite)
+    if stats_path is not None:
+        check_output_path(stats_path, overwrite=True)
+    own = denoiser is None
+    dn = denoiser or Denoiser(cfg.model.name, strength=cfg.model.strength, device=cfg.model.device)
+    try:
+        with FileSource(input_path, decode_threads=cfg.pipeline.decode_threads,
+                        max_frames=cfg.pipeline.frames) as src:
+            bar = progress_bar(src.total_frames, os.path.basename(input_path), quiet)
+            pipe = Pipeline(dn, queue_size=cfg.pipeline.queue_size, on_frame=lambda _n, _c: bar.update(1))
+            sink = FileSink(output_path, src.format, cfg.encode, meta=src.meta,
+                            copy_streams_from=input_path if src.audio_streams else None, overwrite=overwrite)
+            try:
+                with sink:
+                    stats = pipe.run(src, [sink])
+            except KeyboardInterrupt as stop:
+                bar.close()
+                result = JobResult(sink.final_path, pipe.stats, interrupted=True)
+                stop.result = result  # type: ignore[attr-defined]
+                _save_stats(stats_path, pipe.stats, input_path, sink.final_path, cfg, sink)
+                raise
+            finally:
+                bar.close()
+    finally:
+        if own:
+            dn.close()
+    if sink.final_path is None:
+        raise SinkError(f"'{output_path}' was not written.")
+    _save_stats(stats_path, stats, input_path, sink.final_path, cfg, sink)
+    return JobResult(sink.final_path, stats)
+
+
+def _save_stats(path: str | None, stats: RunStats, input_path: str, output: str | None, cfg: RunConfig,
+                sink: FileSink) -> None:
+    if path is None:
+        return
+    write_stats(path, stats, {
+        "input": input_path, "output": output, "codec": sink.plan.codec, "pix_fmt": sink.plan.pix_fmt,
+        "config": to_dict(cfg),
+    })

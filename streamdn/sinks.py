@@ -1,0 +1,307 @@
+"""Sinks consume Frames: a video file through PyAV (written atomically, audio copied from the
+input packet for packet), plus NullSink and ListSink for benchmarks and tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from types import TracebackType
+
+import av
+
+from .config import EncodeConfig
+from .encoding import EncoderPlan, container_codecs, plan_encoder
+from .errors import SinkError
+from .frames import Frame, FrameFormat, to_av
+from .sources import VideoMeta
+
+
+class Sink:
+    """Base: write(frame) in stream order; a context manager with an idempotent close()."""
+
+    encode_seconds: float = 0.0
+    written: int = 0
+
+    def write(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class NullSink(Sink):
+    """Discards frames (benchmarks)."""
+
+    def write(self, frame: Frame) -> None:
+        self.written += 1
+
+
+class ListSink(Sink):
+    """Keeps every frame in memory (tests, small clips only)."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def write(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        self.written += 1
+
+
+def partial_name(path: str) -> str:
+    """Where an interrupted run leaves its playable output: clip.mp4 -> clip.partial.mp4."""
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.partial{ext}"
+
+
+def check_output_path(path: str, *, input_path: str | None = None, overwrite: bool = False) -> None:
+    """Refuses outputs that would lose data or cannot be written.
+
+    Raises:
+        SinkError: output equals the input, exists without overwrite, is a folder, or its folder
+            is missing or unwritable.
+    """
+    if input_path is not None and "://" not in input_path and os.path.exists(input_path) and os.path.exists(path):
+        if os.path.samefile(input_path, path):
+            raise SinkError(f"output '{path}' is the input file; choose another output name "
+                            f"(streamdn never overwrites its input).")
+    elif input_path is not None and os.path.abspath(input_path) == os.path.abspath(path):
+        raise SinkError(f"output '{path}' is the input file; choose another output name.")
+    if os.path.isdir(path):
+        raise SinkError(f"output '{path}' is a folder; give a file name such as {os.path.join(path, 'clean.mp4')}.")
+    if os.path.exists(path) and not overwrite:
+        raise SinkError(f"output '{path}' already exists; pass --overwrite to replace it or choose another name.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SinkError(f"output folder '{folder}' does not exist; create it first.")
+    if not os.access(folder, os.W_OK):
+        raise SinkError(f"output folder '{folder}' is not writable; choose another output location.")
+
+
+class _StreamCopier:
+    """Copies the input's audio and subtitle streams packet for packet, interleaved by time."""
+
+    def __init__(self, input_path: str, output: av.container.OutputContainer) -> None:
+        self._in = av.open(input_path)
+        supported = container_codecs(output.format.name.split(",")[0])
+        self._map: dict[int, av.stream.Stream] = {}
+        for s in self._in.streams:
+            if s.type not in ("audio", "subtitle"):
+                continue
+            name = s.codec_context.name if s.codec_context is not None else "?"
+            if name not in supported:
+                print(f"streamdn: warning: {s.type} stream #{s.index} ({name}) cannot be stored in this "
+                      f"container and is left out; use .mkv to keep it.", file=sys.stderr)
+                continue
+            self._map[s.index] = output.add_stream_from_template(s)
+        self._output = output
+        self._packets: Iterator[av.Packet] | None = None
+        self._pending: av.Packet | None = None
+        self.copied = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self._map)
+
+    def mux_until(self, seconds: float | None) -> None:
+        """Muxes the copied streams' packets up to `seconds` (all of them when None)."""
+        if not self._map:
+            return
+        if self._packets is None:
+            self._packets = self._in.demux([self._in.streams[i] for i in self._map])
+        while True:
+            packet = self._pending
+            self._pending = None
+            if packet is None:
+                packet = next(self._packets, None)
+                if packet is None:
+                    self._map = {}
+                    return
+            if packet.dts is None and packet.pts is None:
+                continue  # the demuxer's flush packets carry no data
+            t = float((packet.dts if packet.dts is not None else packet.pts) * packet.time_base)
+            if seconds is not None and t > seconds:
+                self._pending = packet
+                return
+            packet.stream = self._map[packet.stream.index]
+            self._output.mux(packet)
+            self.copied += 1
+
+    def close(self) -> None:
+        self._in.close()
+
+
+class FileSink(Sink):
+    """Encodes Frames into a file, atomically.
+
+    Frames go to a hidden temporary file beside `path`; `close()` flushes the encoder, writes
+    the trailer once, and renames the file to `path`. Leaving the `with` block on an exception
+    deletes the temporary file, except on KeyboardInterrupt, where the flushed, playable output
+    is kept as `partial_name(path)`.
+    """
+
+    def __init__(self, path: str, fmt: FrameFormat, cfg: EncodeConfig | None = None, *,
+                 meta: VideoMeta | None = None, copy_streams_from: str | None = None,
+                 overwrite: bool = False) -> None:
+        """Args:
+            path: final output path; its extension picks the container.
+            fmt: the format of the frames that will be written.
+            cfg: encoder settings.
+            meta: colour properties etc. copied from the source.
+            copy_streams_from: input file whose audio/subtitle streams are copied.
+            overwrite: replace an existing `path` on success.
+
+        Raises:
+            ConfigError: bad codec or extension. SinkError: the file cannot be created.
+        """
+        cfg = cfg or EncodeConfig()
+        self.path = path
+        self.plan: EncoderPlan = plan_encoder(path, cfg, fmt.bit_depth)
+        self.overwrite = overwrite
+        folder, name = os.path.split(os.path.abspath(path))
+        ext = os.path.splitext(name)[1]
+        fd, self.tmp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{ext}", dir=folder)
+        os.close(fd)
+        self.final_path: str | None = None
+        self._closed = False
+        self._last_pts: int | None = None
+        self._tb = fmt.time_base or (1 / fmt.fps if fmt.fps else None)
+        try:
+            self._out = av.open(self.tmp_path, mode="w", format=self.plan.container)
+            rate = fmt.fps.limit_denominator(100000) if fmt.fps else None
+            stream = self._out.add_stream(self.plan.codec, rate=rate)
+            stream.width, stream.height = fmt.width, fmt.height
+            stream.pix_fmt = self.plan.pix_fmt
+            if self._tb is not None:
+                stream.codec_context.time_base = self._tb
+                stream.time_base = self._tb
+            if cfg.threads:
+                stream.codec_context.thread_count = cfg.threads
+            stream.options = dict(self.plan.options)
+            if meta is not None:
+                cc = stream.codec_context
+                for key in ("color_primaries", "color_trc", "colorspace", "color_range"):
+                    value = getattr(meta, key)
+                    if value is not None:
+                        setattr(cc, key, value)
+                if meta.sample_aspect_ratio:
+                    cc.sample_aspect_ratio = meta.sample_aspect_ratio
+                for k, v in meta.metadata.items():
+                    stream.metadata[k] = v
+            self.stream = stream
+            self._copier = _StreamCopier(copy_streams_from, self._out) if copy_streams_from else None
+        except Exception as err:
+            self._discard()
+            if isinstance(err, (SinkError,)):
+                raise
+            raise SinkError(f"cannot create output '{path}' with {self.plan.codec}: {err}.") from err
+
+    def write(self, frame: Frame) -> None:
+        """Encodes one frame (pts kept; a non-increasing pts is nudged forward by one tick)."""
+        start = time.perf_counter()
+        if self.written == 0 and frame.extra.get("rotation"):
+            self.stream.set_display_rotation(float(frame.extra["rotation"]))  # type: ignore[arg-type]
+        vf = to_av(frame)
+        if vf.format.name != self.plan.pix_fmt:
+            vf = vf.reformat(format=self.plan.pix_fmt)
+        pts = frame.pts if frame.pts is not None else frame.index
+        if frame.time_base is not None and self._tb is not None and frame.time_base != self._tb:
+            pts = int(round(pts * frame.time_base / self._tb))
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        vf.pts = pts
+        if self._tb is not None:
+            vf.time_base = self._tb
+        try:
+            for packet in self.stream.encode(vf):
+                self._out.mux(packet)
+            if self._copier is not None and self._tb is not None:
+                self._copier.mux_until(float(pts * self._tb))
+        except av.error.FFmpegError as err:
+            raise SinkError(f"encoding '{self.path}' failed at frame {frame.index}: {err}.") from err
+        self.written += 1
+        self.encode_seconds += time.perf_counter() - start
+
+    def _finish_container(self) -> None:
+        """Flushes the encoder, copies the remaining audio and writes the trailer, exactly once."""
+        try:
+            for packet in self.stream.encode(None):
+                self._out.mux(packet)
+            if self._copier is not None:
+                end = None
+                if self._last_pts is not None and self._tb is not None:
+                    end = float((self._last_pts + 1) * self._tb)
+                self._copier.mux_until(end)
+        finally:
+            if self._copier is not None:
+                self._copier.close()
+            self._out.close()
+
+    def close(self) -> None:
+        """Finishes the file and moves it to its final name. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._finish_container()
+        except Exception:
+            self._discard()
+            raise
+        if self.written == 0:
+            self._discard()
+            raise SinkError(f"no frame was written, so '{self.path}' was not created.")
+        if os.path.exists(self.path) and not self.overwrite:
+            self._discard()
+            raise SinkError(f"output '{self.path}' appeared while streamdn was writing; it was left "
+                            f"untouched. Pass --overwrite to replace it.")
+        os.replace(self.tmp_path, self.path)
+        self.final_path = self.path
+
+    def keep_partial(self) -> str | None:
+        """After an interruption: finish what was written and keep it as clip.partial.ext.
+
+        Returns the partial file's path, or None when nothing playable was written.
+        """
+        if self._closed:
+            return self.final_path
+        self._closed = True
+        try:
+            self._finish_container()
+        except Exception:
+            self._discard()
+            return None
+        if self.written == 0:
+            self._discard()
+            return None
+        target = partial_name(self.path)
+        os.replace(self.tmp_path, target)
+        self.final_path = target
+        return target
+
+    def _discard(self) -> None:
+        self._closed = True
+        out = getattr(self, "_out", None)
+        if out is not None:
+            try:
+                out.close()
+            except Exception:  # noqa: BLE001 - best effort while cleaning up after another error
+                pass
+        if os.path.exists(self.tmp_path):
+            os.remove(self.tmp_path)
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        if et is None:
+            self.close()
+        elif issubclass(et, KeyboardInterrupt):
+            self.keep_partial()
+        else:
+            self._discard()
