@@ -6,12 +6,18 @@ cost is paid once per install. Each has a NumPy reference in tests/.
 
 from .convert import float_to_plane, plane_to_float
 from .noise_level import block_noise_stats, estimate_sigma
+from .pack import fit_noise_curve, frame_difference, noise_map, pack_yuv420, unpack_yuv420
 from .temporal import recursive_filter
 
 __all__ = [
     "block_noise_stats",
     "estimate_sigma",
+    "fit_noise_curve",
     "float_to_plane",
+    "frame_difference",
+    "noise_map",
+    "pack_yuv420",
     "plane_to_float",
     "recursive_filter",
+    "unpack_yuv420",
 ]

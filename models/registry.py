@@ -85,29 +85,44 @@ def list_models() -> list[ModelInfo]:
     return [info for _, info in sorted(_REGISTRY.values(), key=lambda fi: fi[1].name)]
 
 
+def _is_weights_path(name: str) -> bool:
+    return name.lower().endswith(".safetensors")
+
+
 def model_info(name: str) -> ModelInfo:
-    """The ModelInfo of a registered name ("default" included).
+    """The ModelInfo of a registered name ("default" included) or of a .safetensors weight file.
 
     Raises:
-        ModelNotFoundError: the name is not registered; the message lists the known names.
+        ModelNotFoundError: the name is not registered (the message lists the known names), or
+            the weight file is missing or not a streamdn network.
     """
+    if _is_weights_path(name):
+        from .network import info_from_metadata, read_metadata  # imports torch: only for files
+
+        return info_from_metadata(name, read_metadata(name))
     key = DEFAULT_MODEL if name == "default" else name
     if key not in _REGISTRY:
         known = ", ".join(i.name for i in list_models())
         raise ModelNotFoundError(f"model '{name}' is not registered; known: {known}. "
-                                 f"See `streamdn models`.")
+                                 f"See `streamdn models`, or pass a path to a .safetensors weight file.")
     return _REGISTRY[key][1]
 
 
 def create_model(name: str = "default", **overrides: Any) -> FrameModel:
-    """Builds a registered model.
+    """Builds a registered model, or a network from a weight file.
 
     Args:
-        name: a registry name, "default", or "classical:NAME".
+        name: a registry name, "default", "classical:NAME", or a path to a .safetensors file
+            written by `streamdn train` (its metadata names the architecture).
         **overrides: passed to the factory (e.g. device="cpu").
 
     Raises:
-        ModelNotFoundError: the name is not registered; the message lists the known names.
+        ModelNotFoundError: the name is not registered (the message lists the known names), or
+            the weight file is missing or not a streamdn network.
     """
+    if _is_weights_path(name):
+        from .network import load_network
+
+        return load_network(name, **overrides)
     factory, _ = _REGISTRY[model_info(name).name]
     return factory(**overrides)

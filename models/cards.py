@@ -1,0 +1,69 @@
+"""Registry entries of the trained networks (`fast`, `quality`, `tdn_tiny`), filled from their
+model cards in weights/<name>.toml where one ships. Importing this module does not import torch."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .registry import FrameModel, ModelInfo, register
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+# MAC/px and parameters of each architecture, as streamdn.models.macs counts them
+# (tests/test_network.py checks these against the counter).
+ARCH_FIGURES: dict[str, tuple[float, int]] = {
+    "fast": (5112.0, 58672),
+    "quality": (38160.0, 554324),
+    "tdn_tiny": (705.0, 4422),
+}
+
+SUMMARIES = {
+    "fast": "recurrent gated U-Net, ~5k MAC/px: real-time 720p on 2 CPU cores",
+    "quality": "recurrent gated U-Net, ~38k MAC/px (GPU)",
+    "tdn_tiny": "tiny recurrent network for tests (random weights)",
+}
+
+
+def read_card(name: str) -> dict[str, Any]:
+    """The parsed weights/<name>.toml model card, or {} when none ships."""
+    path = WEIGHTS_DIR / f"{name}.toml"
+    if not path.is_file():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def _info(name: str) -> ModelInfo:
+    card = read_card(name)
+    macs, params = ARCH_FIGURES[name]
+    val = card.get("validation", {})
+    trained = (WEIGHTS_DIR / f"{name}.safetensors").is_file()
+    return ModelInfo(
+        name=name, kind="network", temporal=True,
+        summary=SUMMARIES[name] + ("" if trained or name == "tdn_tiny" else " (no weights shipped: random init)"),
+        macs_per_px=float(card.get("macs_per_px", macs)), params=int(card.get("params", params)),
+        trained_on=card.get("training", {}).get("noise"),
+        val_psnr=val.get("psnr_awgn20"),
+    )
+
+
+def _factory(name: str) -> Any:
+    info = _info(name)
+
+    @register(info)
+    def factory(**kw: Any) -> FrameModel:
+        from .network import create_network  # torch is imported only when a network is built
+
+        weights = kw.pop("weights", "default" if name != "tdn_tiny" else None)
+        return create_network(name, info, weights, **kw)
+
+    factory.__name__ = name
+    return factory
+
+
+fast = _factory("fast")
+tdn_tiny = _factory("tdn_tiny")
+if (WEIGHTS_DIR / "quality.safetensors").is_file():  # listed only once trained weights ship
+    quality = _factory("quality")

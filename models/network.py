@@ -1,0 +1,261 @@
+"""The trained networks behind the FrameModel API: packing with streamdn.kernels, the recurrent
+step on a device in the right dtype, unpacking; and the safetensors weight files they load from."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from streamdn.errors import ConfigError, ModelNotFoundError
+from streamdn.frames import Frame
+from streamdn.kernels import block_noise_stats, fit_noise_curve, frame_difference, noise_map, pack_yuv420, unpack_yuv420
+
+from .fast import PRESETS, RecurrentDenoiser, build
+from .registry import FrameModel, ModelInfo
+
+FORMAT = "streamdn-net-1"   # the metadata "format" key of our weight files
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def save_weights(net: RecurrentDenoiser, path: str | Path, arch: str, extra: dict[str, str] | None = None) -> Path:
+    """Writes a self-describing safetensors file: the state dict plus metadata "format", "arch"
+    and "config" (JSON of the NetConfig), and any `extra` string metadata."""
+    from safetensors.torch import save_file
+
+    meta = {"format": FORMAT, "arch": arch, "config": json.dumps(net.cfg.to_dict()), **(extra or {})}
+    state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a streamdn weight file (no tensors are read).
+
+    Raises:
+        ModelNotFoundError: the file is missing, not safetensors, or not a streamdn network.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFoundError(f"weights file '{path}' does not exist; pass a .safetensors file written by "
+                                 f"`streamdn train` or a name from `streamdn models`.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types for a bad header
+        raise ModelNotFoundError(f"'{path}' is not a readable safetensors file ({err}); weights must be "
+                                 f".safetensors written by `streamdn train`.") from err
+    if meta.get("format") != FORMAT or "arch" not in meta:
+        raise ModelNotFoundError(f"'{path}' holds no streamdn network (metadata 'format' is "
+                                 f"{meta.get('format')!r}, expected {FORMAT!r}).")
+    return meta
+
+
+def load_weights(path: str | Path) -> tuple[RecurrentDenoiser, dict[str, str]]:
+    """Builds the network a weight file describes and loads its tensors (safetensors only: no
+    pickle is ever read). Returns the network (float32, CPU, eval mode) and the metadata.
+
+    Raises:
+        ModelNotFoundError: see read_metadata; or the tensors do not fit the architecture.
+    """
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    try:
+        config = json.loads(meta.get("config", "{}"))
+        if meta["arch"] not in PRESETS and not config:
+            raise KeyError(meta["arch"])
+        net = build(meta["arch"], config)
+        net.load_state_dict(load_file(str(path)))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ModelNotFoundError(f"'{path}': the weights do not match architecture '{meta['arch']}' "
+                                 f"({err}); re-export them with `streamdn train`.") from err
+    return net.eval(), meta
+
+
+@dataclass
+class _Packed:
+    cur: torch.Tensor      # (1, 6, H2, W2) channels_last float32 on the device, [0, 1]
+    sigma: torch.Tensor    # (1, 3, H2, W2) noise map, [0, 1] units
+    cut: bool              # a scene cut before this frame: forget the past
+
+
+class NetworkModel(FrameModel):
+    """A RecurrentDenoiser on one device with the state of one stream.
+
+    State: the previous output and hidden features, kept on the device in `forward`; cleared by
+    reset(), at a detected scene cut and when the frame size changes.
+    """
+
+    def __init__(self, net: RecurrentDenoiser, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
+                 signal_dependent: bool = True, cut_threshold: float = 25.0, **_: object) -> None:
+        """Args:
+            net: the network (its weights are moved to `device`).
+            info: what `streamdn models` shows.
+            device: "cpu", "cuda" or "cuda:N" (already resolved).
+            dtype: compute dtype of the convolutions: "auto" (fp16 on CUDA, bf16 on CPUs with
+                native bf16, else fp32), "fp32", "bf16" or "fp16". The recursive blend is float32.
+            signal_dependent: shape the noise map by a per-frame fit of noise variance against
+                brightness (DESIGN.md §3); False gives a flat map from the per-plane sigmas.
+            cut_threshold: a luma change (mean |difference|, 8-bit units) above 1.2 sigma plus
+                this counts as a scene cut and resets the state.
+        """
+        self.info = info
+        self.device = device
+        self.dtype = _resolve_dtype(dtype, device)
+        self.signal_dependent = signal_dependent
+        self.cut_threshold = cut_threshold
+        self.net: RecurrentDenoiser | None = net.eval().to(device).to(memory_format=torch.channels_last)
+        self._state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._last_luma: np.ndarray | None = None
+
+    # -- the three stages --------------------------------------------------------------------
+
+    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> _Packed:
+        """Frame + per-plane sigmas (8-bit units) -> packed tensors on the device."""
+        maxv = float((1 << frame.bit_depth) - 1)
+        h2, w2 = (frame.height + 1) // 2, (frame.width + 1) // 2
+        packed = pack_yuv420(frame.y, frame.u, frame.v, 1.0 / maxv, np.empty((h2, w2, 6), np.float32))
+        curve = self._curve(frame.y, maxv) if self.signal_dependent else np.array([1.0, 0.0, 0.0])
+        sig = np.asarray(sigmas, np.float32) / np.float32(255.0)
+        smap = noise_map(packed, sig, curve, np.empty((h2, w2, 3), np.float32))
+        cut = self._is_cut(frame, sigmas[0])
+        cur = torch.from_numpy(packed).permute(2, 0, 1).unsqueeze(0)   # NCHW view, channels_last memory
+        sigma = torch.from_numpy(smap).permute(2, 0, 1).unsqueeze(0)
+        if self.device != "cpu":
+            cur, sigma = cur.to(self.device, non_blocking=True), sigma.to(self.device, non_blocking=True)
+        return _Packed(cur, sigma, cut)
+
+    def forward(self, packed: _Packed) -> torch.Tensor:
+        """One recurrent step; returns the (1, 6, H2, W2) float32 output (unclamped)."""
+        if self.net is None:
+            raise ConfigError(f"model '{self.info.name}' was closed; create a new Denoiser to continue.")
+        cur, sigma = packed.cur, packed.sigma
+        h2, w2 = cur.shape[-2:]
+        # The U-Net halves the size once: pad odd packed sizes by replication, crop after.
+        ph, pw = h2 % 2, w2 % 2
+        if ph or pw:
+            cur = F.pad(cur, (0, pw, 0, ph), mode="replicate")
+            sigma = F.pad(sigma, (0, pw, 0, ph), mode="replicate")
+        if packed.cut or self._state is None or self._state[0].shape != cur.shape:
+            prev, hidden = self.net.init_state(cur)
+            has_prev = 0.0
+        else:
+            prev, hidden = self._state
+            has_prev = 1.0
+        with torch.inference_mode(), _autocast(self.device, self.dtype):
+            out, hidden, _ = self.net(cur, sigma, prev, hidden, has_prev)
+        self._state = (out, hidden)
+        return out[..., :h2, :w2]
+
+    def unpack(self, result: torch.Tensor, frame: Frame) -> Frame:
+        """(1, 6, H2, W2) output -> a Frame with `frame`'s size, depth, timing and metadata."""
+        arr = result[0].permute(1, 2, 0)
+        if arr.device.type != "cpu":
+            arr = arr.cpu()
+        y, u, v = np.empty_like(frame.y), np.empty_like(frame.u), np.empty_like(frame.v)
+        unpack_yuv420(arr.numpy(), (1 << frame.bit_depth) - 1, y, u, v)
+        return frame.with_planes(y, u, v)
+
+    def reset(self) -> None:
+        self._state = None
+        self._last_luma = None
+
+    def close(self) -> None:
+        """Drops the network and state; frees cached CUDA memory. Idempotent."""
+        self._state = None
+        self._last_luma = None
+        if self.net is not None:
+            self.net = None
+            if self.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _curve(self, y: np.ndarray, maxv: float) -> np.ndarray:
+        block = 16
+        h, w = y.shape
+        if h < 2 * block or w < 2 * block:
+            return np.array([1.0, 0.0, 0.0])
+        stats = block_noise_stats(y, block, np.empty((h // block, w // block, 2), np.float32))
+        return fit_noise_curve(stats, maxv)
+
+    def _is_cut(self, frame: Frame, sigma_y: float) -> bool:
+        """Compares the luma with the previous frame's on a sparse grid (pack runs in stream order)."""
+        last, self._last_luma = self._last_luma, frame.y
+        if last is None or last.shape != frame.y.shape or last.dtype != frame.y.dtype:
+            return False
+        score = frame_difference(frame.y, last, 4) * 255.0 / ((1 << frame.bit_depth) - 1)
+        return bool(score > 1.2 * sigma_y + self.cut_threshold)
+
+
+def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    names = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.float16
+        return torch.bfloat16 if _cpu_has_bf16() else torch.float32
+    if dtype not in names:
+        raise ConfigError(f"dtype '{dtype}' is not valid; use auto, fp32, bf16 or fp16.")
+    return names[dtype]
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _autocast(device: str, dtype: torch.dtype) -> torch.autocast:
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return torch.autocast(kind, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "default", **options: object) -> NetworkModel:
+    """A NetworkModel for a registered architecture.
+
+    Args:
+        arch: a preset of streamdn.models.fast.PRESETS.
+        info: its registry entry.
+        weights: "default" (the shipped models/weights/<arch>.safetensors, random init if none
+            ships), None (random init, for tests), or a path to a .safetensors file.
+        **options: NetworkModel options (device, dtype, signal_dependent, cut_threshold).
+    """
+    if weights == "default":
+        shipped = WEIGHTS_DIR / f"{arch}.safetensors"
+        weights = shipped if shipped.is_file() else None
+    if weights is None:
+        torch.manual_seed(0)
+        net = build(arch)
+    else:
+        net, _ = load_weights(weights)
+    return NetworkModel(net, info, **options)  # type: ignore[arg-type]
+
+
+def load_network(path: str | Path, **options: object) -> NetworkModel:
+    """A NetworkModel from a user's .safetensors file (`--model path/to/file.safetensors`)."""
+    net, meta = load_weights(path)
+    return NetworkModel(net, info_from_metadata(path, meta), **options)  # type: ignore[arg-type]
+
+
+def info_from_metadata(path: str | Path, meta: dict[str, str]) -> ModelInfo:
+    """The ModelInfo of a weight file, from its metadata."""
+    val = meta.get("val_psnr")
+    macs = meta.get("macs_per_px")
+    params = meta.get("params")
+    return ModelInfo(
+        name=str(path), kind="network", temporal=True,
+        summary=f"{meta['arch']} network from {Path(path).name}",
+        macs_per_px=float(macs) if macs else None, params=int(params) if params else None,
+        trained_on=meta.get("trained_on"), val_psnr=float(val) if val and math.isfinite(float(val)) else None,
+    )
