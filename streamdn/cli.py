@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .config import RunConfig, load_config
-from .errors import ConfigError, StreamdnError
+from .errors import ConfigError, ModelNotFoundError, StreamdnError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as err:
+    except (ConfigError, ModelNotFoundError) as err:
         print(f"streamdn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except StreamdnError as err:

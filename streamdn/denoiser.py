@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from .errors import ConfigError, DeviceError
+from .errors import ConfigError, DeviceError, warn
 from .frames import Frame
 from .kernels import estimate_sigma
 from .models import FrameModel, create_model, model_info
@@ -79,6 +79,8 @@ class Denoiser:
                 device = resolve_device(device)
             else:
                 _check_device_syntax(device)
+                if device.strip().lower() not in ("auto", "cpu"):
+                    warn(f"model {model_info(model).name} is a CPU filter; --device {device} is ignored.")
                 device = "cpu"
             model = create_model(model, device=device)
         self.model = model

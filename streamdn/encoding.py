@@ -85,13 +85,19 @@ def _pick_pix_fmt(codec: av.codec.Codec, bit_depth: int, requested: str) -> str:
     return supported[0]
 
 
-def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int) -> EncoderPlan:
+# Encoders that reject 4:2:0 at odd widths or heights; at odd sizes they get 4:4:4 instead, so
+# that the output keeps the input's exact size.
+EVEN_ONLY_420 = ("libx264", "libx265", "libsvtav1", "libaom-av1", "h264_nvenc", "hevc_nvenc")
+
+
+def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int, size: tuple[int, int] = (2, 2)) -> EncoderPlan:
     """Chooses container, codec, pixel format and options for an output path.
 
     Args:
         path: output path (its extension picks the container).
         cfg: the [encode] config (codec "auto" follows the container).
         bit_depth: the source's bit depth (8, 10, 12, 16).
+        size: (width, height) of the frames.
 
     Raises:
         ConfigError: unknown extension or codec, or a codec the container cannot hold.
@@ -129,4 +135,12 @@ def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int) -> EncoderPlan:
     if cfg.preset is not None and "preset" not in options and name not in ("ffv1",):
         options["preset"] = cfg.preset
     pix_fmt = _pick_pix_fmt(codec, bit_depth, cfg.pix_fmt)
+    odd = size[0] % 2 == 1 or size[1] % 2 == 1
+    if odd and cfg.pix_fmt == "auto" and name in EVEN_ONLY_420 and pix_fmt.startswith("yuv420p"):
+        full = pix_fmt.replace("yuv420p", "yuv444p")
+        if full in [f.name for f in (codec.video_formats or [])]:
+            pix_fmt = full
+        else:
+            raise ConfigError(f"{name} cannot encode {size[0]}x{size[1]} (odd) frames; use .mkv with "
+                              f"--lossless (FFV1) or --codec libvpx-vp9.")
     return EncoderPlan(container, name, pix_fmt, options)

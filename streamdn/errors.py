@@ -3,6 +3,8 @@ that says what was wrong and what to do. Each also inherits the matching builtin
 
 from __future__ import annotations
 
+import sys
+
 
 class StreamdnError(Exception):
     """Base class of every error streamdn raises on purpose."""
@@ -29,3 +31,8 @@ class ModelNotFoundError(StreamdnError, KeyError):
 
 class DeviceError(StreamdnError, RuntimeError):
     """A device that was asked for but is not available."""
+
+
+def warn(message: str) -> None:
+    """Tells the user about something that did not stop the run (one line on stderr)."""
+    print(f"streamdn: warning: {message}", file=sys.stderr)

@@ -61,18 +61,19 @@ def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite
         SourceError, SinkError, ConfigError, ModelNotFoundError, DeviceError: with messages
             saying what to do.
     """
-    check_output_path(output_path, input_path=input_path, overwrite=overwrite)
-    if stats_path is not None:
-        check_output_path(stats_path, overwrite=True)
     own = denoiser is None
     dn = denoiser or Denoiser(cfg.model.name, strength=cfg.model.strength, device=cfg.model.device)
     try:
         with FileSource(input_path, decode_threads=cfg.pipeline.decode_threads,
                         max_frames=cfg.pipeline.frames) as src:
+            check_output_path(output_path, input_path=input_path, overwrite=overwrite)
+            if stats_path is not None:
+                check_output_path(stats_path, overwrite=True)
             bar = progress_bar(src.total_frames, os.path.basename(input_path), quiet)
             pipe = Pipeline(dn, queue_size=cfg.pipeline.queue_size, on_frame=lambda _n, _c: bar.update(1))
             sink = FileSink(output_path, src.format, cfg.encode, meta=src.meta,
-                            copy_streams_from=input_path if src.audio_streams else None, overwrite=overwrite)
+                            copy_streams_from=input_path if src.audio_streams else None,
+                            trim_copied_streams=cfg.pipeline.frames is not None, overwrite=overwrite)
             try:
                 with sink:
                     stats = pipe.run(src, [sink])

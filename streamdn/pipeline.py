@@ -97,17 +97,24 @@ class Pipeline:
     # -- the stage threads -------------------------------------------------------------------
 
     def _put(self, q: queue.Queue, item: object, droppable: bool = False) -> None:
-        while not self._stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                if droppable and self.drop_oldest:
+        if droppable and self.drop_oldest:
+            # A live source never waits: the newest frame goes in, the oldest waiting one goes.
+            while True:
+                try:
+                    q.put_nowait(item)
+                    return
+                except queue.Full:
                     try:
                         q.get_nowait()
                         self._dropped += 1
                     except queue.Empty:
                         pass
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
         raise _Stop
 
     def _get(self, q: queue.Queue) -> object:

@@ -4,7 +4,6 @@ input packet for packet), plus NullSink and ListSink for benchmarks and tests.""
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import av
 
 from .config import EncodeConfig
 from .encoding import EncoderPlan, container_codecs, plan_encoder
-from .errors import SinkError
+from .errors import SinkError, warn
 from .frames import Frame, FrameFormat, to_av
 from .sources import VideoMeta
 
@@ -98,8 +97,8 @@ class _StreamCopier:
                 continue
             name = s.codec_context.name if s.codec_context is not None else "?"
             if name not in supported:
-                print(f"streamdn: warning: {s.type} stream #{s.index} ({name}) cannot be stored in this "
-                      f"container and is left out; use .mkv to keep it.", file=sys.stderr)
+                warn(f"{s.type} stream #{s.index} ({name}) cannot be stored in this container and is "
+                     f"left out; use .mkv to keep it.")
                 continue
             self._map[s.index] = output.add_stream_from_template(s)
         self._output = output
@@ -150,13 +149,15 @@ class FileSink(Sink):
 
     def __init__(self, path: str, fmt: FrameFormat, cfg: EncodeConfig | None = None, *,
                  meta: VideoMeta | None = None, copy_streams_from: str | None = None,
-                 overwrite: bool = False) -> None:
+                 trim_copied_streams: bool = False, overwrite: bool = False) -> None:
         """Args:
             path: final output path; its extension picks the container.
             fmt: the format of the frames that will be written.
             cfg: encoder settings.
             meta: colour properties etc. copied from the source.
             copy_streams_from: input file whose audio/subtitle streams are copied.
+            trim_copied_streams: copy them only up to the end of the last video frame written
+                (when only part of the input is denoised, e.g. --frames); otherwise all of them.
             overwrite: replace an existing `path` on success.
 
         Raises:
@@ -164,12 +165,16 @@ class FileSink(Sink):
         """
         cfg = cfg or EncodeConfig()
         self.path = path
-        self.plan: EncoderPlan = plan_encoder(path, cfg, fmt.bit_depth)
+        self.plan: EncoderPlan = plan_encoder(path, cfg, fmt.bit_depth, (fmt.width, fmt.height))
         self.overwrite = overwrite
+        self.trim_copied_streams = trim_copied_streams
         folder, name = os.path.split(os.path.abspath(path))
         ext = os.path.splitext(name)[1]
         fd, self.tmp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{ext}", dir=folder)
         os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
         self.final_path: str | None = None
         self._closed = False
         self._last_pts: int | None = None
@@ -238,7 +243,7 @@ class FileSink(Sink):
                 self._out.mux(packet)
             if self._copier is not None:
                 end = None
-                if self._last_pts is not None and self._tb is not None:
+                if self.trim_copied_streams and self._last_pts is not None and self._tb is not None:
                     end = float((self._last_pts + 1) * self._tb)
                 self._copier.mux_until(end)
         finally:

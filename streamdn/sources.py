@@ -4,7 +4,6 @@ moving scene with chosen noise (the embedded default for the demo and the tests)
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ import av
 import numpy as np
 
 from .config import SourceConfig
-from .errors import SourceError
+from .errors import SourceError, warn
 from .frames import Frame, FrameFormat, frame_from_bgr, from_av
 from .noise import NoiseSpec, add_noise
 from .synthetic import MovingScene, SceneConfig
@@ -109,8 +108,8 @@ class FileSource(Source):
             raise SourceError(f"input '{path}' does not exist; check the path.") from err
         except av.error.PermissionError as err:
             raise SourceError(f"input '{path}' is not readable; check its permissions.") from err
-        except (av.error.InvalidDataError, av.error.ValueError) as err:
-            raise SourceError(f"input '{path}' is not a video FFmpeg can read (or it is corrupt): {err}.") from err
+        except (av.error.InvalidDataError, ValueError) as err:
+            raise SourceError(f"input '{path}' is not a video FFmpeg can read, or it is corrupt or truncated ({err}).") from err
         except (OSError, av.error.FFmpegError) as err:
             raise SourceError(f"cannot open input '{path}': {err}.") from err
         if not self._container.streams.video:
@@ -139,8 +138,12 @@ class FileSource(Source):
             metadata={k: v for k, v in self.stream.metadata.items() if k.lower() in ("language", "title")},
         )
         frames = self.stream.frames or None
-        if frames is None and self.stream.duration and self.format.fps and self.stream.time_base:
-            frames = int(round(float(self.stream.duration * self.stream.time_base * self.format.fps)))
+        if frames is None and self.format.fps:
+            if self.stream.duration and self.stream.time_base:
+                seconds = float(self.stream.duration * self.stream.time_base)
+            else:  # e.g. Matroska states only the container's duration
+                seconds = (self._container.duration or 0) / 1_000_000
+            frames = int(round(seconds * float(self.format.fps))) or None
         self.expected_frames = frames
         self.total_frames = min(frames, max_frames) if frames and max_frames else (frames or max_frames)
         self.audio_streams = [s for s in self._container.streams if s.type in ("audio", "subtitle")]
@@ -171,7 +174,7 @@ class FileSource(Source):
                 break
             try:
                 decoded = packet.decode()
-            except (av.error.InvalidDataError, av.error.ValueError) as err:
+            except (av.error.InvalidDataError, ValueError) as err:
                 bad_packets += 1
                 if bad_packets == 1:
                     self._warn(f"input '{self.path}': skipping undecodable data near frame {self.decoded} ({err}).")
@@ -188,7 +191,7 @@ class FileSource(Source):
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
-        print(f"streamdn: warning: {message}", file=sys.stderr)
+        warn(message)
 
     def close(self) -> None:
         if not self._closed:

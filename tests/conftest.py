@@ -1,0 +1,40 @@
+"""Shared fixtures: the torch device for GPU tests and a factory of tiny generated videos."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from videos import Spec, make_video  # noqa: E402
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Callable[..., Path]:
+    """video(name="in.mp4", **Spec fields) -> path of a freshly written tiny clip."""
+
+    def make(name: str = "in.mp4", **kw: object) -> Path:
+        return make_video(tmp_path / name, Spec(**kw))  # type: ignore[arg-type]
+
+    return make

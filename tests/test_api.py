@@ -1,0 +1,168 @@
+"""The embedding API and the pipeline: Denoiser, Pipeline, sources, sinks and config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import streamdn
+from streamdn import Denoiser, ListSink, Pipeline, SyntheticSource, load_config
+from streamdn.config import SourceConfig
+from streamdn.errors import ConfigError, ModelNotFoundError, SourceError
+from streamdn.frames import Frame, bgr_to_yuv420, from_av, to_av, yuv420_to_bgr
+from streamdn.metrics import psnr
+from streamdn.models import create_model, list_models
+
+
+def tiny_source(frames: int = 8, **kw: object) -> SyntheticSource:
+    return SyntheticSource(SourceConfig(width=48, height=32, frames=frames, **kw))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", [(48, 32), (33, 21)])
+def test_frame_round_trips(size: tuple[int, int]) -> None:
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    bgr = np.stack([xx * 5, yy * 7, xx + yy], axis=-1).clip(0, 255).astype(np.uint8)  # smooth colours
+    y, u, v = bgr_to_yuv420(bgr)
+    assert y.shape == (size[1], size[0]) and u.shape == ((size[1] + 1) // 2, (size[0] + 1) // 2)
+    frame = Frame(y=y, u=u, v=v, pts=7)
+    back = from_av(to_av(frame), 0, 8)
+    for a, b in zip((frame.y, frame.u, frame.v), (back.y, back.u, back.v)):
+        np.testing.assert_array_equal(a, b)
+    assert back.pts == 7
+    assert psnr(bgr, yuv420_to_bgr(y, u, v)) > 35
+
+
+def test_frame_round_trip_16bit() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 1024, (6, 10)).astype(np.uint16)
+    u = rng.integers(0, 1024, (3, 5)).astype(np.uint16)
+    frame = Frame(y=y, u=u, v=u.copy(), bit_depth=10)
+    back = from_av(to_av(frame), 0, 10)
+    np.testing.assert_array_equal(back.y, y)
+    np.testing.assert_array_equal(back.u, u)
+
+
+@pytest.mark.parametrize("model", ["default", "tfilter", "classical:median", "classical:gaussian"])
+def test_denoiser_improves_psnr(model: str) -> None:
+    src = tiny_source(frames=10, sigma=20.0)
+    gain = []
+    with Denoiser(model) as dn:
+        for f in src:
+            out = dn(f)
+            assert out.y.shape == f.y.shape and out.y.dtype == np.uint8 and out.pts == f.pts
+            gain.append(psnr(f.extra["clean"], out.to_bgr()) - psnr(f.extra["clean"], f.to_bgr()))
+    assert np.mean(gain[3:]) > 1.0
+
+
+def test_denoiser_fixed_strength_and_reset() -> None:
+    frames = list(tiny_source(frames=6))
+    dn = Denoiser("tfilter", strength=15)
+    assert dn.noise_sigmas(frames[0]) == (15.0, 15.0, 15.0)
+    first = [dn(f).y.copy() for f in frames]
+    dn.reset()
+    again = [dn(f).y.copy() for f in frames]
+    for a, b in zip(first, again):                 # reset = a fresh stream, so the same output
+        np.testing.assert_array_equal(a, b)
+    assert Denoiser("tfilter", strength=0)(frames[0]).y.tolist() == frames[0].y.tolist()
+
+
+def test_denoiser_blind_estimate_is_close() -> None:
+    f = next(iter(SyntheticSource(SourceConfig(width=320, height=240, frames=1, sigma=20.0))))
+    sy, su, sv = Denoiser("tfilter").noise_sigmas(f)
+    # RGB sigma 20 becomes about 20 * 0.57 on BT.601 luma; textures push the estimate up a little.
+    assert 9.0 < sy < 16.0
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ModelNotFoundError, match="known"):
+        Denoiser("nope")
+    with pytest.raises(ConfigError):
+        Denoiser(strength="loud")
+    with pytest.raises(ConfigError):
+        Denoiser(strength=-1)
+    with pytest.raises(KeyError):            # the builtin is catchable too
+        create_model("nope")
+
+
+def test_registry_lists_models() -> None:
+    names = [m.name for m in list_models()]
+    assert {"tfilter", "classical:median", "classical:gaussian"} <= set(names)
+
+
+def test_pipeline_in_order_and_stats() -> None:
+    sink = ListSink()
+    pipe = Pipeline(Denoiser(), queue_size=2)
+    stats = pipe.run(tiny_source(frames=12), [sink])
+    assert [f.index for f in sink.frames] == list(range(12))
+    assert stats.frames == 12 and stats.dropped == 0 and stats.fps > 0
+    assert set(stats.stages_ms) == {"decode", "pre", "model", "post", "encode"}
+    assert stats.latency_ms["p50"] <= stats.latency_ms["p99"]
+
+
+def test_pipeline_propagates_stage_errors() -> None:
+    class Boom(Exception):
+        pass
+
+    dn = Denoiser()
+
+    def bad(frame: Frame) -> object:
+        if frame.index == 3:
+            raise Boom("stage failed")
+        return Denoiser.pre(dn, frame)
+
+    dn.pre = bad  # type: ignore[method-assign]
+    sink = ListSink()
+    with pytest.raises(Boom):
+        Pipeline(dn, queue_size=1).run(tiny_source(frames=10), [sink])
+    assert len(sink.frames) <= 3
+
+
+def test_pipeline_drop_oldest_under_slow_model() -> None:
+    import time
+
+    dn = Denoiser()
+    orig = dn.infer
+
+    def slow(p: object) -> object:
+        time.sleep(0.03)
+        return orig(p)
+
+    dn.infer = slow  # type: ignore[method-assign]
+    src = SyntheticSource(SourceConfig(width=48, height=32, frames=40, fps=200.0), realtime=True)
+    sink = ListSink()
+    stats = Pipeline(dn, queue_size=1, drop_oldest=True).run(src, [sink])
+    assert stats.dropped > 0 and stats.frames + stats.dropped <= 40 and stats.frames == len(sink.frames)
+    idx = [f.index for f in sink.frames]
+    assert idx == sorted(idx)
+
+
+def test_synthetic_source_is_deterministic() -> None:
+    a = [f.y for f in tiny_source(frames=3, seed=4)]
+    b = [f.y for f in tiny_source(frames=3, seed=4)]
+    c = [f.y for f in tiny_source(frames=3, seed=5)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_open_source_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        streamdn.open_source(str(tmp_path / "nope.mp4"))
+    with pytest.raises(OSError):
+        streamdn.open_source(str(tmp_path / "nope.mp4"))
+
+
+def test_config_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[modle]\nname = 'x'\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: unknown section \[modle\]"):
+        load_config(bad)
+    bad.write_text("[encode]\ncrf = 'high'\n")
+    with pytest.raises(ConfigError, match="should be int"):
+        load_config(bad)
+    bad.write_text("[model\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    cfg = load_config(overrides=["pipeline.queue_size=8", "encode.codec=libx265"])
+    assert cfg.pipeline.queue_size == 8 and cfg.encode.codec == "libx265"

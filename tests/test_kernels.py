@@ -1,0 +1,112 @@
+"""Each Numba kernel against a NumPy reference on small random arrays (odd sizes, 8/16-bit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamdn.kernels import block_noise_stats, estimate_sigma, float_to_plane, plane_to_float, recursive_filter
+
+
+@pytest.mark.parametrize("dtype,maxv", [(np.uint8, 255), (np.uint16, 1023), (np.uint16, 65535)])
+@pytest.mark.parametrize("shape", [(7, 5), (16, 33)])
+def test_convert_round_trip(dtype: type, maxv: int, shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, maxv + 1, shape).astype(dtype)
+    f = plane_to_float(src, 255.0 / maxv, np.empty(shape, np.float32))
+    np.testing.assert_allclose(f, src.astype(np.float32) * np.float32(255.0 / maxv), rtol=1e-6)
+    back = float_to_plane(f, maxv / 255.0, maxv, np.empty(shape, dtype))
+    np.testing.assert_array_equal(back, src)
+
+
+def test_float_to_plane_clamps_and_rounds() -> None:
+    x = np.array([[-3.0, 0.49, 0.5, 254.5, 300.0]], np.float32)
+    out = float_to_plane(x, 1.0, 255, np.empty(x.shape, np.uint8))
+    np.testing.assert_array_equal(out, [[0, 0, 1, 255, 255]])
+
+
+def _block_stats_ref(plane: np.ndarray, block: int) -> np.ndarray:
+    p = plane.astype(np.float64)
+    h, w = p.shape
+    lap = (4 * p[1:-1, 1:-1] - 2 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
+           + p[:-2, :-2] + p[:-2, 2:] + p[2:, :-2] + p[2:, 2:])
+    out = np.zeros((h // block, w // block, 2))
+    for bi in range(h // block):
+        for bj in range(w // block):
+            y0, y1 = max(bi * block, 1), min((bi + 1) * block, h - 1)
+            x0, x1 = max(bj * block, 1), min((bj + 1) * block, w - 1)
+            out[bi, bj, 0] = np.abs(lap[y0 - 1:y1 - 1, x0 - 1:x1 - 1]).mean() * np.sqrt(np.pi / 2) / 6
+            out[bi, bj, 1] = p[y0:y1, x0:x1].mean()
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_block_noise_stats_matches_reference(dtype: type) -> None:
+    rng = np.random.default_rng(1)
+    plane = rng.integers(0, 200, (37, 50)).astype(dtype)
+    got = block_noise_stats(plane, 8, np.empty((4, 6, 2), np.float32))
+    np.testing.assert_allclose(got, _block_stats_ref(plane, 8), rtol=1e-4)
+
+
+@pytest.mark.parametrize("sigma", [3.0, 10.0, 25.0])
+def test_estimate_sigma_on_gaussian_noise(sigma: float) -> None:
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0:240, 0:320]
+    clean = 60 + 100 * (xx / 320) + 20 * (yy > 120)          # smooth ramp with one edge
+    noisy = clean + rng.normal(0, sigma, clean.shape)
+    assert estimate_sigma(noisy.astype(np.float32)) == pytest.approx(sigma, rel=0.1)
+
+
+def test_estimate_sigma_clean_is_small() -> None:
+    yy, xx = np.mgrid[0:120, 0:160]
+    assert estimate_sigma((50 + xx * 0.5 + yy * 0.25).astype(np.float32)) < 0.5
+
+
+def _recursive_ref(cur, prev, count, sigma, max_count, radius):
+    h, w = cur.shape
+    pad1c, pad1p = np.pad(cur, 1, mode="edge"), np.pad(prev, 1, mode="edge")
+    diff = pad1c - pad1p
+    dmean = np.abs(sum(diff[1 + di:1 + di + h, 1 + dj:1 + dj + w] for di in (-1, 0, 1) for dj in (-1, 0, 1)) / 9)
+    padr = np.pad(cur, radius, mode="edge")
+    ssum = np.zeros_like(cur, dtype=np.float64)
+    sw = np.zeros_like(cur, dtype=np.float64)
+    for di in range(-radius, radius + 1):
+        for dj in range(-radius, radius + 1):
+            v = padr[radius + di:radius + di + h, radius + dj:radius + dj + w]
+            m = np.abs(v - cur) <= 2.5 * sigma
+            ssum += v * m
+            sw += m
+    spatial = ssum / sw
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = sigma * np.sqrt(1 + 1 / count) / 3
+        motion = np.clip(dmean / (3 * expected) - 1, 0, 1)
+    motion = np.where(count < 1, 1.0, motion)
+    kn = np.minimum(count + 1, max_count)
+    temporal = prev + (0.5 * cur + 0.5 * spatial - prev) / kn
+    return (1 - motion) * temporal + motion * spatial, (1 - motion) * kn + motion
+
+
+def test_recursive_filter_matches_reference() -> None:
+    rng = np.random.default_rng(3)
+    cur = rng.normal(100, 10, (13, 17)).astype(np.float32)
+    prev = (cur + rng.normal(0, 8, cur.shape)).astype(np.float32)
+    prev[:5, :5] += 80                                          # a moving object
+    count = rng.integers(0, 6, cur.shape).astype(np.float32)
+    out, out_count = np.empty_like(cur), np.empty_like(cur)
+    recursive_filter(cur, prev, count, 10.0, 8.0, 2, out, out_count)
+    ref, ref_count = _recursive_ref(cur.astype(np.float64), prev.astype(np.float64), count.astype(np.float64),
+                                    10.0, 8.0, 2)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(out_count, ref_count, rtol=1e-4, atol=1e-3)
+
+
+def test_recursive_filter_averages_static_noise() -> None:
+    rng = np.random.default_rng(4)
+    clean = np.full((64, 64), 120.0, np.float32)
+    prev, count = None, np.zeros_like(clean)
+    for _ in range(12):
+        cur = (clean + rng.normal(0, 10, clean.shape)).astype(np.float32)
+        out = np.empty_like(cur)
+        recursive_filter(cur, cur if prev is None else prev, count, 10.0, 10.0, 2, out, count)
+        prev = out
+    assert np.std(prev - clean) < 10 / 4
