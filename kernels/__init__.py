@@ -4,6 +4,15 @@ Pure functions: arrays in, arrays out, an optional preallocated `out`; `cache=Tr
 cost is paid once per install. Each has a NumPy reference in tests/.
 """
 
+import os
+
+import numba
+
+# Pipeline stages call parallel kernels from several Python threads at once: only the TBB and
+# OpenMP layers allow that (Numba's fallback "workqueue" layer aborts), so ask for one of them.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "threadsafe"
+
 from .convert import float_to_plane, plane_to_float
 from .noise_level import block_noise_stats, estimate_sigma
 from .pack import fit_noise_curve, frame_difference, noise_map, pack_yuv420, unpack_yuv420
