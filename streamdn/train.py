@@ -1,0 +1,390 @@
+"""`streamdn train`: trains a temporal network on generated clips, one readable loop.
+
+    streamdn train --config configs/train-fast.toml          # resumes from runs/<name>/ckpt.pt if present
+    streamdn train --validate fast tfilter                   # PSNR/SSIM on the fixed validation clips
+
+Data come from streamdn.dataset in DataLoader worker processes (a pure function of the step, so
+a resumed run sees the same batches); each step runs the recurrence over the clip (truncated
+backpropagation through the clip), L1 on the packed YUV plus an optional temporal term.
+Validation runs the real inference path (Denoiser, blind noise estimate) every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs (configs/train-*.toml, table [train]).
+
+    Attributes:
+        arch: network preset (streamdn.models.fast.PRESETS).
+        out: run folder for checkpoints, best weights, history and the plot.
+        steps: optimiser steps in all. epoch_steps: steps between validations.
+        batch: clips per step. crop: clip size in pixels (square, even).
+        lr: peak learning rate (AdamW), cosine-decayed to lr * lr_floor after `warmup` steps.
+        weight_decay, grad_clip: AdamW decay, gradient-norm clip.
+        temporal_loss: weight of L1 on frame-to-frame differences (against flicker).
+        bf16: bf16 autocast for the forward pass on CPU (about 1.7x faster).
+        threads: torch threads of the training process. workers: data processes.
+        ckpt_every_s: seconds between checkpoints. val_frames: frames per validation clip.
+        seed: initialisation seed.
+    """
+
+    arch: str = "fast"
+    out: str = "runs/fast"
+    steps: int = 20000
+    epoch_steps: int = 500
+    batch: int = 8
+    crop: int = 128
+    lr: float = 2e-3
+    lr_floor: float = 0.05
+    warmup: int = 200
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    temporal_loss: float = 0.1
+    bf16: bool = True
+    threads: int = 2
+    workers: int = 1
+    ckpt_every_s: float = 180.0
+    val_frames: int = 16
+    seed: int = 0
+
+
+def load_train_config(path: str | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Reads [train] from a TOML file and applies overrides.
+
+    Raises:
+        ConfigError: missing file, bad TOML, an unknown key (the message lists the valid ones)
+            or a value of the wrong type.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read the training config ({err.strerror}).") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err}).") from err
+        values = dict(doc.get("train", {}))
+        if set(doc) - {"train"}:
+            raise ConfigError(f"{path}: unknown section(s) {sorted(set(doc) - {'train'})}; put every key under [train].")
+    values.update(overrides or {})
+    known = {f.name: f for f in fields(TrainConfig)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{path or 'overrides'}: [train] key '{key}' is not known; valid keys: {', '.join(known)}.")
+        want = type(getattr(TrainConfig(), key))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ConfigError(f"{path or 'overrides'}: [train] {key} = {value!r} should be a {want.__name__}.")
+    return TrainConfig(**values)
+
+
+# -- validation: the real inference path on the fixed clips -----------------------------------------
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two (H, W, 3) uint8 images (Gaussian window, sigma 1.5, per channel)."""
+    import cv2
+
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(s.mean())
+
+
+def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict[str, dict[str, float]]:
+    """Runs a model blind (estimated strength) over the validation clips through Denoiser.
+
+    Args:
+        model: a registry name, a .safetensors path, "noisy" (no denoising) or a FrameModel.
+        clips: streamdn.dataset.validation_clips() (built when None).
+
+    Returns:
+        {noise label: {"psnr": dB, "ssim": [0, 1]}} averaged over frames and clips, plus "mean".
+    """
+    from .dataset import validation_clips
+    from .denoiser import Denoiser
+    from .frames import frame_from_bgr
+    from .metrics import psnr
+
+    clips = clips if clips is not None else validation_clips()
+    per: dict[str, list[tuple[float, float]]] = {}
+    for clip in clips:
+        scores = per.setdefault(clip.noise, [])
+        if isinstance(model, str) and model == "noisy":
+            scores += [(psnr(c, n), ssim(c, n)) for c, n in zip(clip.clean, clip.noisy)]
+            continue
+        dn = Denoiser(model, device=device)
+        dn.reset()
+        for t, (c, n) in enumerate(zip(clip.clean, clip.noisy)):
+            out = dn(frame_from_bgr(n, index=t)).to_bgr()
+            scores.append((psnr(c, out), ssim(c, out)))
+        if not isinstance(model, str):
+            dn.reset()
+        else:
+            dn.close()
+    res = {k: {"psnr": float(np.mean([s[0] for s in v])), "ssim": float(np.mean([s[1] for s in v]))}
+           for k, v in per.items()}
+    res["mean"] = {m: float(np.mean([r[m] for r in res.values()])) for m in ("psnr", "ssim")}
+    return res
+
+
+# -- the training loop -----------------------------------------------------------------------------
+
+class _Batches:
+    """Map-style dataset: item `step` is the batch of that step (generated in a worker process)."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+
+    def __len__(self) -> int:
+        return self.cfg.steps
+
+    def __getitem__(self, step: int) -> dict[str, np.ndarray]:
+        from .dataset import training_batch
+
+        return training_batch(step, self.cfg.steps, self.cfg.batch, self.cfg.crop)
+
+
+def _worker_init(_: int) -> None:
+    import numba
+
+    numba.set_num_threads(1)  # the kernels are tiny at crop size; leave the cores to the step
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to lr * lr_floor."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
+    """Runs the recurrence over a batch of clips; returns the mean L1 (+ temporal) loss.
+
+    batch: "noisy", "clean" (B, T, 6, h, w) and "sigma" (B, T, 3, h, w) float32 tensors."""
+    import torch
+
+    noisy, clean, sigma = batch["noisy"], batch["clean"], batch["sigma"]
+    prev, hidden = net.init_state(noisy[:, 0])
+    loss = noisy.new_zeros(())
+    last = None
+    for t in range(noisy.shape[1]):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            out, hidden, _ = net(noisy[:, t], sigma[:, t], prev, hidden, 1.0 if t else 0.0)
+        loss = loss + (out - clean[:, t]).abs().mean()
+        if cfg.temporal_loss and last is not None:
+            loss = loss + cfg.temporal_loss * ((out - last) - (clean[:, t] - clean[:, t - 1])).abs().mean()
+        last = prev = out
+    return loss / noisy.shape[1]
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interruption never leaves a half-written checkpoint
+
+
+def _plot(history: dict[str, list], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    steps, losses = zip(*history["loss"]) if history["loss"] else ((), ())
+    a.plot(steps, losses, lw=0.8)
+    a.set(xlabel="step", ylabel="train loss (L1, 100-step mean)", yscale="log")
+    for label in (history["val"][0][1] if history["val"] else {}):
+        b.plot([s for s, _ in history["val"]], [v[label]["psnr"] for _, v in history["val"]], marker="o", label=label)
+    b.set(xlabel="step", ylabel="validation PSNR (dB, RGB)")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, *, quiet: bool = False) -> Path:
+    """Trains (or resumes) a run; returns the path of the best weights (safetensors)."""
+    import torch
+    from tqdm import tqdm
+
+    from .dataset import validation_clips
+    from .models.fast import PRESETS, build
+    from .models.macs import count_params, network_macs
+    from .models.network import NetworkModel, save_weights
+    from .models.registry import ModelInfo
+
+    if cfg.arch not in PRESETS:
+        raise ConfigError(f"[train] arch '{cfg.arch}' is not known; choose one of {', '.join(PRESETS)}.")
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    torch.manual_seed(cfg.seed)
+    net = build(cfg.arch)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best = 0, -math.inf
+    history: dict[str, list] = {"loss": [], "val": []}
+    ckpt = out / "ckpt.pt"
+    if ckpt.is_file():
+        state = torch.load(ckpt, weights_only=True, map_location="cpu")  # plain tensors and numbers only
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, best, history = int(state["step"]), float(state["best"]), json.loads(state["history"])
+        if not quiet:
+            print(f"resumed {ckpt} at step {step} (best val {best:.2f} dB)", file=sys.stderr)
+    card = {"macs_per_px": f"{network_macs(net):.0f}", "params": str(count_params(net))}
+    info = ModelInfo(cfg.arch, "network", "validation", temporal=True)
+    clips = validation_clips(frames=cfg.val_frames)
+
+    def checkpoint() -> None:
+        _save_checkpoint(ckpt, {"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+                                "history": json.dumps(history), "config": json.dumps(asdict(cfg))})
+
+    loader = torch.utils.data.DataLoader(
+        _Batches(cfg), batch_size=None, sampler=range(step, cfg.steps), num_workers=cfg.workers,
+        prefetch_factor=4 if cfg.workers else None, worker_init_fn=_worker_init,
+        # spawn, not fork: a forked child of a process whose Numba/OpenMP threads already ran can hang.
+        multiprocessing_context="spawn" if cfg.workers else None)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.arch}", disable=quiet, dynamic_ncols=True)
+    last_ckpt, recent = time.monotonic(), []
+    net.train()
+    try:
+        for batch in loader:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step)
+            batch = {k: torch.as_tensor(v) for k, v in batch.items()}
+            loss = clip_loss(net, batch, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            recent.append(loss.item())
+            bar.update(1)
+            if step % 100 == 0:
+                history["loss"].append((step, float(np.mean(recent))))
+                recent = []
+            bar.set_postfix(loss=f"{recent[-1] if recent else 0:.4f}", lr=f"{lr_at(cfg, step):.1e}", best=f"{best:.2f}")
+            if step % cfg.epoch_steps == 0 or step == cfg.steps:
+                net.eval()
+                val = validate(NetworkModel(net, info, dtype="bf16" if cfg.bf16 else "fp32"), clips)
+                net.train()
+                history["val"].append((step, val))
+                tqdm.write(f"step {step}: " + "  ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.4f}"
+                                                        for k, v in val.items()), file=sys.stderr)
+                if val["mean"]["psnr"] > best:
+                    best = val["mean"]["psnr"]
+                    save_weights(net, out / "best.safetensors", cfg.arch,
+                                 {**card, "step": str(step), "val": json.dumps(val), "train_config": json.dumps(asdict(cfg))})
+                _plot(history, out / "curve.png")
+                (out / "history.json").write_text(json.dumps(history))
+                checkpoint()
+                last_ckpt = time.monotonic()
+            elif time.monotonic() - last_ckpt > cfg.ckpt_every_s:
+                checkpoint()
+                last_ckpt = time.monotonic()
+    except KeyboardInterrupt:
+        checkpoint()
+        bar.close()
+        raise
+    bar.close()
+    checkpoint()
+    return out / "best.safetensors"
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds the `train` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "train", help="train a temporal network (resumes an interrupted run)",
+        description="Train a network on generated clips. Re-running the same command resumes from the "
+                    "run folder's checkpoint. With --validate, score models on the fixed validation clips instead.")
+    p.add_argument("--config", metavar="FILE.toml", help="training settings, e.g. configs/train-fast.toml")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one [train] value, e.g. --set steps=1000 (repeatable)")
+    p.add_argument("--validate", nargs="+", metavar="MODEL",
+                   help="print PSNR/SSIM of these models (names, .safetensors paths, or 'noisy') and exit")
+    p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return p
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set '{item}': use KEY=VALUE, e.g. --set steps=1000.")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs `streamdn train` with parsed arguments; returns the exit code."""
+    if args.validate:
+        from .dataset import validation_clips
+
+        clips = validation_clips()
+        table = {m: validate(m, clips) for m in args.validate}
+        labels = list(next(iter(table.values())))
+        print(f"{'model':28}" + "".join(f"{lab:>24}" for lab in labels))
+        for m, res in table.items():
+            print(f"{m:28}" + "".join(f"{res[lab]['psnr']:>14.2f} dB {res[lab]['ssim']:.4f}" for lab in labels))
+        if args.json:
+            Path(args.json).write_text(json.dumps(table, indent=2))
+        return 0
+    cfg = load_train_config(args.config, _parse_set(args.set))
+    best = train(cfg, quiet=args.quiet)
+    print(f"best weights: {best}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m streamdn.train ...` (the same options as `streamdn train`)."""
+    parser = argparse.ArgumentParser(prog="streamdn")
+    sub = parser.add_subparsers(dest="command")
+    add_parser(sub)
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return run(args)
+    except ConfigError as err:
+        print(f"streamdn: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("streamdn: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
