@@ -1,4 +1,4 @@
-"""`streamdn denoise|demo|models`: thin wrappers over the modules. A user's mistake gets one
+"""`streamdn denoise|demo|live|models`: thin wrappers over the modules. A user's mistake gets one
 line saying what is wrong and what to do, and a non-zero exit code, never a traceback."""
 
 from __future__ import annotations
@@ -83,6 +83,32 @@ def build_parser() -> argparse.ArgumentParser:
     _encode_args(m)
     _common_args(m)
 
+    lv = sub.add_parser("live", help="denoise a camera (or a paced file) in real time",
+                        description="Camera -> denoiser -> preview window / virtual camera / recording / stream, "
+                                    "dropping the oldest frames rather than falling behind. Stop with q, Esc or "
+                                    "Ctrl-C: recordings are finished and kept.")
+    src = lv.add_argument_group("input (default: camera 0)")
+    src.add_argument("--camera", metavar="INDEX|DEVICE", help="camera index (0, 1, ...) or device path (/dev/video2)")
+    src.add_argument("--source", metavar="FILE|URL", help="a video file or stream instead of a camera")
+    src.add_argument("--realtime", action="store_true", help="pace --source at its native frame rate, like a camera")
+    src.add_argument("--synthetic", action="store_true", help="a paced synthetic noisy scene instead of a camera")
+    src.add_argument("--size", metavar="WxH", help="requested camera size, e.g. 1280x720")
+    src.add_argument("--fps", type=float, help="requested camera frame rate")
+    src.add_argument("--list-cameras", action="store_true", help="list the cameras found and exit")
+    out = lv.add_argument_group("outputs")
+    out.add_argument("--target-latency", type=float, metavar="MS", dest="target_latency",
+                     help="drop frames older than this when a newer one waits (default 100)")
+    out.add_argument("--preview", choices=["split", "side", "off", "auto"],
+                     help="before/after window: split wipe, side by side, or off (default: split if a display exists)")
+    out.add_argument("--virtual-camera", action="store_true", default=None, dest="virtual_camera",
+                     help="send the clean picture to a virtual camera (pip install 'streamdn[live]'; see README)")
+    out.add_argument("--record", metavar="FILE", help="also record the clean video to FILE")
+    out.add_argument("--stream", metavar="URL", help="also stream it: udp://host:port, srt://..., rtsp://..., rtmp://...")
+    out.add_argument("--stats", metavar="FILE.json", help="write fps, dropped, latency and per-stage times as JSON")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
+    _model_args(lv)
+    _common_args(lv)
+
     ls = sub.add_parser("models", help="list the models --model accepts")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -101,12 +127,16 @@ def _config_from(args: argparse.Namespace) -> RunConfig:
     for key in ("codec", "crf", "preset", "lossless", "pix_fmt"):
         put("encode", key, getattr(args, key, None))
     put("pipeline", "frames", getattr(args, "frames", None))
+    for key in ("camera", "fps", "target_latency", "preview", "virtual_camera", "record", "stream"):
+        put("live", "target_latency_ms" if key == "target_latency" else key, getattr(args, key, None))
+    if getattr(args, "command", None) == "live":
+        put("live", "size", getattr(args, "size", None))
     if getattr(args, "frames", None) is not None and args.frames <= 0:
         raise ConfigError(f"--frames {args.frames}: give a positive number of frames.")
     if getattr(args, "noise", None) is not None:
         put("source", "noise", args.noise)
     put("source", "sigma", getattr(args, "sigma", None))
-    if getattr(args, "size", None):
+    if getattr(args, "size", None) and getattr(args, "command", None) == "demo":
         try:
             w, h = (int(v) for v in args.size.lower().split("x"))
         except ValueError as err:
@@ -152,6 +182,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    from .camera import list_cameras
+    from .live import open_live_source, run_live
+
+    if args.list_cameras:
+        cams = list_cameras()
+        for dev, w, h, fps in cams:
+            print(f"{dev:12} {w}x{h} @ {fps:g} fps")
+        if not cams:
+            print("no camera found", file=sys.stderr)
+        return EXIT_OK if cams else EXIT_FAILED
+    if args.realtime and not args.source:
+        raise ConfigError("--realtime paces a --source FILE; give one, or drop --realtime for the camera.")
+    cfg = _config_from(args)
+    with open_live_source(cfg, args.source, args.realtime, args.synthetic) as source:
+        result = run_live(cfg, source, overwrite=args.overwrite, quiet=args.quiet, stats_path=args.stats)
+    if not args.quiet:
+        s = result.stats
+        total = s.frames + s.dropped
+        lat = s.latency_ms
+        print(f"streamdn live: {s.frames} frames at {s.fps:.1f} fps, dropped {s.dropped} "
+              f"({100 * s.dropped / max(total, 1):.1f} %), latency p50 {lat['p50']:.0f} / p95 {lat['p95']:.0f} / "
+              f"p99 {lat['p99']:.0f} ms, model {s.model} on {s.device} ({result.ended_by})"
+              + (f"; recorded {result.record}" if result.record else ""), file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from .models import DEFAULT_MODEL, list_models
 
@@ -169,7 +226,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"denoise": _cmd_denoise, "demo": _cmd_demo, "models": _cmd_models}
+COMMANDS = {"denoise": _cmd_denoise, "demo": _cmd_demo, "live": _cmd_live, "models": _cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,11 +61,27 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    """`streamdn live`: where frames come from and go to in real time."""
+
+    camera: str = "0"            # camera index or device path
+    size: str | None = None      # requested capture size "WxH" (None: the camera's default)
+    fps: float | None = None     # requested capture rate
+    fourcc: str = "MJPG"         # requested capture compression ("" keeps the camera's default)
+    target_latency_ms: float = 100.0   # frames older than this are dropped when a newer one waits
+    preview: str = "auto"        # "split" | "side" | "off" | "auto" (split when a display exists)
+    virtual_camera: bool = False
+    record: str | None = None    # also record the clean video to this file
+    stream: str | None = None    # also stream it to this URL (udp://, srt://, rtsp://, rtmp://)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
 
 SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)

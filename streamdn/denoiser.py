@@ -4,7 +4,11 @@ embedding API; the pipeline uses nothing it does not offer."""
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
+import numpy as np
+
+from .arrays import from_image, from_planes, tensor_frames
 from .errors import ConfigError, DeviceError, warn
 from .frames import Frame
 from .kernels import estimate_sigma
@@ -51,28 +55,39 @@ def parse_strength(value: str | float | None) -> float | None:
     return sigma
 
 
+_BYPASS = object()   # what the stages pass along while denoising is switched off
+
+
 class Denoiser:
     """Denoises the frames of one stream, in order.
 
     Thread-safety: one Denoiser serves one stream from one thread at a time (its state is the
-    stream's past). Use one Denoiser per stream; the three stage methods may run in three
-    different threads as long as each is called in stream order (the pipeline does this).
+    stream's past), so calls to it must not overlap: use one Denoiser per stream (or guard a
+    shared one with a lock). Denoisers in different threads are independent. The three stage
+    methods may run in three different threads as long as each is called in stream order (the
+    pipeline does this).
 
     Example:
-        >>> with Denoiser() as dn:
-        ...     clean = dn(frame)
+        >>> with Denoiser() as dn:            # default model and device
+        ...     clean = dn(bgr_image)         # (H, W, 3) uint8 in, the same out
     """
 
     def __init__(self, model: str | FrameModel = "default", *, strength: str | float | None = "auto",
-                 device: str = "auto", sigma_smoothing: float = 0.8) -> None:
+                 device: str = "auto", channel_order: str = "bgr", sigma_smoothing: float = 0.8) -> None:
         """Args:
             model: a registry name, "default", "classical:NAME", or a built FrameModel.
             strength: "auto" (blind, estimated per frame) or a noise sigma in 8-bit units.
             device: "auto" | "cpu" | "cuda" | "cuda:N" (networks only; filters run on the CPU).
+            channel_order: "bgr" (OpenCV's, default) or "rgb": how numpy images and uint8
+                tensors passed to __call__ order their channels.
             sigma_smoothing: weight of the past in the running average of estimated sigmas
                 (0 = use each frame's estimate alone), which keeps the strength from flickering.
         """
         self.strength = parse_strength(strength)
+        if channel_order not in ("bgr", "rgb"):
+            raise ConfigError(f"channel_order '{channel_order}': use 'bgr' or 'rgb'.")
+        self.channel_order = channel_order
+        self._count = -1
         if isinstance(model, str):
             # Filters run on the CPU whatever was asked; networks go where the device says.
             if model_info(model).kind == "network":
@@ -86,6 +101,8 @@ class Denoiser:
         self.model = model
         self.device = getattr(model, "device", "cpu")
         self.sigma_smoothing = sigma_smoothing
+        self.enabled = True   # False passes frames through untouched (a live before/after toggle)
+        self.gain = 1.0       # multiplies the sigmas used (live +/- keys); 1 = as estimated or given
         self._sigmas: tuple[float, float, float] | None = None
 
     @property
@@ -96,7 +113,7 @@ class Denoiser:
         """The Y, U, V noise sigmas (8-bit units) used for `frame`: the fixed strength, or the
         blind estimate smoothed over recent frames."""
         if self.strength is not None:
-            return (self.strength,) * 3
+            return (self.strength * self.gain,) * 3
         maxv = float((1 << frame.bit_depth) - 1)
         to8 = 255.0 / maxv
         est = tuple(estimate_sigma(p, maxv) * to8 for p in (frame.y, frame.u, frame.v))
@@ -105,27 +122,66 @@ class Denoiser:
         else:
             a = self.sigma_smoothing
             self._sigmas = tuple(a * old + (1 - a) * new for old, new in zip(self._sigmas, est))  # type: ignore[assignment]
+        if self.gain != 1.0:
+            return tuple(s * self.gain for s in self._sigmas)  # type: ignore[return-value, union-attr]
         return self._sigmas  # type: ignore[return-value]
 
     def pre(self, frame: Frame) -> object:
         """Stage 1: noise estimate and packing into the model's working data."""
+        if not self.enabled:
+            return _BYPASS
         return self.model.pack(frame, self.noise_sigmas(frame))
 
     def infer(self, packed: object) -> object:
         """Stage 2: the model step (updates the temporal state)."""
+        if packed is _BYPASS:
+            self.model.reset()   # the past no longer matches what will come after the toggle
+            return _BYPASS
         return self.model.forward(packed)
 
     def post(self, result: object, frame: Frame) -> Frame:
         """Stage 3: back to a Frame with `frame`'s timing and metadata."""
+        if result is _BYPASS:
+            return frame
         return self.model.unpack(result, frame)
 
-    def __call__(self, frame: Frame) -> Frame:
-        """Denoises the next frame of the stream (all three stages)."""
+    def _step(self, frame: Frame) -> Frame:
         return self.post(self.infer(self.pre(frame)), frame)
+
+    def __call__(self, frame: Any) -> Any:
+        """Denoises the next frame of the stream and returns it in the caller's layout.
+
+        Args:
+            frame: a streamdn.Frame; a numpy (H, W, 3) uint8 image in `channel_order`; a tuple
+                of I420 planes (Y (H, W), U and V (ceil(H/2), ceil(W/2)), uint8 or 10-bit uint16);
+                or a torch tensor: (H, W, 3) uint8, (3, H, W) or (N, 3, H, W) float in [0, 1]
+                (a batch is N consecutive frames of this stream).
+
+        Returns:
+            The denoised frame in the same type, layout, dtype (and torch device).
+
+        Raises:
+            ConfigError: an unsupported shape or dtype.
+        """
+        self._count += 1
+        if isinstance(frame, Frame):
+            return self._step(frame)
+        if isinstance(frame, np.ndarray):
+            f, restore = from_image(frame, self.channel_order, self._count)
+            return restore(self._step(f))
+        if isinstance(frame, tuple) and len(frame) == 3:
+            f, restore = from_planes(frame, self._count)
+            return restore(self._step(f))
+        if type(frame).__module__.startswith("torch"):
+            frames, build = tensor_frames(frame, self.channel_order, self._count)
+            return build([self._step(f) for f in frames])
+        raise ConfigError(f"Denoiser takes a Frame, a numpy image, I420 planes or a torch tensor, not "
+                          f"{type(frame).__name__}.")
 
     def reset(self) -> None:
         """Forgets the stream's past: call at a scene cut or before a new stream."""
         self.model.reset()
+        self._count = -1
         self._sigmas = None
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
-"""Encoder choice for the file sink: container from the extension, a codec that fits it, the
-output pixel format (4:2:0 at the source's bit depth where the codec allows) and its options."""
+"""Encoding: the choice of container (from the extension), a codec that fits it, the output
+pixel format (4:2:0 at the source's bit depth where the codec allows) and its options; and
+VideoEncoder, which encodes Frames into an open PyAV output."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import av
 
 from .config import EncodeConfig
 from .errors import ConfigError
+from .frames import Frame, FrameFormat, to_av
+from .sources import VideoMeta
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm",
               ".avi": "avi", ".ts": "mpegts", ".nut": "nut"}
@@ -144,3 +147,70 @@ def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int, size: tuple[int, 
             raise ConfigError(f"{name} cannot encode {size[0]}x{size[1]} (odd) frames; use .mkv with "
                               f"--lossless (FFV1) or --codec libvpx-vp9.")
     return EncoderPlan(container, name, pix_fmt, options)
+
+
+class VideoEncoder:
+    """One video stream in an open PyAV output: adds the stream, encodes Frames with their pts
+    (a non-increasing pts is nudged forward by one tick) and flushes. Used by the file and the
+    network-stream sinks."""
+
+    def __init__(self, output: av.container.OutputContainer, plan: EncoderPlan, fmt: FrameFormat,
+                 meta: VideoMeta | None = None, threads: int = 0) -> None:
+        self._out = output
+        self.plan = plan
+        self.time_base = fmt.time_base or (1 / fmt.fps if fmt.fps else None)
+        self.last_pts: int | None = None
+        self.written = 0
+        rate = fmt.fps.limit_denominator(100000) if fmt.fps else None
+        stream = output.add_stream(plan.codec, rate=rate)
+        stream.width, stream.height = fmt.width, fmt.height
+        stream.pix_fmt = plan.pix_fmt
+        if self.time_base is not None:
+            stream.codec_context.time_base = self.time_base
+            stream.time_base = self.time_base
+        if threads:
+            stream.codec_context.thread_count = threads
+        stream.options = dict(plan.options)
+        if meta is not None:
+            cc = stream.codec_context
+            for key in ("color_primaries", "color_trc", "colorspace", "color_range"):
+                value = getattr(meta, key)
+                if value is not None:
+                    setattr(cc, key, value)
+            if meta.sample_aspect_ratio:
+                cc.sample_aspect_ratio = meta.sample_aspect_ratio
+            for k, v in meta.metadata.items():
+                stream.metadata[k] = v
+        self.stream = stream
+
+    def encode(self, frame: Frame) -> None:
+        """Encodes and muxes one frame. Raises av.error.FFmpegError from the encoder or muxer."""
+        if self.written == 0 and frame.extra.get("rotation"):
+            self.stream.set_display_rotation(float(frame.extra["rotation"]))  # type: ignore[arg-type]
+        vf = to_av(frame)
+        if vf.format.name != self.plan.pix_fmt:
+            vf = vf.reformat(format=self.plan.pix_fmt)
+        pts = frame.pts if frame.pts is not None else frame.index
+        if frame.time_base is not None and self.time_base is not None and frame.time_base != self.time_base:
+            pts = int(round(pts * frame.time_base / self.time_base))
+        if self.last_pts is not None and pts <= self.last_pts:
+            pts = self.last_pts + 1
+        self.last_pts = pts
+        vf.pts = pts
+        if self.time_base is not None:
+            vf.time_base = self.time_base
+        for packet in self.stream.encode(vf):
+            self._out.mux(packet)
+        self.written += 1
+
+    @property
+    def end_seconds(self) -> float | None:
+        """End time of the last frame written (its pts plus one tick), in seconds."""
+        if self.last_pts is None or self.time_base is None:
+            return None
+        return float((self.last_pts + 1) * self.time_base)
+
+    def flush(self) -> None:
+        """Drains the encoder's delayed packets into the output."""
+        for packet in self.stream.encode(None):
+            self._out.mux(packet)

@@ -64,16 +64,19 @@ class Pipeline:
     """
 
     def __init__(self, denoiser: Denoiser, *, queue_size: int = 4, drop_oldest: bool = False,
-                 on_frame: Callable[[Frame, Frame], None] | None = None) -> None:
+                 max_age: float | None = None, on_frame: Callable[[Frame, Frame], None] | None = None) -> None:
         """Args:
             denoiser: the model and its stream state.
             queue_size: frames in flight between two stages (memory is bounded by this).
             drop_oldest: live mode: when the stages fall behind, drop the oldest waiting frame.
+            max_age: live mode: seconds; a frame older than this when denoising would start is
+                dropped if a newer one is already waiting (holds the target latency).
             on_frame: called as on_frame(noisy, clean) after the sinks got each frame.
         """
         self.denoiser = denoiser
         self.queue_size = max(1, queue_size)
         self.drop_oldest = drop_oldest
+        self.max_age = max_age
         self.on_frame = on_frame
         self._busy = {s: 0.0 for s in STAGES}
         self._dropped = 0
@@ -156,6 +159,10 @@ class Pipeline:
             item = self._get(inq)
             if item is _END:
                 return
+            if (self.max_age is not None and isinstance(item, Frame) and not inq.empty()
+                    and time.monotonic() - item.captured > self.max_age):
+                self._dropped += 1      # too old, and a newer frame is waiting: skip ahead
+                continue
             t0 = time.perf_counter()
             result = fn(item)
             self._busy[name] += time.perf_counter() - t0

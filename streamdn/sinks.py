@@ -12,9 +12,9 @@ from types import TracebackType
 import av
 
 from .config import EncodeConfig
-from .encoding import EncoderPlan, container_codecs, plan_encoder
+from .encoding import EncoderPlan, VideoEncoder, container_codecs, plan_encoder
 from .errors import SinkError, warn
-from .frames import Frame, FrameFormat, to_av
+from .frames import Frame, FrameFormat
 from .sources import VideoMeta
 
 
@@ -177,60 +177,21 @@ class FileSink(Sink):
         os.chmod(self.tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
         self.final_path: str | None = None
         self._closed = False
-        self._last_pts: int | None = None
-        self._tb = fmt.time_base or (1 / fmt.fps if fmt.fps else None)
         try:
             self._out = av.open(self.tmp_path, mode="w", format=self.plan.container)
-            rate = fmt.fps.limit_denominator(100000) if fmt.fps else None
-            stream = self._out.add_stream(self.plan.codec, rate=rate)
-            stream.width, stream.height = fmt.width, fmt.height
-            stream.pix_fmt = self.plan.pix_fmt
-            if self._tb is not None:
-                stream.codec_context.time_base = self._tb
-                stream.time_base = self._tb
-            if cfg.threads:
-                stream.codec_context.thread_count = cfg.threads
-            stream.options = dict(self.plan.options)
-            if meta is not None:
-                cc = stream.codec_context
-                for key in ("color_primaries", "color_trc", "colorspace", "color_range"):
-                    value = getattr(meta, key)
-                    if value is not None:
-                        setattr(cc, key, value)
-                if meta.sample_aspect_ratio:
-                    cc.sample_aspect_ratio = meta.sample_aspect_ratio
-                for k, v in meta.metadata.items():
-                    stream.metadata[k] = v
-            self.stream = stream
+            self._video = VideoEncoder(self._out, self.plan, fmt, meta, cfg.threads)
             self._copier = _StreamCopier(copy_streams_from, self._out) if copy_streams_from else None
         except Exception as err:
             self._discard()
-            if isinstance(err, (SinkError,)):
-                raise
             raise SinkError(f"cannot create output '{path}' with {self.plan.codec}: {err}.") from err
 
     def write(self, frame: Frame) -> None:
-        """Encodes one frame (pts kept; a non-increasing pts is nudged forward by one tick)."""
+        """Encodes one frame, then copies the audio up to its time."""
         start = time.perf_counter()
-        if self.written == 0 and frame.extra.get("rotation"):
-            self.stream.set_display_rotation(float(frame.extra["rotation"]))  # type: ignore[arg-type]
-        vf = to_av(frame)
-        if vf.format.name != self.plan.pix_fmt:
-            vf = vf.reformat(format=self.plan.pix_fmt)
-        pts = frame.pts if frame.pts is not None else frame.index
-        if frame.time_base is not None and self._tb is not None and frame.time_base != self._tb:
-            pts = int(round(pts * frame.time_base / self._tb))
-        if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1
-        self._last_pts = pts
-        vf.pts = pts
-        if self._tb is not None:
-            vf.time_base = self._tb
         try:
-            for packet in self.stream.encode(vf):
-                self._out.mux(packet)
-            if self._copier is not None and self._tb is not None:
-                self._copier.mux_until(float(pts * self._tb))
+            self._video.encode(frame)
+            if self._copier is not None:
+                self._copier.mux_until(self._video.end_seconds)
         except av.error.FFmpegError as err:
             raise SinkError(f"encoding '{self.path}' failed at frame {frame.index}: {err}.") from err
         self.written += 1
@@ -239,13 +200,9 @@ class FileSink(Sink):
     def _finish_container(self) -> None:
         """Flushes the encoder, copies the remaining audio and writes the trailer, exactly once."""
         try:
-            for packet in self.stream.encode(None):
-                self._out.mux(packet)
+            self._video.flush()
             if self._copier is not None:
-                end = None
-                if self.trim_copied_streams and self._last_pts is not None and self._tb is not None:
-                    end = float((self._last_pts + 1) * self._tb)
-                self._copier.mux_until(end)
+                self._copier.mux_until(self._video.end_seconds if self.trim_copied_streams else None)
         finally:
             if self._copier is not None:
                 self._copier.close()
@@ -310,3 +267,93 @@ class FileSink(Sink):
             self.keep_partial()
         else:
             self._discard()
+
+
+STREAM_CONTAINERS = {"udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
+                     "rtsp": "rtsp", "rtmp": "flv", "rtmps": "flv"}
+
+
+class StreamSink(Sink):
+    """Encodes Frames to a network stream through PyAV/FFmpeg: MPEG-TS over UDP, SRT or TCP,
+    RTSP push, or RTMP (FLV), with low-latency x264 settings (zerolatency, no B-frames, a
+    keyframe every 2 s so late joiners start quickly)."""
+
+    def __init__(self, url: str, fmt: FrameFormat, cfg: EncodeConfig | None = None) -> None:
+        """Raises:
+            ConfigError: unknown URL scheme or codec. SinkError: the stream cannot be opened.
+        """
+        from .errors import ConfigError
+
+        cfg = cfg or EncodeConfig()
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in STREAM_CONTAINERS:
+            raise ConfigError(f"--stream '{url}': use a udp://, srt://, tcp://, rtp://, rtsp:// or rtmp:// URL.")
+        self.url = url
+        container = STREAM_CONTAINERS[scheme]
+        codec = "libx264" if cfg.codec == "auto" else cfg.codec
+        plan = plan_encoder("stream.mp4", EncodeConfig(codec=codec, crf=cfg.crf, preset=cfg.preset or "ultrafast",
+                                                       pix_fmt=cfg.pix_fmt), 8, (fmt.width, fmt.height))
+        options = dict(plan.options)
+        if codec == "libx264":
+            gop = str(int(round(2 * float(fmt.fps or 30))))
+            options.update({"tune": "zerolatency", "bf": "0", "g": gop})
+        self.plan = EncoderPlan(container, plan.codec, plan.pix_fmt, options)
+        self._closed = False
+        try:
+            self._out = av.open(url, mode="w", format=container,
+                                options={"rtsp_transport": "tcp"} if scheme == "rtsp" else {})
+            self._video = VideoEncoder(self._out, self.plan, fmt, threads=cfg.threads)
+        except Exception as err:
+            raise SinkError(f"cannot open the stream '{url}': {err}.") from err
+
+    def write(self, frame: Frame) -> None:
+        start = time.perf_counter()
+        try:
+            self._video.encode(frame)
+        except av.error.FFmpegError as err:
+            raise SinkError(f"streaming to '{self.url}' failed at frame {frame.index}: {err}.") from err
+        self.written += 1
+        self.encode_seconds += time.perf_counter() - start
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._video.flush()
+        finally:
+            self._out.close()
+
+
+class VirtualCameraSink(Sink):
+    """Sends frames to a virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS on macOS and
+    Windows, Unity Capture on Windows) so that video-call programs see the clean picture."""
+
+    def __init__(self, fmt: FrameFormat, device: str | None = None) -> None:
+        """Raises:
+            SinkError: pyvirtualcam is not installed or no virtual camera device exists.
+        """
+        try:
+            import pyvirtualcam
+        except ImportError as err:
+            raise SinkError("--virtual-camera needs pyvirtualcam: pip install 'streamdn[live]'.") from err
+        try:
+            self._cam = pyvirtualcam.Camera(fmt.width, fmt.height, float(fmt.fps or 30), device=device,
+                                            fmt=pyvirtualcam.PixelFormat.BGR)
+        except Exception as err:  # pyvirtualcam raises RuntimeError with the backends' reasons
+            raise SinkError(f"no virtual camera is available ({err}). On Linux: sudo modprobe v4l2loopback "
+                            f"exclusive_caps=1 card_label=streamdn; on macOS/Windows install OBS and start its "
+                            f"virtual camera once.") from err
+        self.device = self._cam.device
+        self._closed = False
+
+    def write(self, frame: Frame) -> None:
+        start = time.perf_counter()
+        self._cam.send(frame.to_bgr())
+        self.written += 1
+        self.encode_seconds += time.perf_counter() - start
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._cam.close()

@@ -1,0 +1,110 @@
+"""`streamdn live`: camera (or a paced file) -> Denoiser -> preview window, virtual camera,
+recording and network stream at once, holding a target latency by dropping old frames."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass
+
+from .camera import CameraSource, PacedSource, parse_device
+from .config import RunConfig, to_dict
+from .denoiser import Denoiser
+from .errors import ConfigError, warn
+from .jobs import write_stats
+from .pipeline import Pipeline, RunStats
+from .preview import Preview, QuitRequested, display_available
+from .sinks import FileSink, Sink, StreamSink, VirtualCameraSink, check_output_path
+from .sources import FileSource, Source, SyntheticSource
+
+
+@dataclass
+class LiveResult:
+    """Attributes: the run's stats (dropped includes frames the camera replaced before the
+    pipeline took them), the recording's path, and how the run ended."""
+
+    stats: RunStats
+    record: str | None
+    ended_by: str   # "end of input" | "quit" | "interrupted"
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise ConfigError(f"--size '{text}': use WxH, e.g. 1280x720.") from err
+    if w < 2 or h < 2:
+        raise ConfigError(f"--size '{text}': width and height must be at least 2.")
+    return w, h
+
+
+def open_live_source(cfg: RunConfig, source: str | None, realtime: bool, synthetic: bool = False) -> Source:
+    """The camera of cfg.live, a file/URL (paced at its frame rate when `realtime`), or the
+    synthetic scene (paced) when `synthetic`."""
+    frames = cfg.pipeline.frames
+    if synthetic:
+        return PacedSource(SyntheticSource(cfg.source, max_frames=frames))
+    if source is not None:
+        inner = FileSource(source, decode_threads=cfg.pipeline.decode_threads, max_frames=frames)
+        return PacedSource(inner) if realtime else inner
+    live = cfg.live
+    return CameraSource(parse_device(live.camera), size=parse_size(live.size), fps=live.fps,
+                        fourcc=live.fourcc or None, max_frames=frames)
+
+
+def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: bool = False,
+             stats_path: str | None = None) -> LiveResult:
+    """Runs until the input ends, the preview is closed (q/Esc) or Ctrl-C; every output stays
+    valid (the recording is finished and renamed, the stream flushed).
+
+    Raises:
+        ConfigError, SinkError, SourceError: with what to do.
+    """
+    live = cfg.live
+    if live.record:
+        check_output_path(live.record, input_path=source.path, overwrite=overwrite)
+    if stats_path:
+        check_output_path(stats_path, overwrite=True)
+    preview = live.preview
+    if preview == "auto":
+        preview = "split" if display_available() else "off"
+    elif preview not in ("split", "side", "off"):
+        raise ConfigError(f"--preview '{preview}': use split, side or off.")
+    elif preview != "off" and not display_available():
+        warn("no display here (DISPLAY is not set), so there is no preview window; use --preview off.")
+        preview = "off"
+    fmt = source.format
+    ended_by = "end of input"
+    with contextlib.ExitStack() as stack:
+        dn = stack.enter_context(Denoiser(cfg.model.name, strength=cfg.model.strength, device=cfg.model.device))
+        sinks: list[Sink] = []
+        if live.record:
+            sinks.append(stack.enter_context(FileSink(live.record, fmt, cfg.encode, meta=source.meta,
+                                                      overwrite=overwrite)))
+        if live.stream:
+            sinks.append(stack.enter_context(StreamSink(live.stream, fmt, cfg.encode)))
+        if live.virtual_camera:
+            cam = stack.enter_context(VirtualCameraSink(fmt))
+            sinks.append(cam)
+            if not quiet:
+                print(f"streamdn: virtual camera on {cam.device}", file=sys.stderr)
+        view = Preview(dn, preview) if preview != "off" else None
+        if view is not None:
+            stack.callback(view.close)
+        pipe = Pipeline(dn, queue_size=1 if source.live else cfg.pipeline.queue_size, drop_oldest=source.live,
+                        max_age=live.target_latency_ms / 1000.0 if source.live else None, on_frame=view)
+        try:
+            pipe.run(source, sinks)
+        except QuitRequested:
+            ended_by = "quit"
+        except KeyboardInterrupt:
+            ended_by = "interrupted"   # a normal way to stop a live run: outputs are finished below
+        stats = pipe.stats
+        stats.dropped += getattr(source, "dropped", 0)
+    record = live.record if live.record and sinks and getattr(sinks[0], "final_path", None) else None
+    if stats_path:
+        write_stats(stats_path, stats, {"source": source.path, "record": record, "ended_by": ended_by,
+                                        "config": to_dict(cfg)})
+    return LiveResult(stats, record, ended_by)
