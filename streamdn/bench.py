@@ -1,0 +1,285 @@
+"""`streamdn bench`: speed of the real file path (decode -> pre -> model -> post -> encode, the
+stages overlapped in threads), the same file through decode + encode alone, the model step
+alone per dtype and device, and the machine it ran on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .config import EncodeConfig
+from .denoiser import Denoiser, parse_strength
+from .errors import ConfigError
+from .frames import Frame, FrameFormat, frame_from_bgr
+from .models import FrameModel, ModelInfo, create_model, model_info
+from .noise import add_noise, parse_noise
+from .pipeline import Pipeline, RunStats
+from .sinks import FileSink
+from .sources import FileSource
+from .synthetic import MovingScene, SceneConfig
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Attributes:
+        input: a video file to benchmark on, or None for a generated clip.
+        synthetic: (width, height) of the generated clip (used when input is None).
+        frames: frames to run (and to generate).
+        model: the model to time.
+        strength: "auto" or a sigma in 8-bit units (as `streamdn denoise --strength`).
+        device: "auto" | "cpu" | "cuda" | "cuda:N".
+        noise: noise of the generated clip (streamdn.noise.parse_noise name).
+        model_seconds: how long to time each model-alone measurement, in seconds.
+    """
+
+    input: str | None = None
+    synthetic: tuple[int, int] = (1280, 720)
+    frames: int = 90
+    model: str = "default"
+    strength: str = "auto"
+    device: str = "auto"
+    noise: str = "awgn20"
+    model_seconds: float = 2.0
+
+
+class _Passthrough(FrameModel):
+    """Returns every frame unchanged: the pipeline with it is decode + encode alone."""
+
+    info = ModelInfo("passthrough", "classical", "no denoising (decode + encode baseline)")
+
+    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> Frame:
+        return frame
+
+    def forward(self, packed: Frame) -> Frame:
+        return packed
+
+    def unpack(self, result: Frame, frame: Frame) -> Frame:
+        return result
+
+
+def make_clip(path: str, width: int, height: int, frames: int, noise: str = "awgn20", seed: int = 0) -> str:
+    """Writes a noisy synthetic clip (MovingScene + noise, 30 fps) with the default encoder
+    settings, so that decoding in the benchmark is real. Returns path."""
+    spec = parse_noise(noise)
+    scene = MovingScene(SceneConfig(width, height, seed=seed))
+    rng = np.random.default_rng(seed + 1)
+    fmt = FrameFormat(width, height, 8, Fraction(30), Fraction(1, 30))
+    with FileSink(path, fmt, EncodeConfig(), overwrite=True) as sink:
+        for t in range(frames):
+            noisy = np.clip(add_noise(scene.render(t), spec, rng) + 0.5, 0, 255).astype(np.uint8)
+            sink.write(frame_from_bgr(noisy, index=t, pts=t, time_base=fmt.time_base))
+    return path
+
+
+def run_file(input_path: str, output_path: str, denoiser: Denoiser, frames: int) -> tuple[RunStats, dict[str, Any]]:
+    """Decodes, denoises and encodes `frames` frames of input_path the way `streamdn denoise`
+    does (threaded stages, default encoder). Returns the stats and the encoder settings."""
+    with FileSource(input_path, max_frames=frames) as src:
+        with FileSink(output_path, src.format, EncodeConfig(), meta=src.meta, overwrite=True) as sink:
+            stats = Pipeline(denoiser).run(src, [sink])
+            encoder = {"codec": sink.plan.codec, "pix_fmt": sink.plan.pix_fmt, "options": sink.plan.options}
+    return stats, encoder
+
+
+def first_frame(path: str) -> Frame:
+    with FileSource(path, max_frames=1) as src:
+        return next(iter(src))
+
+
+def time_forward(model: FrameModel, frame: Frame, sigmas: tuple[float, float, float], seconds: float) -> float:
+    """Model steps per second: `forward` alone on one packed frame, repeated for about `seconds`
+    after three warm-up steps (CUDA is synchronised before the clock reads)."""
+    sync = _cuda_sync(model.device)
+    packed = model.pack(frame, sigmas)
+    for _ in range(3):
+        model.forward(packed)
+    sync()
+    n, start = 0, time.perf_counter()
+    while True:
+        model.forward(packed)
+        n += 1
+        sync()
+        elapsed = time.perf_counter() - start
+        if (elapsed >= seconds and n >= 3) or n >= 1000:
+            return n / elapsed
+
+
+def _cuda_sync(device: str) -> Any:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def model_speeds(name: str, info: ModelInfo, frame: Frame, sigmas: tuple[float, float, float],
+                 devices: list[str], seconds: float) -> dict[str, dict[str, float]]:
+    """{device: {dtype: steps/s}}. Networks: fp32 and bf16 on every device, fp16 on CUDA.
+    Classical models run once on the CPU, as "native" (their own integer or float path)."""
+    if info.kind != "network":
+        model = create_model(name, device="cpu")
+        try:
+            return {"cpu": {"native": round(time_forward(model, frame, sigmas, seconds), 2)}}
+        finally:
+            model.close()
+    out: dict[str, dict[str, float]] = {}
+    for device in devices:
+        dtypes = ["fp32", "bf16"] + (["fp16"] if device.startswith("cuda") else [])
+        for dtype in dtypes:
+            model = create_model(name, device=device, dtype=dtype)
+            try:
+                out.setdefault(device, {})[dtype] = round(time_forward(model, frame, sigmas, seconds), 2)
+            finally:
+                model.close()
+    return out
+
+
+def machine() -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(device description, thread counts, other facts) of this machine."""
+    import cv2
+    import numba
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    device = f"cpu: {cpu}, {cores} cores"
+    if torch.cuda.is_available():
+        device += f"; cuda: {torch.cuda.get_device_name(0)}"
+    threads = {"cores": cores, "torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
+               "opencv": cv2.getNumThreads(), "numba": numba.get_num_threads()}
+    facts = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+             "python": platform.python_version(), "load_avg_before": [round(x, 2) for x in os.getloadavg()]}
+    return device, threads, facts
+
+
+def bench(cfg: BenchConfig) -> dict[str, Any]:
+    """Runs the whole benchmark and returns the figures (the --json document)."""
+    if cfg.frames < 2:
+        raise ConfigError(f"--frames {cfg.frames}: give at least 2 frames.")
+    parse_strength(cfg.strength)
+    info = model_info(cfg.model)
+    device, threads, facts = machine()
+    with tempfile.TemporaryDirectory(prefix="streamdn-bench-") as tmp:
+        if cfg.input is None:
+            w, h = cfg.synthetic
+            source = make_clip(os.path.join(tmp, "input.mp4"), w, h, cfg.frames, cfg.noise)
+            described = f"synthetic {w}x{h}, {cfg.noise}, H.264"
+        else:
+            source, described = cfg.input, cfg.input
+        with Denoiser(cfg.model, strength=cfg.strength, device=cfg.device) as dn:
+            stats, encoder = run_file(source, os.path.join(tmp, "out.mp4"), dn, cfg.frames)
+            run_device = dn.device
+            frame = first_frame(source)
+            sigmas = dn.noise_sigmas(frame)
+        with Denoiser(_Passthrough(), strength=0) as passthrough:
+            base, _ = run_file(source, os.path.join(tmp, "base.mp4"), passthrough, cfg.frames)
+        devices = ["cpu"] + ([run_device] if run_device != "cpu" else [])
+        speeds = model_speeds(info.name, info, frame, sigmas, devices, cfg.model_seconds)
+    main = speeds.get(run_device) or next(iter(speeds.values()))
+    return {
+        "size": [frame.width, frame.height],
+        "frames": stats.frames,
+        "input": described,
+        "model": info.name,
+        "model_kind": info.kind,
+        "fps": round(stats.fps, 2),
+        "baseline_fps": round(base.fps, 2),
+        "ratio": round(stats.fps / base.fps, 4) if base.fps > 0 else 0.0,
+        "model_fps": main,
+        "model_fps_by_device": speeds,
+        "stages_ms": stats.stages_ms,
+        "baseline_stages_ms": base.stages_ms,
+        "latency_ms": stats.latency_ms,
+        "warmup_s": round(stats.warmup_s, 3),
+        "sigmas": [round(s, 2) for s in sigmas],
+        "encoder": encoder,
+        "device": device,
+        "run_device": run_device,
+        "threads": threads,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        **facts,
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def text(r: dict[str, Any]) -> str:
+    """The human-readable summary of a bench result."""
+    w, h = r["size"]
+    stages = "  ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items())
+    base = "  ".join(f"{k} {v:.1f}" for k, v in r["baseline_stages_ms"].items())
+    lat = "  ".join(f"{k} {v:.0f}" for k, v in r["latency_ms"].items())
+    speeds = "; ".join(f"{dev}: " + ", ".join(f"{dt} {v:.1f}" for dt, v in d.items())
+                       for dev, d in r["model_fps_by_device"].items())
+    return "\n".join([
+        f"streamdn bench: {r['model']} on {r['run_device']}, {w}x{h}, {r['frames']} frames ({r['input']})",
+        f"  end to end    {r['fps']:7.1f} fps   (decode -> denoise -> {r['encoder']['codec']} encode)",
+        f"  decode+encode {r['baseline_fps']:7.1f} fps   ratio {r['ratio']:.2f}",
+        f"  model alone   {speeds} steps/s",
+        f"  stage ms/frame  {stages}",
+        f"  baseline ms     {base}",
+        f"  latency ms      {lat}   (warm-up {r['warmup_s']:.2f} s, not counted)",
+        f"  device          {r['device']}",
+        f"  threads         " + ", ".join(f"{k} {v}" for k, v in r["threads"].items()),
+        f"  peak RSS        {r['peak_rss_mb']:.0f} MB;  load average before/after "
+        f"{r['load_avg_before'][0]} / {r['load_avg_after'][0]}",
+    ])
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Adds `streamdn bench` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "bench", help="measure end-to-end fps, per-stage time, latency and the model alone",
+        description="Runs the file path (decode -> denoise -> encode with the default encoder) on a file or a "
+                    "generated clip, then the same frames through decode + encode alone, then the model step "
+                    "alone per dtype and device.",
+        epilog="example: streamdn bench --synthetic 1280x720 --json")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--input", metavar="FILE", help="video file to run on")
+    src.add_argument("--synthetic", metavar="WxH", help="generate a noisy H.264 clip of this size (default 1280x720)")
+    p.add_argument("--frames", type=int, default=90, metavar="N", help="frames to run (default %(default)s)")
+    p.add_argument("--model", default="default", help="model to time (default: the default model)")
+    p.add_argument("--strength", default="auto", help="auto (default) or a noise sigma in 8-bit units")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--noise", default="awgn20", help="noise of the generated clip (default %(default)s)")
+    p.add_argument("--model-seconds", type=float, default=2.0, metavar="S",
+                   help="seconds per model-alone measurement (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs `streamdn bench` from parsed arguments. Returns 0."""
+    size = (1280, 720)
+    if args.synthetic:
+        try:
+            size = tuple(int(v) for v in args.synthetic.lower().split("x"))  # type: ignore[assignment]
+            if len(size) != 2 or min(size) < 16:
+                raise ValueError
+        except ValueError as err:
+            raise ConfigError(f"--synthetic '{args.synthetic}': use WxH with both at least 16, e.g. 1280x720.") from err
+    try:
+        parse_noise(args.noise)
+    except ValueError as err:
+        raise ConfigError(f"--noise: {err}") from err
+    cfg = BenchConfig(input=args.input, synthetic=size, frames=args.frames, model=args.model,
+                      strength=args.strength, device=args.device, noise=args.noise,
+                      model_seconds=args.model_seconds)
+    result = bench(cfg)
+    print(json.dumps(result, indent=2) if args.json else text(result), file=sys.stdout)
+    return 0

@@ -1,0 +1,410 @@
+"""`streamdn eval`: PSNR, SSIM, temporal flicker and speed of denoisers on clean clips with
+noise synthesised from fixed seeds, every method run through streamdn.Denoiser (the product's
+path). Writes results.json, results.md and, with streamdn.report, report.html."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+import tomllib
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .denoiser import Denoiser, parse_strength
+from .errors import ConfigError, StreamdnError
+from .frames import Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
+from .jobs import progress_bar
+from .metrics import FlickerMeter, psnr, ssim
+from .noise import NoiseSpec, add_noise, parse_noise
+from .sources import FileSource
+from .synthetic import MovingScene, SceneConfig
+
+SYNTHETIC_SEED = 1000   # validation scenes use seeds 1000, 1001, ... (tuning used 0 and 1)
+NOISY = "noisy"         # the pseudo-method row: the noisy input as the denoiser sees it
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate. Loaded from the [eval] table of a TOML file (configs/eval.toml), with
+    command-line flags on top.
+
+    Attributes:
+        clips: clean video files; empty means synthetic clips.
+        synthetic: number of synthetic clean clips (MovingScene seeds 1000, 1001, ...).
+        noise: noise names for streamdn.noise.parse_noise (awgn20, pg_lowlight, sp5, ...).
+        methods: model names (tfilter, fast, classical:nlm, ffmpeg:atadenoise, ...).
+        frames: frames per clip.
+        size: (width, height) of synthetic clips, or the size clips are resized to; None keeps
+            clip sizes (synthetic: 640x360).
+        strength: "auto" (blind estimate, as the product runs), "oracle" (each plane's true
+            noise sigma, measured against the clean frame) or a sigma in 8-bit units.
+        device: where networks run ("auto", "cpu", "cuda", "cuda:N").
+        seed: base of every noise seed.
+        report: also write report.html, the plot and the crops (needs matplotlib).
+    """
+
+    clips: tuple[str, ...] = ()
+    synthetic: int = 0
+    noise: tuple[str, ...] = ("awgn20", "pg_lowlight")
+    methods: tuple[str, ...] = ("tfilter", "classical:gaussian", "classical:bilateral")
+    frames: int = 30
+    size: tuple[int, int] | None = None
+    strength: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    report: bool = True
+
+
+@dataclass
+class Clip:
+    """A clean clip: name, (H, W, 3) uint8 BGR frames and frame rate (frames/s)."""
+
+    name: str
+    frames: list[np.ndarray]
+    fps: float = 30.0
+
+
+@dataclass
+class Crops:
+    """The pictures of the report: one frame of the first clip per noise, same region each."""
+
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)        # x, y, w, h in pixels
+    images: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # noise -> label -> BGR crop
+
+
+class _OracleDenoiser(Denoiser):
+    """Told each plane's true noise sigma (frame.extra["oracle_sigmas"]) instead of estimating."""
+
+    def noise_sigmas(self, frame: Frame) -> tuple[float, float, float]:
+        return frame.extra["oracle_sigmas"]  # type: ignore[return-value]
+
+
+def load_eval_config(path: str | None, **flags: Any) -> EvalConfig:
+    """The [eval] table of `path` (if given), then `flags` that are not None.
+
+    Raises:
+        ConfigError: unreadable file, unknown key or bad value; the message names the key.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh).get("eval", {})
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"{path}: cannot read the eval config ({err}).") from err
+        valid = [f.name for f in dataclasses.fields(EvalConfig)]
+        for key, value in table.items():
+            if key not in valid:
+                raise ConfigError(f"{path}: [eval] has no key '{key}'; valid keys: {', '.join(valid)}.")
+            values[key] = tuple(value) if isinstance(value, list) else value
+    values.update({k: v for k, v in flags.items() if v is not None})
+    cfg = EvalConfig(**values)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: EvalConfig) -> None:
+    if bool(cfg.clips) == bool(cfg.synthetic):
+        raise ConfigError("streamdn eval: give either --clips FILE... (clean videos) or --synthetic N "
+                          "(generated clips), not both and not neither.")
+    if cfg.frames < 2:
+        raise ConfigError(f"--frames {cfg.frames}: give at least 2 frames (flicker compares neighbours).")
+    if not cfg.noise or not cfg.methods:
+        raise ConfigError("streamdn eval: give at least one --noise and one --methods entry.")
+    for name in cfg.noise:
+        try:
+            parse_noise(name)
+        except ValueError as err:
+            raise ConfigError(f"--noise: {err}") from err
+    if cfg.strength != "oracle":
+        parse_strength(cfg.strength)
+    if cfg.size is not None and min(cfg.size) < 16:
+        raise ConfigError(f"--size {cfg.size[0]}x{cfg.size[1]}: width and height must be at least 16.")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x360' -> (640, 360). Raises ConfigError otherwise."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise ConfigError(f"--size '{text}': use WxH, e.g. 640x360.") from err
+    return w, h
+
+
+# -- clips and noise ---------------------------------------------------------------------------
+
+def load_clips(cfg: EvalConfig) -> list[Clip]:
+    """The clean clips: decoded files (resized to cfg.size if given) or synthetic scenes."""
+    if cfg.synthetic:
+        w, h = cfg.size or (640, 360)
+        clips = []
+        for i in range(cfg.synthetic):
+            scene = MovingScene(SceneConfig(w, h, seed=SYNTHETIC_SEED + i))
+            clips.append(Clip(f"synthetic-{SYNTHETIC_SEED + i}", [scene.render(t) for t in range(cfg.frames)]))
+        return clips
+    clips = []
+    for path in cfg.clips:
+        with FileSource(path, max_frames=cfg.frames) as src:
+            frames = [f.to_bgr() for f in src]
+            fps = float(src.format.fps or 30)
+        if cfg.size is not None:
+            frames = [cv2.resize(f, cfg.size, interpolation=cv2.INTER_AREA) for f in frames]
+        if len(frames) < 2:
+            raise ConfigError(f"clip '{path}' has {len(frames)} frame(s); evaluation needs at least 2.")
+        clips.append(Clip(os.path.basename(path), frames, fps))
+    return clips
+
+
+def noisy_frames(clip: Clip, index: int, noise: str, seed: int) -> list[Frame]:
+    """The clip with noise added in RGB, as 4:2:0 Frames; each carries the true per-plane noise
+    sigma (8-bit units) in extra["oracle_sigmas"]. Deterministic in (seed, index, noise)."""
+    spec: NoiseSpec = parse_noise(noise)
+    rng = np.random.default_rng([seed, index, zlib.crc32(noise.encode())])
+    tb = 1 / Fraction(clip.fps).limit_denominator(1001)
+    frames = []
+    for t, clean in enumerate(clip.frames):
+        noisy = np.clip(add_noise(clean, spec, rng) + 0.5, 0, 255).astype(np.uint8)
+        frame = frame_from_bgr(noisy, index=t, pts=t, time_base=tb)
+        ref = bgr_to_yuv420(clean)
+        frame.extra["oracle_sigmas"] = tuple(float(np.std(p.astype(np.float64) - r))
+                                             for p, r in zip((frame.y, frame.u, frame.v), ref))
+        frames.append(frame)
+    return frames
+
+
+def crop_box(clean: np.ndarray, width: int = 160, height: int = 112) -> tuple[int, int, int, int]:
+    """The (x, y, w, h) region of `clean` with the most gradient energy (detail shows denoising
+    best); deterministic."""
+    h, w = clean.shape[:2]
+    cw, ch = min(width, w), min(height, h)
+    grey = cv2.cvtColor(clean, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    energy = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    summed = cv2.boxFilter(energy, -1, (cw, ch), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    valid = summed[: h - ch + 1, : w - cw + 1]
+    y, x = np.unravel_index(int(np.argmax(valid)), valid.shape)
+    return int(x), int(y), cw, ch
+
+
+# -- running -----------------------------------------------------------------------------------
+
+def make_denoiser(method: str, cfg: EvalConfig) -> Denoiser:
+    """The Denoiser a method is evaluated with (oracle strength uses the true sigmas)."""
+    if cfg.strength == "oracle":
+        return _OracleDenoiser(method, strength="auto", device=cfg.device)
+    return Denoiser(method, strength=cfg.strength, device=cfg.device)
+
+
+def score(method: str, frames: list[Frame], clean: list[np.ndarray], cfg: EvalConfig,
+          on_frame: Any = None, keep: int | None = None) -> tuple[dict[str, float], np.ndarray | None]:
+    """Runs one method over one noisy clip.
+
+    Args:
+        method: a model name, or NOISY for the input itself.
+        frames: noisy Frames; clean: the (H, W, 3) uint8 BGR references.
+        on_frame: called once per frame (progress).
+        keep: index of the output frame to return (for the report's crops).
+
+    Returns:
+        ({"psnr": dB, "ssim": [-1, 1], "flicker": 8-bit units, "fps": frames/s}, kept BGR frame).
+        fps counts only the Denoiser calls (pre + model + post, one thread calling), after a
+        warm-up call that is not timed; NOISY has fps 0.
+    """
+    dn = None if method == NOISY else make_denoiser(method, cfg)
+    try:
+        if dn is not None:
+            dn(frames[0])      # JIT compilation, allocations, first-call costs: not timed
+            dn.reset()
+        busy = 0.0
+        ps, ss, meter, kept = [], [], FlickerMeter(), None
+        for t, (frame, ref) in enumerate(zip(frames, clean)):
+            if dn is None:
+                out = frame
+            else:
+                start = time.perf_counter()
+                out = dn(frame)
+                busy += time.perf_counter() - start
+            bgr = yuv420_to_bgr(out.y, out.u, out.v, out.bit_depth)
+            ps.append(psnr(ref, bgr))
+            ss.append(ssim(ref, bgr))
+            meter.add(ref, bgr)
+            if t == keep:
+                kept = bgr
+            if on_frame is not None:
+                on_frame()
+    finally:
+        if dn is not None:
+            dn.close()
+    fps = len(frames) / busy if busy > 0 else 0.0
+    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "flicker": meter.value, "fps": fps}, kept
+
+
+def _check_methods(cfg: EvalConfig) -> None:
+    """Builds each method once so a missing model or dependency fails before any work."""
+    for method in cfg.methods:
+        try:
+            make_denoiser(method, cfg).close()
+        except StreamdnError:
+            raise
+        except ImportError as err:
+            raise ConfigError(f"method '{method}' cannot be built: {err}. Install the extra it needs, "
+                              f"e.g. pip install 'streamdn[eval]'.") from err
+
+
+def evaluate(cfg: EvalConfig, *, quiet: bool = False) -> tuple[dict[str, Any], Crops]:
+    """Runs every method on every clip x noise. Returns the results (the results.json data) and
+    the crops for the report."""
+    _check(cfg)
+    _check_methods(cfg)
+    clips = load_clips(cfg)
+    rows: list[dict[str, Any]] = []
+    crops = Crops()
+    total = sum(len(c.frames) for c in clips) * len(cfg.noise) * (len(cfg.methods) + 1)
+    bar = progress_bar(total, "eval", quiet)
+    try:
+        for ci, clip in enumerate(clips):
+            keep = len(clip.frames) // 2 if ci == 0 else None
+            if keep is not None:
+                crops.box = crop_box(clip.frames[keep])
+            for noise in cfg.noise:
+                frames = noisy_frames(clip, ci, noise, cfg.seed)
+                for method in (NOISY, *cfg.methods):
+                    bar.set_postfix_str(f"{clip.name} {noise} {method}", refresh=False)
+                    result, kept = score(method, frames, clip.frames, cfg, lambda: bar.update(1), keep)
+                    rows.append({"clip": clip.name, "noise": noise, "method": method, "frames": len(frames),
+                                 **_rounded(result)})
+                    if kept is not None:
+                        x, y, w, h = crops.box
+                        images = crops.images.setdefault(noise, {"clean": clip.frames[keep][y:y + h, x:x + w]})
+                        images[method] = kept[y:y + h, x:x + w]
+    finally:
+        bar.close()
+    results = {
+        "config": _config_dict(cfg),
+        "environment": environment(),
+        "clips": [{"name": c.name, "width": c.frames[0].shape[1], "height": c.frames[0].shape[0],
+                   "frames": len(c.frames), "ceiling_psnr": round(_ceiling(c), 4)} for c in clips],
+        "rows": rows,
+        "summary": summarise(rows),
+    }
+    return results, crops
+
+
+def _rounded(r: dict[str, float]) -> dict[str, float]:
+    digits = {"psnr": 4, "ssim": 5, "flicker": 4, "fps": 2}
+    return {k: round(v, digits[k]) for k, v in r.items()}
+
+
+def _ceiling(clip: Clip) -> float:
+    """Mean PSNR of the clean frames after the 4:2:0 round trip: the best any method can score."""
+    return float(np.mean([psnr(f, yuv420_to_bgr(*bgr_to_yuv420(f))) for f in clip.frames]))
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per noise x method, the mean over clips of psnr, ssim, flicker and fps (input order)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["noise"], r["method"]), []).append(r)
+    return [{"noise": n, "method": m, "clips": len(g),
+             **_rounded({k: float(np.mean([r[k] for r in g])) for k in ("psnr", "ssim", "flicker", "fps")})}
+            for (n, m), g in groups.items()]
+
+
+def environment() -> dict[str, Any]:
+    """Where the speeds were measured: cores, threads, load."""
+    import platform
+
+    from . import __version__
+
+    env: dict[str, Any] = {"streamdn": __version__, "python": platform.python_version(),
+                           "machine": platform.machine(), "cpu_count": os.cpu_count(),
+                           "load_avg": [round(x, 2) for x in os.getloadavg()], "opencv_threads": cv2.getNumThreads()}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    return env
+
+
+def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def write_results(results: dict[str, Any], crops: Crops, out_dir: str, *, report: bool = True) -> list[str]:
+    """Writes results.json, results.md and (report=True) report.html with its plot and crops.
+    Returns the paths written."""
+    from .report import write_markdown, write_report
+
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "results.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(results, fh, indent=2)
+        fh.write("\n")
+    written = [path, write_markdown(results, os.path.join(out_dir, "results.md"))]
+    if report:
+        written += write_report(results, crops, out_dir)
+    return written
+
+
+# -- command line ------------------------------------------------------------------------------
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Adds `streamdn eval` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "eval", help="compare denoisers: PSNR, SSIM, flicker and fps on clean clips with synthetic noise",
+        description="Adds noise (fixed seeds) to clean clips, denoises them with every method through the "
+                    "same Denoiser the product uses, and writes results.json, results.md and report.html "
+                    "(table, quality-vs-speed plot, side-by-side crops) to --out.",
+        epilog="example: streamdn eval --synthetic 3 --noise awgn20,pg_lowlight "
+               "--methods tfilter,classical:bilateral,ffmpeg:nlmeans --out eval-out")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--clips", nargs="+", metavar="FILE", help="clean video files")
+    src.add_argument("--synthetic", type=int, metavar="N", help="generate N clean synthetic clips instead")
+    p.add_argument("--noise", help="comma-separated noise names: awgn20, awgn30, pg_lowlight, sp5, speckle20, "
+                                   "poisson30, camera_lowlight (default awgn20,pg_lowlight)")
+    p.add_argument("--methods", help="comma-separated models (see `streamdn models`), e.g. "
+                                     "tfilter,classical:nlm-temporal,ffmpeg:atadenoise")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--frames", type=int, metavar="N", help="frames per clip (default 30)")
+    p.add_argument("--size", metavar="WxH", help="synthetic clip size, or resize clips to it (default 640x360)")
+    p.add_argument("--strength", help="auto (blind, default), oracle (true per-plane sigma) or a sigma in "
+                                      "8-bit units")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N, for networks")
+    p.add_argument("--seed", type=int, help="base noise seed (default 0)")
+    p.add_argument("--config", metavar="FILE.toml", help="an [eval] table, e.g. configs/eval.toml; flags override")
+    p.add_argument("--no-report", action="store_true", help="skip report.html, the plot and the crops")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs `streamdn eval` from parsed arguments; prints the summary table. Returns 0."""
+    split = (lambda s: tuple(x.strip() for x in s.split(",") if x.strip()) if s else None)
+    cfg = load_eval_config(
+        args.config, clips=tuple(args.clips) if args.clips else None, synthetic=args.synthetic,
+        noise=split(args.noise), methods=split(args.methods), frames=args.frames,
+        size=parse_size(args.size) if args.size else None, strength=args.strength, device=args.device,
+        seed=args.seed, report=False if args.no_report else None)
+    if cfg.report:
+        from .report import check_report_dependencies
+
+        check_report_dependencies()
+    results, crops = evaluate(cfg, quiet=args.quiet)
+    written = write_results(results, crops, args.out, report=cfg.report)
+    if not args.quiet:
+        with open(written[1], encoding="utf-8") as fh:
+            print(fh.read())
+        print("wrote " + ", ".join(written[:3]) + (f" and {len(written) - 3} images" if len(written) > 3 else ""))
+    return 0

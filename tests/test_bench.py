@@ -1,0 +1,46 @@
+"""`streamdn bench`: the JSON document's schema on a tiny generated clip and on a file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from streamdn import ConfigError
+from streamdn.bench import BenchConfig, add_parser, bench, run
+
+REQUIRED = {"size", "fps", "baseline_fps", "ratio", "model_fps", "stages_ms", "device", "threads", "peak_rss_mb",
+            "latency_ms"}
+
+
+def test_schema_classical() -> None:
+    r = bench(BenchConfig(synthetic=(64, 48), frames=6, model="classical:gaussian", model_seconds=0.05))
+    assert REQUIRED <= set(r)
+    assert r["size"] == [64, 48] and r["frames"] == 6
+    assert r["fps"] > 0 and r["baseline_fps"] > 0
+    assert r["ratio"] == pytest.approx(r["fps"] / r["baseline_fps"], rel=1e-2)
+    assert set(r["model_fps"]) == {"native"}
+    assert set(r["stages_ms"]) == {"decode", "pre", "model", "post", "encode"}
+    assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
+    assert r["threads"]["cores"] >= 1 and r["peak_rss_mb"] > 0
+    json.dumps(r)
+
+
+def test_network_dtypes_on_a_file(video: Callable[..., Path]) -> None:
+    r = bench(BenchConfig(input=str(video(frames=5)), frames=5, model="tdn_tiny", device="cpu", model_seconds=0.05))
+    assert r["model_kind"] == "network"
+    assert {"fp32", "bf16"} <= set(r["model_fps"]) and "cpu" in r["model_fps_by_device"]
+
+
+def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--synthetic", "64x48", "--frames", "4", "--model", "classical:median",
+                              "--model-seconds", "0.05", "--json"])
+    assert run(args) == 0
+    assert REQUIRED <= set(json.loads(capsys.readouterr().out))
+    with pytest.raises(ConfigError, match="WxH"):
+        run(parser.parse_args(["bench", "--synthetic", "big"]))
