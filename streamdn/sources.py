@@ -4,7 +4,6 @@ moving scene with chosen noise (the embedded default for the demo and the tests)
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -217,10 +216,13 @@ class SyntheticSource(Source):
     can measure PSNR. Deterministic from cfg.seed.
     """
 
-    def __init__(self, cfg: SourceConfig, *, max_frames: int | None = None, realtime: bool = False) -> None:
+    def __init__(self, cfg: SourceConfig, *, max_frames: int | None = None) -> None:
+        """Args:
+            cfg: scene size, length, frame rate, noise and seed. Pace it like a camera with
+                streamdn.camera.PacedSource.
+            max_frames: stop after this many frames.
+        """
         self.cfg = cfg
-        self.realtime = realtime
-        self.live = realtime
         n = cfg.frames if max_frames is None else min(cfg.frames, max_frames)
         self.total_frames = n
         fps = Fraction(cfg.fps).limit_denominator(1001)
@@ -235,14 +237,9 @@ class SyntheticSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         rng = np.random.default_rng(self.cfg.seed + 1)
-        start = time.monotonic()
         for t in range(self.total_frames or 0):
             clean = self.scene.render(t)
             noisy = np.clip(add_noise(clean, self.noise, rng) + 0.5, 0, 255).astype(np.uint8)
-            if self.realtime:
-                delay = start + t / float(self.format.fps or 30) - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
             frame = frame_from_bgr(noisy, index=t, pts=t, time_base=self.format.time_base)
             frame.extra["clean"] = clean
             yield frame

@@ -9,6 +9,7 @@ import pytest
 
 import streamdn
 from streamdn import Denoiser, ListSink, Pipeline, SyntheticSource, load_config
+from streamdn.camera import PacedSource
 from streamdn.config import SourceConfig
 from streamdn.errors import ConfigError, ModelNotFoundError, SourceError
 from streamdn.frames import Frame, bgr_to_yuv420, from_av, to_av, yuv420_to_bgr
@@ -130,7 +131,7 @@ def test_pipeline_drop_oldest_under_slow_model() -> None:
         return orig(p)
 
     dn.infer = slow  # type: ignore[method-assign]
-    src = SyntheticSource(SourceConfig(width=48, height=32, frames=40, fps=200.0), realtime=True)
+    src = PacedSource(SyntheticSource(SourceConfig(width=48, height=32, frames=40, fps=200.0)))
     sink = ListSink()
     stats = Pipeline(dn, queue_size=1, drop_oldest=True).run(src, [sink])
     assert stats.dropped > 0 and stats.frames + stats.dropped <= 40 and stats.frames == len(sink.frames)
