@@ -17,11 +17,18 @@ Strength: options from the per-plane noise sigma (8-bit units), tuned as in mode
 (same clips, noise levels and oracle sigmas; grid search of one multiplier per level):
 
     plane sigma           2.9    5.75   11.5   17.2   28     parameter
-    nlmeans               0.25   0.3    0.3    0.3    0.3    s / noise sigma (luma sigma)
-    atadenoise            2.5    2.5    2.5    2.5    2.5    thresholds a, b/2 x 255 / noise sigma
-    bm3d                  1.5    1.5    1.5    1.5    1.5    sigma / noise sigma
-    fftdnoiz              0.6    0.6    0.6    0.6    0.6    sigma / noise sigma
-    hqdn3d                0.4    0.4    0.4    0.4    0.4    spatial / noise sigma (temporal 1.5x)
+    nlmeans               1.5    1.0    0.8    0.8    1.0    s / noise sigma (luma sigma)
+    atadenoise            4      4      5      5      3      thresholds a, b/2 x 255 / noise sigma
+    bm3d                  35     50     50     70     70     sigma / noise sigma
+    fftdnoiz              1.5    3      6      6      4.5    sigma / noise sigma (capped at 100)
+    hqdn3d                0.4    0.4    0.4    0.4    0.4    spatial / noise sigma (not tuned:
+                                                             the build here has no hqdn3d)
+
+What the tuning showed: FFmpeg's option scales are far from the noise sigma (bm3d needs 35-70x,
+its default sigma 1 does nothing); fftdnoiz's sigma option tops out at 100, so above a plane
+sigma of about 17 (AWGN 30) it cannot remove all the noise; atadenoise saturates (its
+thresholds top out) and averages without motion compensation, so it gains at most ~3 dB on
+these slowly panning scenes (about 5 dB on a static one).
 
 Fixed choices: nlmeans patch 7, research 9 (15 is 2.5x slower for < 0.1 dB here); atadenoise
 D = 4 (FFmpeg's default window of 9); bm3d block 8, step 4, group 8, range 9 (FFmpeg's group 1
@@ -36,7 +43,6 @@ from fractions import Fraction
 
 import av
 import av.filter
-import numpy as np
 
 from streamdn.errors import ConfigError
 from streamdn.frames import Frame, from_av, to_av
@@ -45,10 +51,10 @@ from .classical import SIGMAS, Table, lookup
 from .registry import FrameModel, ModelInfo, register
 
 TUNING: dict[str, Table] = {
-    "nlmeans": tuple(zip(SIGMAS, (0.25, 0.3, 0.3, 0.3, 0.3))),
-    "atadenoise": tuple(zip(SIGMAS, (2.5, 2.5, 2.5, 2.5, 2.5))),
-    "bm3d": tuple(zip(SIGMAS, (1.5, 1.5, 1.5, 1.5, 1.5))),
-    "fftdnoiz": tuple(zip(SIGMAS, (0.6, 0.6, 0.6, 0.6, 0.6))),
+    "nlmeans": tuple(zip(SIGMAS, (1.5, 1.0, 0.8, 0.8, 1.0))),
+    "atadenoise": tuple(zip(SIGMAS, (4.0, 4.0, 5.0, 5.0, 3.0))),
+    "bm3d": tuple(zip(SIGMAS, (35.0, 50.0, 50.0, 70.0, 70.0))),
+    "fftdnoiz": tuple(zip(SIGMAS, (1.5, 3.0, 6.0, 6.0, 4.5))),
     "hqdn3d": tuple(zip(SIGMAS, (0.4, 0.4, 0.4, 0.4, 0.4))),
 }
 _TIME_BASE = Fraction(1, 30)   # the graph's own clock; output frames keep the input's timing
@@ -96,7 +102,7 @@ class FFmpegFilter(FrameModel):
 
     # -- the three stages --------------------------------------------------------------------
 
-    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> tuple[av.VideoFrame, tuple[float, float, float]]:
+    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> tuple[av.VideoFrame, tuple[float, ...]]:
         return to_av(frame), sigmas
 
     def forward(self, packed: tuple[av.VideoFrame, tuple[float, float, float]]) -> av.VideoFrame:

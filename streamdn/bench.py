@@ -87,7 +87,7 @@ def run_file(input_path: str, output_path: str, denoiser: Denoiser, frames: int)
     does (threaded stages, default encoder). Returns the stats and the encoder settings."""
     with FileSource(input_path, max_frames=frames) as src:
         with FileSink(output_path, src.format, EncodeConfig(), meta=src.meta, overwrite=True) as sink:
-            stats = Pipeline(denoiser).run(src, [sink])
+            stats = Pipeline(src, [sink], denoiser=denoiser).run()
             encoder = {"codec": sink.plan.codec, "pix_fmt": sink.plan.pix_fmt, "options": sink.plan.options}
     return stats, encoder
 
@@ -235,7 +235,7 @@ def text(r: dict[str, Any]) -> str:
         f"  baseline ms     {base}",
         f"  latency ms      {lat}   (warm-up {r['warmup_s']:.2f} s, not counted)",
         f"  device          {r['device']}",
-        f"  threads         " + ", ".join(f"{k} {v}" for k, v in r["threads"].items()),
+        "  threads         " + ", ".join(f"{k} {v}" for k, v in r["threads"].items()),
         f"  peak RSS        {r['peak_rss_mb']:.0f} MB;  load average before/after "
         f"{r['load_avg_before'][0]} / {r['load_avg_after'][0]}",
     ])

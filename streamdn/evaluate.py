@@ -389,12 +389,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def _split(text: str | None) -> tuple[str, ...] | None:
+    """'a, b,c' -> ('a', 'b', 'c'); None stays None."""
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs `streamdn eval` from parsed arguments; prints the summary table. Returns 0."""
-    split = (lambda s: tuple(x.strip() for x in s.split(",") if x.strip()) if s else None)
     cfg = load_eval_config(
         args.config, clips=tuple(args.clips) if args.clips else None, synthetic=args.synthetic,
-        noise=split(args.noise), methods=split(args.methods), frames=args.frames,
+        noise=_split(args.noise), methods=_split(args.methods), frames=args.frames,
         size=parse_size(args.size) if args.size else None, strength=args.strength, device=args.device,
         seed=args.seed, report=False if args.no_report else None)
     if cfg.report:
