@@ -17,7 +17,7 @@ def main() -> None:
         raise SystemExit(__doc__)
     src = SyntheticSource(SourceConfig(frames=30)) if sys.argv[1] == "--synthetic" else open_source(sys.argv[1])
     with src, FileSink(sys.argv[2], src.format, meta=src.meta, overwrite=True) as sink, Denoiser() as dn:
-        stats = Pipeline(dn, on_frame=lambda noisy, clean: None).run(src, [sink])
+        stats = Pipeline(src, [sink], denoiser=dn).run()
     print(f"{stats.frames} frames at {stats.fps:.1f} fps; latency p95 {stats.latency_ms['p95']:.0f} ms")
 
 

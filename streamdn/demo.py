@@ -51,6 +51,6 @@ def run_demo(cfg: RunConfig, output: str = "streamdn-demo.mp4", *, overwrite: bo
             sink.write(side)
             bar.update(1)
 
-        stats = Pipeline(dn, queue_size=cfg.pipeline.queue_size, on_frame=on_frame).run(src)
+        stats = Pipeline(src, denoiser=dn, queue_size=cfg.pipeline.queue_size, on_frame=on_frame).run()
         bar.close()
     return DemoResult(os.path.abspath(output), float(np.mean(before)), float(np.mean(after)), stats)

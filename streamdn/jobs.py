@@ -70,13 +70,14 @@ def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite
             if stats_path is not None:
                 check_output_path(stats_path, overwrite=True)
             bar = progress_bar(src.total_frames, os.path.basename(input_path), quiet)
-            pipe = Pipeline(dn, queue_size=cfg.pipeline.queue_size, on_frame=lambda _n, _c: bar.update(1))
             sink = FileSink(output_path, src.format, cfg.encode, meta=src.meta,
                             copy_streams_from=input_path if src.audio_streams else None,
                             trim_copied_streams=cfg.pipeline.frames is not None, overwrite=overwrite)
+            pipe = Pipeline(src, [sink], denoiser=dn, queue_size=cfg.pipeline.queue_size,
+                            on_frame=lambda _n, _c: bar.update(1))
             try:
                 with sink:
-                    stats = pipe.run(src, [sink])
+                    stats = pipe.run()
             except KeyboardInterrupt as stop:
                 bar.close()
                 result = JobResult(sink.final_path, pipe.stats, interrupted=True)

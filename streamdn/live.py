@@ -93,10 +93,10 @@ def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: 
         view = Preview(dn, preview) if preview != "off" else None
         if view is not None:
             stack.callback(view.close)
-        pipe = Pipeline(dn, queue_size=1 if source.live else cfg.pipeline.queue_size, drop_oldest=source.live,
+        pipe = Pipeline(source, sinks, denoiser=dn, queue_size=1 if source.live else cfg.pipeline.queue_size,
                         max_age=live.target_latency_ms / 1000.0 if source.live else None, on_frame=view)
         try:
-            pipe.run(source, sinks)
+            pipe.run()
         except QuitRequested:
             ended_by = "quit"
         except KeyboardInterrupt:

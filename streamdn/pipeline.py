@@ -4,7 +4,9 @@ behind. Records per-stage time, fps and capture-to-output latency."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -55,33 +57,65 @@ class _Stop(Exception):
     pass
 
 
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[threading.Event]:
+    """Turns the first Ctrl-C into a request the loop honours between two frames, so that no
+    frame is left half-encoded (a second Ctrl-C interrupts at once). Only in the main thread,
+    the one Python delivers signals to."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class Pipeline:
     """Runs a Denoiser over a stream of Frames with the stages overlapped in threads.
 
     Example:
         >>> with open_source("in.mp4") as src, FileSink("out.mp4", src.format) as sink:
-        ...     stats = Pipeline(Denoiser()).run(src, [sink])
+        ...     stats = Pipeline(src, [sink]).run()
     """
 
-    def __init__(self, denoiser: Denoiser, *, queue_size: int = 4, drop_oldest: bool = False,
-                 max_age: float | None = None, on_frame: Callable[[Frame, Frame], None] | None = None) -> None:
+    def __init__(self, source: Iterable[Frame], sinks: Sequence[Sink] = (), *, denoiser: Denoiser | None = None,
+                 queue_size: int = 4, drop_oldest: bool | None = None, max_age: float | None = None,
+                 on_frame: Callable[[Frame, Frame], None] | None = None) -> None:
         """Args:
-            denoiser: the model and its stream state.
+            source: a Source (or any iterable of Frames, in stream order).
+            sinks: each gets every denoised frame, in order, from the calling thread.
+            denoiser: the model and its stream state (default: Denoiser(), the default model).
             queue_size: frames in flight between two stages (memory is bounded by this).
-            drop_oldest: live mode: when the stages fall behind, drop the oldest waiting frame.
+            drop_oldest: when the stages fall behind, drop the oldest waiting frame instead of
+                waiting (default: True for live sources, False for files).
             max_age: live mode: seconds; a frame older than this when denoising would start is
                 dropped if a newer one is already waiting (holds the target latency).
-            on_frame: called as on_frame(noisy, clean) after the sinks got each frame.
+            on_frame: called as on_frame(noisy, clean) after the sinks got each frame; an
+                exception it raises stops the run (and propagates).
         """
-        self.denoiser = denoiser
+        self.source = source
+        self.sinks = list(sinks)
+        self.denoiser = denoiser = denoiser if denoiser is not None else Denoiser()
         self.queue_size = max(1, queue_size)
-        self.drop_oldest = drop_oldest
+        self.drop_oldest = bool(getattr(source, "live", False)) if drop_oldest is None else drop_oldest
         self.max_age = max_age
         self.on_frame = on_frame
         self._busy = {s: 0.0 for s in STAGES}
         self._dropped = 0
         self._latencies: list[float] = []
+        self._written = 0
+        self._started: float | None = None
         self._stop = threading.Event()
+        self._interrupt = threading.Event()   # set by a deferred Ctrl-C (see run)
         self._errors: list[BaseException] = []
         self.stats = RunStats(model=denoiser.name, device=denoiser.device)
 
@@ -120,8 +154,10 @@ class Pipeline:
                 continue
         raise _Stop
 
-    def _get(self, q: queue.Queue) -> object:
+    def _get(self, q: queue.Queue, interrupt: threading.Event | None = None) -> object:
         while not self._stop.is_set():
+            if interrupt is not None and interrupt.is_set():
+                raise KeyboardInterrupt   # Ctrl-C while no frame arrives (e.g. a lost camera)
             try:
                 return q.get(timeout=0.05)
             except queue.Empty:
@@ -170,9 +206,11 @@ class Pipeline:
 
     # -- running -----------------------------------------------------------------------------
 
-    def frames(self, source: Iterable[Frame], fmt: FrameFormat | None = None) -> Iterator[tuple[Frame, Frame]]:
-        """Yields (noisy, denoised) pairs in stream order while the stages run in threads."""
-        fmt = fmt or getattr(source, "format", None)
+    def frames(self) -> Iterator[tuple[Frame, Frame]]:
+        """Yields (noisy, denoised) pairs in stream order while the stages run in threads (the
+        sinks are not written: `run` does that)."""
+        source = self.source
+        fmt: FrameFormat | None = getattr(source, "format", None)
         if fmt is not None:
             self.stats.warmup_s = self.warmup(fmt)
         dn = self.denoiser
@@ -192,7 +230,7 @@ class Pipeline:
         try:
             while True:
                 try:
-                    item = self._get(q[3])
+                    item = self._get(q[3], self._interrupt)
                 except _Stop:
                     break
                 if item is _END:
@@ -205,29 +243,34 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
 
-    def run(self, source: Iterable[Frame], sinks: Sequence[Sink] = ()) -> RunStats:
-        """Denoises every frame of `source` into `sinks` and returns the measured RunStats.
+    def run(self) -> RunStats:
+        """Denoises every frame of the source into the sinks and returns the measured RunStats.
 
         Raises whatever a stage raised (in this thread); KeyboardInterrupt stops the stages
         cleanly and propagates, leaving the sinks to their owner's `with` block.
         """
-        start: float | None = None
-        n = 0
-        try:
-            for noisy, clean in self.frames(source):
-                if start is None:
-                    start = time.perf_counter() - self._busy["decode"]
-                t0 = time.perf_counter()
-                for sink in sinks:
-                    sink.write(clean)
-                self._busy["encode"] += time.perf_counter() - t0
-                self._latencies.append(time.monotonic() - noisy.captured)
-                n += 1
-                if self.on_frame is not None:
-                    self.on_frame(noisy, clean)
-        finally:
-            self._finish_stats(n, start)
+        with _deferred_interrupt() as interrupted:
+            self._interrupt = interrupted
+            try:
+                self._loop(interrupted)
+            finally:
+                self._finish_stats(self._written, self._started)
         return self.stats
+
+    def _loop(self, interrupted: threading.Event) -> None:
+        for noisy, clean in self.frames():
+            if self._started is None:
+                self._started = time.perf_counter() - self._busy["decode"]
+            t0 = time.perf_counter()
+            for sink in self.sinks:
+                sink.write(clean)
+            self._busy["encode"] += time.perf_counter() - t0
+            self._latencies.append(time.monotonic() - noisy.captured)
+            self._written += 1
+            if self.on_frame is not None:
+                self.on_frame(noisy, clean)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
 
     def _finish_stats(self, n: int, start: float | None) -> None:
         s = self.stats

@@ -94,8 +94,7 @@ def test_registry_lists_models() -> None:
 
 def test_pipeline_in_order_and_stats() -> None:
     sink = ListSink()
-    pipe = Pipeline(Denoiser(), queue_size=2)
-    stats = pipe.run(tiny_source(frames=12), [sink])
+    stats = Pipeline(tiny_source(frames=12), [sink], queue_size=2).run()
     assert [f.index for f in sink.frames] == list(range(12))
     assert stats.frames == 12 and stats.dropped == 0 and stats.fps > 0
     assert set(stats.stages_ms) == {"decode", "pre", "model", "post", "encode"}
@@ -116,7 +115,7 @@ def test_pipeline_propagates_stage_errors() -> None:
     dn.pre = bad  # type: ignore[method-assign]
     sink = ListSink()
     with pytest.raises(Boom):
-        Pipeline(dn, queue_size=1).run(tiny_source(frames=10), [sink])
+        Pipeline(tiny_source(frames=10), [sink], denoiser=dn, queue_size=1).run()
     assert len(sink.frames) <= 3
 
 
@@ -133,7 +132,7 @@ def test_pipeline_drop_oldest_under_slow_model() -> None:
     dn.infer = slow  # type: ignore[method-assign]
     src = PacedSource(SyntheticSource(SourceConfig(width=48, height=32, frames=40, fps=200.0)))
     sink = ListSink()
-    stats = Pipeline(dn, queue_size=1, drop_oldest=True).run(src, [sink])
+    stats = Pipeline(src, [sink], denoiser=dn, queue_size=1).run()   # live: drops by default
     assert stats.dropped > 0 and stats.frames + stats.dropped <= 40 and stats.frames == len(sink.frames)
     idx = [f.index for f in sink.frames]
     assert idx == sorted(idx)

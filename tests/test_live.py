@@ -95,7 +95,7 @@ def test_target_latency_drops_old_frames() -> None:
 
     dn.infer = slow  # type: ignore[method-assign]
     src = PacedSource(SyntheticSource(SourceConfig(width=48, height=32, frames=60, fps=200.0)))
-    stats = Pipeline(dn, queue_size=1, drop_oldest=True, max_age=0.03).run(src, [ListSink()])
+    stats = Pipeline(src, [ListSink()], denoiser=dn, queue_size=1, max_age=0.03).run()
     assert stats.dropped > 10
     assert stats.frames + stats.dropped == 60
     assert stats.latency_ms["p50"] >= 20.0          # the model's 20 ms is counted
