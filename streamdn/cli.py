@@ -1,4 +1,4 @@
-"""`streamdn denoise|demo|live|models`: thin wrappers over the modules. A user's mistake gets one
+"""`streamdn denoise|demo|live|models|eval|bench|train`: thin wrappers over the modules. A user's mistake gets one
 line saying what is wrong and what to do, and a non-zero exit code, never a traceback."""
 
 from __future__ import annotations
@@ -111,7 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("models", help="list the models --model accepts")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    d.set_defaults(handler=_cmd_denoise)
+    m.set_defaults(handler=_cmd_demo)
+    lv.set_defaults(handler=_cmd_live)
+    ls.set_defaults(handler=_cmd_models)
+    for module in _plugin_modules():
+        module.add_parser(sub).set_defaults(handler=module.run)
     return parser
+
+
+def _plugin_modules() -> list[Any]:
+    """Commands that live in their own module: each has add_parser(subparsers) and run(args)."""
+    from . import bench, evaluate, train
+
+    return [evaluate, bench, train]
 
 
 def _config_from(args: argparse.Namespace) -> RunConfig:
@@ -226,9 +239,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"denoise": _cmd_denoise, "demo": _cmd_demo, "live": _cmd_live, "models": _cmd_models}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -236,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args)
+        return int(args.handler(args))
     except (ConfigError, ModelNotFoundError) as err:
         print(f"streamdn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
