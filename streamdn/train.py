@@ -229,8 +229,14 @@ def _plot(history: dict[str, list], path: Path) -> None:
     plt.close(fig)
 
 
-def train(cfg: TrainConfig, *, quiet: bool = False) -> Path:
-    """Trains (or resumes) a run; returns the path of the best weights (safetensors)."""
+def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -> Path:
+    """Trains (or resumes) a run; returns the path of the best weights (safetensors).
+
+    Args:
+        cfg: the run's settings.
+        quiet: no progress bar or messages.
+        clips: validation clips (streamdn.dataset.ValClip); the fixed validation set when None.
+    """
     import torch
     from tqdm import tqdm
 
@@ -261,7 +267,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> Path:
             print(f"resumed {ckpt} at step {step} (best val {best:.2f} dB)", file=sys.stderr)
     card = {"macs_per_px": f"{network_macs(net):.0f}", "params": str(count_params(net))}
     info = ModelInfo(cfg.arch, "network", "validation", temporal=True)
-    clips = validation_clips(frames=cfg.val_frames)
+    clips = clips if clips is not None else validation_clips(frames=cfg.val_frames)
 
     def checkpoint() -> None:
         _save_checkpoint(ckpt, {"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,

@@ -1,0 +1,171 @@
+"""The temporal network: MAC counter, weight files, the NetworkModel behind the Denoiser API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from streamdn import Denoiser
+from streamdn.errors import ModelNotFoundError
+from streamdn.frames import Frame
+from streamdn.models import create_model, list_models, model_info
+from streamdn.models.cards import ARCH_FIGURES
+from streamdn.models.fast import PRESETS, build
+from streamdn.models.macs import count_macs, count_params, network_macs
+from streamdn.models.network import load_weights, read_metadata, save_weights
+
+
+def _frame(h: int, w: int, seed: int = 0, bit_depth: int = 8, index: int = 0) -> Frame:
+    rng = np.random.default_rng(seed)
+    maxv = (1 << bit_depth) - 1
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = (0.3 + 0.4 * (xx + yy) / (h + w)) * maxv
+    y = np.clip(base + rng.normal(0, 0.06 * maxv, (h, w)), 0, maxv).astype(dtype)
+    u = np.clip(maxv / 2 + rng.normal(0, 0.04 * maxv, (ch, cw)), 0, maxv).astype(dtype)
+    v = np.clip(maxv / 2 + rng.normal(0, 0.04 * maxv, (ch, cw)), 0, maxv).astype(dtype)
+    return Frame(y=y, u=u, v=v, bit_depth=bit_depth, index=index)
+
+
+def test_count_macs_of_known_layers() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 5))
+    x = torch.zeros(1, 3, 4, 4)
+    macs = count_macs(net, lambda: net(x), pixels=16)
+    conv = 4 * 4 * 8 * 9 * 3          # output values x k*k*C_in
+    tconv = 4 * 4 * 8 * 4 * 4         # input values x k*k*C_out
+    linear = 5 * 4 * 8 * 8
+    assert macs == (conv + tconv + linear) / 16
+    assert count_params(net) == sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("arch", sorted(PRESETS))
+def test_registry_figures_match_the_counter(arch: str) -> None:
+    net = build(arch)
+    assert ARCH_FIGURES[arch] == (network_macs(net), count_params(net))
+    # MAC/px does not depend on the frame size used to count it.
+    assert network_macs(net, 32, 48) == network_macs(net, 64, 64)
+
+
+def test_fast_fits_its_budget() -> None:
+    macs, _ = ARCH_FIGURES["fast"]
+    assert 3000 <= macs <= 5500  # DESIGN.md §3: about 5k MAC per input pixel
+    assert [i for i in list_models() if i.name == "fast"][0].macs_per_px == macs
+
+
+def test_step_shapes_and_first_frame_gate() -> None:
+    net = build("tdn_tiny").eval()
+    cur = torch.rand(2, 6, 8, 12)
+    sigma = torch.full((2, 3, 8, 12), 0.05)
+    prev, hidden = net.init_state(cur)
+    out, hidden2, alpha = net(cur, sigma, prev, hidden, 0.0)
+    assert out.shape == cur.shape and out.dtype == torch.float32
+    assert hidden2.shape == (2, PRESETS["tdn_tiny"].hidden, 8, 12)
+    assert torch.all(alpha == 0)  # first frame: the past is not used
+    _, _, alpha = net(cur, sigma, out, hidden2, 1.0)
+    assert torch.all((alpha > 0) & (alpha < 1))
+
+
+def test_weights_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    net = build("tdn_tiny")
+    path = save_weights(net, tmp_path / "w.safetensors", "tdn_tiny", {"val_psnr": "30.5"})
+    meta = read_metadata(path)
+    assert meta["arch"] == "tdn_tiny" and meta["val_psnr"] == "30.5"
+    loaded, _ = load_weights(path)
+    for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    # --model path/to/file.safetensors
+    info = model_info(str(path))
+    assert info.kind == "network" and info.val_psnr == 30.5
+    frame = _frame(20, 30)
+    a = create_model(str(path), dtype="fp32")
+    b = create_model("tdn_tiny", weights=str(path), dtype="fp32")
+    ra = a.unpack(a.forward(a.pack(frame, (5.0, 3.0, 3.0))), frame)
+    rb = b.unpack(b.forward(b.pack(frame, (5.0, 3.0, 3.0))), frame)
+    np.testing.assert_array_equal(ra.y, rb.y)
+
+
+def test_bad_weight_files_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        create_model(str(tmp_path / "missing.safetensors"))
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ModelNotFoundError, match="safetensors"):
+        model_info(str(junk))
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(ModelNotFoundError, match="no streamdn network"):
+        create_model(str(other))
+
+
+@pytest.mark.parametrize("h,w", [(48, 64), (37, 51), (3, 5)])
+@pytest.mark.parametrize("bit_depth", [8, 10])
+def test_denoiser_with_network(h: int, w: int, bit_depth: int) -> None:
+    with Denoiser("tdn_tiny", device="cpu") as dn:
+        for t in range(3):
+            f = _frame(h, w, seed=t, bit_depth=bit_depth, index=t)
+            out = dn(f)
+            assert out.y.shape == f.y.shape and out.u.shape == f.u.shape and out.v.shape == f.v.shape
+            assert out.y.dtype == f.y.dtype and out.index == t
+            assert int(out.y.max()) <= (1 << bit_depth) - 1
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_outputs_are_finite_and_reset_forgets(dtype: str) -> None:
+    model = create_model("tdn_tiny", dtype=dtype)
+    frames = [_frame(32, 40, seed=s, index=s) for s in range(4)]
+
+    def run(frames: list[Frame]) -> list[torch.Tensor]:
+        outs = []
+        for f in frames:
+            r = model.forward(model.pack(f, (8.0, 4.0, 4.0)))
+            assert torch.isfinite(r).all()
+            outs.append(r.clone())
+        return outs
+
+    first = run(frames[:2])
+    model.reset()
+    again = run(frames[:2])
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    later = run(frames[2:3])                     # with the past of frames 0, 1
+    model.reset()
+    alone = run(frames[2:3])                     # without it
+    assert not torch.equal(later[0], alone[0])
+
+
+def test_scene_cut_resets_the_state() -> None:
+    model = create_model("tdn_tiny", dtype="fp32")
+    bright = _frame(32, 32, seed=0)
+    dark = Frame(y=bright.y // 4, u=bright.u, v=bright.v, index=1)
+    model.forward(model.pack(bright, (4.0, 4.0, 4.0)))
+    cut = model.forward(model.pack(dark, (4.0, 4.0, 4.0)))
+    model.reset()
+    fresh = model.forward(model.pack(dark, (4.0, 4.0, 4.0)))
+    assert torch.equal(cut, fresh)
+
+
+def test_close_is_idempotent() -> None:
+    model = create_model("tdn_tiny")
+    model.close()
+    model.close()
+
+
+@pytest.mark.gpu
+def test_cuda_fp16_matches_cpu() -> None:
+    frames = [_frame(64, 96, seed=s, index=s) for s in range(3)]
+    cpu = create_model("tdn_tiny", device="cpu", dtype="fp32")
+    gpu = create_model("tdn_tiny", device="cuda", dtype="auto")
+    assert gpu.dtype == torch.float16
+    for f in frames:
+        a = cpu.unpack(cpu.forward(cpu.pack(f, (8.0, 4.0, 4.0))), f)
+        b = gpu.unpack(gpu.forward(gpu.pack(f, (8.0, 4.0, 4.0))), f)
+        assert np.abs(a.y.astype(int) - b.y.astype(int)).max() <= 2
+    gpu.close()

@@ -1,0 +1,127 @@
+"""Training: configs, generated clips, a tiny overfit run, and resuming after an interruption."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from streamdn.dataset import ClipSpec, ValClip, noisy_clip, packed_clip, render_clip, training_batch
+from streamdn.errors import ConfigError
+from streamdn.models.fast import build
+from streamdn.models.network import read_metadata
+from streamdn.noise import NoiseSpec
+from streamdn.train import TrainConfig, clip_loss, load_train_config, lr_at, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a busy 2-core machine two OpenMP threads spin-wait and run 10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_shipped_train_configs_load() -> None:
+    for name in ("train-fast.toml", "train-tiny.toml"):
+        cfg = load_train_config(str(ROOT / "configs" / name))
+        assert cfg.steps > 0 and cfg.crop % 2 == 0
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nstepz = 3\n")
+    with pytest.raises(ConfigError, match="stepz.*valid keys"):
+        load_train_config(str(bad))
+    with pytest.raises(ConfigError, match="batch = 'x' should be a int"):
+        load_train_config(None, {"batch": "x"})
+    assert load_train_config(None, {"lr": 1}).lr == 1.0
+
+
+def test_lr_schedule() -> None:
+    cfg = TrainConfig(steps=100, warmup=10, lr=1.0, lr_floor=0.1)
+    assert lr_at(cfg, 0) == pytest.approx(0.1)
+    assert lr_at(cfg, 10) == pytest.approx(1.0)
+    assert lr_at(cfg, 100) == pytest.approx(0.1)
+
+
+def test_training_batches_are_a_function_of_the_step() -> None:
+    a = training_batch(3, 100, 2, 32)
+    b = training_batch(3, 100, 2, 32)
+    c = training_batch(4, 100, 2, 32)
+    assert a["noisy"].shape[0] == 2 and a["noisy"].shape[2:] == (6, 16, 16) and a["sigma"].shape[2] == 3
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["clean"], c["clean"])
+    assert a["noisy"].dtype == np.float32 and 0 <= a["noisy"].min() and a["noisy"].max() <= 1
+
+
+def test_static_clip_is_static_and_moving_clip_moves() -> None:
+    rng = np.random.default_rng(0)
+    still = render_clip(ClipSpec(frames=3, size=(32, 48), speed=0.0, objects=0), rng)
+    assert still.shape == (3, 32, 48, 3) and np.array_equal(still[0], still[2])
+    moving = render_clip(ClipSpec(frames=3, size=(32, 48), speed=2.0, objects=0), np.random.default_rng(1))
+    assert not np.array_equal(moving[0], moving[2])
+
+
+def test_tiny_network_overfits_one_clip() -> None:
+    """A few seconds of training on one static noisy clip: the loss must fall to about what
+    plain temporal averaging gives (mean of 1/sqrt(t+1) over 6 frames = 0.61 of the noise), and
+    the learned gate must use the past (alpha well above its initial 0.27 on a static clip)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    clean = render_clip(ClipSpec(frames=6, size=(32, 32), speed=0.0, objects=0), rng)
+    noisy = np.stack([np.clip(f + rng.normal(0, 20, f.shape) + 0.5, 0, 255).astype(np.uint8) for f in clean])
+    batch = {k: torch.from_numpy(v)[None] for k, v in packed_clip(clean, noisy).items()}
+    net = build("tdn_tiny")
+    cfg = TrainConfig(arch="tdn_tiny", bf16=False, temporal_loss=0.0)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    start = float((batch["noisy"] - batch["clean"]).abs().mean())
+    for _ in range(100):
+        loss = clip_loss(net, batch, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * start
+    with torch.no_grad():
+        prev, hidden = net.init_state(batch["noisy"][:, 0])
+        out, hidden, _ = net(batch["noisy"][:, 0], batch["sigma"][:, 0], prev, hidden, 0.0)
+        _, _, alpha = net(batch["noisy"][:, 1], batch["sigma"][:, 1], out, hidden, 1.0)
+    assert float(alpha.mean()) > 0.5
+
+
+def test_train_writes_outputs_and_resumes(tmp_path: Path) -> None:
+    cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
+                  steps=2, epoch_steps=2, batch=1, crop=32, val_frames=2, workers=0)
+    rng = np.random.default_rng(0)
+    clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
+    clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+    best = train(cfg, quiet=True, clips=clips)
+    assert read_metadata(best)["arch"] == "tdn_tiny"
+    run = tmp_path / "run"
+    for name in ("ckpt.pt", "curve.png", "history.json", "config.json"):
+        assert (run / name).is_file()
+    state = torch.load(run / "ckpt.pt", weights_only=True)
+    assert state["step"] == 2
+    # An interrupted run carries on from its checkpoint with the same command (here: more steps).
+    train(replace(cfg, steps=4), quiet=True, clips=clips)
+    state = torch.load(run / "ckpt.pt", weights_only=True)
+    assert state["step"] == 4
+    history = json.loads(state["history"])
+    assert [s for s, _ in history["val"]] == [2, 4]
+
+
+def test_noise_spec_used_by_training_is_valid() -> None:
+    from streamdn.dataset import random_noise
+
+    rng = np.random.default_rng(0)
+    kinds = {random_noise(rng).kind for _ in range(200)}
+    assert kinds == {"gaussian", "poisson_gaussian", "poisson", "camera", "speckle", "salt_pepper"}
+    assert isinstance(random_noise(rng), NoiseSpec)
