@@ -113,7 +113,14 @@ class RecurrentDenoiser(nn.Module):
 
 def build(arch: str, config: dict[str, int] | None = None) -> RecurrentDenoiser:
     """A RecurrentDenoiser from a preset name, optionally with config overrides (as saved in a
-    weights file's metadata)."""
+    weights file's metadata: a file's config fully describes its network, whatever its arch).
+
+    Raises:
+        KeyError: `arch` is not a preset and no config is given.
+        TypeError: the config has keys NetConfig does not know.
+    """
+    if arch not in PRESETS and not config:
+        raise KeyError(f"network '{arch}' is not one of {', '.join(PRESETS)}")
     base = PRESETS.get(arch, NetConfig())
     cfg = NetConfig(**{**base.to_dict(), **(config or {})})
     return RecurrentDenoiser(cfg)

@@ -16,7 +16,7 @@ from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
 from streamdn.kernels import block_noise_stats, fit_noise_curve, frame_difference, noise_map, pack_yuv420, unpack_yuv420
 
-from .fast import PRESETS, RecurrentDenoiser, build
+from .fast import RecurrentDenoiser, build
 from .registry import FrameModel, ModelInfo
 
 FORMAT = "streamdn-net-1"   # the metadata "format" key of our weight files
@@ -71,10 +71,7 @@ def load_weights(path: str | Path) -> tuple[RecurrentDenoiser, dict[str, str]]:
 
     meta = read_metadata(path)
     try:
-        config = json.loads(meta.get("config", "{}"))
-        if meta["arch"] not in PRESETS and not config:
-            raise KeyError(meta["arch"])
-        net = build(meta["arch"], config)
+        net = build(meta["arch"], json.loads(meta.get("config", "{}")))
         net.load_state_dict(load_file(str(path)))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelNotFoundError(f"'{path}': the weights do not match architecture '{meta['arch']}' "
@@ -259,3 +256,32 @@ def info_from_metadata(path: str | Path, meta: dict[str, str]) -> ModelInfo:
         macs_per_px=float(macs) if macs else None, params=int(params) if params else None,
         trained_on=meta.get("trained_on"), val_psnr=float(val) if val and math.isfinite(float(val)) else None,
     )
+
+
+def time_step(arch: str = "fast", width: int = 1280, height: int = 720, dtype: str = "bf16", *,
+              threads: int = 2, frames: int = 20, device: str = "cpu") -> float:
+    """Frames per second of the network step alone (no packing, no noise estimate) on a random
+    (height, width) frame after 3 warm-up steps; the figure DESIGN.md §3 budgets.
+
+    Example:
+        python -c "from streamdn.models.network import time_step; print(time_step('fast', dtype='bf16'))"
+    """
+    import time
+
+    torch.set_num_threads(threads)
+    net = build(arch).eval().to(device).to(memory_format=torch.channels_last)
+    h2, w2 = (height + 1) // 2, (width + 1) // 2
+    h2, w2 = h2 + h2 % 2, w2 + w2 % 2
+    cur = torch.rand(1, 6, h2, w2, device=device).contiguous(memory_format=torch.channels_last)
+    sigma = torch.full((1, 3, h2, w2), 0.05, device=device).contiguous(memory_format=torch.channels_last)
+    prev, hidden = net.init_state(cur)
+    with torch.inference_mode(), _autocast(device, _resolve_dtype(dtype, device)):
+        for i in range(frames + 3):
+            if i == 3:
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+            prev, hidden, _ = net(cur, sigma, prev, hidden, 1.0)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    return frames / (time.perf_counter() - start)

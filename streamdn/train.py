@@ -325,6 +325,31 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
     return out / "best.safetensors"
 
 
+TRAINED_ON = ("gaussian sigma 2-50, poisson-gaussian peak 10-500 + read 0-6, poisson, camera (linear-light "
+              "shot+read, sRGB, JPEG 4:2:0), speckle 5-30 %, salt & pepper 0.5-8 %; RGB noise -> YUV 4:2:0")
+
+
+def export(cfg: TrainConfig, dest: str | Path) -> Path:
+    """Writes the run's best weights to `dest` with metadata for `streamdn models`
+    (val_psnr: mean RGB PSNR on the AWGN sigma 20 validation clips; trained_on; step).
+
+    Raises:
+        ConfigError: the run has no best.safetensors yet.
+    """
+    from .models.network import load_weights, save_weights
+
+    best = Path(cfg.out) / "best.safetensors"
+    if not best.is_file():
+        raise ConfigError(f"{best} does not exist: train first (streamdn train --config ...).")
+    net, meta = load_weights(best)
+    val = json.loads(meta.get("val", "{}"))
+    extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "config")}
+    extra["trained_on"] = TRAINED_ON
+    if "awgn20" in val:
+        extra["val_psnr"] = f"{val['awgn20']['psnr']:.2f}"
+    return save_weights(net, dest, meta["arch"], extra)
+
+
 # -- command line ------------------------------------------------------------------------------------
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -339,6 +364,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--validate", nargs="+", metavar="MODEL",
                    help="print PSNR/SSIM of these models (names, .safetensors paths, or 'noisy') and exit")
     p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
+    p.add_argument("--export", metavar="FILE.safetensors",
+                   help="copy the run's best weights here (with their validation figures) and exit")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -371,6 +398,10 @@ def run(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(table, indent=2))
         return 0
     cfg = load_train_config(args.config, _parse_set(args.set))
+    if args.export:
+        dest = export(cfg, args.export)
+        print(f"exported {dest}", file=sys.stderr)
+        return 0
     best = train(cfg, quiet=args.quiet)
     print(f"best weights: {best}", file=sys.stderr)
     return 0
