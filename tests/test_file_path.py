@@ -56,6 +56,13 @@ def test_vfr_rotation_and_audio_copied(tmp_path: Path) -> None:
     assert audio_packets(out) == audio_packets(src)            # packet for packet, not re-encoded
 
 
+def test_colour_metadata_kept(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", Spec(frames=4, bt709_full=True))
+    out = tmp_path / "out.mkv"
+    assert run_cli("denoise", str(src), "-o", str(out), "-q") == 0
+    assert probe(out)["colour"] == probe(src)["colour"] == (1, 1, 1, 2)
+
+
 def test_frames_limit_trims_audio(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mkv", Spec(audio=True, frames=24))
     out = tmp_path / "out.mkv"

@@ -23,6 +23,7 @@ class Spec:
     audio: bool = False        # a 440 Hz AAC (or Opus for .webm) track
     rotation: int = 0          # display-matrix rotation in degrees
     sigma: float = 12.0        # noise in 8-bit units
+    bt709_full: bool = False   # tag the stream BT.709, full range
     seed: int = 0
 
 
@@ -58,6 +59,9 @@ def make_video(path: Path, spec: Spec = Spec()) -> Path:
             stream.options = {"preset": "ultrafast", "crf": "10"}
         if spec.rotation:
             stream.set_display_rotation(spec.rotation)
+        if spec.bt709_full:
+            cc = stream.codec_context
+            cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 2
         audio = None
         if spec.audio:
             audio = out.add_stream("libopus" if str(path).endswith(".webm") else "aac", rate=48000)
@@ -96,6 +100,8 @@ def probe(path: Path) -> dict[str, object]:
     """Frame count, pts (seconds), size, pix_fmt, rotation, stream types of a file."""
     with av.open(str(path)) as c:
         v = c.streams.video[0]
+        cc = v.codec_context
+        colour = (cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range)
         times, rotation = [], 0
         for f in c.decode(v):
             times.append(float(f.pts * f.time_base))
@@ -103,8 +109,7 @@ def probe(path: Path) -> dict[str, object]:
         return {
             "frames": len(times), "times": times, "width": v.codec_context.width,
             "height": v.codec_context.height, "pix_fmt": v.codec_context.pix_fmt, "rotation": rotation,
-            "types": [s.type for s in c.streams], "codec": v.codec_context.name,
-            "audio_packets": None,
+            "types": [s.type for s in c.streams], "codec": v.codec_context.name, "colour": colour,
         }
 
 
