@@ -120,7 +120,10 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
         clips: streamdn.dataset.validation_clips() (built when None).
 
     Returns:
-        {noise label: {"psnr": dB, "ssim": [0, 1]}} averaged over frames and clips, plus "mean".
+        {noise label: {"psnr": dB, "ssim": [0, 1], "flicker": 8-bit units}} averaged over frames
+        and clips, plus "mean". PSNR and SSIM are on RGB against the clean frames; flicker is the
+        mean |(out_t - out_t-1) - (clean_t - clean_t-1)|, the temporal error a viewer sees as
+        shimmer or ghosting (lower is better).
     """
     from .dataset import validation_clips
     from .denoiser import Denoiser
@@ -128,24 +131,29 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
     from .metrics import psnr
 
     clips = clips if clips is not None else validation_clips()
-    per: dict[str, list[tuple[float, float]]] = {}
+    per: dict[str, list[tuple[float, float, float]]] = {}
     for clip in clips:
         scores = per.setdefault(clip.noise, [])
-        if isinstance(model, str) and model == "noisy":
-            scores += [(psnr(c, n), ssim(c, n)) for c, n in zip(clip.clean, clip.noisy)]
-            continue
-        dn = Denoiser(model, device=device)
-        dn.reset()
-        for t, (c, n) in enumerate(zip(clip.clean, clip.noisy)):
-            out = dn(frame_from_bgr(n, index=t)).to_bgr()
-            scores.append((psnr(c, out), ssim(c, out)))
-        if not isinstance(model, str):
+        dn = None if isinstance(model, str) and model == "noisy" else Denoiser(model, device=device)
+        if dn is not None:
             dn.reset()
-        else:
-            dn.close()
-    res = {k: {"psnr": float(np.mean([s[0] for s in v])), "ssim": float(np.mean([s[1] for s in v]))}
-           for k, v in per.items()}
-    res["mean"] = {m: float(np.mean([r[m] for r in res.values()])) for m in ("psnr", "ssim")}
+        last = None
+        for t, (c, n) in enumerate(zip(clip.clean, clip.noisy)):
+            out = n if dn is None else dn(frame_from_bgr(n, index=t)).to_bgr()
+            flick = np.nan
+            if last is not None:
+                d_out = out.astype(np.float32) - last.astype(np.float32)
+                d_ref = c.astype(np.float32) - clip.clean[t - 1].astype(np.float32)
+                flick = float(np.abs(d_out - d_ref).mean())
+            scores.append((psnr(c, out), ssim(c, out), flick))
+            last = out
+        if dn is not None:
+            dn.reset()
+            if isinstance(model, str):
+                dn.close()
+    names = ("psnr", "ssim", "flicker")
+    res = {k: {m: float(np.nanmean([s[i] for s in v])) for i, m in enumerate(names)} for k, v in per.items()}
+    res["mean"] = {m: float(np.mean([r[m] for r in res.values()])) for m in names}
     return res
 
 
@@ -363,6 +371,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="override one [train] value, e.g. --set steps=1000 (repeatable)")
     p.add_argument("--validate", nargs="+", metavar="MODEL",
                    help="print PSNR/SSIM of these models (names, .safetensors paths, or 'noisy') and exit")
+    p.add_argument("--noises", default="awgn20,pg_lowlight", metavar="N1,N2",
+                   help="with --validate: noises of the clips (streamdn.noise.parse_noise names; default %(default)s)")
     p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
     p.add_argument("--export", metavar="FILE.safetensors",
                    help="copy the run's best weights here (with their validation figures) and exit")
@@ -387,13 +397,22 @@ def run(args: argparse.Namespace) -> int:
     """Runs `streamdn train` with parsed arguments; returns the exit code."""
     if args.validate:
         from .dataset import validation_clips
+        from .noise import parse_noise
 
-        clips = validation_clips()
+        noises = tuple(n.strip() for n in args.noises.split(",") if n.strip())
+        for n in noises:
+            try:
+                parse_noise(n)
+            except ValueError as err:
+                raise ConfigError(f"--noises: {err}") from err
+        clips = validation_clips(noises=noises)
         table = {m: validate(m, clips) for m in args.validate}
         labels = list(next(iter(table.values())))
-        print(f"{'model':28}" + "".join(f"{lab:>24}" for lab in labels))
+        print("PSNR dB / SSIM / flicker on RGB, blind (--strength auto), fixed validation clips")
+        print(f"{'model':32}" + "".join(f"{lab:>26}" for lab in labels))
         for m, res in table.items():
-            print(f"{m:28}" + "".join(f"{res[lab]['psnr']:>14.2f} dB {res[lab]['ssim']:.4f}" for lab in labels))
+            print(f"{m:32}" + "".join(f"{res[lab]['psnr']:>11.2f} {res[lab]['ssim']:.4f} {res[lab]['flicker']:5.2f}"
+                                      for lab in labels))
         if args.json:
             Path(args.json).write_text(json.dumps(table, indent=2))
         return 0
