@@ -10,18 +10,17 @@ import glob
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import RunConfig, to_dict
-from .distributed import FILE, JOIN, SEGMENT, Handle, InlineExecutor, ProcessExecutor, Task, TaskResult
+from .distributed import Handle, InlineExecutor, ProcessExecutor
 from .encoding import CONTAINERS
-from .errors import ConfigError, SourceError, StreamdnError
-from .segments import plan_segments, read_keyframes
+from .errors import ConfigError, StreamdnError
 from .sinks import partial_name
+from .tasks import FILE, JOIN, SEGMENT, Options, Task, TaskResult, clean_leftovers, plan_file
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
                               ".mpeg", ".wmv", ".flv", ".3gp", ".mxf", ".nut", ".dv", ".y4m", ".ogv"})
@@ -145,75 +144,6 @@ def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None) -> tu
 # -- planning --------------------------------------------------------------------------------
 
 
-def _clean_leftovers(output: str) -> None:
-    """Removes temporary files an interrupted run left for `output` (.NAME.xxxx.tmp.EXT)."""
-    folder, name = os.path.split(output)
-    ext = os.path.splitext(name)[1]
-    for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp{ext}")):
-        os.remove(tmp)
-
-
-def _parts_dir(output: str) -> str:
-    folder, name = os.path.split(output)
-    return os.path.join(folder, f".{name}.parts")
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to split files: target segment length (s) or count, and warm-up frames per cut."""
-
-    segment_seconds: float | None = None
-    segments: int | None = None
-    warmup: int = 30
-    overwrite: bool = False
-
-
-def plan_item(item: Item, cfg: RunConfig, opts: Options) -> tuple[list[Task], int]:
-    """The tasks one input needs, and the frames they will write (for the progress bar).
-
-    A long file becomes segment tasks (those whose part file is not already there) and its join
-    follows them; the parts folder carries a manifest so that parts from other settings are
-    never reused.
-
-    Raises:
-        SourceError, SinkError, ConfigError: the input cannot be read or planned.
-    """
-    from .sources import FileSource
-
-    os.makedirs(os.path.dirname(item.output), exist_ok=True)
-    _clean_leftovers(item.output)
-    with FileSource(item.input) as src:
-        expected = src.total_frames or 0
-    split = (opts.segments or 0) > 1 or opts.segment_seconds is not None
-    if not split or cfg.pipeline.frames is not None:
-        return [Task(FILE, item.input, item.output, cfg, opts.overwrite)], expected
-    index = read_keyframes(item.input)
-    segs = plan_segments(index, seconds=opts.segment_seconds, count=opts.segments, warmup=opts.warmup)
-    if len(segs) == 1:
-        return [Task(FILE, item.input, item.output, cfg, opts.overwrite)], expected
-    parts = _parts_dir(item.output)
-    stat = os.stat(item.input)
-    manifest = {"input": item.input, "size": stat.st_size, "mtime": stat.st_mtime, "config": to_dict(cfg),
-                "segments": [asdict(s) for s in segs]}
-    path = os.path.join(parts, "plan.json")
-    if os.path.isdir(parts) and (opts.overwrite or _read_json(path) != json.loads(json.dumps(manifest))):
-        shutil.rmtree(parts)
-    os.makedirs(parts, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh)
-    tasks = [Task(SEGMENT, item.input, item.output, cfg, opts.overwrite, (s,), parts) for s in segs]
-    tasks.append(Task(JOIN, item.input, item.output, cfg, opts.overwrite, tuple(segs), parts))
-    return tasks, index.frames
-
-
-def _read_json(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
-
-
 # -- running ---------------------------------------------------------------------------------
 
 
@@ -245,7 +175,7 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Any, opts: Options, *
             rep.status, rep.reason = "skipped", "output already exists"
             continue
         try:
-            tasks, frames = plan_item(item, cfg, opts)
+            tasks, frames = plan_file(item.input, item.output, cfg, opts)
         except (StreamdnError, OSError) as err:
             rep.status, rep.reason = "failed", str(err)
             continue
@@ -299,7 +229,7 @@ def _record(result: TaskResult, rep: FileReport, bar: Any, already: int) -> None
         rep.status, rep.reason = "failed", result.error
     elif rep.status != "failed" and result.task.kind in (FILE, JOIN):
         rep.status, rep.frames = "done", result.frames
-        _clean_leftovers(rep.output)   # a dead attempt's temporary file, now that the output is complete
+        clean_leftovers(rep.output)   # a dead attempt's temporary file, now that the output is complete
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -388,9 +318,10 @@ def make_executor(args: argparse.Namespace, cfg: RunConfig) -> Any:
 
 def summary(report: BatchReport) -> str:
     """A few lines: done / skipped / failed with reasons, frames and overall fps."""
-    lines = [f"streamdn batch: {report.count('done')} done, {report.count('skipped')} skipped, "
-             f"{report.count('failed')} failed; {report.frames} frames in {report.seconds:.1f} s "
-             f"({report.fps:.1f} fps) on {report.backend} ({report.workers} worker{'s' * (report.workers > 1)})"]
+    workers = f"{report.workers} worker{'s' * (report.workers > 1)}"
+    lines = [(f"streamdn batch: {report.count('done')} done, {report.count('skipped')} skipped, "
+              f"{report.count('failed')} failed; {report.frames} frames in {report.seconds:.1f} s "
+              f"({report.fps:.1f} fps) on {report.backend} ({workers})")]
     lines += [f"  failed {f.input}: {f.reason}" for f in report.files if f.status == "failed"]
     if report.interrupted:
         lines.append("  interrupted: run the same command again to resume (finished outputs are kept).")

@@ -339,7 +339,7 @@ def _copy_part(path: str, start: Fraction, out: av.container.OutputContainer, vi
             raise SinkError(f"part '{path}' was encoded with other settings than the first part; delete the "
                             f"parts folder '{os.path.dirname(path)}' and run the batch again.")
         rate = stream.average_rate or stream.guessed_rate
-        step = max(1, int(round(1 / (rate * stream.time_base)))) if rate else 1
+        step = max(1, round(1 / (rate * stream.time_base))) if rate else 1
         pending: list[av.Packet] = []   # packets before the first stored dts (a few frames)
         n = 0
         shift: int | None = None

@@ -17,10 +17,10 @@ import pytest
 
 from streamdn import batch
 from streamdn.config import load_config
-from streamdn.distributed import SEGMENT, Task, execute
 from streamdn.errors import ConfigError
 from streamdn.jobs import denoise_file
 from streamdn.segments import plan_segments, read_keyframes
+from streamdn.tasks import SEGMENT, Options, Task, execute, plan_file
 from videos import Spec, audio_packets, make_video, probe
 
 
@@ -182,11 +182,11 @@ def test_seams_match_the_unsplit_run_after_warmup(long_clip: Path, tmp_path: Pat
 
 def test_resume_reuses_finished_segments(long_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
-    opts = batch.Options(segments=3, warmup=8)
+    opts = Options(segments=3, warmup=8)
     item = batch.Item(str(long_clip), str(out / "long.mp4"))
-    tasks, _ = batch.plan_item(item, load_config(), opts)
+    tasks, _ = plan_file(item.input, item.output, load_config(), opts)
     assert execute(tasks[0]).ok                  # the run was killed after segment 0 was written
-    import streamdn.distributed as dist
+    import streamdn.tasks as dist
 
     ran: list[int] = []
     real = dist.denoise_segment
@@ -230,8 +230,7 @@ def test_ray_batch_matches_local(footage: Path, tmp_path: Path, ray_instance: ob
 
     ex = RayExecutor(None)
     cfg = load_config()
-    item = batch.Item(str(footage / "a.mp4"), str(tmp_path / "seg" / "a.mp4"))
-    tasks, _ = batch.plan_item(item, cfg, batch.Options(segments=3))
+    tasks, _ = plan_file(str(footage / "a.mp4"), str(tmp_path / "seg" / "a.mp4"), cfg, Options(segments=3))
     results = [ex.wait([h])[0][1] for h in [ex.submit(t) for t in tasks if t.kind == SEGMENT]]
     assert all(r.ok for r in results)
     assert all(r.model_loads == 1 for r in results)   # each worker process loaded the model once
@@ -255,7 +254,7 @@ def test_ray_retries_a_failed_task(footage: Path, tmp_path: Path, ray_instance: 
 
     out = tmp_path / "out"
     items = [batch.Item(str(footage / "a.mp4"), str(out / "a.mp4"))]
-    report = batch.run_batch(items, load_config(), RayExecutor(None, max_retries=2, fn=flaky), batch.Options(),
+    report = batch.run_batch(items, load_config(), RayExecutor(None, max_retries=2, fn=flaky), Options(),
                              quiet=True)
     assert marker.exists() and report.count("done") == 1
     assert_same_video(out / "a.mp4", reference(footage, tmp_path) / "a.mp4")

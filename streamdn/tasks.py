@@ -1,0 +1,229 @@
+"""Units of batch work and what a worker does with one: a whole file, one segment of a long
+file, or the join of its segments. Tasks name files on storage every worker sees (never frames);
+each worker process loads the model once and keeps it for every task it runs. Planning turns an
+input into its tasks, reusing the parts a killed run finished."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import av
+
+from .config import ModelConfig, RunConfig, to_dict
+from .denoiser import Denoiser
+from .errors import ConfigError, StreamdnError, warn
+from .segments import Segment, denoise_segment, join_segments, part_path, plan_segments, read_keyframes
+
+FILE, SEGMENT, JOIN = "file", "segment", "join"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work, described by paths so that any worker can pick it up.
+
+    Attributes:
+        kind: "file" (a whole file), "segment" (one piece of a long file) or "join" (the pieces
+            into the output).
+        input: input video path (absolute, on storage every worker sees).
+        output: final output path (absolute).
+        cfg: model, encoder and pipeline settings.
+        overwrite: replace an existing output.
+        segments: "segment": the one piece; "join": all pieces, in order.
+        parts_dir: folder of the part files of a long file.
+    """
+
+    kind: str
+    input: str
+    output: str
+    cfg: RunConfig
+    overwrite: bool = False
+    segments: tuple[Segment, ...] = ()
+    parts_dir: str | None = None
+
+
+@dataclass
+class TaskResult:
+    """What a task did.
+
+    Attributes:
+        task: the task.
+        ok: True when its output is complete.
+        frames: frames written (or found already written).
+        seconds: wall time of the task on its worker, seconds.
+        error: why it failed (a message for the user), or None.
+        worker: "host:pid" of the process that ran it.
+        model_loads: models that worker process had loaded when the task ended (1 = loaded once).
+    """
+
+    task: Task
+    ok: bool
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    worker: str = ""
+    model_loads: int = 0
+
+
+_DENOISERS: dict[tuple[str, str, str], Denoiser] = {}
+
+
+def cached_denoiser(cfg: ModelConfig) -> Denoiser:
+    """This process's Denoiser for `cfg`, built on first use and kept for later tasks."""
+    key = (cfg.name, str(cfg.strength), cfg.device)
+    if key not in _DENOISERS:
+        _DENOISERS[key] = Denoiser(cfg.name, strength=cfg.strength, device=cfg.device)
+    return _DENOISERS[key]
+
+
+def close_cached() -> None:
+    """Frees the models this process holds (the in-process executor calls it at the end)."""
+    while _DENOISERS:
+        _DENOISERS.popitem()[1].close()
+
+
+def _frames_in(path: str) -> int:
+    """Frame count a finished output's header states (0 when it states none)."""
+    try:
+        with av.open(path) as c:
+            return int(c.streams.video[0].frames or 0)
+    except (OSError, av.error.FFmpegError, IndexError):
+        return 0
+
+
+def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskResult:
+    """Runs one task on this worker. Safe to run again after a crash: a task whose output is
+    already complete (written atomically by an earlier attempt) reports it and does nothing.
+
+    Errors a user can fix (StreamdnError) and media errors come back as a failed TaskResult,
+    so that Ray does not retry them; anything else propagates (and Ray retries it).
+
+    Args:
+        task: what to do.
+        on_frame: called with 1 per frame written (progress), where the work allows.
+    """
+    from .jobs import denoise_file
+
+    start = time.perf_counter()
+    result = TaskResult(task, ok=False, worker=f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        if not os.path.exists(task.input):
+            raise StreamdnError(f"input '{task.input}' is not visible on worker {result.worker}; inputs and "
+                                f"outputs must be on storage every node mounts at the same path.")
+        if task.kind == FILE:
+            if os.path.exists(task.output) and not task.overwrite:
+                result.frames = _frames_in(task.output)
+            else:
+                job = denoise_file(task.input, task.output, task.cfg, overwrite=task.overwrite, quiet=True,
+                                   denoiser=cached_denoiser(task.cfg.model))
+                result.frames = job.stats.frames
+        elif task.kind == SEGMENT:
+            seg = task.segments[0]
+            assert task.parts_dir is not None
+            if os.path.exists(part_path(task.parts_dir, seg.number)):
+                result.frames = seg.frames
+            else:
+                os.makedirs(task.parts_dir, exist_ok=True)
+                result.frames = denoise_segment(task.input, seg, task.output, task.parts_dir, task.cfg,
+                                                cached_denoiser(task.cfg.model), on_frame=on_frame)
+        elif task.kind == JOIN:
+            assert task.parts_dir is not None
+            # Done already when the output exists and, under --overwrite, its parts are gone
+            # (an earlier attempt joined them and died before reporting).
+            done = os.path.exists(task.output) and (not task.overwrite or not os.path.isdir(task.parts_dir))
+            result.frames = sum(seg.frames for seg in task.segments)
+            if not done:
+                result.frames = join_segments(task.input, list(task.segments), task.parts_dir, task.output,
+                                              overwrite=task.overwrite)
+            shutil.rmtree(task.parts_dir, ignore_errors=True)
+        else:
+            raise ConfigError(f"unknown task kind '{task.kind}'.")
+        result.ok = True
+    except (StreamdnError, av.error.FFmpegError) as err:
+        result.error = str(err)
+    result.seconds = time.perf_counter() - start
+    result.model_loads = len(_DENOISERS)
+    return result
+
+
+# -- planning: an input becomes its tasks ----------------------------------------------------
+
+
+def clean_leftovers(output: str) -> None:
+    """Removes temporary files an interrupted run left for `output` (.NAME.xxxx.tmp.EXT)."""
+    folder, name = os.path.split(output)
+    ext = os.path.splitext(name)[1]
+    for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp{ext}")):
+        os.remove(tmp)
+
+
+def _parts_dir(output: str) -> str:
+    folder, name = os.path.split(output)
+    return os.path.join(folder, f".{name}.parts")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to split files: target segment length (s) or count, and warm-up frames per cut."""
+
+    segment_seconds: float | None = None
+    segments: int | None = None
+    warmup: int = 30
+    overwrite: bool = False
+
+
+def plan_file(input_path: str, output: str, cfg: RunConfig, opts: Options) -> tuple[list[Task], int]:
+    """The tasks one input needs, and the frames they will write (for the progress bar).
+
+    Leftover temporary files of `output` from a killed run are removed first.
+
+    A long file becomes segment tasks (those whose part file is not already there) and its join
+    follows them; the parts folder carries a manifest so that parts from other settings are
+    never reused.
+
+    Raises:
+        SourceError, SinkError, ConfigError: the input cannot be read or planned.
+    """
+    from .sources import FileSource
+
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    clean_leftovers(output)
+    with FileSource(input_path) as src:
+        expected = src.total_frames or 0
+    split = (opts.segments or 0) > 1 or opts.segment_seconds is not None
+    if split and cfg.pipeline.frames is not None:
+        warn(f"--frames: '{input_path}' is denoised whole, not in segments.")
+    if not split or cfg.pipeline.frames is not None:
+        return [Task(FILE, input_path, output, cfg, opts.overwrite)], expected
+    index = read_keyframes(input_path)
+    segs = plan_segments(index, seconds=opts.segment_seconds, count=opts.segments, warmup=opts.warmup)
+    if len(segs) == 1:
+        return [Task(FILE, input_path, output, cfg, opts.overwrite)], expected
+    parts = _parts_dir(output)
+    stat = os.stat(input_path)
+    manifest = {"input": input_path, "size": stat.st_size, "mtime": stat.st_mtime, "config": to_dict(cfg),
+                "segments": [asdict(s) for s in segs]}
+    path = os.path.join(parts, "plan.json")
+    if os.path.isdir(parts) and (opts.overwrite or _read_json(path) != json.loads(json.dumps(manifest))):
+        shutil.rmtree(parts)
+    os.makedirs(parts, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh)
+    tasks = [Task(SEGMENT, input_path, output, cfg, opts.overwrite, (s,), parts) for s in segs]
+    tasks.append(Task(JOIN, input_path, output, cfg, opts.overwrite, tuple(segs), parts))
+    return tasks, index.frames
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
