@@ -318,23 +318,14 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def environment() -> dict[str, Any]:
-    """Where the speeds were measured: cores, threads, load."""
-    import platform
-
+    """Where the speeds were measured: device, cores, threads, versions, load average."""
     from . import __version__
+    from .bench import machine
 
-    env: dict[str, Any] = {"streamdn": __version__, "python": platform.python_version(),
-                           "machine": platform.machine(), "cpu_count": os.cpu_count(),
-                           "load_avg": [round(x, 2) for x in os.getloadavg()], "opencv_threads": cv2.getNumThreads()}
-    try:
-        import torch
-
-        env["torch"] = torch.__version__
-        env["torch_threads"] = torch.get_num_threads()
-        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        pass
-    return env
+    device, threads, facts = machine()
+    facts.pop("load_avg_before", None)
+    return {"streamdn": __version__, "device": device, "threads": threads, **facts,
+            "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _config_dict(cfg: EvalConfig) -> dict[str, Any]:

@@ -38,8 +38,7 @@ def _by_noise(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 def _speed_note(results: dict[str, Any]) -> str:
     env = results.get("environment", {})
     return (f"fps: Denoiser calls only (pre + model + post, one stream, after a warm-up call), on "
-            f"{env.get('cpu_count', '?')} CPU cores (load average {env.get('load_avg', ['?'])[0]} at the end)"
-            + (f" and {env['cuda']}" if env.get("cuda") else "") + ".")
+            f"{env.get('device', '?')} (load average {env.get('load_avg', ['?'])[0]} at the end).")
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -53,7 +52,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{clips[0]['width']}x{clips[0]['height']}; strength {cfg['strength']}; noise seed {cfg['seed']}.",
         f"PSNR (dB) and SSIM on RGB per frame, averaged; flicker = mean |(out_t - out_t-1) - "
         f"(clean_t - clean_t-1)| in 8-bit units (lower is better). The 4:2:0 round trip of the clean "
-        f"frames alone scores {np.mean([c['ceiling_psnr'] for c in clips]):.2f} dB: no method can exceed it.",
+        f"frames alone scores {np.mean([c['ceiling_psnr'] for c in clips]):.2f} dB, about the best a 4:2:0 output "
+        f"can reach.",
         _speed_note(results),
         "",
     ]
@@ -80,27 +80,35 @@ def plot_quality_speed(results: dict[str, Any], path: str) -> str:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib import ticker
 
     groups = _by_noise(results)
-    fig, axes = plt.subplots(1, len(groups), figsize=(6.0 * len(groups), 4.6), squeeze=False)
+    methods = list(dict.fromkeys(r["method"] for rows in groups.values() for r in rows if r["method"] != "noisy"))
+    cmap = plt.get_cmap("tab20")
+    style = {m: (cmap(i % 20), "osD^vPX<>"[i % 9]) for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups) + 2.0, 4.6), squeeze=False)
     for ax, (noise, rows) in zip(axes[0], groups.items()):
         for r in rows:
             if r["method"] == "noisy":
-                ax.axhline(r["psnr"], color="grey", linestyle="--", linewidth=1)
+                ax.axhline(r["psnr"], color="grey", linestyle="--", linewidth=1, label="_noisy")
                 ax.annotate("noisy input", (0.01, r["psnr"]), xycoords=("axes fraction", "data"),
                             fontsize=8, color="grey", va="bottom")
                 continue
-            fps = max(r["fps"], 1e-2)
-            ax.scatter([fps], [r["psnr"]], s=30)
-            ax.annotate(r["method"], (fps, r["psnr"]), textcoords="offset points", xytext=(4, 3), fontsize=8)
+            colour, marker = style[r["method"]]
+            ax.scatter([max(r["fps"], 1e-2)], [r["psnr"]], s=45, color=colour, marker=marker, label=r["method"])
         ax.axvline(REALTIME_FPS, color="black", linestyle=":", linewidth=1)
         ax.set_xscale("log")
-        ax.set_xlabel("frames per second (log scale)")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("frames per second (log scale; dotted: 30 fps)")
         ax.set_ylabel("PSNR (dB, RGB)")
         ax.set_title(noise)
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("quality vs speed (" + _speed_note(results)[:-1].split(", on ")[-1] + ")", fontsize=9)
-    fig.tight_layout()
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False, borderaxespad=0.2)
+    fig.tight_layout(rect=(0, 0, 1 - 1.9 / (5.2 * len(groups) + 2.0), 0.95))
+    fig.suptitle("quality vs speed, " + _speed_note(results)[:-1].split(", on ", 1)[-1], fontsize=9)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
