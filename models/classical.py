@@ -10,11 +10,13 @@ How the tables were tuned (TUNING below). Clips: streamdn.synthetic.MovingScene 
 scene seeds 0 and 1 (evaluation uses seeds from 1000 on, so tuning and validation clips
 differ), 3 frames each for spatial methods and 8 for temporal ones. Noise: AWGN added in RGB
 with sigma 5, 10, 20, 30 and 50 (streamdn.noise, seed 0), which in every Y, U and V plane of
-the 4:2:0 frame is a sigma of about 0.575 times the RGB sigma: 2.9, 5.75, 11.5, 17.2 and 28.
-Each method ran through streamdn.Denoiser with the true per-plane sigma (oracle), for every
-value of a grid of its parameter; the value with the best mean RGB PSNR became the table row
-at that plane sigma. The blind estimate (--strength auto) is within 2 % of the true sigma on
-these clips for AWGN, and about 4 % low on Poisson-Gaussian low light.
+the 4:2:0 frame is a sigma of about 0.575 times the RGB sigma: 2.9, 5.75, 11.5, 17.2 and 28
+(chroma keeps the luma's sigma because streamdn.frames' OpenCV I420 conversion point-samples
+chroma). Each method's pack/forward/unpack (what the Denoiser calls) ran with the true
+per-plane sigma (oracle), for every value of a grid of its parameter; the value with the best
+mean RGB PSNR became the table row at that plane sigma. The blind estimate (--strength auto)
+is within 2 % of the true sigma on these clips for AWGN, and about 4 % low on Poisson-Gaussian
+low light.
 
     plane sigma           2.9    5.75   11.5   17.2   28     parameter
     mean                  3      3      5      5      9      box size (px)
@@ -27,8 +29,9 @@ these clips for AWGN, and about 4 % low on Poisson-Gaussian low light.
     tv                    1.3    0.8    0.8    1.0    1.0    weight x 255 / noise sigma
 
 Grids searched: mean 1-11 (odd); gaussian 0.5-3.0 px; median 3, 5; bilateral 1-14; nlm 0.6-1.7;
-nlm-temporal 0.8-2.0; wavelet 0.6-2.0; tv 0.3-4.0. Most optima are flat (within 0.1 dB of the
-neighbouring grid values); bilateral keeps gaining slightly with a wider range at sigma 28.
+nlm-temporal 0.8-2.0; wavelet 0.6-2.0; tv 0.3-4.0. The gaussian, bilateral, nlm and
+nlm-temporal optima are flat (a neighbouring grid value within about 0.1 dB); wavelet and tv are
+sharp (0.3-1 dB for one grid step). The tuning script is not shipped; its steps are above.
 
 Fixed choices (not tuned per sigma): bilateral spatial sigma 1.5 px (d from it); nlm template
 7, search 21 (OpenCV's defaults); nlm-temporal template 5, search 11 (five frames at once are
