@@ -291,6 +291,3 @@ CLASSES: tuple[type[_Planes], ...] = (Mean, Gaussian, Median, Bilateral, NLMeans
                                       TotalVariation)
 for _cls in CLASSES:
     register(_cls.info)(_factory(_cls))
-
-# Registers ffmpeg:*. Kept here until models/__init__.py imports models.ffmpeg itself.
-from . import ffmpeg  # noqa: E402,F401
