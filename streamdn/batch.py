@@ -360,11 +360,14 @@ def run(args: argparse.Namespace) -> int:
         run_batch(items, cfg, executor, opts, quiet=args.quiet, report=report)
     except KeyboardInterrupt:
         report.interrupted = True
-        for f in report.files:   # a resumed batch redoes unfinished files whole: no .partial files
-            if f.status == "pending" and os.path.exists(partial_name(f.output)):
-                os.remove(partial_name(f.output))
     finally:
-        executor.close()
+        executor.close()   # waits for local worker processes, stops a Ray instance it started
+    if report.interrupted:   # a resumed batch redoes unfinished files whole: no .partial or temporary files
+        for f in report.files:
+            if f.status == "pending" and f.output:
+                clean_leftovers(f.output)
+                if os.path.exists(partial_name(f.output)):
+                    os.remove(partial_name(f.output))
     if args.stats:
         write_report(args.stats, report, cfg)
     failed = report.count("failed")
