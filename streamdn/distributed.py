@@ -117,11 +117,8 @@ class RayExecutor:
         total = ray.cluster_resources().get("CPU", 1.0)
         self.workers = workers or max(1, int(total // max(cpus, 0.01)))
         self.name = "ray" if address in (None, "local") else f"ray {address}"
-        # Each task's Numba kernels get the task's CPUs, not one thread per core of the node.
-        threads = str(max(1, int(cpus)))
-        env = {"env_vars": {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}}
         self._remote = ray.remote(fn or execute).options(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries,
-                                                         retry_exceptions=True, runtime_env=env)
+                                                         retry_exceptions=True)
         self._tasks: dict[Any, Task] = {}
 
     def submit(self, task: Task) -> Handle:

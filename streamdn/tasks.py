@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -98,6 +99,22 @@ def _frames_in(path: str) -> int:
         return 0
 
 
+def _threads_for_ray_task() -> None:
+    """Inside a Ray task, Numba gets the CPUs the task asked for, not one thread per core of the
+    node (Ray already limits PyTorch through OMP_NUM_THREADS). Elsewhere it does nothing."""
+    ray = sys.modules.get("ray")   # never imported here: only present in a Ray worker or driver
+    if ray is None or not ray.is_initialized():
+        return
+    try:
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    except Exception:  # noqa: BLE001 - the driver, or an older Ray: keep Numba's default
+        return
+    if cpus:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(cpus), numba.config.NUMBA_NUM_THREADS)))
+
+
 def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskResult:
     """Runs one task on this worker. Safe to run again after a crash: a task whose output is
     already complete (written atomically by an earlier attempt) reports it and does nothing.
@@ -112,6 +129,7 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskRe
     from .jobs import denoise_file
 
     start = time.perf_counter()
+    _threads_for_ray_task()
     result = TaskResult(task, ok=False, worker=f"{socket.gethostname()}:{os.getpid()}")
     try:
         if not os.path.exists(task.input):
