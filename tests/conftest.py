@@ -30,6 +30,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def slow_denoiser(seconds: float) -> object:
+    """A default Denoiser whose model step takes at least `seconds` (drop-policy tests)."""
+    import time
+
+    from streamdn import Denoiser
+
+    dn = Denoiser()
+    step = dn.infer
+
+    def slow(packed: object) -> object:
+        time.sleep(seconds)
+        return step(packed)
+
+    dn.infer = slow  # type: ignore[method-assign]
+    return dn
+
+
 @pytest.fixture
 def video(tmp_path: Path) -> Callable[..., Path]:
     """video(name="in.mp4", **Spec fields) -> path of a freshly written tiny clip."""

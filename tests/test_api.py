@@ -9,6 +9,7 @@ import pytest
 
 import streamdn
 from streamdn import Denoiser, ListSink, Pipeline, SyntheticSource, load_config
+from conftest import slow_denoiser
 from streamdn.camera import PacedSource
 from streamdn.config import SourceConfig
 from streamdn.errors import ConfigError, ModelNotFoundError, SourceError
@@ -120,16 +121,7 @@ def test_pipeline_propagates_stage_errors() -> None:
 
 
 def test_pipeline_drop_oldest_under_slow_model() -> None:
-    import time
-
-    dn = Denoiser()
-    orig = dn.infer
-
-    def slow(p: object) -> object:
-        time.sleep(0.03)
-        return orig(p)
-
-    dn.infer = slow  # type: ignore[method-assign]
+    dn = slow_denoiser(0.03)
     src = PacedSource(SyntheticSource(SourceConfig(width=48, height=32, frames=40, fps=200.0)))
     sink = ListSink()
     stats = Pipeline(src, [sink], denoiser=dn, queue_size=1).run()   # live: drops by default

@@ -18,6 +18,7 @@ from streamdn.camera import CameraSource, PacedSource
 from streamdn.cli import main
 from streamdn.config import SourceConfig
 from streamdn.errors import ConfigError, SourceError
+from conftest import slow_denoiser
 from videos import probe
 
 
@@ -86,14 +87,7 @@ def test_paced_source_holds_the_frame_rate() -> None:
 
 
 def test_target_latency_drops_old_frames() -> None:
-    dn = Denoiser()
-    orig = dn.infer
-
-    def slow(p: object) -> object:
-        time.sleep(0.02)
-        return orig(p)
-
-    dn.infer = slow  # type: ignore[method-assign]
+    dn = slow_denoiser(0.02)
     src = PacedSource(SyntheticSource(SourceConfig(width=48, height=32, frames=60, fps=200.0)))
     stats = Pipeline(src, [ListSink()], denoiser=dn, queue_size=1, max_age=0.03).run()
     assert stats.dropped > 10
