@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import RunConfig, to_dict
-from .distributed import Handle, InlineExecutor, ProcessExecutor
+from .distributed import Executor, Handle, InlineExecutor, ProcessExecutor
 from .encoding import CONTAINERS
 from .errors import ConfigError, StreamdnError
 from .sinks import partial_name
@@ -60,10 +60,12 @@ class BatchReport:
     interrupted: bool = False
 
     def count(self, status: str) -> int:
+        """Files with this status."""
         return sum(f.status == status for f in self.files)
 
     @property
     def fps(self) -> float:
+        """Frames written per second of wall time."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -147,7 +149,7 @@ def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None) -> tu
 # -- running ---------------------------------------------------------------------------------
 
 
-def run_batch(items: list[Item], cfg: RunConfig, executor: Any, opts: Options, *, quiet: bool = False,
+def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Options, *, quiet: bool = False,
               report: BatchReport | None = None) -> BatchReport:
     """Cleans every item with `executor` (InlineExecutor, ProcessExecutor or RayExecutor).
 
@@ -186,9 +188,14 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Any, opts: Options, *
             waiting[item.output] = len(tasks)
         queue += tasks
     bar = progress_bar(total, "batch", quiet)
-    live = [0]
-    if isinstance(executor, InlineExecutor):
-        executor.on_frame = lambda n: (live.__setitem__(0, live[0] + n), bar.update(n))
+    live = [0]   # frames the task running in this process has shown on the bar so far
+
+    def tick(n: int) -> None:
+        live[0] += n
+        bar.update(n)
+
+    if isinstance(executor, InlineExecutor):   # the others report when a task ends
+        executor.on_frame = tick
     running: list[Handle] = []
     shown: dict[int, int] = {}   # frames a running task already showed on the bar
     try:
@@ -301,7 +308,7 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"-o {args.output} is a file; give an output folder.")
 
 
-def make_executor(args: argparse.Namespace, cfg: RunConfig) -> Any:
+def make_executor(args: argparse.Namespace, cfg: RunConfig) -> Executor:
     """The executor the flags ask for (Ray is imported only with --ray)."""
     if args.ray is not None:
         from .distributed import RayExecutor

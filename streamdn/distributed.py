@@ -8,12 +8,37 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ConfigError
 from .tasks import Task, TaskResult, close_cached, execute
 
 Handle = Any   # what an executor's submit returns: a Future, an ObjectRef or a finished result
+
+
+class Executor(Protocol):
+    """Runs tasks somewhere.
+
+    Attributes:
+        name: where, for the summary ("local", "local processes", "ray", "ray auto").
+        workers: tasks that can run at once.
+    """
+
+    name: str
+    workers: int
+
+    def submit(self, task: Task) -> Handle:
+        """Starts a task (the in-process executor runs it before returning)."""
+        ...
+
+    def wait(self, handles: list[Handle]) -> list[tuple[Handle, TaskResult]]:
+        """Blocks until at least one of `handles` is done; returns (handle, result) for those done.
+        A task that failed for good comes back as a result with ok False, never as an exception."""
+        ...
+
+    def close(self) -> None:
+        """Frees the workers (stops a Ray instance it started). Idempotent."""
+        ...
 
 
 @dataclass
