@@ -114,6 +114,15 @@ def test_batch_matches_denoise_file_by_file(footage: Path, tmp_path: Path) -> No
     assert not (out / "sub" / "bad.mp4").exists()
 
 
+def test_local_worker_processes_give_the_same_outputs(footage: Path, tmp_path: Path) -> None:
+    (footage / "sub" / "bad.mp4").unlink()
+    out = tmp_path / "out"
+    assert run_cli(str(footage), "-o", str(out), "--workers", "2", "-q") == 0
+    ref = reference(footage, tmp_path)
+    for rel in GOOD:
+        assert_same_video(out / rel, ref / rel)
+
+
 def test_resume_skips_done_outputs_and_cleans_leftovers(footage: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     (footage / "sub" / "bad.mp4").unlink()
