@@ -1,4 +1,4 @@
-"""`streamdn denoise|demo|live|models|eval|bench|train`: thin wrappers over the modules. A user's mistake gets one
+"""`streamdn denoise|demo|live|models|batch|eval|bench|train`: thin wrappers over the modules. A user's mistake gets one
 line saying what is wrong and what to do, and a non-zero exit code, never a traceback."""
 
 from __future__ import annotations
@@ -122,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugin_modules() -> list[Any]:
     """Commands that live in their own module: each has add_parser(subparsers) and run(args)."""
-    from . import bench, evaluate, train
+    from . import batch, bench, evaluate, train
 
-    return [evaluate, bench, train]
+    return [batch, evaluate, bench, train]
 
 
 def _config_from(args: argparse.Namespace) -> RunConfig:
