@@ -153,40 +153,36 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
               report: BatchReport | None = None) -> BatchReport:
     """Cleans every item with `executor` (InlineExecutor, ProcessExecutor or RayExecutor).
 
-    Segment tasks of a long file run in parallel; its join is submitted when all of them have
-    succeeded. At most `executor.workers` tasks are in flight (x2 to keep workers busy).
+    Inputs are checked (header only) up front; each is planned (keyframes read, parts found)
+    only when the workers need more work, so the first tasks start at once. Segment tasks of a
+    long file run in parallel; its join is submitted when all of them have succeeded. At most
+    2 x `executor.workers` tasks are in flight.
 
     Returns:
         The report (also filled in place when `report` is given, e.g. to survive Ctrl-C).
     """
     from .jobs import progress_bar
+    from .sources import FileSource
 
     report = report or BatchReport()
     report.backend, report.workers = executor.name, executor.workers
     start = time.perf_counter()
-    queue: list[Task] = []
-    joins: dict[str, Task] = {}
-    waiting: dict[str, int] = {}
     reports: dict[str, FileReport] = {}
+    todo: list[Item] = []
     total = 0
     for item in items:
-        rep = FileReport(item.input, item.output)
+        rep = reports[item.output] = FileReport(item.input, item.output)
         report.files.append(rep)
-        reports[item.output] = rep
         if os.path.exists(item.output) and not opts.overwrite:
             rep.status, rep.reason = "skipped", "output already exists"
             continue
         try:
-            tasks, frames = plan_file(item.input, item.output, cfg, opts)
+            with FileSource(item.input) as src:
+                total += src.total_frames or 0
         except (StreamdnError, OSError) as err:
             rep.status, rep.reason = "failed", str(err)
             continue
-        total += frames
-        rep.segments = max(1, len(tasks) - 1) if tasks[-1].kind == JOIN else 1
-        if tasks[-1].kind == JOIN:
-            joins[item.output] = tasks.pop()
-            waiting[item.output] = len(tasks)
-        queue += tasks
+        todo.append(item)
     bar = progress_bar(total, "batch", quiet)
     live = [0]   # frames the task running in this process has shown on the bar so far
 
@@ -196,15 +192,32 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
 
     if isinstance(executor, InlineExecutor):   # the others report when a task ends
         executor.on_frame = tick
+    queue: list[Task] = []
+    joins: dict[str, Task] = {}
+    waiting: dict[str, int] = {}   # segments still running, per output
     running: list[Handle] = []
-    shown: dict[int, int] = {}   # frames a running task already showed on the bar
+    shown: dict[int, int] = {}     # frames a running task already showed on the bar
+    limit = 2 * executor.workers
     try:
-        while queue or running:
-            while queue and len(running) < 2 * executor.workers:
+        while todo or queue or running:
+            while todo and len(queue) < limit:
+                item = todo.pop(0)
+                try:
+                    tasks, _ = plan_file(item.input, item.output, cfg, opts)
+                except (StreamdnError, OSError) as err:
+                    reports[item.output].status, reports[item.output].reason = "failed", str(err)
+                    continue
+                if tasks[-1].kind == JOIN:
+                    joins[item.output] = tasks.pop()
+                    waiting[item.output] = reports[item.output].segments = len(tasks)
+                queue += tasks
+            while queue and len(running) < limit:
                 live[0] = 0
                 handle = executor.submit(queue.pop(0))
                 running.append(handle)
                 shown[id(handle)] = live[0]
+            if not running:
+                continue
             for handle, result in executor.wait(running):
                 running.remove(handle)
                 _record(result, reports[result.task.output], bar, shown.pop(id(handle), 0))
