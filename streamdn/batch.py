@@ -296,7 +296,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     r.add_argument("--gpus-per-task", type=float, metavar="N", help="GPUs each Ray task asks for (default 1 "
                    "with --device cuda, else 0)")
     r.add_argument("--max-retries", type=int, default=3, metavar="N", help="Ray retries of a task whose worker "
-                   "died (default 3)")
+                   "died or that failed unexpectedly (default 3)")
     _model_args(p)
     _encode_args(p)
     _common_args(p)
