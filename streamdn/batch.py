@@ -274,7 +274,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                "  streamdn batch 'card/**/*.MP4' -o clean/ --crf 20\n"
                "  streamdn batch long.mkv -o clean/ --segment-seconds 120 --workers 2\n"
                "  streamdn batch /mnt/nfs/in -o /mnt/nfs/out --ray auto   # on the Ray cluster")
-    p.add_argument("input", nargs="+", metavar="INPUT", help="video files, folders or globs (quote globs)")
+    # "*", not "+": `--ray IN -o OUT` gives IN to --ray, and _check hands it back to INPUT.
+    p.add_argument("input", nargs="*", metavar="INPUT", help="video files, folders or globs (quote globs)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     p.add_argument("--ext", help="output container for every file, e.g. .mkv (default: the input's, or .mkv "
                                  "where streamdn cannot write it)")
@@ -311,6 +312,8 @@ def _check(args: argparse.Namespace) -> None:
             args.ray = "local"
         else:
             raise ConfigError(f"--ray {args.ray}: give nothing (a local Ray instance), 'auto' or ray://HOST:PORT.")
+    if not args.input:
+        raise ConfigError("give at least one INPUT: video files, folders or globs, e.g. streamdn batch footage/ -o clean/.")
     for flag, value, low in (("--workers", args.workers, 1), ("--segments", args.segments, 1),
                              ("--warmup-frames", args.warmup_frames, 0), ("--max-retries", args.max_retries, 0)):
         if value is not None and value < low:

@@ -219,9 +219,10 @@ def test_resume_reuses_finished_segments(long_clip: Path, tmp_path: Path, monkey
 def test_ray_flag_before_inputs_and_no_ray_import(footage: Path, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     batch.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["batch", "--ray", str(footage / "a.mp4"), str(footage / "b.mp4"), "-o", "x"])
-    batch._check(args)
-    assert args.ray == "local" and len(args.input) == 2
+    for inputs in ([str(footage / "a.mp4"), str(footage / "b.mp4")], [str(footage)]):
+        args = parser.parse_args(["batch", "--ray", *inputs, "-o", "x"])
+        batch._check(args)
+        assert args.ray == "local" and args.input == inputs
     code = ("import sys; from streamdn import batch; sys.argv[0] = 'x'; import argparse; p = argparse.ArgumentParser();"
             "batch.add_parser(p.add_subparsers(dest='c'));"
             f"r = batch.run(p.parse_args(['batch', {str(footage / 'b.mp4')!r}, '-o', {str(tmp_path / 'o')!r}, '-q']));"
