@@ -88,6 +88,7 @@ class Denoiser:
             raise ConfigError(f"channel_order '{channel_order}': use 'bgr' or 'rgb'.")
         self.channel_order = channel_order
         self._count = -1
+        self._tensor_path: Any = None
         if isinstance(model, str):
             # Filters run on the CPU whatever was asked; networks go where the device says.
             if model_info(model).kind == "network":
@@ -111,20 +112,25 @@ class Denoiser:
 
     def noise_sigmas(self, frame: Frame) -> tuple[float, float, float]:
         """The Y, U, V noise sigmas (8-bit units) used for `frame`: the fixed strength, or the
-        blind estimate smoothed over recent frames."""
+        blind estimate smoothed over recent frames; times the live gain."""
         if self.strength is not None:
-            return (self.strength * self.gain,) * 3
+            return self.smooth_sigmas((0.0, 0.0, 0.0))
         maxv = float((1 << frame.bit_depth) - 1)
         to8 = 255.0 / maxv
         est = tuple(estimate_sigma(p, maxv) * to8 for p in (frame.y, frame.u, frame.v))
+        return self.smooth_sigmas(est)  # type: ignore[arg-type]
+
+    def smooth_sigmas(self, estimate: tuple[float, float, float]) -> tuple[float, float, float]:
+        """Turns one frame's blind estimate (8-bit units) into the sigmas to use: the fixed
+        strength when one is set, else a running average over frames; times the live gain."""
+        if self.strength is not None:
+            return (self.strength * self.gain,) * 3
         if self._sigmas is None:
-            self._sigmas = est  # type: ignore[assignment]
+            self._sigmas = estimate
         else:
             a = self.sigma_smoothing
-            self._sigmas = tuple(a * old + (1 - a) * new for old, new in zip(self._sigmas, est))  # type: ignore[assignment]
-        if self.gain != 1.0:
-            return tuple(s * self.gain for s in self._sigmas)  # type: ignore[return-value, union-attr]
-        return self._sigmas  # type: ignore[return-value]
+            self._sigmas = tuple(a * old + (1 - a) * new for old, new in zip(self._sigmas, estimate))  # type: ignore[assignment]
+        return tuple(s * self.gain for s in self._sigmas)  # type: ignore[return-value, union-attr]
 
     def pre(self, frame: Frame) -> object:
         """Stage 1: noise estimate and packing into the model's working data."""
@@ -173,6 +179,14 @@ class Denoiser:
             f, restore = from_planes(frame, self._count)
             return restore(self._step(f))
         if type(frame).__module__.startswith("torch"):
+            if frame.device.type != "cpu" and str(frame.device).startswith(self.device.split(":")[0]) \
+                    and self.model.info.kind == "network":
+                # A network on the tensor's device: the frame stays there (no host copy).
+                from .tensors import TensorPath, denoise_tensor
+
+                if self._tensor_path is None:
+                    self._tensor_path = TensorPath(self)
+                return denoise_tensor(self, self._tensor_path, frame)
             frames, build = tensor_frames(frame, self.channel_order, self._count)
             return build([self._step(f) for f in frames])
         raise ConfigError(f"Denoiser takes a Frame, a numpy image, I420 planes or a torch tensor, not "
@@ -182,6 +196,8 @@ class Denoiser:
         """Forgets the stream's past: call at a scene cut or before a new stream."""
         self.model.reset()
         self._count = -1
+        if self._tensor_path is not None:
+            self._tensor_path.reset()
         self._sigmas = None
 
     def close(self) -> None:

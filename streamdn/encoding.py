@@ -51,10 +51,18 @@ def container_for(path: str) -> str:
     return CONTAINERS[ext]
 
 
-def container_codecs(container: str) -> set[str]:
-    """Names of the codecs an FFmpeg muxer can store (asked of an in-memory muxer)."""
+# Muxers with a complete list of the codecs they can hold; others (MPEG-TS, NUT) answer FFmpeg's
+# query with only their default codecs although they take many more, so they are not checked.
+CHECKED_CONTAINERS = ("mp4", "mov", "webm", "matroska", "avi")
+
+
+def container_accepts(container: str, codec: str) -> bool:
+    """Whether an FFmpeg muxer can store `codec` (an encoder or codec name); True for muxers
+    that do not list their codecs."""
+    if container not in CHECKED_CONTAINERS:
+        return True
     with av.open(io.BytesIO(), mode="w", format=container) as probe:
-        return set(probe.supported_codecs)
+        return codec in probe.supported_codecs
 
 
 def _encoder(name: str) -> av.codec.Codec:
@@ -112,7 +120,7 @@ def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int, size: tuple[int, 
         name = DEFAULT_CODEC.get(container, "libx264") if cfg.codec == "auto" else cfg.codec
     codec = _encoder(name)
     family = codec.canonical_name if hasattr(codec, "canonical_name") else codec.name
-    if family not in container_codecs(container) and codec.name not in container_codecs(container):
+    if not (container_accepts(container, family) or container_accepts(container, codec.name)):
         raise ConfigError(f"--codec {name} ({family}) cannot be stored in a .{path.rsplit('.', 1)[-1]} file; "
                           f"use another extension (e.g. .mkv) or another codec.")
     options: dict[str, str] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -49,13 +50,14 @@ def write_stats(path: str, stats: RunStats, extra: dict[str, object]) -> None:
 
 def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite: bool = False,
                  quiet: bool = False, stats_path: str | None = None,
-                 denoiser: Denoiser | None = None) -> JobResult:
+                 denoiser: Denoiser | None = None, on_frame: Callable[[int], None] | None = None) -> JobResult:
     """Denoises `input_path` into `output_path`.
 
     Frames, frame rate, timestamps, size, rotation and colour properties are kept; audio and
     subtitle streams are copied packet for packet. The output appears under its name only when
     complete. On Ctrl-C the frames done so far are kept, playable, as NAME.partial.EXT and
     KeyboardInterrupt propagates after the result is recorded in the exception's `result`.
+    `on_frame(n)` is called with 1 after each frame is written (e.g. a batch's progress bar).
 
     Raises:
         SourceError, SinkError, ConfigError, ModelNotFoundError, DeviceError: with messages
@@ -73,8 +75,13 @@ def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite
             sink = FileSink(output_path, src.format, cfg.encode, meta=src.meta,
                             copy_streams_from=input_path if src.audio_streams else None,
                             trim_copied_streams=cfg.pipeline.frames is not None, overwrite=overwrite)
-            pipe = Pipeline(src, [sink], denoiser=dn, queue_size=cfg.pipeline.queue_size,
-                            on_frame=lambda _n, _c: bar.update(1))
+
+            def progress(_noisy: object, _clean: object) -> None:
+                bar.update(1)
+                if on_frame is not None:
+                    on_frame(1)
+
+            pipe = Pipeline(src, [sink], denoiser=dn, queue_size=cfg.pipeline.queue_size, on_frame=progress)
             try:
                 with sink:
                     stats = pipe.run()

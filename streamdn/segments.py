@@ -21,7 +21,7 @@ from .encoding import container_for, plan_encoder
 from .errors import SinkError, SourceError, warn
 from .frames import Frame
 from .pipeline import Pipeline
-from .sinks import FileSink, Sink, _StreamCopier
+from .sinks import FileSink, Sink, StreamCopier
 from .sources import FileSource
 
 PART_EXT = ".nut"   # NUT keeps every pts exactly, in any time base (Matroska rounds to 1 ms)
@@ -309,7 +309,7 @@ def join_segments(input_path: str, segments: list[Segment], parts_dir: str, outp
                 video.metadata[k] = v
             if rotation:
                 video.set_display_rotation(rotation)
-            copier = _StreamCopier(input_path, out)
+            copier = StreamCopier(input_path, out)
             written = 0
             last_dts: Fraction | None = None
             for seg, path in zip(segments, parts):
@@ -331,7 +331,7 @@ def join_segments(input_path: str, segments: list[Segment], parts_dir: str, outp
 
 
 def _copy_part(path: str, start: Fraction, out: av.container.OutputContainer, video: av.stream.Stream,
-               copier: _StreamCopier, extradata: bytes, last_dts: Fraction | None) -> tuple[int, Fraction | None]:
+               copier: StreamCopier, extradata: bytes, last_dts: Fraction | None) -> tuple[int, Fraction | None]:
     """Muxes one part's video packets (and the audio up to them); returns (packets, last dts in s)."""
     with av.open(path) as part:
         stream = part.streams.video[0]
@@ -370,7 +370,7 @@ def _copy_part(path: str, start: Fraction, out: av.container.OutputContainer, vi
     return n, last_dts
 
 
-def _mux(packet: av.Packet, out: av.container.OutputContainer, video: av.stream.Stream, copier: _StreamCopier,
+def _mux(packet: av.Packet, out: av.container.OutputContainer, video: av.stream.Stream, copier: StreamCopier,
          last_dts: Fraction | None) -> Fraction:
     """Muxes one video packet after the audio that comes before it; decode times (seconds) are
     kept strictly increasing across parts. Returns the packet's decode time, seconds."""

@@ -12,7 +12,7 @@ from types import TracebackType
 import av
 
 from .config import EncodeConfig
-from .encoding import EncoderPlan, VideoEncoder, container_codecs, plan_encoder
+from .encoding import EncoderPlan, VideoEncoder, container_accepts, plan_encoder
 from .errors import SinkError, warn
 from .frames import Frame, FrameFormat
 from .sources import VideoMeta
@@ -85,18 +85,18 @@ def check_output_path(path: str, *, input_path: str | None = None, overwrite: bo
         raise SinkError(f"output folder '{folder}' is not writable; choose another output location.")
 
 
-class _StreamCopier:
+class StreamCopier:
     """Copies the input's audio and subtitle streams packet for packet, interleaved by time."""
 
     def __init__(self, input_path: str, output: av.container.OutputContainer) -> None:
         self._in = av.open(input_path)
-        supported = container_codecs(output.format.name.split(",")[0])
+        container = output.format.name.split(",")[0]
         self._map: dict[int, av.stream.Stream] = {}
         for s in self._in.streams:
             if s.type not in ("audio", "subtitle"):
                 continue
             name = s.codec_context.name if s.codec_context is not None else "?"
-            if name not in supported:
+            if not container_accepts(container, name):
                 warn(f"{s.type} stream #{s.index} ({name}) cannot be stored in this container and is "
                      f"left out; use .mkv to keep it.")
                 continue
@@ -180,7 +180,7 @@ class FileSink(Sink):
         try:
             self._out = av.open(self.tmp_path, mode="w", format=self.plan.container)
             self._video = VideoEncoder(self._out, self.plan, fmt, meta, cfg.threads)
-            self._copier = _StreamCopier(copy_streams_from, self._out) if copy_streams_from else None
+            self._copier = StreamCopier(copy_streams_from, self._out) if copy_streams_from else None
         except Exception as err:
             self._discard()
             raise SinkError(f"cannot create output '{path}' with {self.plan.codec}: {err}.") from err

@@ -140,7 +140,7 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskRe
                 result.frames = _frames_in(task.output)
             else:
                 job = denoise_file(task.input, task.output, task.cfg, overwrite=task.overwrite, quiet=True,
-                                   denoiser=cached_denoiser(task.cfg.model))
+                                   denoiser=cached_denoiser(task.cfg.model), on_frame=on_frame)
                 result.frames = job.stats.frames
         elif task.kind == SEGMENT:
             seg = task.segments[0]
