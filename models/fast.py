@@ -104,7 +104,8 @@ class RecurrentDenoiser(nn.Module):
         y = self.head(u)
         res = y[:, :IN_CH].float()
         alpha = torch.sigmoid(y[:, IN_CH:2 * IN_CH].float()) * has_prev
-        new_hidden = torch.tanh(y[:, 2 * IN_CH:])
+        # float32: tanh on a strided bf16 slice is 4x slower on CPU (6 ms at 720p, measured).
+        new_hidden = torch.tanh(y[:, 2 * IN_CH:].float())
         # The blend runs in float32 whatever the compute dtype: the recursion would otherwise
         # accumulate bf16 rounding (2^-8 near white, one 8-bit step).
         out = alpha * prev.float() + (1.0 - alpha) * (cur.float() + res)
