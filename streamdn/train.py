@@ -43,6 +43,7 @@ class TrainConfig:
         threads: torch threads of the training process. workers: data processes.
         ckpt_every_s: seconds between checkpoints. val_frames: frames per validation clip.
         seed: initialisation seed.
+        init: a .safetensors file to start from (fine-tuning), "" for random initialisation.
     """
 
     arch: str = "fast"
@@ -63,6 +64,7 @@ class TrainConfig:
     ckpt_every_s: float = 180.0
     val_frames: int = 16
     seed: int = 0
+    init: str = ""
 
 
 def load_train_config(path: str | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -262,6 +264,11 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     torch.manual_seed(cfg.seed)
     net = build(cfg.arch)
+    if cfg.init:
+        from .models.network import load_weights
+
+        start, _ = load_weights(cfg.init)
+        net.load_state_dict(start.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, -math.inf
     history: dict[str, list] = {"loss": [], "val": []}
