@@ -30,7 +30,7 @@ def one_thread():
 
 
 def test_shipped_train_configs_load() -> None:
-    for name in ("train-fast.toml", "train-tiny.toml"):
+    for name in ("train-fast.toml", "train-fast-ft.toml", "train-tiny.toml"):
         cfg = load_train_config(str(ROOT / "configs" / name))
         assert cfg.steps > 0 and cfg.crop % 2 == 0
 
