@@ -67,7 +67,7 @@ class FrameModel(ABC):
 
 Factory = Callable[..., FrameModel]
 _REGISTRY: dict[str, tuple[Factory, ModelInfo]] = {}
-DEFAULT_MODEL = "tfilter"
+DEFAULT_MODEL = "fast"
 
 
 def register(info: ModelInfo) -> Callable[[Factory], Factory]:

@@ -95,7 +95,7 @@ def test_stats_json(tmp_path: Path) -> None:
     assert data["frames"] == 12 and data["fps"] > 0 and data["dropped"] == 0
     assert set(data["latency_ms"]) == {"p50", "p95", "p99"}
     assert set(data["stages_ms"]) == {"decode", "pre", "model", "post", "encode"}
-    assert data["model"] == "tfilter" and data["device"] == "cpu"
+    assert data["model"] == "fast" and data["device"] == "cpu"
 
 
 def test_config_file_and_flags(tmp_path: Path) -> None:
