@@ -57,7 +57,6 @@ class PipelineConfig:
     queue_size: int = 4          # frames in flight between two stages
     frames: int | None = None    # stop after this many frames (None = all)
     decode_threads: int = 0      # 0 = FFmpeg decides
-    torch_threads: int = 0       # 0 = leave PyTorch's default
 
 
 @dataclass(frozen=True)
