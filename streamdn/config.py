@@ -133,6 +133,23 @@ def _parse_override(text: str) -> tuple[str, str, Any]:
     return section, key, value
 
 
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Reads a TOML file.
+
+    Raises:
+        ConfigError: missing or unreadable file, or invalid TOML; the message names the file.
+    """
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: {what} not found; presets are in configs/.") from err
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the {what} ({err.strerror}).") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err}).") from err
+
+
 def merge(base: dict[str, dict[str, Any]], section: str, key: str, value: Any) -> None:
     base.setdefault(section, {})[key] = value
 
@@ -154,13 +171,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     where = "config"
     if path is not None:
         where = str(path)
-        try:
-            with open(path, "rb") as fh:
-                loaded = tomllib.load(fh)
-        except FileNotFoundError as err:
-            raise ConfigError(f"{path}: config file not found; presets are in configs/.") from err
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML ({err}).") from err
+        loaded = read_toml(path)
         for section, table in loaded.items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: '{section}' must be a table such as [{section}].")

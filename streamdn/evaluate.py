@@ -9,7 +9,6 @@ import dataclasses
 import json
 import os
 import time
-import tomllib
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .config import read_toml
 from .denoiser import Denoiser, parse_strength
 from .errors import ConfigError, StreamdnError
 from .frames import Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
@@ -95,11 +95,7 @@ def load_eval_config(path: str | None, **flags: Any) -> EvalConfig:
     """
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                table = tomllib.load(fh).get("eval", {})
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"{path}: cannot read the eval config ({err}).") from err
+        table = read_toml(path, "eval config").get("eval", {})
         valid = [f.name for f in dataclasses.fields(EvalConfig)]
         for key, value in table.items():
             if key not in valid:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import read_toml
 from .errors import ConfigError
 
 
@@ -76,13 +77,7 @@ def load_train_config(path: str | None, overrides: dict[str, Any] | None = None)
     """
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            with open(path, "rb") as f:
-                doc = tomllib.load(f)
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read the training config ({err.strerror}).") from err
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML ({err}).") from err
+        doc = read_toml(path, "training config")
         values = dict(doc.get("train", {}))
         if set(doc) - {"train"}:
             raise ConfigError(f"{path}: unknown section(s) {sorted(set(doc) - {'train'})}; put every key under [train].")
