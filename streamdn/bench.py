@@ -23,7 +23,7 @@ from .denoiser import Denoiser, parse_strength
 from .errors import ConfigError
 from .frames import Frame, FrameFormat, frame_from_bgr
 from .models import FrameModel, ModelInfo, create_model, model_info
-from .noise import add_noise, parse_noise
+from .noise import add_noise_uint8, parse_noise
 from .pipeline import Pipeline, RunStats
 from .sinks import FileSink
 from .sources import FileSource
@@ -77,7 +77,7 @@ def make_clip(path: str, width: int, height: int, frames: int, noise: str = "awg
     fmt = FrameFormat(width, height, 8, Fraction(30), Fraction(1, 30))
     with FileSink(path, fmt, EncodeConfig(), overwrite=True) as sink:
         for t in range(frames):
-            noisy = np.clip(add_noise(scene.render(t), spec, rng) + 0.5, 0, 255).astype(np.uint8)
+            noisy = add_noise_uint8(scene.render(t), spec, rng)
             sink.write(frame_from_bgr(noisy, index=t, pts=t, time_base=fmt.time_base))
     return path
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .frames import bgr_to_yuv420
 from .kernels import block_noise_stats, estimate_sigma, fit_noise_curve, noise_map, pack_yuv420
-from .noise import NoiseSpec, add_noise, parse_noise
+from .noise import NoiseSpec, add_noise_uint8, parse_noise
 from .synthetic import MovingScene, SceneConfig, procedural_texture
 
 TRAIN_KEY, VAL_KEY = 1, 2
@@ -206,7 +206,7 @@ def sigma_map(packed: np.ndarray, planes: tuple[np.ndarray, np.ndarray, np.ndarr
 
 def noisy_clip(clean: np.ndarray, noise: NoiseSpec, rng: np.random.Generator) -> np.ndarray:
     """(T, H, W, 3) uint8 BGR clean clip -> the same with noise (rounded to uint8 like a video)."""
-    return np.stack([np.clip(add_noise(f, noise, rng) + 0.5, 0, 255).astype(np.uint8) for f in clean])
+    return np.stack([add_noise_uint8(f, noise, rng) for f in clean])
 
 
 def packed_clip(clean: np.ndarray, noisy: np.ndarray) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ from .errors import ConfigError, StreamdnError
 from .frames import Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
 from .jobs import progress_bar
 from .metrics import FlickerMeter, psnr, ssim
-from .noise import NoiseSpec, add_noise, parse_noise
+from .noise import NoiseSpec, add_noise_uint8, parse_noise
 from .sources import FileSource
 from .synthetic import MovingScene, SceneConfig
 
@@ -167,7 +167,7 @@ def noisy_frames(clip: Clip, index: int, noise: str, seed: int) -> list[Frame]:
     tb = 1 / Fraction(clip.fps).limit_denominator(1001)
     frames = []
     for t, clean in enumerate(clip.frames):
-        noisy = np.clip(add_noise(clean, spec, rng) + 0.5, 0, 255).astype(np.uint8)
+        noisy = add_noise_uint8(clean, spec, rng)
         frame = frame_from_bgr(noisy, index=t, pts=t, time_base=tb)
         ref = bgr_to_yuv420(clean)
         frame.extra["oracle_sigmas"] = tuple(float(np.std(p.astype(np.float64) - r))

@@ -143,6 +143,11 @@ def add_noise(img: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.
     return np.clip(y, 0.0, 255.0).astype(np.float32)
 
 
+def add_noise_uint8(img: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.ndarray:
+    """add_noise, then rounded to uint8 as an 8-bit video frame carries it (same shape as img)."""
+    return np.clip(add_noise(img, spec, rng) + 0.5, 0, 255).astype(np.uint8)
+
+
 def noise_sigma_at(spec: NoiseSpec, level: np.ndarray | float) -> np.ndarray | float:
     """The true noise standard deviation (8-bit units) at a clean intensity `level` in [0, 255],
     for the additive and signal-dependent kinds (an approximation for camera noise)."""

@@ -15,7 +15,7 @@ import numpy as np
 from .config import SourceConfig
 from .errors import SourceError, warn
 from .frames import Frame, FrameFormat, frame_from_bgr, from_av
-from .noise import NoiseSpec, add_noise
+from .noise import NoiseSpec, add_noise_uint8
 from .synthetic import MovingScene, SceneConfig
 
 
@@ -239,7 +239,7 @@ class SyntheticSource(Source):
         rng = np.random.default_rng(self.cfg.seed + 1)
         for t in range(self.total_frames or 0):
             clean = self.scene.render(t)
-            noisy = np.clip(add_noise(clean, self.noise, rng) + 0.5, 0, 255).astype(np.uint8)
+            noisy = add_noise_uint8(clean, self.noise, rng)
             frame = frame_from_bgr(noisy, index=t, pts=t, time_base=self.format.time_base)
             frame.extra["clean"] = clean
             yield frame
