@@ -15,7 +15,9 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 from .convert import float_to_plane, plane_to_float
 from .noise_level import block_noise_stats, estimate_sigma
-from .pack import fit_noise_curve, frame_difference, noise_map, pack_yuv420, unpack_yuv420
+from .pack import (fit_noise_curve, frame_difference, noise_map, pack_bgr, pack_nv12, pack_yuv420, pack_yuv420_to,
+                   unpack_bgr, unpack_nv12, unpack_yuv420)
+from .step import step_input, step_tail
 from .temporal import recursive_filter
 
 __all__ = [
@@ -25,8 +27,15 @@ __all__ = [
     "float_to_plane",
     "frame_difference",
     "noise_map",
+    "pack_bgr",
+    "pack_nv12",
     "pack_yuv420",
+    "pack_yuv420_to",
     "plane_to_float",
     "recursive_filter",
+    "step_input",
+    "step_tail",
+    "unpack_bgr",
+    "unpack_nv12",
     "unpack_yuv420",
 ]

@@ -37,16 +37,21 @@ def block_noise_stats(plane: np.ndarray, block: int, out: np.ndarray) -> np.ndar
         mean = 0.0
         n = 0
         for i in range(y0, y1):
+            # float32 per row (exact for integer planes up to 16 bits: |lap| < 2^21), float64 per block.
+            row_acc = np.float32(0.0)
+            row_mean = np.float32(0.0)
             for j in range(x0, x1):
-                c = np.float64(plane[i, j])
-                lap = (4.0 * c
-                       - 2.0 * (np.float64(plane[i - 1, j]) + np.float64(plane[i + 1, j])
-                                + np.float64(plane[i, j - 1]) + np.float64(plane[i, j + 1]))
-                       + np.float64(plane[i - 1, j - 1]) + np.float64(plane[i - 1, j + 1])
-                       + np.float64(plane[i + 1, j - 1]) + np.float64(plane[i + 1, j + 1]))
-                acc += abs(lap)
-                mean += c
-                n += 1
+                c = np.float32(plane[i, j])
+                lap = (np.float32(4.0) * c
+                       - np.float32(2.0) * (np.float32(plane[i - 1, j]) + np.float32(plane[i + 1, j])
+                                            + np.float32(plane[i, j - 1]) + np.float32(plane[i, j + 1]))
+                       + np.float32(plane[i - 1, j - 1]) + np.float32(plane[i - 1, j + 1])
+                       + np.float32(plane[i + 1, j - 1]) + np.float32(plane[i + 1, j + 1]))
+                row_acc += abs(lap)
+                row_mean += c
+            acc += np.float64(row_acc)
+            mean += np.float64(row_mean)
+            n += max(x1 - x0, 0)
         if n > 0:
             out[bi, bj, 0] = acc / n * _IMMERKAER
             out[bi, bj, 1] = mean / n

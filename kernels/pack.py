@@ -183,3 +183,178 @@ def fit_noise_curve(block_stats: np.ndarray, max_value: float, bins: int = 6,
     if a <= 0.0 and b <= 0.0:
         return flat
     return np.array([a, b, float(np.median(lvl))])
+
+
+# -- other layouts and output types ------------------------------------------------------------
+
+@njit(inline="always", nogil=True)
+def _half_bits(b: np.uint32, mode: int) -> np.uint16:
+    """float32 bits -> IEEE half bits (mode 1) or bfloat16 bits (mode 2), round to nearest even.
+    Finite inputs; halves keep subnormals and saturate to infinity."""
+    if mode == 2:
+        return np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+    sign = (b >> np.uint32(16)) & np.uint32(0x8000)
+    e = np.int32((b >> np.uint32(23)) & np.uint32(0xFF)) - 127 + 15
+    m = b & np.uint32(0x7FFFFF)
+    if e >= 31:
+        return np.uint16(sign | np.uint32(0x7C00))
+    if e <= 0:                                    # subnormal half (units of 2^-24) or zero
+        if e < -10:
+            return np.uint16(sign)
+        m = m | np.uint32(0x800000)
+        shift = np.uint32(14 - e)                 # 14..24
+        q = m >> shift
+        rest = m & ((np.uint32(1) << shift) - np.uint32(1))
+        halfway = np.uint32(1) << (shift - np.uint32(1))
+        if rest > halfway or (rest == halfway and (q & np.uint32(1))):
+            q += np.uint32(1)                     # 1024 is the least normal: still correct
+        return np.uint16(sign | q)
+    q = (np.uint32(e) << np.uint32(10)) | (m >> np.uint32(13))
+    rest = m & np.uint32(0x1FFF)
+    if rest > np.uint32(0x1000) or (rest == np.uint32(0x1000) and (q & np.uint32(1))):
+        q += np.uint32(1)                         # may carry into the exponent: still correct
+    return np.uint16(sign | q)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def pack_yuv420_to(y: np.ndarray, u: np.ndarray, v: np.ndarray, scale: float, out: np.ndarray,
+                   mode: int) -> np.ndarray:
+    """pack_yuv420 into float32 (mode 0) or into the uint16 bits of float16 (1) / bfloat16 (2),
+    e.g. to upload half the bytes to a GPU (torch views the array as float16/bfloat16 with no
+    copy). out: (ceil(H/2), ceil(W/2), 6) float32 for mode 0, uint16 otherwise."""
+    h, w = y.shape
+    h2, w2 = out.shape[0], out.shape[1]
+    s = np.float32(scale)
+    for i in prange(h2):
+        r0 = 2 * i
+        r1 = min(2 * i + 1, h - 1)
+        row = np.empty(w2 * 6, np.float32)        # one float32 row, then converted bit-wise
+        for j in range(w2):
+            c0 = 2 * j
+            c1 = min(2 * j + 1, w - 1)
+            row[6 * j] = np.float32(y[r0, c0]) * s
+            row[6 * j + 1] = np.float32(y[r0, c1]) * s
+            row[6 * j + 2] = np.float32(y[r1, c0]) * s
+            row[6 * j + 3] = np.float32(y[r1, c1]) * s
+            row[6 * j + 4] = np.float32(u[i, j]) * s
+            row[6 * j + 5] = np.float32(v[i, j]) * s
+        if mode == 0:
+            for j in range(w2):
+                for c in range(6):
+                    out[i, j, c] = row[6 * j + c]
+        else:
+            bits = row.view(np.uint32)
+            for j in range(w2):
+                for c in range(6):
+                    out[i, j, c] = _half_bits(bits[6 * j + c], mode)
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def pack_nv12(y: np.ndarray, uv: np.ndarray, scale: float, out: np.ndarray) -> np.ndarray:
+    """Packs NV12 (or P010/P016 as uint16) planes: luma (H, W) and interleaved chroma
+    (ceil(H/2), ceil(W/2), 2) with U first (a (ceil(H/2), 2*ceil(W/2)) plane reshaped).
+    Same output as pack_yuv420; out: (ceil(H/2), ceil(W/2), 6) float32."""
+    h, w = y.shape
+    h2, w2 = out.shape[0], out.shape[1]
+    s = np.float32(scale)
+    for i in prange(h2):
+        r0 = 2 * i
+        r1 = min(2 * i + 1, h - 1)
+        for j in range(w2):
+            c0 = 2 * j
+            c1 = min(2 * j + 1, w - 1)
+            out[i, j, 0] = np.float32(y[r0, c0]) * s
+            out[i, j, 1] = np.float32(y[r0, c1]) * s
+            out[i, j, 2] = np.float32(y[r1, c0]) * s
+            out[i, j, 3] = np.float32(y[r1, c1]) * s
+            out[i, j, 4] = np.float32(uv[i, j, 0]) * s
+            out[i, j, 5] = np.float32(uv[i, j, 1]) * s
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def unpack_nv12(src: np.ndarray, max_value: int, y: np.ndarray, uv: np.ndarray) -> None:
+    """The inverse of pack_nv12 (scale, round, clamp, crop odd sizes); uv: (ceil(H/2), ceil(W/2), 2)."""
+    h, w = y.shape
+    h2, w2 = src.shape[0], src.shape[1]
+    m = np.float32(max_value)
+    for i in prange(h2):
+        for j in range(w2):
+            for c in range(6):
+                val = min(max(src[i, j, c] * m + np.float32(0.5), np.float32(0.0)), m)
+                q = int(val)
+                if c >= 4:
+                    uv[i, j, c - 4] = q
+                else:
+                    r = 2 * i + (c >> 1)
+                    col = 2 * j + (c & 1)
+                    if r < h and col < w:
+                        y[r, col] = q
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def pack_bgr(bgr: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Converts an 8-bit BGR image to YUV 4:2:0 and packs it, in one pass and without the
+    intermediate rounding of a uint8 YUV image.
+
+    Args:
+        bgr: (H, W, 3) uint8.
+        matrix: (3, 4) float32 BGR -> YUV in 8-bit units (coefficients of B, G, R and an offset),
+            e.g. streamdn.frames' BT.601 limited-range matrix.
+        out: (ceil(H/2), ceil(W/2), 6) float32, written and returned: luma phases and the mean
+            chroma of each 2x2 block, / 255. Odd sizes repeat the last row/column.
+    """
+    h, w = bgr.shape[0], bgr.shape[1]
+    h2, w2 = out.shape[0], out.shape[1]
+    s = np.float32(1.0 / 255.0)
+    for i in prange(h2):
+        for j in range(w2):
+            su = np.float32(0.0)
+            sv = np.float32(0.0)
+            for p in range(4):
+                r = min(2 * i + (p >> 1), h - 1)
+                c = min(2 * j + (p & 1), w - 1)
+                b = np.float32(bgr[r, c, 0])
+                g = np.float32(bgr[r, c, 1])
+                rr = np.float32(bgr[r, c, 2])
+                yv = matrix[0, 0] * b + matrix[0, 1] * g + matrix[0, 2] * rr + matrix[0, 3]
+                su += matrix[1, 0] * b + matrix[1, 1] * g + matrix[1, 2] * rr + matrix[1, 3]
+                sv += matrix[2, 0] * b + matrix[2, 1] * g + matrix[2, 2] * rr + matrix[2, 3]
+                out[i, j, p] = min(max(yv, np.float32(0.0)), np.float32(255.0)) * s
+            out[i, j, 4] = min(max(su * np.float32(0.25), np.float32(0.0)), np.float32(255.0)) * s
+            out[i, j, 5] = min(max(sv * np.float32(0.25), np.float32(0.0)), np.float32(255.0)) * s
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def unpack_bgr(src: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Packed frame -> (H, W, 3) uint8 BGR: chroma upsampled bilinearly (sample centres of
+    4:2:0, as cv2.resize INTER_LINEAR does at 2x), converted, rounded and clamped.
+
+    Args:
+        src: (ceil(H/2), ceil(W/2), 6) float32, [0, 1].
+        matrix: (3, 4) float32 YUV -> BGR in 8-bit units (coefficients of Y, U, V and an offset).
+        out: (H, W, 3) uint8, written and returned.
+    """
+    h, w = out.shape[0], out.shape[1]
+    h2, w2 = src.shape[0], src.shape[1]
+    k = np.float32(255.0)
+    for r in prange(h):
+        i = r >> 1
+        fy = np.float32(0.25) if r & 1 else np.float32(-0.25)
+        i2 = min(max(i + (1 if r & 1 else -1), 0), h2 - 1)
+        wy = abs(fy)
+        for c in range(w):
+            j = c >> 1
+            j2 = min(max(j + (1 if c & 1 else -1), 0), w2 - 1)
+            wx = np.float32(0.25)
+            yv = src[i, j, (r & 1) * 2 + (c & 1)] * k
+            cu = ((1 - wy) * ((1 - wx) * src[i, j, 4] + wx * src[i, j2, 4])
+                  + wy * ((1 - wx) * src[i2, j, 4] + wx * src[i2, j2, 4])) * k
+            cv = ((1 - wy) * ((1 - wx) * src[i, j, 5] + wx * src[i, j2, 5])
+                  + wy * ((1 - wx) * src[i2, j, 5] + wx * src[i2, j2, 5])) * k
+            for ch in range(3):
+                val = matrix[ch, 0] * yv + matrix[ch, 1] * cu + matrix[ch, 2] * cv + matrix[ch, 3] + np.float32(0.5)
+                out[r, c, ch] = np.uint8(min(max(val, np.float32(0.0)), np.float32(255.0)))
+    return out

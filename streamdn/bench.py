@@ -248,7 +248,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Runs the file path (decode -> denoise -> encode with the default encoder) on a file or a "
                     "generated clip, then the same frames through decode + encode alone, then the model step "
                     "alone per dtype and device.",
-        epilog="example: streamdn bench --synthetic 1280x720 --json")
+        epilog="examples: streamdn bench --synthetic 1280x720 --json\n          streamdn bench --kernels",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", metavar="FILE", help="video file to run on")
     src.add_argument("--synthetic", metavar="WxH", help="generate a noisy H.264 clip of this size (default 1280x720)")
@@ -259,6 +260,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--noise", default="awgn20", help="noise of the generated clip (default %(default)s)")
     p.add_argument("--model-seconds", type=float, default=2.0, metavar="S",
                    help="seconds per model-alone measurement (default %(default)s)")
+    p.add_argument("--kernels", action="store_true",
+                   help="instead: time each Numba kernel at the --synthetic size and its JIT cost (cold/warm cache)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     return p
 
@@ -273,6 +276,12 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError
         except ValueError as err:
             raise ConfigError(f"--synthetic '{args.synthetic}': use WxH with both at least 16, e.g. 1280x720.") from err
+    if getattr(args, "kernels", False):
+        from .kernelbench import kernel_report, kernel_text
+
+        report = kernel_report(*size)
+        print(json.dumps(report, indent=2) if args.json else kernel_text(report), file=sys.stdout)
+        return 0
     try:
         parse_noise(args.noise)
     except ValueError as err:

@@ -113,7 +113,9 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
     """Runs a model blind (estimated strength) over the validation clips through Denoiser.
 
     Args:
-        model: a registry name, a .safetensors path, "noisy" (no denoising) or a FrameModel.
+        model: a registry name, a .safetensors path, "noisy" (no denoising), "bm3d" (the
+            per-frame BM3D reference given the true noise, streamdn.reference; not blind) or a
+            FrameModel.
         clips: streamdn.dataset.validation_clips() (built when None).
 
     Returns:
@@ -126,17 +128,23 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
     from .denoiser import Denoiser
     from .frames import frame_from_bgr
     from .metrics import psnr
+    from .noise import parse_noise
+    from .reference import bm3d_frame
 
     clips = clips if clips is not None else validation_clips()
     per: dict[str, list[tuple[float, float, float]]] = {}
     for clip in clips:
         scores = per.setdefault(clip.noise, [])
-        dn = None if isinstance(model, str) and model == "noisy" else Denoiser(model, device=device)
+        special = isinstance(model, str) and model in ("noisy", "bm3d")
+        dn = None if special else Denoiser(model, device=device)
         if dn is not None:
             dn.reset()
         last = None
         for t, (c, n) in enumerate(zip(clip.clean, clip.noisy)):
-            out = n if dn is None else dn(frame_from_bgr(n, index=t)).to_bgr()
+            if model == "bm3d":
+                out = bm3d_frame(n, parse_noise(clip.noise), c)
+            else:
+                out = n if dn is None else dn(frame_from_bgr(n, index=t)).to_bgr()
             flick = np.nan
             if last is not None:
                 d_out = out.astype(np.float32) - last.astype(np.float32)
@@ -372,7 +380,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override one [train] value, e.g. --set steps=1000 (repeatable)")
     p.add_argument("--validate", nargs="+", metavar="MODEL",
-                   help="print PSNR/SSIM of these models (names, .safetensors paths, or 'noisy') and exit")
+                   help="print PSNR/SSIM of these models (names, .safetensors paths, 'noisy', or 'bm3d': "
+                        "the per-frame BM3D reference given the true noise, needs the bm3d package) and exit")
     p.add_argument("--noises", default="awgn20,pg_lowlight", metavar="N1,N2",
                    help="with --validate: noises of the clips (streamdn.noise.parse_noise names; default %(default)s)")
     p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")

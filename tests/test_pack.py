@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, noise_map, pack_yuv420,
+from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, noise_map, pack_bgr, pack_nv12,
+                              pack_yuv420, pack_yuv420_to, unpack_bgr, unpack_nv12,
                               unpack_yuv420)
 
 SIZES = [(8, 12), (7, 12), (8, 13), (9, 11), (1, 1), (2, 3)]
@@ -134,3 +135,79 @@ def test_noise_curve_fit_finds_signal_dependence() -> None:
 def test_noise_curve_fit_falls_back_to_flat_on_tiny_frames() -> None:
     stats = np.full((2, 2, 2), 5.0, np.float32)
     np.testing.assert_array_equal(fit_noise_curve(stats, 255.0), [1.0, 0.0, 0.0])
+
+
+# -- NV12, BGR and 16-bit float outputs --------------------------------------------------------
+
+@pytest.mark.parametrize("mode,dtype", [(1, "float16"), (2, "bfloat16")])
+@pytest.mark.parametrize("maxv", [255, 1023, 65535])
+def test_half_outputs_round_like_torch(mode: int, dtype: str, maxv: int) -> None:
+    import torch
+
+    y, u, v = _planes((9, 13), np.uint16, maxv, seed=4)
+    y[0, :4] = [0, 1, 2, 3]                    # the smallest values: subnormal halves at 16-bit
+    f32 = pack_yuv420_to(y, u, v, 1.0 / maxv, np.empty(u.shape + (6,), np.float32), 0)
+    np.testing.assert_array_equal(f32, pack_yuv420(y, u, v, 1.0 / maxv, np.empty_like(f32)))
+    bits = pack_yuv420_to(y, u, v, 1.0 / maxv, np.empty(u.shape + (6,), np.uint16), mode)
+    tdt = getattr(torch, dtype)
+    assert torch.equal(torch.from_numpy(bits).view(tdt), torch.from_numpy(f32).to(tdt))
+
+
+@pytest.mark.parametrize("dtype,maxv", DEPTHS)
+@pytest.mark.parametrize("shape", SIZES)
+def test_nv12_pack_and_unpack(shape: tuple[int, int], dtype: type, maxv: int) -> None:
+    y, u, v = _planes(shape, dtype, maxv, seed=5)
+    uv = np.ascontiguousarray(np.stack([u, v], -1))           # the interleaved plane of NV12/P010
+    got = pack_nv12(y, uv, 1.0 / maxv, np.empty(u.shape + (6,), np.float32))
+    np.testing.assert_array_equal(got, _pack_ref(y, u, v, maxv))
+    y2, uv2 = np.empty_like(y), np.empty_like(uv)
+    unpack_nv12(got, maxv, y2, uv2)
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(uv2, uv)
+
+
+@pytest.mark.parametrize("shape", [(8, 12), (7, 11), (1, 1), (36, 50)])
+def test_bgr_pack_matches_float_conversion(shape: tuple[int, int]) -> None:
+    from streamdn.frames import _BGR_TO_YUV_F32, bgr_to_yuv420
+
+    h, w = shape
+    bgr = np.random.default_rng(6).integers(0, 256, (h, w, 3)).astype(np.uint8)
+    got = pack_bgr(bgr, _BGR_TO_YUV_F32, np.empty(((h + 1) // 2, (w + 1) // 2, 6), np.float32))
+    even = np.pad(bgr, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge").astype(np.float64)
+    m = _BGR_TO_YUV_F32.astype(np.float64)
+    yuv = np.clip(even @ m[:, :3].T + m[:, 3], -1e9, 1e9)
+    luma = np.clip(yuv[..., 0], 0, 255)
+    chroma = np.clip(yuv[..., 1:].reshape(even.shape[0] // 2, 2, even.shape[1] // 2, 2, 2).mean((1, 3)), 0, 255)
+    want = np.stack([luma[0::2, 0::2], luma[0::2, 1::2], luma[1::2, 0::2], luma[1::2, 1::2],
+                     chroma[..., 0], chroma[..., 1]], -1) / 255.0
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    # The two-step path (uint8 YUV planes, then pack) differs only by its intermediate rounding.
+    planes = bgr_to_yuv420(bgr)
+    two_step = pack_yuv420(*planes, 1.0 / 255, np.empty_like(got))
+    assert np.abs(two_step - got).max() <= 1.0 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("shape", [(8, 12), (7, 11), (36, 50)])
+def test_bgr_unpack_matches_the_frame_conversion(shape: tuple[int, int]) -> None:
+    from streamdn.frames import _YUV_TO_BGR_F32, yuv420_to_bgr
+
+    y, u, v = _planes(shape, np.uint8, 255, seed=7)
+    u[:] = np.clip(u, 60, 190)                  # stay inside the gamut: no clipping differences
+    v[:] = np.clip(v, 60, 190)
+    y[:] = np.clip(y, 40, 220)
+    packed = pack_yuv420(y, u, v, 1.0 / 255, np.empty(u.shape + (6,), np.float32))
+    got = unpack_bgr(packed, _YUV_TO_BGR_F32, np.empty(shape + (3,), np.uint8))
+    # Reference: the same conversion with float chroma (cv2.resize INTER_LINEAR on float32).
+    import cv2
+
+    h, w = shape
+    chroma = cv2.resize(np.dstack([u, v]).astype(np.float32), (u.shape[1] * 2, u.shape[0] * 2),
+                        interpolation=cv2.INTER_LINEAR)[:h, :w]
+    yuv = np.dstack([y.astype(np.float32), chroma]).astype(np.float64)
+    ref = np.clip(np.floor(yuv @ _YUV_TO_BGR_F32[:, :3].T.astype(np.float64) + _YUV_TO_BGR_F32[:, 3] + 0.5), 0, 255)
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+    assert np.mean(got.astype(int) != ref.astype(int)) < 0.01
+    # frames.yuv420_to_bgr rounds the upsampled chroma to uint8 first: half a chroma level times
+    # the largest coefficient (2.02, U -> B) plus the final rounding.
+    want = yuv420_to_bgr(y, u, v)
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 2

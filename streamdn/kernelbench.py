@@ -1,0 +1,125 @@
+"""Micro-benchmarks of the Numba kernels (`streamdn bench --kernels`): time per call at a frame
+size, and the JIT cost of first use with an empty cache (cold) and with the cache written by a
+previous process (warm), each measured in a fresh Python process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
+    """One closure per kernel, on realistic inputs of a width x height 8-bit frame."""
+    from streamdn import kernels as k
+    from streamdn.frames import _BGR_TO_YUV_F32, _YUV_TO_BGR_F32
+
+    rng = np.random.default_rng(0)
+    h, w = height, width
+    h2, w2 = (h + 1) // 2, (w + 1) // 2
+    y = rng.integers(0, 256, (h, w)).astype(np.uint8)
+    u = rng.integers(0, 256, (h2, w2)).astype(np.uint8)
+    v = rng.integers(0, 256, (h2, w2)).astype(np.uint8)
+    y16 = (y.astype(np.uint16) << 2)
+    uv = np.ascontiguousarray(np.stack([u, v], -1))
+    bgr = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    packed = k.pack_yuv420(y, u, v, 1 / 255, np.empty((h2, w2, 6), np.float32))
+    f32 = np.empty((h2, w2, 6), np.float32)
+    u16 = np.empty((h2, w2, 6), np.uint16)
+    smap = np.full((h2, w2, 3), 0.05, np.float32)
+    hidden = np.zeros((h2, w2, 4), np.float32)
+    head = rng.standard_normal((h2, w2, 16)).astype(np.float32)
+    x27 = np.empty((h2, w2, 20), np.float32)
+    out6, hid4 = np.empty((h2, w2, 6), np.float32), np.empty((h2, w2, 4), np.float32)
+    yo, uo, vo = np.empty_like(y), np.empty_like(u), np.empty_like(v)
+    stats = np.empty((h // 16, w // 16, 2), np.float32)
+    curve = np.array([0.2, 1.0, 0.5])
+    sig3 = np.array([0.05, 0.02, 0.02], np.float32)
+    plane = y.astype(np.float32)
+    prev, count = plane.copy(), np.zeros_like(plane)
+    tout, tcount = np.empty_like(plane), np.empty_like(plane)
+    bgr_out = np.empty((h, w, 3), np.uint8)
+    return {
+        "pack_yuv420 (8-bit)": lambda: k.pack_yuv420(y, u, v, 1 / 255, f32),
+        "pack_yuv420 (10-bit)": lambda: k.pack_yuv420(y16, u.astype(np.uint16), v.astype(np.uint16), 1 / 1023, f32),
+        "pack_yuv420_to fp16": lambda: k.pack_yuv420_to(y, u, v, 1 / 255, u16, 1),
+        "pack_yuv420_to bf16": lambda: k.pack_yuv420_to(y, u, v, 1 / 255, u16, 2),
+        "pack_nv12": lambda: k.pack_nv12(y, uv, 1 / 255, f32),
+        "pack_bgr": lambda: k.pack_bgr(bgr, _BGR_TO_YUV_F32, f32),
+        "unpack_yuv420": lambda: k.unpack_yuv420(packed, 255, yo, uo, vo),
+        "unpack_bgr": lambda: k.unpack_bgr(packed, _YUV_TO_BGR_F32, bgr_out),
+        "noise_map": lambda: k.noise_map(packed, sig3, curve, smap),
+        "block_noise_stats": lambda: k.block_noise_stats(y, 16, stats),
+        "estimate_sigma": lambda: k.estimate_sigma(y, 255.0),
+        "frame_difference (scene cut)": lambda: k.frame_difference(y, y, 4),
+        "step_input": lambda: k.step_input(packed, packed, smap, hidden, x27),
+        "step_tail": lambda: k.step_tail(head, packed, packed, 1.0, out6, hid4),
+        "recursive_filter": lambda: k.recursive_filter(plane, prev, count, 10.0, 8.0, 1, tout, tcount),
+    }
+
+
+def time_kernels(width: int = 1280, height: int = 720, seconds: float = 0.3) -> dict[str, float]:
+    """Median milliseconds per call of each kernel (after a warm-up call), at width x height."""
+    res = {}
+    for name, call in _cases(width, height).items():
+        call()
+        times: list[float] = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(times) < 5:
+            t = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t)
+        res[name] = round(1000 * float(np.median(times)), 3)
+    return res
+
+
+_FIRST_USE = """
+import json, time
+t0 = time.perf_counter()
+from streamdn.kernelbench import _cases
+cases = _cases(64, 48)
+t1 = time.perf_counter()
+for call in cases.values():
+    call()
+print(json.dumps({"import_s": t1 - t0, "first_calls_s": time.perf_counter() - t1}))
+"""
+
+
+def jit_times() -> dict[str, float]:
+    """Seconds for the first call of every kernel in a fresh process: with an empty Numba cache
+    (cold: compiles everything) and again with the cache that run wrote (warm: loads it)."""
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="streamdn-numba-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold", "warm"):
+            run = subprocess.run([sys.executable, "-c", _FIRST_USE], env=env, capture_output=True, text=True,
+                                 check=True)
+            figures = json.loads(run.stdout.strip().splitlines()[-1])
+            out[f"{label}_first_calls_s"] = round(figures["first_calls_s"], 3)
+    return out
+
+
+def kernel_report(width: int, height: int, with_jit: bool = True) -> dict[str, object]:
+    """The `streamdn bench --kernels` figures."""
+    res: dict[str, object] = {"size": [width, height], "ms_per_call": time_kernels(width, height)}
+    if with_jit:
+        res["jit"] = jit_times()
+    return res
+
+
+def kernel_text(r: dict[str, object]) -> str:
+    w, h = r["size"]  # type: ignore[misc]
+    lines = [f"Numba kernels at {w}x{h} (median ms per call)"]
+    for name, ms in r["ms_per_call"].items():  # type: ignore[union-attr]
+        lines.append(f"  {name:30} {ms:8.3f}")
+    if "jit" in r:
+        j = r["jit"]
+        lines.append(f"  first use of all kernels: cold cache {j['cold_first_calls_s']:.2f} s, "  # type: ignore[index]
+                     f"warm cache {j['warm_first_calls_s']:.2f} s")  # type: ignore[index]
+    return "\n".join(lines)

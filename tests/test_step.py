@@ -1,0 +1,95 @@
+"""The fused CPU step kernels (streamdn.kernels.step) against the torch forward of the network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from streamdn.frames import Frame
+from streamdn.kernels import step_input, step_tail
+from streamdn.kernels.step import fast_tanh
+from streamdn.models import create_model
+from streamdn.models.fast import build
+
+
+def _rand(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> np.ndarray:
+    return (np.random.default_rng(seed).random(shape, dtype=np.float32) * scale).astype(np.float32)
+
+
+def _nchw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)
+
+
+@pytest.mark.parametrize("k", [0, 4])
+def test_step_input_matches_the_torch_concatenation(k: int) -> None:
+    h, w = 7, 10
+    cur, prev = _rand((h, w, 6), 0), _rand((h, w, 6), 1)
+    sigma, hidden = _rand((h, w, 3), 2, 0.1), _rand((h, w, k), 3)
+    got = step_input(cur, prev, sigma, hidden, np.empty((h, w, 16 + k), np.float32))
+    c, p, s, hd = (_nchw(a) for a in (cur, prev, sigma, hidden))
+    sig6 = torch.cat([s[:, :1].expand(-1, 4, -1, -1), s[:, 1:]], 1)
+    motion = ((c - p).abs() / (sig6 + 2e-3)).mean(1, keepdim=True) * 0.25
+    want = torch.cat([c, p, s * 10.0, motion, hd], 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("has_prev", [0.0, 1.0])
+def test_step_tail_matches_sigmoid_blend_and_tanh(has_prev: float) -> None:
+    h, w, k = 6, 9, 4
+    head = (_rand((h, w, 12 + k), 0) - 0.5) * 16.0          # logits over [-8, 8]
+    cur, prev = _rand((h, w, 6), 1), _rand((h, w, 6), 2)
+    out, hidden = np.empty((h, w, 6), np.float32), np.empty((h, w, k), np.float32)
+    step_tail(head, cur, prev, has_prev, out, hidden)
+    hd = head.astype(np.float64)
+    alpha = has_prev / (1.0 + np.exp(-hd[..., 6:12]))
+    want = alpha * prev + (1 - alpha) * (cur + hd[..., :6])
+    np.testing.assert_allclose(out, want, atol=2e-4)       # |prev - est| <= 5 here, alpha err <= 5e-5
+    np.testing.assert_allclose(hidden, np.tanh(hd[..., 12:]), atol=1e-4)
+    if has_prev == 0.0:
+        np.testing.assert_allclose(out, cur + head[..., :6], atol=1e-6)
+
+
+def test_fast_tanh_error_bound() -> None:
+    from numba import njit
+
+    @njit
+    def many(xs: np.ndarray) -> np.ndarray:
+        out = np.empty_like(xs)
+        for i in range(xs.size):
+            out[i] = fast_tanh(xs[i])
+        return out
+
+    xs = np.linspace(-30, 30, 200001).astype(np.float32)
+    err = np.abs(many(xs).astype(np.float64) - np.tanh(xs.astype(np.float64)))
+    assert err.max() < 1e-4
+    assert np.all(np.abs(many(xs)) <= 1.0)
+
+
+@pytest.mark.parametrize("h,w", [(48, 64), (37, 51)])
+def test_fused_network_step_matches_torch_forward(h: int, w: int) -> None:
+    rng = np.random.default_rng(0)
+    fused, plain = create_model("fast", dtype="fp32"), create_model("fast", dtype="fp32", fused=False)
+    assert fused.fused and not plain.fused
+    yy, xx = np.mgrid[0:h, 0:w]
+    for t in range(5):
+        base = 60 + 120 * ((xx + 2 * t) % 17) / 17.0 + 30 * (yy > h // 2)
+        y = np.clip(base + rng.normal(0, 12, (h, w)), 0, 255).astype(np.uint8)
+        ch, cw = (h + 1) // 2, (w + 1) // 2
+        u = np.clip(128 + rng.normal(0, 6, (ch, cw)), 0, 255).astype(np.uint8)
+        v = np.clip(120 + rng.normal(0, 6, (ch, cw)), 0, 255).astype(np.uint8)
+        f = Frame(y=y, u=u, v=v, index=t)
+        a = fused.forward(fused.pack(f, (12.0, 6.0, 6.0)))
+        b = plain.forward(plain.pack(f, (12.0, 6.0, 6.0)))
+        assert a.shape == b.shape
+        # Over 5 recurrent steps the fast_tanh error stays far below an 8-bit step (1/255).
+        assert float((a - b).abs().max()) < 1e-3
+        oa, ob = fused.unpack(a, f), plain.unpack(b, f)
+        assert np.abs(oa.y.astype(int) - ob.y.astype(int)).max() <= 1
+
+
+def test_trunk_leaves_training_graphs_intact() -> None:
+    net = build("tdn_tiny")
+    x = torch.rand(1, 16 + net.cfg.hidden, 8, 8, requires_grad=True)
+    net.trunk(x).sum().backward()                            # no in-place op on a saved tensor
+    assert x.grad is not None and torch.isfinite(x.grad).all()
