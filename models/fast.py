@@ -28,12 +28,19 @@ class NetConfig:
         inner: channels of the quarter-resolution features.
         depth: 3x3 convolutions at quarter resolution.
         hidden: channels of the recurrent feature state (0 = the previous output only).
+        deep: channels of an extra eighth-resolution level (0 = none): a stride-2 conv down from
+            the quarter-resolution features, `deep_depth` 3x3 convs, a transposed conv back up
+            added to them. It widens the receptive field 4x for little compute (the level has
+            1/64 of the pixels), against the low-frequency noise a small window leaves behind.
+        deep_depth: 3x3 convolutions at eighth resolution.
     """
 
     width: int = 24
     inner: int = 48
     depth: int = 2
     hidden: int = 4
+    deep: int = 0
+    deep_depth: int = 2
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -64,6 +71,13 @@ class RecurrentDenoiser(nn.Module):
         self.down = nn.Conv2d(cfg.width, cfg.inner, 2, stride=2)
         self.mid = nn.ModuleList(nn.Conv2d(cfg.inner, cfg.inner, 3, padding=1) for _ in range(cfg.depth))
         self.up = nn.ConvTranspose2d(cfg.inner, cfg.width, 2, stride=2)
+        if cfg.deep:
+            self.down2 = nn.Conv2d(cfg.inner, cfg.deep, 2, stride=2)
+            self.mid2 = nn.ModuleList(nn.Conv2d(cfg.deep, cfg.deep, 3, padding=1) for _ in range(cfg.deep_depth))
+            self.up2 = nn.ConvTranspose2d(cfg.deep, cfg.inner, 2, stride=2)
+            with torch.no_grad():   # starts as a no-op: a trained net gains the level unchanged
+                self.up2.weight.zero_()
+                self.up2.bias.zero_()
         self.head = nn.Conv2d(cfg.width, 2 * IN_CH + cfg.hidden, 3, padding=1)
         with torch.no_grad():
             # Start as "keep the current frame, trust the past a little": residual 0, alpha ~ 0.27.
@@ -83,6 +97,15 @@ class RecurrentDenoiser(nn.Module):
         inplace = not torch.is_grad_enabled()
         f1 = F.relu(self.enc(x), inplace=inplace)
         d = F.relu(self.down(f1), inplace=inplace)
+        if self.cfg.deep:
+            # Eighth resolution; odd quarter-resolution sizes are padded by replication, cropped after.
+            qh, qw = d.shape[-2:]
+            e = F.pad(d, (0, qw % 2, 0, qh % 2), mode="replicate") if (qh % 2 or qw % 2) else d
+            e = F.relu(self.down2(e), inplace=inplace)
+            for conv in self.mid2:
+                e = F.relu(conv(e), inplace=inplace)
+            e = self.up2(e)[..., :qh, :qw]
+            d = d.add_(e) if inplace else d + e
         for conv in self.mid:
             d = F.relu(conv(d), inplace=inplace)
         u = F.relu(self.up(d), inplace=inplace)

@@ -45,6 +45,9 @@ class TrainConfig:
         ckpt_every_s: seconds between checkpoints. val_frames: frames per validation clip.
         seed: initialisation seed.
         init: a .safetensors file to start from (fine-tuning), "" for random initialisation.
+        deep: channels of the network's eighth-resolution level (NetConfig.deep), 0 = the
+            preset's. Starting from `init` weights without that level adds it as a no-op (its
+            up-projection starts at zero) and trains it in.
     """
 
     arch: str = "fast"
@@ -66,6 +69,7 @@ class TrainConfig:
     val_frames: int = 16
     seed: int = 0
     init: str = ""
+    deep: int = 0
 
 
 def load_train_config(path: str | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -266,12 +270,19 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     torch.manual_seed(cfg.seed)
-    net = build(cfg.arch)
+    net = build(cfg.arch, {"deep": cfg.deep} if cfg.deep else None)
     if cfg.init:
         from .models.network import load_weights
 
         start, _ = load_weights(cfg.init)
-        net.load_state_dict(start.state_dict())
+        try:
+            missing, unexpected = net.load_state_dict(start.state_dict(), strict=False)
+        except RuntimeError as err:   # tensor shapes differ
+            raise ConfigError(f"[train] init '{cfg.init}' does not fit arch '{cfg.arch}': {err}") from err
+        new_level = ("down2.", "mid2.", "up2.")
+        if unexpected or any(not k.startswith(new_level) for k in missing):
+            raise ConfigError(f"[train] init '{cfg.init}' does not fit arch '{cfg.arch}' (missing {missing}, "
+                              f"unexpected {unexpected}).")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, -math.inf
     history: dict[str, list] = {"loss": [], "val": []}

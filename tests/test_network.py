@@ -169,3 +169,29 @@ def test_cuda_fp16_matches_cpu() -> None:
         b = gpu.unpack(gpu.forward(gpu.pack(f, (8.0, 4.0, 4.0))), f)
         assert np.abs(a.y.astype(int) - b.y.astype(int)).max() <= 2
     gpu.close()
+
+
+@pytest.mark.parametrize("h,w", [(16, 16), (20, 28), (6, 10)])
+def test_deep_level_starts_as_a_no_op_and_handles_odd_sizes(h: int, w: int) -> None:
+    base = build("tdn_tiny")
+    deep = build("tdn_tiny", {"deep": 8})
+    missing, unexpected = deep.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith(("down2.", "mid2.", "up2.")) for k in missing)
+    cur = torch.rand(1, 6, h, w)
+    sigma = torch.full((1, 3, h, w), 0.05)
+    with torch.no_grad():
+        a = base(cur, sigma, *base.init_state(cur))[0]
+        b = deep(cur, sigma, *deep.init_state(cur))[0]
+    assert torch.equal(a, b)
+    assert network_macs(deep) > network_macs(base)
+
+
+def test_deep_config_round_trips_through_weight_files(tmp_path: Path) -> None:
+    net = build("tdn_tiny", {"deep": 8})
+    path = save_weights(net, tmp_path / "d.safetensors", "tdn_tiny")
+    again, meta = load_weights(path)
+    assert again.cfg.deep == 8
+    model = create_model(str(path), dtype="fp32")
+    f = _frame(37, 51)
+    out = model.unpack(model.forward(model.pack(f, (8.0, 4.0, 4.0))), f)
+    assert out.y.shape == f.y.shape

@@ -30,7 +30,7 @@ def one_thread():
 
 
 def test_shipped_train_configs_load() -> None:
-    for name in ("train-fast.toml", "train-fast-ft.toml", "train-tiny.toml"):
+    for name in ("train-fast.toml", "train-fast-ft.toml", "train-tiny.toml", "train-fast-deep.toml"):
         cfg = load_train_config(str(ROOT / "configs" / name))
         assert cfg.steps > 0 and cfg.crop % 2 == 0
 
@@ -125,3 +125,22 @@ def test_noise_spec_used_by_training_is_valid() -> None:
     kinds = {random_noise(rng).kind for _ in range(200)}
     assert kinds == {"gaussian", "poisson_gaussian", "poisson", "camera", "speckle", "salt_pepper"}
     assert isinstance(random_noise(rng), NoiseSpec)
+
+
+def test_fine_tuning_adds_the_deep_level(tmp_path: Path) -> None:
+    """init weights without the eighth-resolution level + deep > 0: loads, adds the level, trains;
+    init weights of another architecture: a clear ConfigError."""
+    from streamdn.models.fast import build
+    from streamdn.models.network import save_weights
+
+    start = save_weights(build("tdn_tiny"), tmp_path / "start.safetensors", "tdn_tiny")
+    cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
+                  steps=1, epoch_steps=1, batch=1, crop=32, val_frames=2, workers=0, init=str(start), deep=8)
+    rng = np.random.default_rng(0)
+    clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
+    clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+    best = train(cfg, quiet=True, clips=clips)
+    assert json.loads(read_metadata(best)["config"])["deep"] == 8
+    other = save_weights(build("fast"), tmp_path / "other.safetensors", "fast")
+    with pytest.raises(ConfigError, match="does not fit"):
+        train(replace(cfg, init=str(other), out=str(tmp_path / "run2")), quiet=True, clips=clips)
