@@ -14,6 +14,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
 from .convert import float_to_plane, plane_to_float
+from .impulse import count_impulses, remove_impulses
 from .noise_level import block_noise_stats, estimate_sigma
 from .pack import (fit_noise_curve, frame_difference, noise_map, pack_bgr, pack_nv12, pack_yuv420, pack_yuv420_to,
                    unpack_bgr, unpack_nv12, unpack_yuv420)
@@ -22,6 +23,7 @@ from .temporal import recursive_filter
 
 __all__ = [
     "block_noise_stats",
+    "count_impulses",
     "estimate_sigma",
     "fit_noise_curve",
     "float_to_plane",
@@ -33,6 +35,7 @@ __all__ = [
     "pack_yuv420_to",
     "plane_to_float",
     "recursive_filter",
+    "remove_impulses",
     "step_input",
     "step_tail",
     "unpack_bgr",

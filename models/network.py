@@ -94,6 +94,8 @@ class NetworkModel(FrameModel):
     reset(), at a detected scene cut and when the frame size changes.
     """
 
+    impulse_filter = True
+
     def __init__(self, net: RecurrentDenoiser, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
                  signal_dependent: bool = True, cut_threshold: float = 25.0, fused: bool = True,
                  **_: object) -> None:

@@ -47,6 +47,7 @@ class FrameModel(ABC):
 
     info: ModelInfo
     device: str = "cpu"
+    impulse_filter: bool = False   # True: the Denoiser removes impulse noise before pack (see Denoiser)
 
     @abstractmethod
     def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> Any:

@@ -23,6 +23,8 @@ class TemporalFilter(FrameModel):
     """Per-plane recursive averaging where the picture is still, a spatial sigma filter where it
     moves. State: the previous output and a per-pixel frame count."""
 
+    impulse_filter = True
+
     def __init__(self, max_count: float = 10.0, radius: int = 2, **_: object) -> None:
         self.info = INFO
         self.max_count = float(max_count)

@@ -40,6 +40,8 @@ HELD_OUT = ("coffee.png", "chelsea.png")   # validation only
 # Share of backgrounds that are procedural textures (streamdn.synthetic): 0.25 for the 10k-step
 # run, 0.4 from the fine-tuning with the eighth-resolution level (flat colour, hard edges, text).
 PROCEDURAL_SHARE = 0.4
+# Share of training clips with almost no noise (gaussian sigma 0-2.5), from the same fine-tuning.
+NEAR_CLEAN_SHARE = 0.1
 
 
 def _image_paths() -> list[tuple[str, Path]]:
@@ -170,6 +172,11 @@ def render_clip(spec: ClipSpec, rng: np.random.Generator, held_out: bool = False
 
 def random_noise(rng: np.random.Generator) -> NoiseSpec:
     """A training noise model: the mix of streamdn.noise kinds over a range of strengths."""
+    if rng.random() < NEAR_CLEAN_SHARE:
+        # Nearly clean input must come out nearly unchanged: the 10k-step model, never shown
+        # sigma < 2, blurred clean clips by 4-9 dB (fast on clean validation clips: 31.7-38.6 dB
+        # against 35.5-47.4 for the bare 4:2:0 round trip).
+        return NoiseSpec("gaussian", sigma=float(rng.uniform(0.0, 2.5)))
     u = rng.random()
     if u < 0.35:
         return NoiseSpec("gaussian", sigma=float(rng.uniform(2, 50)))

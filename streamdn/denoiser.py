@@ -11,7 +11,7 @@ import numpy as np
 from .arrays import from_image, from_planes, tensor_frames
 from .errors import ConfigError, DeviceError, warn
 from .frames import Frame
-from .kernels import estimate_sigma
+from .kernels import count_impulses, estimate_sigma, remove_impulses
 from .models import FrameModel, create_model, model_info
 
 
@@ -57,6 +57,35 @@ def parse_strength(value: str | float | None) -> float | None:
 
 _BYPASS = object()   # what the stages pass along while denoising is switched off
 
+IMPULSE_THRESHOLD = 24.0      # 8-bit units outside the range of 7 of the 8 neighbours
+IMPULSE_MIN_SHARE = 5e-3      # of luma pixels, isolated AND extreme, for "auto" to act
+
+
+def remove_frame_impulses(frame: Frame, always: bool = False) -> Frame:
+    """The frame with its impulse noise replaced by neighbour medians (streamdn.kernels.impulse),
+    or the frame itself when it shows too little of it (and `always` is False).
+
+    Evidence: luma pixels more than IMPULSE_THRESHOLD outside the range of 7 of their 8
+    neighbours and at an extreme level (the darkest or brightest 10 %): more than IMPULSE_MIN_SHARE of the
+    pixels. Gaussian or Poisson noise, even strong, almost never does that; dead/hot pixels and
+    bit errors do. A night sky full of single-pixel stars could, which is what "off" is for."""
+    maxv = float((1 << frame.bit_depth) - 1)
+    thresh = IMPULSE_THRESHOLD * maxv / 255.0
+    if not always:
+        n = count_impulses(frame.y, thresh, 0.1 * maxv, 0.9 * maxv)
+        if n <= IMPULSE_MIN_SHARE * frame.y.size:
+            return frame
+    # The frame has impulse noise: remove with a third of the threshold (a black pixel 10 levels
+    # under a dark neighbourhood is a pepper grain here), twice (the first pass frees impulses
+    # whose twin next to them hid them).
+    planes = (frame.y, frame.u, frame.v)
+    for _ in range(2):
+        out = (np.empty_like(frame.y), np.empty_like(frame.u), np.empty_like(frame.v))
+        if remove_impulses(*planes, thresh / 3.0, 0.1 * maxv, 0.9 * maxv, *out) == 0:
+            break
+        planes = out
+    return frame.with_planes(*planes)
+
 
 class Denoiser:
     """Denoises the frames of one stream, in order.
@@ -73,7 +102,8 @@ class Denoiser:
     """
 
     def __init__(self, model: str | FrameModel = "default", *, strength: str | float | None = "auto",
-                 device: str = "auto", channel_order: str = "bgr", sigma_smoothing: float = 0.8) -> None:
+                 device: str = "auto", channel_order: str = "bgr", sigma_smoothing: float = 0.8,
+                 impulses: str = "auto") -> None:
         """Args:
             model: a registry name, "default", "classical:NAME", or a built FrameModel.
             strength: "auto" (blind, estimated per frame) or a noise sigma in 8-bit units.
@@ -82,7 +112,14 @@ class Denoiser:
                 tensors passed to __call__ order their channels.
             sigma_smoothing: weight of the past in the running average of estimated sigmas
                 (0 = use each frame's estimate alone), which keeps the strength from flickering.
+            impulses: salt-and-pepper handling before the model (models that ask for it: the
+                networks and tfilter): "auto" replaces isolated extreme pixels by their
+                neighbours' median in frames where more than 0.5 % of pixels are such impulses
+                (streamdn.kernels.impulse), "on" in every frame, "off" never.
         """
+        if impulses not in ("auto", "on", "off"):
+            raise ConfigError(f"impulses '{impulses}': use auto, on or off.")
+        self.impulses = impulses
         self.strength = parse_strength(strength)
         if channel_order not in ("bgr", "rgb"):
             raise ConfigError(f"channel_order '{channel_order}': use 'bgr' or 'rgb'.")
@@ -136,6 +173,8 @@ class Denoiser:
         """Stage 1: noise estimate and packing into the model's working data."""
         if not self.enabled:
             return _BYPASS
+        if self.impulses != "off" and getattr(self.model, "impulse_filter", False):
+            frame = remove_frame_impulses(frame, always=self.impulses == "on")
         return self.model.pack(frame, self.noise_sigmas(frame))
 
     def infer(self, packed: object) -> object:

@@ -1,0 +1,278 @@
+"""The quality targets of the temporal network, measured on the project's fixed validation clips
+(streamdn.dataset.validation_clips) in one command:
+
+    python -m streamdn.targets --out docs/fast [--bm3d-json val-bm3d.json]
+
+Writes targets.json and targets.md (PSNR/SSIM/flicker per noise and method, the speed of the
+classical filters at 640x360 on this machine, which of them count as real time, and each target
+with its margin), flicker.png (per-frame temporal error on the clip with moving objects) and
+crops.png (enlarged moving edges, to look at ghosting).
+
+Methods: the networks and filters blind (estimated strength) through Denoiser; "median3x3", a
+plain 3x3 median of each RGB channel (the salt-and-pepper reference); "bm3d", per-frame BM3D given
+the true noise (streamdn.reference; minutes per noise, so it can be read from the JSON of
+`streamdn train --validate bm3d --json FILE` instead of run again); "4:2:0 ceiling", the clean clip
+through the 4:2:0 round trip every method here pays (saturated colours cost up to 12 dB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .dataset import ValClip, validation_clips
+from .frames import frame_from_bgr
+from .metrics import psnr
+
+NOISES = ("awgn20", "awgn30", "pg_lowlight", "camera_lowlight", "sp5")
+REALTIME_CANDIDATES = ("classical:gaussian", "classical:bilateral", "classical:median", "classical:mean",
+                       "ffmpeg:atadenoise", "tfilter")
+REALTIME_FPS = 25.0
+SPEED_SIZE = (640, 360)
+
+
+def _runner(method: str) -> Callable[[ValClip], Iterator[np.ndarray]]:
+    """A function giving the method's output frames ((H, W, 3) uint8 BGR) for a clip, in order."""
+    if method == "noisy":
+        return lambda clip: iter(clip.noisy)
+    if method == "4:2:0 ceiling":
+        # The clean clip through the 4:2:0 conversion every method here goes through: the best
+        # any of them can score (the RGB-domain median3x3-rgb does not pay it).
+        return lambda clip: (frame_from_bgr(c).to_bgr() for c in clip.clean)
+    if method == "median3x3":
+        # A 3x3 median of each 4:2:0 plane: what a video filter (e.g. FFmpeg's median) does.
+        def planes(clip: ValClip) -> Iterator[np.ndarray]:
+            for n in clip.noisy:
+                f = frame_from_bgr(n)
+                yield f.with_planes(*(cv2.medianBlur(p, 3) for p in (f.y, f.u, f.v))).to_bgr()
+        return planes
+    if method == "median3x3-rgb":
+        return lambda clip: (cv2.medianBlur(n, 3) for n in clip.noisy)
+    if method == "bm3d":
+        from .noise import parse_noise
+        from .reference import bm3d_frame
+
+        return lambda clip: (bm3d_frame(n, parse_noise(clip.noise), c) for c, n in zip(clip.clean, clip.noisy))
+
+    def run(clip: ValClip) -> Iterator[np.ndarray]:
+        from .denoiser import Denoiser
+
+        with Denoiser(method, device="cpu") as dn:
+            for t, n in enumerate(clip.noisy):
+                yield dn(frame_from_bgr(n, index=t)).to_bgr()
+
+    return run
+
+
+def score_clip(clip: ValClip, outputs: list[np.ndarray]) -> dict[str, list[float]]:
+    """Per-frame PSNR, SSIM (RGB, against clean) and flicker (mean |temporal-difference error|,
+    NaN on the first frame) of one clip's outputs."""
+    from .train import ssim
+
+    res: dict[str, list[float]] = {"psnr": [], "ssim": [], "flicker": []}
+    for t, (c, o) in enumerate(zip(clip.clean, outputs)):
+        res["psnr"].append(psnr(c, o))
+        res["ssim"].append(ssim(c, o))
+        if t == 0:
+            res["flicker"].append(float("nan"))
+        else:
+            d_out = o.astype(np.float32) - outputs[t - 1].astype(np.float32)
+            d_ref = c.astype(np.float32) - clip.clean[t - 1].astype(np.float32)
+            res["flicker"].append(float(np.abs(d_out - d_ref).mean()))
+    return res
+
+
+def realtime_speed(method: str, frames: int = 20) -> float:
+    """Denoiser calls per second at 640x360 on a noisy synthetic clip (after 3 warm-up frames)."""
+    from .denoiser import Denoiser
+    from .noise import add_noise_uint8, parse_noise
+    from .synthetic import MovingScene, SceneConfig
+
+    rng = np.random.default_rng(0)
+    w, h = SPEED_SIZE
+    clean = list(MovingScene(SceneConfig(width=w, height=h, speed=1.0, objects=2, seed=5)).frames(frames + 3))
+    noisy = [frame_from_bgr(add_noise_uint8(c, parse_noise("awgn20"), rng), index=i) for i, c in enumerate(clean)]
+    with Denoiser(method, device="cpu") as dn:
+        for f in noisy[:3]:
+            dn(f)
+        t = time.perf_counter()
+        for f in noisy[3:]:
+            dn(f)
+        return frames / (time.perf_counter() - t)
+
+
+def measure(methods: list[str], noises: tuple[str, ...], bm3d: dict[str, Any] | None = None,
+            quiet: bool = False) -> dict[str, Any]:
+    """Scores every method on every noise's validation clips; returns the tables and per-frame
+    flicker of each method on every clip (for the figure)."""
+    clips = validation_clips(noises=noises)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
+    outputs_for_crops: dict[str, list[np.ndarray]] = {}
+    for method in methods:
+        run = _runner(method)
+        per: dict[str, list[dict[str, list[float]]]] = {}
+        for clip in clips:
+            if method.startswith("median3x3") and not clip.noise.startswith("sp"):
+                continue
+            t0 = time.perf_counter()
+            outs = list(run(clip))
+            s = score_clip(clip, outs)
+            per.setdefault(clip.noise, []).append(s)
+            curves.setdefault(clip.name, {})[method] = s["flicker"]
+            if clip.name == CROP_CLIP:
+                outputs_for_crops[method] = outs
+            if not quiet:
+                print(f"  {method:22} {clip.name:26} {np.mean(s['psnr']):6.2f} dB  ({time.perf_counter() - t0:.1f} s)",
+                      file=sys.stderr)
+        table[method] = {noise: {k: float(np.nanmean([v for s in ss for v in s[k]])) for k in ("psnr", "ssim", "flicker")}
+                         for noise, ss in per.items()}
+    if bm3d:
+        table["bm3d"] = {k: v for k, v in bm3d.items() if k in noises}
+    return {"table": table, "curves": curves, "crop_outputs": outputs_for_crops, "clips": clips}
+
+
+CROP_CLIP = "natural1-awgn20"     # the held-out natural scene with camera motion and moving objects
+FLICKER_CLIP = "natural1-awgn20"
+
+
+def targets(table: dict[str, dict[str, dict[str, float]]], speeds: dict[str, float], net: str) -> list[dict[str, Any]]:
+    """The targets of issue #3 with their measured margins (positive = met)."""
+    out: list[dict[str, Any]] = []
+    p = lambda m, n: table.get(m, {}).get(n, {}).get("psnr")  # noqa: E731
+    for noise, need in (("awgn20", -0.5), ("awgn30", -0.5), ("pg_lowlight", 0.0)):
+        a, b = p(net, noise), p("bm3d", noise)
+        if a is not None and b is not None:
+            what = "within 0.5 dB of BM3D (true sigma)" if need < 0 else "above BM3D (true noise)"
+            out.append({"target": f"{noise}: {net} {what}", "net": a, "reference": b,
+                        "margin_db": round(a - b - need, 2), "met": a - b >= need})
+    realtime = [m for m, fps in speeds.items() if fps >= REALTIME_FPS]
+    for noise in ("awgn20", "awgn30", "pg_lowlight", "camera_lowlight"):
+        scored = [(p(m, noise), m) for m in realtime if p(m, noise) is not None]
+        a = p(net, noise)
+        if scored and a is not None:
+            best, who = max(scored)
+            out.append({"target": f"{noise}: {net} >= best real-time classical + 3 dB", "net": a, "reference": best,
+                        "reference_method": who, "margin_db": round(a - best - 3.0, 2), "met": a - best >= 3.0})
+    a, b = p(net, "sp5"), p("median3x3", "sp5")
+    if a is not None and b is not None:
+        out.append({"target": f"sp5: {net} >= 3x3 median", "net": a, "reference": b, "margin_db": round(a - b, 2),
+                    "met": a >= b})
+    return out
+
+
+def flicker_figure(curves: dict[str, dict[str, list[float]]], clip: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    for method, values in curves[clip].items():
+        ax.plot(range(len(values)), values, marker="o", ms=3, label=method)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("flicker: mean |temporal-difference error| (8-bit)")
+    ax.set_title(f"temporal error against the clean clip, {clip}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def crops_figure(clip: ValClip, outputs: dict[str, list[np.ndarray]], path: Path, frames: tuple[int, ...] = (5, 10, 15),
+                 size: int = 64, zoom: int = 3) -> list[dict[str, Any]]:
+    """Rows: frames; columns: clean, then each method; each tile the size x size window around the
+    strongest motion of that frame (largest clean temporal difference), enlarged `zoom` times."""
+    rows, boxes = [], []
+    names = ["clean", *outputs]
+    for t in frames:
+        t = min(t, len(clip.clean) - 1)
+        diff = np.abs(clip.clean[t].astype(np.float32) - clip.clean[t - 1].astype(np.float32)).mean(2)
+        diff = cv2.blur(diff, (size // 2, size // 2))
+        y, x = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        h, w = diff.shape
+        y0, x0 = int(np.clip(y - size // 2, 0, h - size)), int(np.clip(x - size // 2, 0, w - size))
+        boxes.append({"frame": t, "x": x0, "y": y0, "size": size})
+        tiles = [clip.clean[t]] + [outputs[m][t] for m in outputs]
+        row = [cv2.resize(img[y0:y0 + size, x0:x0 + size], None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+               for img in tiles]
+        rows.append(np.hstack([np.pad(r, ((2, 2), (2, 2), (0, 0)), constant_values=255) for r in row]))
+    label_h = 22
+    header = np.full((label_h, rows[0].shape[1], 3), 255, np.uint8)
+    tile_w = size * zoom + 4
+    for i, n in enumerate(names):
+        cv2.putText(header, n, (i * tile_w + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), np.vstack([header, *rows]))
+    return boxes
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Targets of the `{report['net']}` network (validation clips, blind)", "",
+             f"Command: `{report['command']}`  ", f"Machine: {report['machine']}", ""]
+    for noise in report["noises"]:
+        lines += [f"## {noise}", "", "| method | PSNR dB | SSIM | flicker |", "|---|---:|---:|---:|"]
+        for method, res in report["table"].items():
+            if noise in res:
+                r = res[noise]
+                lines.append(f"| {method} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['flicker']:.2f} |")
+        lines.append("")
+    lines += ["## Speed of the classical candidates at 640x360 (Denoiser calls/s, this machine)", "",
+              "| method | fps | real time (>= 25) |", "|---|---:|---|"]
+    for m, fps in report["speeds"].items():
+        lines.append(f"| {m} | {fps:.1f} | {'yes' if fps >= REALTIME_FPS else 'no'} |")
+    lines += ["", "## Targets", "", "| target | net dB | reference dB | margin dB | met |", "|---|---:|---:|---:|---|"]
+    for t in report["targets"]:
+        ref = f"{t['reference']:.2f}" + (f" ({t['reference_method']})" if "reference_method" in t else "")
+        lines.append(f"| {t['target']} | {t['net']:.2f} | {ref} | {t['margin_db']:+.2f} | {'yes' if t['met'] else 'NO'} |")
+    lines += ["", "Figures: flicker.png (per-frame temporal error), crops.png (moving edges, 3x).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m streamdn.targets", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="folder for targets.json/.md, flicker.png, crops.png")
+    p.add_argument("--net", default="fast", help="the network to judge (name or .safetensors; default %(default)s)")
+    p.add_argument("--noises", default=",".join(NOISES), help="validation noises (default %(default)s)")
+    p.add_argument("--bm3d-json", metavar="FILE", help="BM3D figures from `streamdn train --validate bm3d --json FILE`")
+    p.add_argument("--bm3d", action="store_true", help="run BM3D here instead (slow: minutes per noise)")
+    p.add_argument("--frames", type=int, default=16, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    from .bench import machine
+
+    noises = tuple(n.strip() for n in args.noises.split(",") if n.strip())
+    methods = ["4:2:0 ceiling", "noisy", args.net, *REALTIME_CANDIDATES, "median3x3", "median3x3-rgb"] + \
+        (["bm3d"] if args.bm3d else [])
+    print("speed of the classical candidates at 640x360 ...", file=sys.stderr)
+    speeds = {m: round(realtime_speed(m), 1) for m in REALTIME_CANDIDATES}
+    bm3d = json.loads(Path(args.bm3d_json).read_text()) if args.bm3d_json else None
+    res = measure(methods, noises, bm3d)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    flicker_figure(res["curves"], FLICKER_CLIP, out / "flicker.png")
+    crop_methods = {m: res["crop_outputs"][m] for m in ("noisy", args.net, "tfilter", "classical:bilateral")
+                    if m in res["crop_outputs"]}
+    clip = next(c for c in res["clips"] if c.name == CROP_CLIP)
+    boxes = crops_figure(clip, crop_methods, out / "crops.png")
+    device, threads, facts = machine()
+    report = {"net": args.net, "noises": list(noises), "table": res["table"], "speeds": speeds,
+              "targets": targets(res["table"], speeds, args.net), "crop_boxes": boxes,
+              "command": "python -m streamdn.targets " + " ".join(sys.argv[1:] if argv is None else argv),
+              "machine": f"{device}, torch {facts.get('torch')}, {facts.get('cpu_capability')}"}
+    (out / "targets.json").write_text(json.dumps(report, indent=2))
+    (out / "targets.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
