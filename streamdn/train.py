@@ -48,6 +48,8 @@ class TrainConfig:
         deep: channels of the network's eighth-resolution level (NetConfig.deep), 0 = the
             preset's. Starting from `init` weights without that level adds it as a no-op (its
             up-projection starts at zero) and trains it in.
+        device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present). On CUDA, `bf16` is bf16
+            autocast on the GPU and `threads` only sets the host's torch threads.
     """
 
     arch: str = "fast"
@@ -70,6 +72,7 @@ class TrainConfig:
     seed: int = 0
     init: str = ""
     deep: int = 0
+    device: str = "cpu"
 
 
 def load_train_config(path: str | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -189,6 +192,24 @@ def _worker_init(_: int) -> None:
     numba.set_num_threads(1)  # the kernels are tiny at crop size; leave the cores to the step
 
 
+def _train_device(name: str) -> str:
+    """The torch device of a run: "auto" is CUDA when present; asking for CUDA without it is a
+    ConfigError that says so."""
+    import torch
+
+    name = name.strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"[train] device = '{name}' but this machine has no CUDA GPU (torch "
+                              f"{torch.__version__}); use device = \"cpu\" or \"auto\".")
+        return name
+    if name != "cpu":
+        raise ConfigError(f"[train] device = '{name}': use cpu, cuda, cuda:N or auto.")
+    return name
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up, then cosine decay to lr * lr_floor."""
     if step < cfg.warmup:
@@ -208,7 +229,7 @@ def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
     loss = noisy.new_zeros(())
     last = None
     for t in range(noisy.shape[1]):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             out, hidden, _ = net(noisy[:, t], sigma[:, t], prev, hidden, 1.0 if t else 0.0)
         loss = loss + (out - clean[:, t]).abs().mean()
         if cfg.temporal_loss and last is not None:
@@ -266,6 +287,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
     if cfg.arch not in PRESETS:
         raise ConfigError(f"[train] arch '{cfg.arch}' is not known; choose one of {', '.join(PRESETS)}.")
     torch.set_num_threads(cfg.threads)
+    device = _train_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -283,6 +305,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
         if unexpected or any(not k.startswith(new_level) for k in missing):
             raise ConfigError(f"[train] init '{cfg.init}' does not fit arch '{cfg.arch}' (missing {missing}, "
                               f"unexpected {unexpected}).")
+    net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, -math.inf
     history: dict[str, list] = {"loss": [], "val": []}
@@ -314,7 +337,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
         for batch in loader:
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step)
-            batch = {k: torch.as_tensor(v) for k, v in batch.items()}
+            batch = {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in batch.items()}
             loss = clip_loss(net, batch, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -329,7 +352,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
             bar.set_postfix(loss=f"{recent[-1] if recent else 0:.4f}", lr=f"{lr_at(cfg, step):.1e}", best=f"{best:.2f}")
             if step % cfg.epoch_steps == 0 or step == cfg.steps:
                 net.eval()
-                val = validate(NetworkModel(net, info, dtype="bf16" if cfg.bf16 else "fp32"), clips)
+                val = validate(NetworkModel(net, info, device=device, dtype="bf16" if cfg.bf16 else "fp32"), clips)
                 net.train()
                 history["val"].append((step, val))
                 tqdm.write(f"step {step}: " + "  ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.4f}"

@@ -30,7 +30,8 @@ def one_thread():
 
 
 def test_shipped_train_configs_load() -> None:
-    for name in ("train-fast.toml", "train-fast-ft.toml", "train-tiny.toml", "train-fast-deep.toml"):
+    for name in ("train-fast.toml", "train-fast-ft.toml", "train-tiny.toml", "train-fast-deep.toml",
+                 "train-quality.toml"):
         cfg = load_train_config(str(ROOT / "configs" / name))
         assert cfg.steps > 0 and cfg.crop % 2 == 0
 
@@ -144,3 +145,23 @@ def test_fine_tuning_adds_the_deep_level(tmp_path: Path) -> None:
     other = save_weights(build("fast"), tmp_path / "other.safetensors", "fast")
     with pytest.raises(ConfigError, match="does not fit"):
         train(replace(cfg, init=str(other), out=str(tmp_path / "run2")), quiet=True, clips=clips)
+
+
+def test_cuda_training_without_a_gpu_says_so(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
+                  steps=1, device="cuda")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        train(cfg, quiet=True, clips=[])
+
+
+@pytest.mark.gpu
+def test_two_steps_on_cuda(tmp_path: Path) -> None:
+    cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
+                  steps=2, epoch_steps=2, batch=2, crop=32, val_frames=2, workers=0, device="cuda")
+    rng = np.random.default_rng(0)
+    clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
+    clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+    best = train(cfg, quiet=True, clips=clips)
+    assert read_metadata(best)["arch"] == "tdn_tiny"
