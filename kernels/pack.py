@@ -250,47 +250,17 @@ def pack_yuv420_to(y: np.ndarray, u: np.ndarray, v: np.ndarray, scale: float, ou
     return out
 
 
-@njit(parallel=True, cache=True, nogil=True)
 def pack_nv12(y: np.ndarray, uv: np.ndarray, scale: float, out: np.ndarray) -> np.ndarray:
     """Packs NV12 (or P010/P016 as uint16) planes: luma (H, W) and interleaved chroma
-    (ceil(H/2), ceil(W/2), 2) with U first (a (ceil(H/2), 2*ceil(W/2)) plane reshaped).
-    Same output as pack_yuv420; out: (ceil(H/2), ceil(W/2), 6) float32."""
-    h, w = y.shape
-    h2, w2 = out.shape[0], out.shape[1]
-    s = np.float32(scale)
-    for i in prange(h2):
-        r0 = 2 * i
-        r1 = min(2 * i + 1, h - 1)
-        for j in range(w2):
-            c0 = 2 * j
-            c1 = min(2 * j + 1, w - 1)
-            out[i, j, 0] = np.float32(y[r0, c0]) * s
-            out[i, j, 1] = np.float32(y[r0, c1]) * s
-            out[i, j, 2] = np.float32(y[r1, c0]) * s
-            out[i, j, 3] = np.float32(y[r1, c1]) * s
-            out[i, j, 4] = np.float32(uv[i, j, 0]) * s
-            out[i, j, 5] = np.float32(uv[i, j, 1]) * s
-    return out
+    (ceil(H/2), ceil(W/2), 2) with U first (the (ceil(H/2), 2*ceil(W/2)) plane reshaped, no copy).
+    Same output as pack_yuv420, which reads the two strided chroma views directly."""
+    return pack_yuv420(y, uv[..., 0], uv[..., 1], scale, out)
 
 
-@njit(parallel=True, cache=True, nogil=True)
 def unpack_nv12(src: np.ndarray, max_value: int, y: np.ndarray, uv: np.ndarray) -> None:
-    """The inverse of pack_nv12 (scale, round, clamp, crop odd sizes); uv: (ceil(H/2), ceil(W/2), 2)."""
-    h, w = y.shape
-    h2, w2 = src.shape[0], src.shape[1]
-    m = np.float32(max_value)
-    for i in prange(h2):
-        for j in range(w2):
-            for c in range(6):
-                val = min(max(src[i, j, c] * m + np.float32(0.5), np.float32(0.0)), m)
-                q = int(val)
-                if c >= 4:
-                    uv[i, j, c - 4] = q
-                else:
-                    r = 2 * i + (c >> 1)
-                    col = 2 * j + (c & 1)
-                    if r < h and col < w:
-                        y[r, col] = q
+    """The inverse of pack_nv12 (scale, round, clamp, crop odd sizes) into y and the interleaved
+    uv (ceil(H/2), ceil(W/2), 2), written through strided views by unpack_yuv420."""
+    unpack_yuv420(src, max_value, y, uv[..., 0], uv[..., 1])
 
 
 @njit(parallel=True, cache=True, nogil=True)
