@@ -31,6 +31,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--strength", help="'auto' (estimate the noise per frame, default) or a noise sigma in "
                                       "8-bit units, e.g. 10 (light) to 40 (heavy)")
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: CUDA when present)")
+    g.add_argument("--impulses", choices=("auto", "on", "off"),
+                   help="salt-and-pepper (dead pixel, bit error) removal before the model: auto (default: "
+                        "in frames that show it), on, off (e.g. a night sky of single-pixel stars)")
 
 
 def _common_args(p: argparse.ArgumentParser) -> None:
@@ -135,7 +138,7 @@ def _config_from(args: argparse.Namespace) -> RunConfig:
         if value is not None:
             values.setdefault(section, {})[key] = value
 
-    for key in ("model", "strength", "device"):
+    for key in ("model", "strength", "device", "impulses"):
         put("model", "name" if key == "model" else key, getattr(args, key, None))
     for key in ("codec", "crf", "preset", "lossless", "pix_fmt"):
         put("encode", key, getattr(args, key, None))

@@ -36,6 +36,7 @@ class ModelConfig:
     name: str = "default"        # registry name (streamdn models), "classical:NAME", or a weights path
     strength: str = "auto"       # "auto" (estimated per frame) or a noise sigma in 8-bit units, e.g. "15"
     device: str = "auto"         # "auto" | "cpu" | "cuda" | "cuda:N"
+    impulses: str = "auto"       # salt-and-pepper removal before the model: "auto" | "on" | "off"
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: 
     fmt = source.format
     ended_by = "end of input"
     with contextlib.ExitStack() as stack:
-        dn = stack.enter_context(Denoiser(cfg.model.name, strength=cfg.model.strength, device=cfg.model.device))
+        dn = stack.enter_context(Denoiser(cfg.model.name, strength=cfg.model.strength, device=cfg.model.device,
+                                          impulses=cfg.model.impulses))
         sinks: list[Sink] = []
         if live.record:
             sinks.append(stack.enter_context(FileSink(live.record, fmt, cfg.encode, meta=source.meta,
