@@ -176,11 +176,16 @@ def flicker_figure(curves: dict[str, dict[str, list[float]]], clip: str, path: P
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    noisy = curves[clip].get("noisy")
     for method, values in curves[clip].items():
-        ax.plot(range(len(values)), values, marker="o", ms=3, label=method)
+        if method == "noisy":
+            continue
+        style = {"ls": "--", "color": "0.4"} if method == "4:2:0 ceiling" else {"marker": "o", "ms": 3}
+        ax.plot(range(len(values)), values, label=method, **style)
     ax.set_xlabel("frame")
-    ax.set_ylabel("flicker: mean |temporal-difference error| (8-bit)")
-    ax.set_title(f"temporal error against the clean clip, {clip}")
+    ax.set_ylabel("flicker: mean |temporal-difference error| (8-bit)", fontsize=8)
+    extra = f" (noisy input: {np.nanmean(noisy):.1f})" if noisy else ""
+    ax.set_title(f"temporal error against the clean clip, {clip}{extra}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
