@@ -14,13 +14,13 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # MAC/px and parameters of each architecture, as streamdn.models.macs counts them
 # (tests/test_network.py checks these against the counter).
 ARCH_FIGURES: dict[str, tuple[float, int]] = {
-    "fast": (5112.0, 58672),
+    "fast": (6048.0, 118768),
     "quality": (38160.0, 554324),
     "tdn_tiny": (705.0, 4422),
 }
 
 SUMMARIES = {
-    "fast": "recurrent gated U-Net, ~5k MAC/px: real-time 720p on 2 CPU cores",
+    "fast": "recurrent gated U-Net, three scales, ~6k MAC/px: the CPU model",
     "quality": "recurrent gated U-Net, ~38k MAC/px (GPU)",
     "tdn_tiny": "tiny recurrent network for tests (random weights)",
 }

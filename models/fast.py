@@ -47,7 +47,7 @@ class NetConfig:
 
 
 PRESETS: dict[str, NetConfig] = {
-    "fast": NetConfig(width=24, inner=48, depth=2, hidden=4),
+    "fast": NetConfig(width=24, inner=48, depth=2, hidden=4, deep=48),
     "tdn_tiny": NetConfig(width=8, inner=12, depth=1, hidden=2),
     "quality": NetConfig(width=48, inner=96, depth=6, hidden=8),
 }

@@ -72,7 +72,9 @@ def load_weights(path: str | Path) -> tuple[RecurrentDenoiser, dict[str, str]]:
 
     meta = read_metadata(path)
     try:
-        net = build(meta["arch"], json.loads(meta.get("config", "{}")))
+        # Files written before NetConfig.deep existed have no eighth-resolution level, whatever
+        # their preset has now.
+        net = build(meta["arch"], {"deep": 0, **json.loads(meta.get("config", "{}"))})
         net.load_state_dict(load_file(str(path)))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelNotFoundError(f"'{path}': the weights do not match architecture '{meta['arch']}' "

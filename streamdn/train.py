@@ -377,7 +377,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
     return out / "best.safetensors"
 
 
-TRAINED_ON = ("gaussian sigma 2-50, poisson-gaussian peak 10-500 + read 0-6, poisson, camera (linear-light "
+TRAINED_ON = ("near-clean (gaussian sigma 0-2.5, 10 %), gaussian sigma 2-50, poisson-gaussian peak 10-500 + read 0-6, poisson, camera (linear-light "
               "shot+read, sRGB, JPEG 4:2:0), speckle 5-30 %, salt & pepper 0.5-8 %; RGB noise -> YUV 4:2:0")
 
 

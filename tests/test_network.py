@@ -54,7 +54,9 @@ def test_registry_figures_match_the_counter(arch: str) -> None:
 
 def test_fast_fits_its_budget() -> None:
     macs, _ = ARCH_FIGURES["fast"]
-    assert 3000 <= macs <= 5500  # DESIGN.md §3: about 5k MAC per input pixel
+    # DESIGN.md §3: about 5k MAC per input pixel; the eighth-resolution level added 936
+    # (+18 %) for +0.3 dB on every validation noise (models/weights/fast.toml).
+    assert 3000 <= macs <= 6500
     assert [i for i in list_models() if i.name == "fast"][0].macs_per_px == macs
 
 
@@ -195,3 +197,15 @@ def test_deep_config_round_trips_through_weight_files(tmp_path: Path) -> None:
     f = _frame(37, 51)
     out = model.unpack(model.forward(model.pack(f, (8.0, 4.0, 4.0))), f)
     assert out.y.shape == f.y.shape
+
+
+def test_weight_files_without_the_deep_key_load_without_the_level(tmp_path: Path) -> None:
+    """Files written before NetConfig.deep existed (no "deep" in their config) keep working."""
+    from safetensors.torch import save_file
+
+    net = build("fast", {"deep": 0})
+    meta = {"format": "streamdn-net-1", "arch": "fast",
+            "config": '{"width": 24, "inner": 48, "depth": 2, "hidden": 4}'}
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "old.safetensors"), metadata=meta)
+    again, _ = load_weights(tmp_path / "old.safetensors")
+    assert again.cfg.deep == 0
