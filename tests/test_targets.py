@@ -51,7 +51,7 @@ def test_figures_and_rescore(tmp_path: Path) -> None:
               "targets": [], "command": "x", "machine": "y"}
     (tmp_path / "targets.json").write_text(json.dumps(report))
     bm3d = tmp_path / "bm3d.json"
-    bm3d.write_text(json.dumps({"awgn20": _row(32.2), "mean": _row(32.2)}))
+    bm3d.write_text(json.dumps({"bm3d": {"awgn20": _row(32.2), "mean": _row(32.2)}}))   # as --validate writes
     assert tg.main(["--out", str(tmp_path), "--rescore", "--bm3d-json", str(bm3d)]) == 0
     again = json.loads((tmp_path / "targets.json").read_text())
     assert again["table"]["bm3d"] == {"awgn20": _row(32.2)} and again["targets"][0]["met"]
