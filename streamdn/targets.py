@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from .dataset import ValClip, validation_clips
 from .frames import frame_from_bgr
-from .metrics import psnr
+from .train import clip_outputs, score_clip
 
 NOISES = ("awgn20", "awgn30", "pg_lowlight", "camera_lowlight", "sp5")
 REALTIME_CANDIDATES = ("classical:gaussian", "classical:bilateral", "classical:median", "classical:mean",
@@ -39,55 +39,24 @@ REALTIME_FPS = 25.0
 SPEED_SIZE = (640, 360)
 
 
-def _runner(method: str) -> Callable[[ValClip], Iterator[np.ndarray]]:
+def _runner(method: str) -> Callable[[ValClip], list[np.ndarray]]:
     """A function giving the method's output frames ((H, W, 3) uint8 BGR) for a clip, in order."""
-    if method == "noisy":
-        return lambda clip: iter(clip.noisy)
     if method == "4:2:0 ceiling":
         # The clean clip through the 4:2:0 conversion every method here goes through: the best
         # any of them can score (the RGB-domain median3x3-rgb does not pay it).
-        return lambda clip: (frame_from_bgr(c).to_bgr() for c in clip.clean)
+        return lambda clip: [frame_from_bgr(c).to_bgr() for c in clip.clean]
     if method == "median3x3":
         # A 3x3 median of each 4:2:0 plane: what a video filter (e.g. FFmpeg's median) does.
-        def planes(clip: ValClip) -> Iterator[np.ndarray]:
+        def planes(clip: ValClip) -> list[np.ndarray]:
+            out = []
             for n in clip.noisy:
                 f = frame_from_bgr(n)
-                yield f.with_planes(*(cv2.medianBlur(p, 3) for p in (f.y, f.u, f.v))).to_bgr()
+                out.append(f.with_planes(*(cv2.medianBlur(p, 3) for p in (f.y, f.u, f.v))).to_bgr())
+            return out
         return planes
     if method == "median3x3-rgb":
-        return lambda clip: (cv2.medianBlur(n, 3) for n in clip.noisy)
-    if method == "bm3d":
-        from .noise import parse_noise
-        from .reference import bm3d_frame
-
-        return lambda clip: (bm3d_frame(n, parse_noise(clip.noise), c) for c, n in zip(clip.clean, clip.noisy))
-
-    def run(clip: ValClip) -> Iterator[np.ndarray]:
-        from .denoiser import Denoiser
-
-        with Denoiser(method, device="cpu") as dn:
-            for t, n in enumerate(clip.noisy):
-                yield dn(frame_from_bgr(n, index=t)).to_bgr()
-
-    return run
-
-
-def score_clip(clip: ValClip, outputs: list[np.ndarray]) -> dict[str, list[float]]:
-    """Per-frame PSNR, SSIM (RGB, against clean) and flicker (mean |temporal-difference error|,
-    NaN on the first frame) of one clip's outputs."""
-    from .train import ssim
-
-    res: dict[str, list[float]] = {"psnr": [], "ssim": [], "flicker": []}
-    for t, (c, o) in enumerate(zip(clip.clean, outputs)):
-        res["psnr"].append(psnr(c, o))
-        res["ssim"].append(ssim(c, o))
-        if t == 0:
-            res["flicker"].append(float("nan"))
-        else:
-            d_out = o.astype(np.float32) - outputs[t - 1].astype(np.float32)
-            d_ref = c.astype(np.float32) - clip.clean[t - 1].astype(np.float32)
-            res["flicker"].append(float(np.abs(d_out - d_ref).mean()))
-    return res
+        return lambda clip: [cv2.medianBlur(n, 3) for n in clip.noisy]
+    return lambda clip: clip_outputs(method, clip)
 
 
 def realtime_speed(method: str, frames: int = 20) -> float:
@@ -124,7 +93,7 @@ def measure(methods: list[str], noises: tuple[str, ...], bm3d: dict[str, Any] | 
             if method.startswith("median3x3") and not clip.noise.startswith("sp"):
                 continue
             t0 = time.perf_counter()
-            outs = list(run(clip))
+            outs = run(clip)
             s = score_clip(clip, outs)
             per.setdefault(clip.noise, []).append(s)
             curves.setdefault(clip.name, {})[method] = s["flicker"]

@@ -132,40 +132,56 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
         shimmer or ghosting (lower is better).
     """
     from .dataset import validation_clips
-    from .denoiser import Denoiser
-    from .frames import frame_from_bgr
-    from .metrics import psnr
-    from .noise import parse_noise
-    from .reference import bm3d_frame
 
     clips = clips if clips is not None else validation_clips()
-    per: dict[str, list[tuple[float, float, float]]] = {}
+    per: dict[str, list[dict[str, list[float]]]] = {}
     for clip in clips:
-        scores = per.setdefault(clip.noise, [])
-        special = isinstance(model, str) and model in ("noisy", "bm3d")
-        dn = None if special else Denoiser(model, device=device)
-        if dn is not None:
-            dn.reset()
-        last = None
-        for t, (c, n) in enumerate(zip(clip.clean, clip.noisy)):
-            if model == "bm3d":
-                out = bm3d_frame(n, parse_noise(clip.noise), c)
-            else:
-                out = n if dn is None else dn(frame_from_bgr(n, index=t)).to_bgr()
-            flick = np.nan
-            if last is not None:
-                d_out = out.astype(np.float32) - last.astype(np.float32)
-                d_ref = c.astype(np.float32) - clip.clean[t - 1].astype(np.float32)
-                flick = float(np.abs(d_out - d_ref).mean())
-            scores.append((psnr(c, out), ssim(c, out), flick))
-            last = out
-        if dn is not None:
-            dn.reset()
-            if isinstance(model, str):
-                dn.close()
+        per.setdefault(clip.noise, []).append(score_clip(clip, clip_outputs(model, clip, device)))
     names = ("psnr", "ssim", "flicker")
-    res = {k: {m: float(np.nanmean([s[i] for s in v])) for i, m in enumerate(names)} for k, v in per.items()}
+    res = {k: {m: float(np.nanmean([v for s in ss for v in s[m]])) for m in names} for k, ss in per.items()}
     res["mean"] = {m: float(np.mean([r[m] for r in res.values()])) for m in names}
+    return res
+
+
+def clip_outputs(model: Any, clip: Any, device: str = "cpu") -> list[np.ndarray]:
+    """A method's output frames ((H, W, 3) uint8 BGR) for a validation clip, in order: "noisy"
+    (the input), "bm3d" (streamdn.reference, given the clip's true noise), or a registry name,
+    weights path or FrameModel run blind through a fresh Denoiser (its state reset first)."""
+    from .denoiser import Denoiser
+    from .frames import frame_from_bgr
+
+    if isinstance(model, str) and model == "noisy":
+        return list(clip.noisy)
+    if isinstance(model, str) and model == "bm3d":
+        from .noise import parse_noise
+        from .reference import bm3d_frame
+
+        return [bm3d_frame(n, parse_noise(clip.noise), c) for c, n in zip(clip.clean, clip.noisy)]
+    dn = Denoiser(model, device=device)
+    dn.reset()
+    try:
+        return [dn(frame_from_bgr(n, index=t)).to_bgr() for t, n in enumerate(clip.noisy)]
+    finally:
+        dn.reset()
+        if isinstance(model, str):
+            dn.close()
+
+
+def score_clip(clip: Any, outputs: list[np.ndarray]) -> dict[str, list[float]]:
+    """Per-frame PSNR, SSIM (RGB, against clean) and flicker (mean |(out_t - out_t-1) -
+    (clean_t - clean_t-1)|, NaN on the first frame) of one clip's outputs."""
+    from .metrics import psnr
+
+    res: dict[str, list[float]] = {"psnr": [], "ssim": [], "flicker": []}
+    for t, (c, o) in enumerate(zip(clip.clean, outputs)):
+        res["psnr"].append(psnr(c, o))
+        res["ssim"].append(ssim(c, o))
+        if t == 0:
+            res["flicker"].append(float("nan"))
+        else:
+            d_out = o.astype(np.float32) - outputs[t - 1].astype(np.float32)
+            d_ref = c.astype(np.float32) - clip.clean[t - 1].astype(np.float32)
+            res["flicker"].append(float(np.abs(d_out - d_ref).mean()))
     return res
 
 
