@@ -255,7 +255,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     src.add_argument("--synthetic", metavar="WxH", help="generate a noisy H.264 clip of this size (default 1280x720)")
     p.add_argument("--frames", type=int, default=90, metavar="N", help="frames to run (default %(default)s)")
     p.add_argument("--model", default="default", help="model to time (default: the default model)")
-    p.add_argument("--strength", default="auto", help="auto (default) or a noise sigma in 8-bit units")
+    p.add_argument("--strength", default="auto", help="auto (default) or the RGB noise sigma in 8-bit units (as denoise --strength)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--noise", default="awgn20", help="noise of the generated clip (default %(default)s)")
     p.add_argument("--model-seconds", type=float, default=2.0, metavar="S",

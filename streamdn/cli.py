@@ -28,8 +28,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", help="model name (see `streamdn models`), classical:median, classical:gaussian "
                                    "(default: the config's, else 'default')")
-    g.add_argument("--strength", help="'auto' (estimate the noise per frame, default) or a noise sigma in "
-                                      "8-bit units, e.g. 10 (light) to 40 (heavy)")
+    g.add_argument("--strength", help="'auto' (estimate the noise per frame, default) or the noise sigma "
+                                      "on the RGB picture in 8-bit units, e.g. 5 (light) to 40 (heavy)")
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: CUDA when present)")
     g.add_argument("--impulses", choices=("auto", "on", "off"),
                    help="salt-and-pepper (dead pixel, bit error) removal before the model: auto (default: "

@@ -37,8 +37,20 @@ def resolve_device(spec: str) -> str:
     return "cuda" if spec == "auto" else spec
 
 
+# A fixed strength is the sigma of Gaussian noise on the RGB picture in 8-bit units (how noise
+# is usually quoted, and what BM3D or a noise generator is given). Independent RGB noise of sigma s
+# shows up in BT.601 limited-range 4:2:0 planes as s * |row of the RGB->YCbCr matrix| * 219/255
+# (224/255 for chroma), the chroma further halved by the 2x2 average of 4:2:0:
+PLANE_SIGMA_PER_RGB_SIGMA = (
+    float(np.hypot.reduce([0.299, 0.587, 0.114]) * 219 / 255),                  # Y  0.574
+    float(np.hypot.reduce([0.168736, 0.331264, 0.5]) * 224 / 255 / 2),          # Cb 0.274
+    float(np.hypot.reduce([0.5, 0.418688, 0.081312]) * 224 / 255 / 2),          # Cr 0.289
+)
+
+
 def parse_strength(value: str | float | None) -> float | None:
-    """'auto'/None -> None (estimate per frame); a number -> sigma in 8-bit units.
+    """'auto'/None -> None (estimate per frame); a number -> the RGB noise sigma in 8-bit units
+    (PLANE_SIGMA_PER_RGB_SIGMA turns it into the Y, U, V planes' sigmas).
 
     Raises:
         ConfigError: not 'auto' and not a non-negative number.
@@ -106,7 +118,9 @@ class Denoiser:
                  impulses: str = "auto") -> None:
         """Args:
             model: a registry name, "default", "classical:NAME", or a built FrameModel.
-            strength: "auto" (blind, estimated per frame) or a noise sigma in 8-bit units.
+            strength: "auto" (blind, estimated per frame and plane) or the noise sigma in 8-bit
+                RGB units (Gaussian noise of that sigma on the RGB picture; the planes get
+                PLANE_SIGMA_PER_RGB_SIGMA times it).
             device: "auto" | "cpu" | "cuda" | "cuda:N" (networks only; filters run on the CPU).
             channel_order: "bgr" (OpenCV's, default) or "rgb": how numpy images and uint8
                 tensors passed to __call__ order their channels.
@@ -161,7 +175,7 @@ class Denoiser:
         """Turns one frame's blind estimate (8-bit units) into the sigmas to use: the fixed
         strength when one is set, else a running average over frames; times the live gain."""
         if self.strength is not None:
-            return (self.strength * self.gain,) * 3
+            return tuple(self.strength * k * self.gain for k in PLANE_SIGMA_PER_RGB_SIGMA)  # type: ignore[return-value]
         if self._sigmas is None:
             self._sigmas = estimate
         else:

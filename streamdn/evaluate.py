@@ -45,7 +45,8 @@ class EvalConfig:
         size: (width, height) of synthetic clips, or the size clips are resized to; None keeps
             clip sizes (synthetic: 640x360).
         strength: "auto" (blind estimate, as the product runs), "oracle" (each plane's true
-            noise sigma, measured against the clean frame) or a sigma in 8-bit units.
+            noise sigma, measured against the clean frame) or the RGB noise sigma in 8-bit units
+            (as `streamdn denoise --strength`).
         device: where networks run ("auto", "cpu", "cuda", "cuda:N").
         seed: base of every noise seed.
         report: also write report.html, the plot and the crops (needs matplotlib).
@@ -366,8 +367,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--frames", type=int, metavar="N", help="frames per clip (default 30)")
     p.add_argument("--size", metavar="WxH", help="synthetic clip size, or resize clips to it (default 640x360)")
-    p.add_argument("--strength", help="auto (blind, default), oracle (true per-plane sigma) or a sigma in "
-                                      "8-bit units")
+    p.add_argument("--strength", help="auto (blind, default), oracle (true per-plane sigma) or the RGB "
+                                      "noise sigma in 8-bit units (as denoise --strength)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N, for networks")
     p.add_argument("--seed", type=int, help="base noise seed (default 0)")
     p.add_argument("--config", metavar="FILE.toml", help="an [eval] table, e.g. configs/eval.toml; flags override")

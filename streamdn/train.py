@@ -203,8 +203,15 @@ class _Batches:
 
 
 def _worker_init(_: int) -> None:
+    import signal
+
     import numba
 
+    # Ctrl-C (and a SIGTERM sent to the group) reaches every process: only the training process
+    # acts on it (checkpoint, then exit) and shuts its workers down; a worker killed by it mid-batch
+    # would make that shutdown fail. A worker still exits when the training process dies.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     numba.set_num_threads(1)  # the kernels are tiny at crop size; leave the cores to the step
 
 
@@ -224,6 +231,24 @@ def _train_device(name: str) -> str:
     if name != "cpu":
         raise ConfigError(f"[train] device = '{name}': use cpu, cuda, cuda:N or auto.")
     return name
+
+
+def _stop_on_sigterm() -> Any:
+    """Makes SIGTERM (`kill PID`, a scheduler's stop) end training like Ctrl-C: checkpoint, exit
+    130. Background runs need it: a shell starts background jobs with SIGINT ignored. Returns the
+    function that puts the previous handler back (a no-op off the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # once: a second one must not break the clean-up
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -349,8 +374,10 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.arch}", disable=quiet, dynamic_ncols=True)
     last_ckpt, recent = time.monotonic(), []
     net.train()
+    restore = _stop_on_sigterm()
+    batches = iter(loader)
     try:
-        for batch in loader:
+        for batch in batches:
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step)
             batch = {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in batch.items()}
@@ -388,6 +415,9 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
         checkpoint()
         bar.close()
         raise
+    finally:
+        del batches   # stops the data workers now, while SIGTERM still cannot cut that short
+        restore()
     bar.close()
     checkpoint()
     return out / "best.safetensors"

@@ -13,7 +13,8 @@ from conftest import slow_denoiser
 from streamdn.camera import PacedSource
 from streamdn.config import SourceConfig
 from streamdn.errors import ConfigError, ModelNotFoundError, SourceError
-from streamdn.frames import Frame, bgr_to_yuv420, from_av, to_av, yuv420_to_bgr
+from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA
+from streamdn.frames import Frame, bgr_to_yuv420, frame_from_bgr, from_av, to_av, yuv420_to_bgr
 from streamdn.metrics import psnr
 from streamdn.models import create_model, list_models
 
@@ -61,7 +62,7 @@ def test_denoiser_improves_psnr(model: str) -> None:
 def test_denoiser_fixed_strength_and_reset() -> None:
     frames = list(tiny_source(frames=6))
     dn = Denoiser("tfilter", strength=15)
-    assert dn.noise_sigmas(frames[0]) == (15.0, 15.0, 15.0)
+    assert dn.noise_sigmas(frames[0]) == tuple(15.0 * k for k in PLANE_SIGMA_PER_RGB_SIGMA)
     first = [dn(f).y.copy() for f in frames]
     dn.reset()
     again = [dn(f).y.copy() for f in frames]
@@ -75,6 +76,17 @@ def test_denoiser_blind_estimate_is_close() -> None:
     sy, su, sv = Denoiser("tfilter").noise_sigmas(f)
     # RGB sigma 20 becomes about 20 * 0.57 on BT.601 luma; textures push the estimate up a little.
     assert 9.0 < sy < 16.0
+
+
+def test_fixed_strength_is_the_rgb_sigma_the_blind_estimate_sees() -> None:
+    # A fixed strength is quoted like the noise itself (RGB sigma); the Y, U, V sigmas it sets are
+    # the ones the blind estimator measures on a flat picture with that noise.
+    rng = np.random.default_rng(0)
+    noisy = np.clip(128 + rng.normal(0, 20, (240, 320, 3)), 0, 255).round().astype(np.uint8)
+    f = frame_from_bgr(noisy)
+    measured = [float(p.astype(np.float64).std()) for p in (f.y, f.u, f.v)]
+    np.testing.assert_allclose(Denoiser("tfilter", strength=20).noise_sigmas(f), measured, rtol=0.03)
+    np.testing.assert_allclose(Denoiser("tfilter", sigma_smoothing=0).noise_sigmas(f), measured, rtol=0.1)
 
 
 def test_bad_arguments() -> None:

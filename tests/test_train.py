@@ -165,3 +165,44 @@ def test_two_steps_on_cuda(tmp_path: Path) -> None:
     clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
     best = train(cfg, quiet=True, clips=clips)
     assert read_metadata(best)["arch"] == "tdn_tiny"
+
+
+def test_validation_clips_do_not_depend_on_the_other_noises_asked_for() -> None:
+    from streamdn.dataset import validation_clips
+
+    alone = validation_clips(frames=2, size=(32, 48), noises=("sp5",))
+    together = [c for c in validation_clips(frames=2, size=(32, 48), noises=("awgn20", "sp5")) if c.noise == "sp5"]
+    assert [c.name for c in alone] == [c.name for c in together]
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a.noisy, b.noisy)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_stopped_training_run_checkpoints_and_exits(tmp_path: Path, sig: str) -> None:
+    """`kill PID` or Ctrl-C (sent to the whole process group, data worker included) ends a run with a
+    checkpoint, exit code 130 and one line, no traceback; the same command then resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "streamdn.train", "--config", str(ROOT / "configs" / "train-tiny.toml"), "-q",
+           "--set", f"out='{run}'", "--set", "steps=100000", "--set", "epoch_steps=100000", "--set", "workers=1",
+           "--set", "crop=32", "--set", "batch=1", "--set", "val_frames=2", "--set", "ckpt_every_s=0.5",
+           "--set", "threads=1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "ckpt.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        os.killpg(proc.pid, getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "run the same command again to resume" in err
+    assert torch.load(run / "ckpt.pt", weights_only=True)["step"] >= 1
