@@ -82,11 +82,17 @@ def load_weights(path: str | Path) -> tuple[RecurrentDenoiser, dict[str, str]]:
     return net.eval(), meta
 
 
+# Below these noise levels (8-bit units, per sample from the noise map) the output leans back to
+# the input; measured on training-style clips (python docs/fast/low_noise_blend.py).
+LOW_NOISE_BLEND = (0.5, 3.0)
+
+
 @dataclass
 class _Packed:
     cur: torch.Tensor      # (1, 6, H2, W2) channels_last float32 on the device, [0, 1]
     sigma: torch.Tensor    # (1, 3, H2, W2) noise map, [0, 1] units
     cut: bool              # a scene cut before this frame: forget the past
+    sigma_y: float = math.inf   # the frame's luma noise sigma, 8-bit units (the low-noise blend)
 
 
 class NetworkModel(FrameModel):
@@ -100,7 +106,7 @@ class NetworkModel(FrameModel):
 
     def __init__(self, net: RecurrentDenoiser, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
                  signal_dependent: bool = True, cut_threshold: float = 25.0, fused: bool = True,
-                 **_: object) -> None:
+                 low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND, **_: object) -> None:
         """Args:
             net: the network (its weights are moved to `device`).
             info: what `streamdn models` shows.
@@ -113,6 +119,11 @@ class NetworkModel(FrameModel):
                 this counts as a scene cut and resets the state.
             fused: on the CPU, run the step's element-wise ends as Numba kernels (faster; the
                 same result as the torch forward).
+            low_noise_blend: (s0, s1) in 8-bit units. When the frame's luma noise sigma is
+                below s1, the output leans back to the input: weight of the network's output
+                clip((sigma - s0) / (s1 - s0), 0, 1), so a clean picture passes through and
+                faint noise is only partly removed (the network alone smooths fine detail away
+                there). The recurrence keeps the network's own output. (0, 0) switches it off.
         """
         self.info = info
         self.device = device
@@ -123,6 +134,10 @@ class NetworkModel(FrameModel):
         # On the CPU the element-wise ends of the step run fused in Numba (about a fifth of the
         # step at 720p in torch); `fused=False` keeps the plain torch forward.
         self.fused = fused and device == "cpu"
+        s0, s1 = (float(v) for v in low_noise_blend)
+        if not 0.0 <= s0 <= s1:
+            raise ConfigError(f"low_noise_blend {low_noise_blend}: need 0 <= s0 <= s1 (8-bit sigma units).")
+        self.low_noise_blend = (s0, s1)
         self._state: tuple[torch.Tensor, torch.Tensor] | None = None
         self._last_luma: np.ndarray | None = None
 
@@ -141,7 +156,10 @@ class NetworkModel(FrameModel):
         sigma = torch.from_numpy(smap).permute(2, 0, 1).unsqueeze(0)
         if self.device != "cpu":
             cur, sigma = cur.to(self.device, non_blocking=True), sigma.to(self.device, non_blocking=True)
-        return _Packed(cur, sigma, cut)
+        # The low-noise blend goes by the luma sigma, except after impulse removal (Denoiser): that
+        # frame reads nearly clean, but the impulses the median missed are the network's to remove.
+        level = math.inf if frame.extra.get("impulses_removed") else float(sigmas[0])
+        return _Packed(cur, sigma, cut, level)
 
     def forward(self, packed: _Packed) -> torch.Tensor:
         """One recurrent step; returns the (1, 6, H2, W2) float32 output (unclamped)."""
@@ -166,7 +184,15 @@ class NetworkModel(FrameModel):
             with torch.inference_mode(), _autocast(self.device, self.dtype):
                 out, hidden, _ = self.net(cur, sigma, prev, hidden, has_prev)
         self._state = (out, hidden)
-        return out[..., :h2, :w2]
+        out = out[..., :h2, :w2]
+        s0, s1 = self.low_noise_blend
+        w = min(1.0, max(0.0, (packed.sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
+        if w < 1.0:
+            # One weight for the frame, from the luma sigma: the blind chroma sigmas read low
+            # wherever chroma noise is smooth (camera noise after JPEG and 4:2:0: 0.5-0.8 against
+            # 11-15 in luma), and a per-sample map reads zero on clipped black and white.
+            out = torch.lerp(packed.cur, out, w)
+        return out
 
     def unpack(self, result: torch.Tensor, frame: Frame) -> Frame:
         """(1, 6, H2, W2) output -> a Frame with `frame`'s size, depth, timing and metadata."""

@@ -96,7 +96,11 @@ def remove_frame_impulses(frame: Frame, always: bool = False) -> Frame:
         if remove_impulses(*planes, thresh / 3.0, 0.1 * maxv, 0.9 * maxv, *out) == 0:
             break
         planes = out
-    return frame.with_planes(*planes)
+    cleaned = frame.with_planes(*planes)
+    # Tells the model the frame was impulsive: its noise estimate now reads low, but what the
+    # median missed still needs the model (streamdn.models.network: no low-noise blend).
+    cleaned.extra = {**frame.extra, "impulses_removed": True}
+    return cleaned
 
 
 class Denoiser:

@@ -92,7 +92,7 @@ class TensorPath:
         sigma_map = self._noise_map(packed, sigmas, curve)
         from streamdn.models.network import _Packed
 
-        out = self.model.forward(_Packed(packed, sigma_map, self._is_cut(y, sigmas[0])))
+        out = self.model.forward(_Packed(packed, sigma_map, self._is_cut(y, sigmas[0]), float(sigmas[0])))
         return yuv420_to_rgb(*self._unpack(out, y.shape))
 
     def _pack(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -74,3 +74,13 @@ def test_sixteen_bit_planes() -> None:
     assert 395 <= int(g.y[10, 10]) <= 410 and 395 <= int(g.y[20, 5]) <= 410
     assert np.array_equal(np.delete(g.y.ravel(), [10 * 40 + 10, 20 * 40 + 5]),
                           np.delete(y.ravel(), [10 * 40 + 10, 20 * 40 + 5]))
+
+
+def test_removal_marks_the_cleaned_frame_only() -> None:
+    rng = np.random.default_rng(0)
+    y = np.full((64, 64), 128, np.uint8)
+    hits = rng.random(y.shape) < 0.05
+    y[hits] = np.where(rng.random(int(hits.sum())) < 0.5, 0, 255)
+    frame = Frame(y=y, u=np.full((32, 32), 128, np.uint8), v=np.full((32, 32), 128, np.uint8))
+    cleaned = remove_frame_impulses(frame)
+    assert cleaned.extra.get("impulses_removed") is True and "impulses_removed" not in frame.extra

@@ -209,3 +209,43 @@ def test_weight_files_without_the_deep_key_load_without_the_level(tmp_path: Path
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "old.safetensors"), metadata=meta)
     again, _ = load_weights(tmp_path / "old.safetensors")
     assert again.cfg.deep == 0
+
+
+def _clean_scene(h: int = 96, w: int = 128, frames: int = 4) -> list[Frame]:
+    from streamdn.frames import frame_from_bgr
+    from streamdn.synthetic import MovingScene, SceneConfig
+
+    scene = MovingScene(SceneConfig(width=w, height=h, speed=0.5, objects=1, seed=3))
+    return [frame_from_bgr(img, index=t) for t, img in enumerate(scene.frames(frames))]
+
+
+def test_a_clean_picture_passes_through_and_noise_still_goes() -> None:
+    frames = _clean_scene()
+    with Denoiser("fast") as dn:
+        out = [dn(f) for f in frames]
+    for f, o in zip(frames, out):                # blind sigma ~0.3: the input comes back
+        for a, b in ((f.y, o.y), (f.u, o.u), (f.v, o.v)):
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    model = create_model("fast", low_noise_blend=(0.0, 0.0))   # without the blend it would not
+    with Denoiser(model) as dn:
+        raw = [dn(f) for f in frames]
+    assert max(np.abs(f.y.astype(int) - o.y.astype(int)).max() for f, o in zip(frames, raw)) > 2
+    rng = np.random.default_rng(0)
+    noisy = [f.with_planes(*(np.clip(p + rng.normal(0, 15, p.shape), 0, 255).astype(np.uint8) for p in (f.y, f.u, f.v)))
+             for f in frames]
+    with Denoiser("fast") as dn:                 # real noise: the network's output unchanged
+        blended = [dn(f).y for f in noisy]
+    with Denoiser(create_model("fast", low_noise_blend=(0.0, 0.0))) as dn:
+        plain = [dn(f).y for f in noisy]
+    for a, b in zip(blended, plain):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_low_noise_blend_weights_and_impulse_frames() -> None:
+    model = create_model("fast")
+    f = _clean_scene(frames=1)[0]
+    assert model.pack(f, (1.75, 1.0, 1.0)).sigma_y == 1.75
+    f.extra["impulses_removed"] = True           # the Denoiser's mark after impulse removal
+    assert model.pack(f, (1.75, 1.0, 1.0)).sigma_y == float("inf")
+    with pytest.raises(Exception, match="low_noise_blend"):
+        create_model("fast", low_noise_blend=(3.0, 1.0))
