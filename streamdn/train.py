@@ -308,13 +308,16 @@ def _plot(history: dict[str, list], path: Path) -> None:
     plt.close(fig)
 
 
-def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -> Path:
+def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
+          minutes: float | None = None) -> Path:
     """Trains (or resumes) a run; returns the path of the best weights (safetensors).
 
     Args:
         cfg: the run's settings.
         quiet: no progress bar or messages.
         clips: validation clips (streamdn.dataset.ValClip); the fixed validation set when None.
+        minutes: stop (checkpoint, return) after this much wall time, for runs done in chunks
+            (a lent GPU for a few minutes, a shared machine); the same call resumes.
     """
     import torch
     from tqdm import tqdm
@@ -373,6 +376,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
         multiprocessing_context="spawn" if cfg.workers else None)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.arch}", disable=quiet, dynamic_ncols=True)
     last_ckpt, recent = time.monotonic(), []
+    deadline = time.monotonic() + 60.0 * minutes if minutes else math.inf
     net.train()
     restore = _stop_on_sigterm()
     batches = iter(loader)
@@ -411,6 +415,11 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None) -
             elif time.monotonic() - last_ckpt > cfg.ckpt_every_s:
                 checkpoint()
                 last_ckpt = time.monotonic()
+            if time.monotonic() > deadline:
+                if not quiet:
+                    tqdm.write(f"stopping at step {step} after {minutes:g} min (--minutes); run again to resume",
+                               file=sys.stderr)
+                break
     except KeyboardInterrupt:
         checkpoint()
         bar.close()
@@ -467,6 +476,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
     p.add_argument("--export", metavar="FILE.safetensors",
                    help="copy the run's best weights here (with their validation figures) and exit")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="stop after M minutes of training with a checkpoint (run again to resume)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -512,8 +523,11 @@ def run(args: argparse.Namespace) -> int:
         dest = export(cfg, args.export)
         print(f"exported {dest}", file=sys.stderr)
         return 0
-    best = train(cfg, quiet=args.quiet)
-    print(f"best weights: {best}", file=sys.stderr)
+    if args.minutes is not None and not args.minutes > 0:
+        raise ConfigError(f"--minutes {args.minutes}: give a positive number of minutes.")
+    best = train(cfg, quiet=args.quiet, minutes=args.minutes)
+    print(f"best weights: {best}" if best.is_file() else
+          f"no best weights yet: the first validation comes at step {cfg.epoch_steps}", file=sys.stderr)
     return 0
 
 

@@ -119,6 +119,19 @@ def test_train_writes_outputs_and_resumes(tmp_path: Path) -> None:
     assert [s for s, _ in history["val"]] == [2, 4]
 
 
+def test_a_time_limited_run_stops_with_a_checkpoint_and_resumes(tmp_path: Path) -> None:
+    cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
+                  steps=100_000, epoch_steps=100_000, batch=1, crop=32, val_frames=2, workers=0)
+    rng = np.random.default_rng(0)
+    clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
+    clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+    train(cfg, quiet=True, clips=clips, minutes=0.02)
+    first = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)["step"]
+    assert 0 < first < 100_000
+    train(cfg, quiet=True, clips=clips, minutes=0.02)
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)["step"] > first
+
+
 def test_noise_spec_used_by_training_is_valid() -> None:
     from streamdn.dataset import random_noise
 
