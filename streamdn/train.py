@@ -202,6 +202,13 @@ class _Batches:
         return training_batch(step, self.cfg.steps, self.cfg.batch, self.cfg.crop)
 
 
+def _as_is(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Batches travel from the workers as numpy arrays, pickled through the pipe: torch tensors
+    would go as shared file descriptors, a hand-shake that a Ctrl-C in the middle breaks with a
+    traceback from the worker."""
+    return batch
+
+
 def _worker_init(_: int) -> None:
     import signal
 
@@ -371,7 +378,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
 
     loader = torch.utils.data.DataLoader(
         _Batches(cfg), batch_size=None, sampler=range(step, cfg.steps), num_workers=cfg.workers,
-        prefetch_factor=4 if cfg.workers else None, worker_init_fn=_worker_init,
+        prefetch_factor=4 if cfg.workers else None, worker_init_fn=_worker_init, collate_fn=_as_is,
         # spawn, not fork: a forked child of a process whose Numba/OpenMP threads already ran can hang.
         multiprocessing_context="spawn" if cfg.workers else None)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.arch}", disable=quiet, dynamic_ncols=True)
