@@ -34,7 +34,7 @@ class ModelConfig:
     """The denoiser: which model, how strong, where it runs."""
 
     name: str = "default"        # registry name (streamdn models), "classical:NAME", or a weights path
-    strength: str = "auto"       # "auto" (estimated per frame) or a noise sigma in 8-bit units, e.g. "15"
+    strength: str = "auto"       # "auto" (estimated per frame) or the RGB noise sigma in 8-bit units, e.g. "15"
     device: str = "auto"         # "auto" | "cpu" | "cuda" | "cuda:N"
     impulses: str = "auto"       # salt-and-pepper removal before the model: "auto" | "on" | "off"
 
