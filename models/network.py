@@ -82,8 +82,8 @@ def load_weights(path: str | Path) -> tuple[RecurrentDenoiser, dict[str, str]]:
     return net.eval(), meta
 
 
-# Below these noise levels (8-bit units, per sample from the noise map) the output leans back to
-# the input; measured on training-style clips (python docs/fast/low_noise_blend.py).
+# Below these luma noise levels (the frame's blind sigma, 8-bit units) the output leans back to
+# the input; chosen on training-style clips (python docs/fast/low_noise_blend.py).
 LOW_NOISE_BLEND = (0.5, 3.0)
 
 
