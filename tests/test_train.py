@@ -98,12 +98,18 @@ def test_tiny_network_overfits_one_clip() -> None:
     assert float(alpha.mean()) > 0.5
 
 
-def test_train_writes_outputs_and_resumes(tmp_path: Path) -> None:
+def _tiny_run(tmp_path: Path, **overrides: object) -> tuple[TrainConfig, list[ValClip]]:
+    """The tiny network's config with its run folder under tmp_path (plus overrides), and one
+    2-frame validation clip."""
     cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
-                  steps=2, epoch_steps=2, batch=1, crop=32, val_frames=2, workers=0)
+                  **overrides)  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
     clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
-    clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+    return cfg, [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+
+
+def test_train_writes_outputs_and_resumes(tmp_path: Path) -> None:
+    cfg, clips = _tiny_run(tmp_path, steps=2, epoch_steps=2, batch=1, crop=32, val_frames=2, workers=0)
     best = train(cfg, quiet=True, clips=clips)
     assert read_metadata(best)["arch"] == "tdn_tiny"
     run = tmp_path / "run"
@@ -120,11 +126,7 @@ def test_train_writes_outputs_and_resumes(tmp_path: Path) -> None:
 
 
 def test_a_time_limited_run_stops_with_a_checkpoint_and_resumes(tmp_path: Path) -> None:
-    cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
-                  steps=100_000, epoch_steps=100_000, batch=1, crop=32, val_frames=2, workers=0)
-    rng = np.random.default_rng(0)
-    clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
-    clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+    cfg, clips = _tiny_run(tmp_path, steps=100_000, epoch_steps=100_000, batch=1, crop=32, val_frames=2, workers=0)
     train(cfg, quiet=True, clips=clips, minutes=0.02)
     first = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)["step"]
     assert 0 < first < 100_000
@@ -148,11 +150,8 @@ def test_fine_tuning_adds_the_deep_level(tmp_path: Path) -> None:
     from streamdn.models.network import save_weights
 
     start = save_weights(build("tdn_tiny"), tmp_path / "start.safetensors", "tdn_tiny")
-    cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
-                  steps=1, epoch_steps=1, batch=1, crop=32, val_frames=2, workers=0, init=str(start), deep=8)
-    rng = np.random.default_rng(0)
-    clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
-    clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+    cfg, clips = _tiny_run(tmp_path, steps=1, epoch_steps=1, batch=1, crop=32, val_frames=2, workers=0,
+                           init=str(start), deep=8)
     best = train(cfg, quiet=True, clips=clips)
     assert json.loads(read_metadata(best)["config"])["deep"] == 8
     other = save_weights(build("fast"), tmp_path / "other.safetensors", "fast")
@@ -171,11 +170,7 @@ def test_cuda_training_without_a_gpu_says_so(tmp_path: Path) -> None:
 
 @pytest.mark.gpu
 def test_two_steps_on_cuda(tmp_path: Path) -> None:
-    cfg = replace(load_train_config(str(ROOT / "configs" / "train-tiny.toml")), out=str(tmp_path / "run"),
-                  steps=2, epoch_steps=2, batch=2, crop=32, val_frames=2, workers=0, device="cuda")
-    rng = np.random.default_rng(0)
-    clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
-    clips = [ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")]
+    cfg, clips = _tiny_run(tmp_path, steps=2, epoch_steps=2, batch=2, crop=32, val_frames=2, workers=0, device="cuda")
     best = train(cfg, quiet=True, clips=clips)
     assert read_metadata(best)["arch"] == "tdn_tiny"
 

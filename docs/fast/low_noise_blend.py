@@ -43,7 +43,8 @@ def main(weights: str = "fast") -> None:
             dn.model.low_noise_blend = (0.0, 0.0)
             nrng = np.random.default_rng(ci * 100 + sigma)
             for t, clean in enumerate(clip):
-                noisy = clean if not sigma else np.clip(clean + nrng.normal(0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
+                noisy = clean if not sigma else \
+                    np.clip(clean + nrng.normal(0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
                 f = frame_from_bgr(noisy, index=t)
                 packed = dn.pre(f)
                 net = dn.model.forward(packed)[0].permute(1, 2, 0).numpy()
