@@ -6,10 +6,10 @@ Strength. Each plane is filtered with parameters read from a table indexed by th
 noise sigma (8-bit units, what the Denoiser passes to pack(); linear interpolation between
 rows, clamped at the ends). Below sigma 0.5 a plane is passed through unchanged.
 
-How the tables were tuned (TUNING below). Clips: streamdn.synthetic.MovingScene at 640x360,
+How the tables were tuned (TUNING below). Clips: streamdn.data.synthetic.MovingScene at 640x360,
 scene seeds 0 and 1 (evaluation uses seeds from 1000 on, so tuning and validation clips
 differ), 3 frames each for spatial methods and 8 for temporal ones. Noise: AWGN added in RGB
-with sigma 5, 10, 20, 30 and 50 (streamdn.noise, seed 0), which in every Y, U and V plane of
+with sigma 5, 10, 20, 30 and 50 (streamdn.data.noise, seed 0), which in every Y, U and V plane of
 the 4:2:0 frame is a sigma of about 0.575 times the RGB sigma: 2.9, 5.75, 11.5, 17.2 and 28
 (chroma keeps the luma's sigma because streamdn.frames' OpenCV I420 conversion point-samples
 chroma). Each method's pack/forward/unpack (what the Denoiser calls) ran with the true

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .config import RunConfig, load_config
-from .denoiser import Denoiser
-from .errors import ConfigError, DeviceError, ModelNotFoundError, SinkError, SourceError, StreamdnError
-from .frames import Frame, FrameFormat
-from .models import create_model, list_models
-from .pipeline import Pipeline, RunStats
-from .sinks import FileSink, ListSink, NullSink
-from .sources import FileSource, SyntheticSource, open_source
+from streamdn.config import RunConfig, load_config
+from streamdn.denoiser import Denoiser
+from streamdn.errors import ConfigError, DeviceError, ModelNotFoundError, SinkError, SourceError, StreamdnError
+from streamdn.frames import Frame, FrameFormat
+from streamdn.models import create_model, list_models
+from streamdn.pipeline import Pipeline, RunStats
+from streamdn.io.sinks import FileSink, ListSink, NullSink
+from streamdn.io.sources import FileSource, SyntheticSource, open_source
 
 __all__ = [
     "ConfigError", "Denoiser", "DeviceError", "FileSink", "FileSource", "Frame", "FrameFormat", "ListSink",

@@ -10,8 +10,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ConfigError
-from .frames import Frame, frame_from_bgr
+from streamdn.errors import ConfigError
+from streamdn.frames import Frame, frame_from_bgr
 
 Restore = Callable[[Frame], Any]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from streamdn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,8 @@ class SourceConfig:
     height: int = 360
     fps: float = 30.0
     frames: int = 90             # synthetic clip length
-    noise: str = "gaussian"      # a streamdn.noise type: gaussian, poisson, poisson_gaussian, salt_pepper, speckle
-    sigma: float = 20.0          # noise strength in 8-bit units (see streamdn.noise)
+    noise: str = "gaussian"      # a streamdn.data.noise type: gaussian, poisson, poisson_gaussian, salt_pepper, speckle
+    sigma: float = 20.0          # noise strength in 8-bit units (see streamdn.data.noise)
     seed: int = 0
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import from_image, from_planes, tensor_frames
-from .errors import ConfigError, DeviceError, warn
-from .frames import Frame
-from .kernels import count_impulses, estimate_sigma, remove_impulses
-from .models import FrameModel, create_model, model_info
+from streamdn.arrays import from_image, from_planes, tensor_frames
+from streamdn.errors import ConfigError, DeviceError, warn
+from streamdn.frames import Frame
+from streamdn.kernels import count_impulses, estimate_sigma, remove_impulses
+from streamdn.models import FrameModel, create_model, model_info
 
 
 def resolve_device(spec: str) -> str:
@@ -239,7 +239,7 @@ class Denoiser:
             if frame.device.type != "cpu" and str(frame.device).startswith(self.device.split(":")[0]) \
                     and self.model.info.kind == "network":
                 # A network on the tensor's device: the frame stays there (no host copy).
-                from .tensors import TensorPath, denoise_tensor
+                from streamdn.tensors import TensorPath, denoise_tensor
 
                 if self._tensor_path is None:
                     self._tensor_path = TensorPath(self)

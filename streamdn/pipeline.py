@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .denoiser import Denoiser
-from .frames import Frame, FrameFormat
-from .sinks import Sink
+from streamdn.denoiser import Denoiser
+from streamdn.frames import Frame, FrameFormat
+from streamdn.io.sinks import Sink
 
 _END = object()   # internal end-of-stream marker between stages (never seen by callers)
 STAGES = ("decode", "pre", "model", "post", "encode")

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .frames import _BGR_TO_YUV
-from .kernels import fit_noise_curve
+from streamdn.frames import _BGR_TO_YUV
+from streamdn.kernels import fit_noise_curve
 
 if TYPE_CHECKING:
-    from .denoiser import Denoiser
+    from streamdn.denoiser import Denoiser
 
 _LAPLACE = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 _IMMERKAER = math.sqrt(math.pi / 2.0) / 6.0

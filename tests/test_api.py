@@ -10,7 +10,7 @@ import pytest
 import streamdn
 from streamdn import Denoiser, ListSink, Pipeline, SyntheticSource, load_config
 from conftest import slow_denoiser
-from streamdn.camera import PacedSource
+from streamdn.io.camera import PacedSource
 from streamdn.config import SourceConfig
 from streamdn.errors import ConfigError, ModelNotFoundError, SourceError
 from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA

@@ -15,12 +15,12 @@ import av
 import numpy as np
 import pytest
 
-from streamdn import batch
+from streamdn.batch import scheduler as batch
 from streamdn.config import RunConfig, load_config
 from streamdn.errors import ConfigError
-from streamdn.jobs import denoise_file
-from streamdn.segments import plan_segments, read_keyframes
-from streamdn.tasks import SEGMENT, Options, Task, execute, plan_file
+from streamdn.jobs.file import denoise_file
+from streamdn.batch.segments import plan_segments, read_keyframes
+from streamdn.batch.tasks import SEGMENT, Options, Task, execute, plan_file
 from videos import Spec, audio_packets, make_video, probe
 
 
@@ -206,7 +206,7 @@ def test_resume_reuses_finished_segments(long_clip: Path, tmp_path: Path, monkey
     item = batch.Item(str(long_clip), str(out / "long.mp4"))
     tasks, _ = plan_file(item.input, item.output, load_config(), opts)
     assert execute(tasks[0]).ok                  # the run was killed after segment 0 was written
-    import streamdn.tasks as dist
+    import streamdn.batch.tasks as dist
 
     ran: list[int] = []
     real = dist.denoise_segment
@@ -223,7 +223,7 @@ def test_ray_flag_before_inputs_and_no_ray_import(footage: Path, tmp_path: Path)
         args = parser.parse_args(["batch", "--ray", *inputs, "-o", "x"])
         batch._check(args)
         assert args.ray == "local" and args.input == inputs
-    code = ("import sys; from streamdn import batch; sys.argv[0] = 'x'; import argparse; p = argparse.ArgumentParser();"
+    code = ("import sys; from streamdn.batch import scheduler as batch; sys.argv[0] = 'x'; import argparse; p = argparse.ArgumentParser();"
             "batch.add_parser(p.add_subparsers(dest='c'));"
             f"r = batch.run(p.parse_args(['batch', {str(footage / 'b.mp4')!r}, '-o', {str(tmp_path / 'o')!r}, '-q']));"
             "assert r == 0 and 'ray' not in sys.modules, sorted(m for m in sys.modules if 'ray' in m)")
@@ -247,7 +247,7 @@ def test_ray_batch_matches_local(footage: Path, tmp_path: Path, ray_instance: ob
     ref = reference(footage, tmp_path)
     for rel in GOOD:
         assert_same_video(out / rel, ref / rel)
-    from streamdn.distributed import RayExecutor
+    from streamdn.batch.executors import RayExecutor
 
     ex = RayExecutor(None)
     cfg = load_config()
@@ -259,7 +259,7 @@ def test_ray_batch_matches_local(footage: Path, tmp_path: Path, ray_instance: ob
 
 @pytest.mark.parametrize("failure", ["raise", "die"])
 def test_ray_retries_a_failed_task(footage: Path, tmp_path: Path, ray_instance: object, failure: str) -> None:
-    from streamdn.distributed import RayExecutor
+    from streamdn.batch.executors import RayExecutor
 
     marker = tmp_path / "failed-once"
 

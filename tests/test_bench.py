@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamdn import ConfigError
-from streamdn.bench import BenchConfig, add_parser, bench, run
+from streamdn.tools.bench import BenchConfig, add_parser, bench, run
 
 REQUIRED = {"size", "fps", "baseline_fps", "ratio", "model_fps", "stages_ms", "device", "threads", "peak_rss_mb",
             "latency_ms"}

@@ -13,8 +13,8 @@ from streamdn.frames import Frame, frame_from_bgr
 from streamdn.metrics import psnr
 from streamdn.models import create_model, list_models
 from streamdn.models.ffmpeg import available
-from streamdn.noise import add_noise, parse_noise
-from streamdn.synthetic import MovingScene, SceneConfig
+from streamdn.data.noise import add_noise, parse_noise
+from streamdn.data.synthetic import MovingScene, SceneConfig
 
 NEEDS_SKIMAGE = {"classical:wavelet", "classical:tv"}
 FOR_NOISE = {"classical:median": "sp5"}   # everything else is for Gaussian-like noise

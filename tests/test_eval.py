@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamdn import ConfigError, ModelNotFoundError
-from streamdn.evaluate import EvalConfig, add_parser, evaluate, load_eval_config, run, write_results
+from streamdn.tools.evaluate import EvalConfig, add_parser, evaluate, load_eval_config, run, write_results
 
 TINY = dict(synthetic=1, size=(64, 48), frames=4, noise=("awgn20",), methods=("classical:gaussian", "tfilter"))
 ROW_KEYS = {"clip", "noise", "method", "frames", "psnr", "ssim", "flicker", "fps"}

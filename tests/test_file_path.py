@@ -15,7 +15,7 @@ import pytest
 
 from streamdn.cli import main
 from streamdn.config import RunConfig, load_config
-from streamdn.jobs import denoise_file
+from streamdn.jobs.file import denoise_file
 from videos import Spec, audio_packets, make_video, probe
 
 
@@ -119,7 +119,7 @@ def test_denoises(tmp_path: Path) -> None:
 
     from streamdn.frames import bgr_to_yuv420
     from streamdn.metrics import psnr
-    from streamdn.sources import FileSource
+    from streamdn.io.sources import FileSource
     from videos import clean_rgb
 
     spec = Spec(width=96, height=64, frames=16, sigma=15, codec="ffv1")

@@ -9,7 +9,7 @@ from streamdn import Denoiser
 from streamdn.denoiser import IMPULSE_MIN_SHARE, remove_frame_impulses
 from streamdn.frames import Frame, frame_from_bgr
 from streamdn.kernels import count_impulses, remove_impulses
-from streamdn.noise import NoiseSpec, add_noise_uint8
+from streamdn.data.noise import NoiseSpec, add_noise_uint8
 
 
 def _scene(h: int = 64, w: int = 96) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from streamdn import Denoiser, ListSink, Pipeline, SyntheticSource
-from streamdn.camera import CameraSource, PacedSource
+from streamdn.io.camera import CameraSource, PacedSource
 from streamdn.cli import main
 from streamdn.config import SourceConfig
 from streamdn.errors import ConfigError, SourceError
@@ -118,7 +118,7 @@ def test_stream_sink_over_udp_loopback(tmp_path: Path) -> None:
 
     import av
 
-    from streamdn.sinks import StreamSink
+    from streamdn.io.sinks import StreamSink
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -146,7 +146,7 @@ def test_stream_sink_over_udp_loopback(tmp_path: Path) -> None:
 
 
 def test_preview_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamdn import preview
+    from streamdn.io import preview
 
     keys = iter([ord(" "), ord(" "), ord("+"), ord("-"), ord("-"), ord("q")])
     shown: list[np.ndarray] = []

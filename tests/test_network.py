@@ -213,7 +213,7 @@ def test_weight_files_without_the_deep_key_load_without_the_level(tmp_path: Path
 
 def _clean_scene(h: int = 96, w: int = 128, frames: int = 4) -> list[Frame]:
     from streamdn.frames import frame_from_bgr
-    from streamdn.synthetic import MovingScene, SceneConfig
+    from streamdn.data.synthetic import MovingScene, SceneConfig
 
     scene = MovingScene(SceneConfig(width=w, height=h, speed=0.5, objects=1, seed=3))
     return [frame_from_bgr(img, index=t) for t, img in enumerate(scene.frames(frames))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamdn.noise import NoiseSpec, add_noise, add_noise_uint8, noise_sigma_at, parse_noise
+from streamdn.data.noise import NoiseSpec, add_noise, add_noise_uint8, noise_sigma_at, parse_noise
 
 N = 100_000
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamdn.noise import NoiseSpec, add_noise_uint8
-from streamdn.reference import gat_forward, gat_inverse
+from streamdn.data.noise import NoiseSpec, add_noise_uint8
+from streamdn.tools.reference import gat_forward, gat_inverse
 
 
 @pytest.mark.parametrize("level", [2.0, 20.0, 120.0, 240.0])
@@ -24,7 +24,7 @@ def test_gat_stabilises_variance_and_inverts_without_bias(level: float) -> None:
 def test_bm3d_reference_denoises() -> None:
     pytest.importorskip("bm3d")
     from streamdn.metrics import psnr
-    from streamdn.reference import bm3d_frame
+    from streamdn.tools.reference import bm3d_frame
 
     yy, xx = np.mgrid[0:48, 0:48].astype(np.float32)
     clean = np.clip(np.stack([80 + xx * 2, 100 + yy, 60 + (xx + yy)], -1), 0, 255).astype(np.uint8)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamdn import targets as tg
-from streamdn.dataset import ValClip
+from streamdn.tools import targets as tg
+from streamdn.data.clips import ValClip
 
 
 def _row(psnr: float) -> dict[str, float]:

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from streamdn.dataset import ClipSpec, ValClip, noisy_clip, packed_clip, render_clip, training_batch
+from streamdn.data.clips import ClipSpec, ValClip, noisy_clip, packed_clip, render_clip, training_batch
 from streamdn.errors import ConfigError
 from streamdn.models.fast import build
 from streamdn.models.network import read_metadata
-from streamdn.noise import NoiseSpec
-from streamdn.train import TrainConfig, clip_loss, load_train_config, lr_at, train
+from streamdn.data.noise import NoiseSpec
+from streamdn.tools.train import TrainConfig, clip_loss, load_train_config, lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_a_time_limited_run_stops_with_a_checkpoint_and_resumes(tmp_path: Path) 
 
 
 def test_noise_spec_used_by_training_is_valid() -> None:
-    from streamdn.dataset import random_noise
+    from streamdn.data.clips import random_noise
 
     rng = np.random.default_rng(0)
     kinds = {random_noise(rng).kind for _ in range(200)}
@@ -176,7 +176,7 @@ def test_two_steps_on_cuda(tmp_path: Path) -> None:
 
 
 def test_validation_clips_do_not_depend_on_the_other_noises_asked_for() -> None:
-    from streamdn.dataset import validation_clips
+    from streamdn.data.clips import validation_clips
 
     alone = validation_clips(frames=2, size=(32, 48), noises=("sp5",))
     together = [c for c in validation_clips(frames=2, size=(32, 48), noises=("awgn20", "sp5")) if c.noise == "sp5"]
@@ -196,7 +196,7 @@ def test_a_stopped_training_run_checkpoints_and_exits(tmp_path: Path, sig: str) 
     import time
 
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "streamdn.train", "--config", str(ROOT / "configs" / "train-tiny.toml"), "-q",
+    cmd = [sys.executable, "-m", "streamdn.tools.train", "--config", str(ROOT / "configs" / "train-tiny.toml"), "-q",
            "--set", f"out='{run}'", "--set", "steps=100000", "--set", "epoch_steps=100000", "--set", "workers=1",
            "--set", "crop=32", "--set", "batch=1", "--set", "val_frames=2", "--set", "ckpt_every_s=0.5",
            "--set", "threads=1"]

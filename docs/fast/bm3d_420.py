@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from streamdn.dataset import validation_clips
+from streamdn.data.clips import validation_clips
 from streamdn.denoiser import Denoiser
 from streamdn.frames import frame_from_bgr
 from streamdn.metrics import psnr
-from streamdn.noise import parse_noise
-from streamdn.reference import bm3d_frame
+from streamdn.data.noise import parse_noise
+from streamdn.tools.reference import bm3d_frame
 
 FRAMES = (4, 12)
 

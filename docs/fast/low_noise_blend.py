@@ -14,12 +14,12 @@ import sys
 
 import numpy as np
 
-from streamdn.dataset import ClipSpec, render_clip
+from streamdn.data.clips import ClipSpec, render_clip
 from streamdn.denoiser import Denoiser
 from streamdn.frames import frame_from_bgr
 from streamdn.kernels.pack import unpack_yuv420
 from streamdn.metrics import psnr
-from streamdn.synthetic import MovingScene, SceneConfig
+from streamdn.data.synthetic import MovingScene, SceneConfig
 
 GRID = [(0.5, 2.0), (0.5, 3.0), (0.5, 4.0), (1.0, 2.5), (1.0, 3.0), (1.0, 4.0), (0.0, 3.0), (1.5, 3.0)]
 

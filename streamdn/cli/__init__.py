@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .config import RunConfig, load_config
-from .errors import ConfigError, ModelNotFoundError, StreamdnError
+from streamdn import __version__
+from streamdn.config import RunConfig, load_config
+from streamdn.errors import ConfigError, ModelNotFoundError, StreamdnError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugin_modules() -> list[Any]:
     """Commands that live in their own module: each has add_parser(subparsers) and run(args)."""
-    from . import batch, bench, evaluate, train
+    from streamdn.batch import scheduler as batch
+    from streamdn.tools import bench, evaluate, train
 
     return [batch, evaluate, bench, train]
 
@@ -165,7 +166,7 @@ def _config_from(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_denoise(args: argparse.Namespace) -> int:
-    from .jobs import denoise_file
+    from streamdn.jobs.file import denoise_file
 
     cfg = _config_from(args)
     try:
@@ -184,7 +185,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from streamdn.jobs.demo import run_demo
 
     cfg = _config_from(args)
     result = run_demo(cfg, args.output, quiet=args.quiet)
@@ -199,8 +200,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
-    from .camera import list_cameras
-    from .live import open_live_source, run_live
+    from streamdn.io.camera import list_cameras
+    from streamdn.jobs.live import open_live_source, run_live
 
     if args.list_cameras:
         cams = list_cameras()
@@ -226,7 +227,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import DEFAULT_MODEL, list_models
+    from streamdn.models import DEFAULT_MODEL, list_models
 
     infos = list_models()
     if args.json:

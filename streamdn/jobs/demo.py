@@ -8,14 +8,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .config import RunConfig
-from .denoiser import Denoiser
-from .frames import Frame, FrameFormat, frame_from_bgr
-from .jobs import progress_bar
-from .metrics import psnr
-from .pipeline import Pipeline, RunStats
-from .sinks import FileSink, check_output_path
-from .sources import SyntheticSource
+from streamdn.config import RunConfig
+from streamdn.denoiser import Denoiser
+from streamdn.frames import Frame, FrameFormat, frame_from_bgr
+from streamdn.jobs.file import progress_bar
+from streamdn.metrics import psnr
+from streamdn.pipeline import Pipeline, RunStats
+from streamdn.io.sinks import FileSink, check_output_path
+from streamdn.io.sources import SyntheticSource
 
 
 @dataclass

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import av
 
-from .config import EncodeConfig
-from .errors import ConfigError
-from .frames import Frame, FrameFormat, to_av
-from .sources import VideoMeta
+from streamdn.config import EncodeConfig
+from streamdn.errors import ConfigError
+from streamdn.frames import Frame, FrameFormat, to_av
+from streamdn.io.sources import VideoMeta
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm",
               ".avi": "avi", ".ts": "mpegts", ".nut": "nut"}

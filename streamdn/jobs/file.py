@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from .config import RunConfig, to_dict
-from .denoiser import Denoiser
-from .errors import SinkError
-from .pipeline import Pipeline, RunStats
-from .sinks import FileSink, check_output_path
-from .sources import FileSource
+from streamdn.config import RunConfig, to_dict
+from streamdn.denoiser import Denoiser
+from streamdn.errors import SinkError
+from streamdn.pipeline import Pipeline, RunStats
+from streamdn.io.sinks import FileSink, check_output_path
+from streamdn.io.sources import FileSource
 
 
 @dataclass

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .errors import ConfigError
+from streamdn.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .evaluate import Crops
+    from streamdn.tools.evaluate import Crops
 
 REALTIME_FPS = 30.0
 

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from .config import EncodeConfig
-from .denoiser import Denoiser, parse_strength
-from .errors import ConfigError
-from .frames import Frame, FrameFormat, frame_from_bgr
-from .models import FrameModel, ModelInfo, create_model, model_info
-from .noise import add_noise_uint8, parse_noise
-from .pipeline import Pipeline, RunStats
-from .sinks import FileSink
-from .sources import FileSource
-from .synthetic import MovingScene, SceneConfig
+from streamdn.config import EncodeConfig
+from streamdn.denoiser import Denoiser, parse_strength
+from streamdn.errors import ConfigError
+from streamdn.frames import Frame, FrameFormat, frame_from_bgr
+from streamdn.models import FrameModel, ModelInfo, create_model, model_info
+from streamdn.data.noise import add_noise_uint8, parse_noise
+from streamdn.pipeline import Pipeline, RunStats
+from streamdn.io.sinks import FileSink
+from streamdn.io.sources import FileSource
+from streamdn.data.synthetic import MovingScene, SceneConfig
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class BenchConfig:
         model: the model to time.
         strength: "auto" or a sigma in 8-bit units (as `streamdn denoise --strength`).
         device: "auto" | "cpu" | "cuda" | "cuda:N".
-        noise: noise of the generated clip (streamdn.noise.parse_noise name).
+        noise: noise of the generated clip (streamdn.data.noise.parse_noise name).
         model_seconds: how long to time each model-alone measurement, in seconds.
     """
 
@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise ConfigError(f"--synthetic '{args.synthetic}': use WxH with both at least 16, e.g. 1280x720.") from err
     if getattr(args, "kernels", False):
-        from .kernelbench import kernel_report, kernel_text
+        from streamdn.tools.kernelbench import kernel_report, kernel_text
 
         report = kernel_report(*size)
         print(json.dumps(report, indent=2) if args.json else kernel_text(report), file=sys.stdout)

@@ -11,11 +11,11 @@ from types import TracebackType
 
 import av
 
-from .config import EncodeConfig
-from .encoding import EncoderPlan, VideoEncoder, container_accepts, plan_encoder
-from .errors import SinkError, warn
-from .frames import Frame, FrameFormat
-from .sources import VideoMeta
+from streamdn.config import EncodeConfig
+from streamdn.io.encoding import EncoderPlan, VideoEncoder, container_accepts, plan_encoder
+from streamdn.errors import SinkError, warn
+from streamdn.frames import Frame, FrameFormat
+from streamdn.io.sources import VideoMeta
 
 
 class Sink:
@@ -282,7 +282,7 @@ class StreamSink(Sink):
         """Raises:
             ConfigError: unknown URL scheme or codec. SinkError: the stream cannot be opened.
         """
-        from .errors import ConfigError
+        from streamdn.errors import ConfigError
 
         cfg = cfg or EncodeConfig()
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""

@@ -15,12 +15,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import RunConfig, to_dict
-from .distributed import Executor, Handle, InlineExecutor, ProcessExecutor
-from .encoding import CONTAINERS
-from .errors import ConfigError, StreamdnError
-from .sinks import partial_name
-from .tasks import FILE, JOIN, SEGMENT, Options, Task, TaskResult, clean_leftovers, plan_file
+from streamdn.config import RunConfig, to_dict
+from streamdn.batch.executors import Executor, Handle, InlineExecutor, ProcessExecutor
+from streamdn.io.encoding import CONTAINERS
+from streamdn.errors import ConfigError, StreamdnError
+from streamdn.io.sinks import partial_name
+from streamdn.batch.tasks import FILE, JOIN, SEGMENT, Options, Task, TaskResult, clean_leftovers, plan_file
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
                               ".mpeg", ".wmv", ".flv", ".3gp", ".mxf", ".nut", ".dv", ".y4m", ".ogv"})
@@ -161,8 +161,8 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
     Returns:
         The report (also filled in place when `report` is given, e.g. to survive Ctrl-C).
     """
-    from .jobs import progress_bar
-    from .sources import FileSource
+    from streamdn.jobs.file import progress_bar
+    from streamdn.io.sources import FileSource
 
     report = report or BatchReport()
     report.backend, report.workers = executor.name, executor.workers
@@ -259,7 +259,7 @@ _ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds `batch` to the `streamdn` subcommands (model, encoding and config flags as `denoise`)."""
-    from .cli import _common_args, _encode_args, _model_args
+    from streamdn.cli import _common_args, _encode_args, _model_args
 
     p = subparsers.add_parser(
         "batch", help="denoise many files or very long files, here or on a Ray cluster",
@@ -327,7 +327,7 @@ def _check(args: argparse.Namespace) -> None:
 def make_executor(args: argparse.Namespace, cfg: RunConfig) -> Executor:
     """The executor the flags ask for (Ray is imported only with --ray)."""
     if args.ray is not None:
-        from .distributed import RayExecutor
+        from streamdn.batch.executors import RayExecutor
 
         gpus = args.gpus_per_task
         if gpus is None:
@@ -370,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         ConfigError: bad flags or no input found (the CLI prints it and exits 2).
     """
-    from .cli import _config_from
+    from streamdn.cli import _config_from
 
     _check(args)
     cfg = _config_from(args)

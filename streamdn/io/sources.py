@@ -12,11 +12,11 @@ from types import TracebackType
 import av
 import numpy as np
 
-from .config import SourceConfig
-from .errors import SourceError, warn
-from .frames import Frame, FrameFormat, frame_from_bgr, from_av
-from .noise import NoiseSpec, add_noise_uint8
-from .synthetic import MovingScene, SceneConfig
+from streamdn.config import SourceConfig
+from streamdn.errors import SourceError, warn
+from streamdn.frames import Frame, FrameFormat, frame_from_bgr, from_av
+from streamdn.data.noise import NoiseSpec, add_noise_uint8
+from streamdn.data.synthetic import MovingScene, SceneConfig
 
 
 @dataclass
@@ -210,7 +210,7 @@ def _pts_step(fmt: FrameFormat) -> int:
 
 
 class SyntheticSource(Source):
-    """A procedural moving scene (streamdn.synthetic) with noise from streamdn.noise.
+    """A procedural moving scene (streamdn.data.synthetic) with noise from streamdn.data.noise.
 
     Each yielded frame carries its clean BGR picture in `frame.extra["clean"]` so that callers
     can measure PSNR. Deterministic from cfg.seed.
@@ -219,7 +219,7 @@ class SyntheticSource(Source):
     def __init__(self, cfg: SourceConfig, *, max_frames: int | None = None) -> None:
         """Args:
             cfg: scene size, length, frame rate, noise and seed. Pace it like a camera with
-                streamdn.camera.PacedSource.
+                streamdn.io.camera.PacedSource.
             max_frames: stop after this many frames.
         """
         self.cfg = cfg

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Protocol
 
-from .errors import ConfigError
-from .tasks import Task, TaskResult, close_cached, execute
+from streamdn.errors import ConfigError
+from streamdn.batch.tasks import Task, TaskResult, close_cached, execute
 
 Handle = Any   # what an executor's submit returns: a Future, an ObjectRef or a finished result
 

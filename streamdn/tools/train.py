@@ -3,7 +3,7 @@
     streamdn train --config configs/train-fast.toml          # resumes from runs/<name>/ckpt.pt if present
     streamdn train --validate fast tfilter                   # PSNR/SSIM on the fixed validation clips
 
-Data come from streamdn.dataset in DataLoader worker processes (a pure function of the step, so
+Data come from streamdn.data.clips in DataLoader worker processes (a pure function of the step, so
 a resumed run sees the same batches); each step runs the recurrence over the clip (truncated
 backpropagation through the clip), L1 on the packed YUV plus an optional temporal term.
 Validation runs the real inference path (Denoiser, blind noise estimate) every epoch.
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import read_toml
-from .errors import ConfigError
+from streamdn.config import read_toml
+from streamdn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,9 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
 
     Args:
         model: a registry name, a .safetensors path, "noisy" (no denoising), "bm3d" (the
-            per-frame BM3D reference given the true noise, streamdn.reference; not blind) or a
+            per-frame BM3D reference given the true noise, streamdn.tools.reference; not blind) or a
             FrameModel.
-        clips: streamdn.dataset.validation_clips() (built when None).
+        clips: streamdn.data.clips.validation_clips() (built when None).
 
     Returns:
         {noise label: {"psnr": dB, "ssim": [0, 1], "flicker": 8-bit units}} averaged over frames
@@ -131,7 +131,7 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
         mean |(out_t - out_t-1) - (clean_t - clean_t-1)|, the temporal error a viewer sees as
         shimmer or ghosting (lower is better).
     """
-    from .dataset import validation_clips
+    from streamdn.data.clips import validation_clips
 
     clips = clips if clips is not None else validation_clips()
     per: dict[str, list[dict[str, list[float]]]] = {}
@@ -145,16 +145,16 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
 
 def clip_outputs(model: Any, clip: Any, device: str = "cpu") -> list[np.ndarray]:
     """A method's output frames ((H, W, 3) uint8 BGR) for a validation clip, in order: "noisy"
-    (the input), "bm3d" (streamdn.reference, given the clip's true noise), or a registry name,
+    (the input), "bm3d" (streamdn.tools.reference, given the clip's true noise), or a registry name,
     weights path or FrameModel run blind through a fresh Denoiser (its state reset first)."""
-    from .denoiser import Denoiser
-    from .frames import frame_from_bgr
+    from streamdn.denoiser import Denoiser
+    from streamdn.frames import frame_from_bgr
 
     if isinstance(model, str) and model == "noisy":
         return list(clip.noisy)
     if isinstance(model, str) and model == "bm3d":
-        from .noise import parse_noise
-        from .reference import bm3d_frame
+        from streamdn.data.noise import parse_noise
+        from streamdn.tools.reference import bm3d_frame
 
         return [bm3d_frame(n, parse_noise(clip.noise), c) for c, n in zip(clip.clean, clip.noisy)]
     dn = Denoiser(model, device=device)
@@ -170,7 +170,7 @@ def clip_outputs(model: Any, clip: Any, device: str = "cpu") -> list[np.ndarray]
 def score_clip(clip: Any, outputs: list[np.ndarray]) -> dict[str, list[float]]:
     """Per-frame PSNR, SSIM (RGB, against clean) and flicker (mean |(out_t - out_t-1) -
     (clean_t - clean_t-1)|, NaN on the first frame) of one clip's outputs."""
-    from .metrics import psnr
+    from streamdn.metrics import psnr
 
     res: dict[str, list[float]] = {"psnr": [], "ssim": [], "flicker": []}
     for t, (c, o) in enumerate(zip(clip.clean, outputs)):
@@ -197,7 +197,7 @@ class _Batches:
         return self.cfg.steps
 
     def __getitem__(self, step: int) -> dict[str, np.ndarray]:
-        from .dataset import training_batch
+        from streamdn.data.clips import training_batch
 
         return training_batch(step, self.cfg.steps, self.cfg.batch, self.cfg.crop)
 
@@ -322,18 +322,18 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
     Args:
         cfg: the run's settings.
         quiet: no progress bar or messages.
-        clips: validation clips (streamdn.dataset.ValClip); the fixed validation set when None.
+        clips: validation clips (streamdn.data.clips.ValClip); the fixed validation set when None.
         minutes: stop (checkpoint, return) after this much wall time, for runs done in chunks
             (a lent GPU for a few minutes, a shared machine); the same call resumes.
     """
     import torch
     from tqdm import tqdm
 
-    from .dataset import validation_clips
-    from .models.fast import PRESETS, build
-    from .models.macs import count_params, network_macs
-    from .models.network import NetworkModel, save_weights
-    from .models.registry import ModelInfo
+    from streamdn.data.clips import validation_clips
+    from streamdn.models.fast import PRESETS, build
+    from streamdn.models.macs import count_params, network_macs
+    from streamdn.models.network import NetworkModel, save_weights
+    from streamdn.models.registry import ModelInfo
 
     if cfg.arch not in PRESETS:
         raise ConfigError(f"[train] arch '{cfg.arch}' is not known; choose one of {', '.join(PRESETS)}.")
@@ -345,7 +345,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
     torch.manual_seed(cfg.seed)
     net = build(cfg.arch, {"deep": cfg.deep} if cfg.deep else None)
     if cfg.init:
-        from .models.network import load_weights
+        from streamdn.models.network import load_weights
 
         start, _ = load_weights(cfg.init)
         try:
@@ -450,7 +450,7 @@ def export(cfg: TrainConfig, dest: str | Path) -> Path:
     Raises:
         ConfigError: the run has no best.safetensors yet.
     """
-    from .models.network import load_weights, save_weights
+    from streamdn.models.network import load_weights, save_weights
 
     best = Path(cfg.out) / "best.safetensors"
     if not best.is_file():
@@ -479,7 +479,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="print PSNR/SSIM of these models (names, .safetensors paths, 'noisy', or 'bm3d': "
                         "the per-frame BM3D reference given the true noise, needs the bm3d package) and exit")
     p.add_argument("--noises", default="awgn20,pg_lowlight", metavar="N1,N2",
-                   help="with --validate: noises of the clips (streamdn.noise.parse_noise names; default %(default)s)")
+                   help="with --validate: noises of the clips (streamdn.data.noise.parse_noise names; default %(default)s)")
     p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
     p.add_argument("--export", metavar="FILE.safetensors",
                    help="copy the run's best weights here (with their validation figures) and exit")
@@ -505,8 +505,8 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Runs `streamdn train` with parsed arguments; returns the exit code."""
     if args.validate:
-        from .dataset import validation_clips
-        from .noise import parse_noise
+        from streamdn.data.clips import validation_clips
+        from streamdn.data.noise import parse_noise
 
         noises = tuple(n.strip() for n in args.noises.split(",") if n.strip())
         for n in noises:
@@ -539,7 +539,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m streamdn.train ...` (the same options as `streamdn train`)."""
+    """`python -m streamdn.tools.train ...` (the same options as `streamdn train`)."""
     parser = argparse.ArgumentParser(prog="streamdn")
     sub = parser.add_subparsers(dest="command")
     add_parser(sub)

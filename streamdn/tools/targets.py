@@ -1,7 +1,7 @@
 """The quality targets of the temporal network, measured on the project's fixed validation clips
-(streamdn.dataset.validation_clips) in one command:
+(streamdn.data.clips.validation_clips) in one command:
 
-    python -m streamdn.targets --out docs/fast [--bm3d-json val-bm3d.json]
+    python -m streamdn.tools.targets --out docs/fast [--bm3d-json val-bm3d.json]
 
 Writes targets.json and targets.md (PSNR/SSIM/flicker per noise and method, the speed of the
 classical filters at 640x360 on this machine, which of them count as real time, and each target
@@ -10,7 +10,7 @@ crops.png (enlarged moving edges, to look at ghosting).
 
 Methods: the networks and filters blind (estimated strength) through Denoiser; "median3x3", a
 plain 3x3 median of each RGB channel (the salt-and-pepper reference); "bm3d", per-frame BM3D given
-the true noise (streamdn.reference; minutes per noise, so it can be read from the JSON of
+the true noise (streamdn.tools.reference; minutes per noise, so it can be read from the JSON of
 `streamdn train --validate bm3d --json FILE` instead of run again); "4:2:0 ceiling", the clean clip
 through the 4:2:0 round trip every method here pays (saturated colours cost up to 12 dB).
 """
@@ -28,9 +28,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .dataset import ValClip, validation_clips
-from .frames import frame_from_bgr
-from .train import clip_outputs, score_clip
+from streamdn.data.clips import ValClip, validation_clips
+from streamdn.frames import frame_from_bgr
+from streamdn.tools.train import clip_outputs, score_clip
 
 NOISES = ("awgn20", "awgn30", "pg_lowlight", "camera_lowlight", "sp5")
 REALTIME_CANDIDATES = ("classical:gaussian", "classical:bilateral", "classical:median", "classical:mean",
@@ -61,9 +61,9 @@ def _runner(method: str) -> Callable[[ValClip], list[np.ndarray]]:
 
 def realtime_speed(method: str, frames: int = 20) -> float:
     """Denoiser calls per second at 640x360 on a noisy synthetic clip (after 3 warm-up frames)."""
-    from .denoiser import Denoiser
-    from .noise import add_noise_uint8, parse_noise
-    from .synthetic import MovingScene, SceneConfig
+    from streamdn.denoiser import Denoiser
+    from streamdn.data.noise import add_noise_uint8, parse_noise
+    from streamdn.data.synthetic import MovingScene, SceneConfig
 
     rng = np.random.default_rng(0)
     w, h = SPEED_SIZE
@@ -223,7 +223,7 @@ def _bm3d_figures(path: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m streamdn.targets", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m streamdn.tools.targets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder for targets.json/.md, flicker.png, crops.png")
     p.add_argument("--net", default="fast", help="the network to judge (name or .safetensors; default %(default)s)")
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rescore", action="store_true",
                    help="measure nothing: re-read OUT/targets.json, add --bm3d-json, rewrite the targets and tables")
     args = p.parse_args(argv)
-    from .bench import machine
+    from streamdn.tools.bench import machine
 
     if args.rescore:
         out = Path(args.out)
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     device, threads, facts = machine()
     report = {"net": args.net, "noises": list(noises), "table": res["table"], "speeds": speeds,
               "targets": targets(res["table"], speeds, args.net), "crop_boxes": boxes,
-              "command": "python -m streamdn.targets " + " ".join(sys.argv[1:] if argv is None else argv),
+              "command": "python -m streamdn.tools.targets " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": f"{device}, torch {facts.get('torch')}, {facts.get('cpu_capability')}"}
     (out / "targets.json").write_text(json.dumps(report, indent=2))
     (out / "targets.md").write_text(markdown(report))

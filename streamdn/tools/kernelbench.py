@@ -82,7 +82,7 @@ def time_kernels(width: int = 1280, height: int = 720, seconds: float = 0.3) -> 
 _FIRST_USE = """
 import json, time
 t0 = time.perf_counter()
-from streamdn.kernelbench import _cases
+from streamdn.tools.kernelbench import _cases
 cases = _cases(64, 48)
 t1 = time.perf_counter()
 for call in cases.values():

@@ -1,6 +1,6 @@
 """Training and validation clips for the temporal networks: clean moving scenes (natural images
 shipped in PyPI packages and procedural textures, under a synthetic camera with independently
-moving objects, occlusions, lighting changes and scene cuts), with the noise of streamdn.noise
+moving objects, occlusions, lighting changes and scene cuts), with the noise of streamdn.data.noise
 added in RGB and converted to YUV 4:2:0 as the real pipeline sees it, packed by streamdn.kernels.
 
 Every clip is a pure function of a seed. Training seeds come from SeedSequence((TRAIN_KEY, step))
@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .frames import bgr_to_yuv420
-from .kernels import block_noise_stats, estimate_sigma, fit_noise_curve, noise_map, pack_yuv420
-from .noise import NoiseSpec, add_noise_uint8, parse_noise
-from .synthetic import MovingScene, SceneConfig, procedural_texture
+from streamdn.frames import bgr_to_yuv420
+from streamdn.kernels import block_noise_stats, estimate_sigma, fit_noise_curve, noise_map, pack_yuv420
+from streamdn.data.noise import NoiseSpec, add_noise_uint8, parse_noise
+from streamdn.data.synthetic import MovingScene, SceneConfig, procedural_texture
 
 TRAIN_KEY, VAL_KEY = 1, 2
 
@@ -37,7 +37,7 @@ SKIMAGE_IMAGES = ("astronaut.png", "camera.png", "coins.png", "brick.png", "gras
                   "retina.jpg", "page.png", "text.png", "moon.png", "ihc.png", "cell.png", "color.png",
                   "clock_motion.png", "coffee.png", "chelsea.png")
 HELD_OUT = ("coffee.png", "chelsea.png")   # validation only
-# Share of backgrounds that are procedural textures (streamdn.synthetic): 0.25 for the 10k-step
+# Share of backgrounds that are procedural textures (streamdn.data.synthetic): 0.25 for the 10k-step
 # run, 0.4 from the fine-tuning with the eighth-resolution level (flat colour, hard edges, text).
 PROCEDURAL_SHARE = 0.4
 # Share of training clips with almost no noise (gaussian sigma 0-2.5), from the same fine-tuning.
@@ -171,7 +171,7 @@ def render_clip(spec: ClipSpec, rng: np.random.Generator, held_out: bool = False
 
 
 def random_noise(rng: np.random.Generator) -> NoiseSpec:
-    """A training noise model: the mix of streamdn.noise kinds over a range of strengths."""
+    """A training noise model: the mix of streamdn.data.noise kinds over a range of strengths."""
     if rng.random() < NEAR_CLEAN_SHARE:
         # Nearly clean input must come out nearly unchanged: the 10k-step model, never shown
         # sigma < 2, blurred clean clips by 4-9 dB (fast on clean validation clips: 31.7-38.6 dB

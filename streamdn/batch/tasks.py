@@ -18,10 +18,10 @@ from typing import Any
 
 import av
 
-from .config import ModelConfig, RunConfig, to_dict
-from .denoiser import Denoiser
-from .errors import ConfigError, StreamdnError, warn
-from .segments import Segment, denoise_segment, join_segments, part_path, plan_segments, read_keyframes
+from streamdn.config import ModelConfig, RunConfig, to_dict
+from streamdn.denoiser import Denoiser
+from streamdn.errors import ConfigError, StreamdnError, warn
+from streamdn.batch.segments import Segment, denoise_segment, join_segments, part_path, plan_segments, read_keyframes
 
 FILE, SEGMENT, JOIN = "file", "segment", "join"
 
@@ -126,7 +126,7 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskRe
         task: what to do.
         on_frame: called with 1 per frame written (progress), where the work allows.
     """
-    from .jobs import denoise_file
+    from streamdn.jobs.file import denoise_file
 
     start = time.perf_counter()
     _threads_for_ray_task()
@@ -209,7 +209,7 @@ def plan_file(input_path: str, output: str, cfg: RunConfig, opts: Options) -> tu
     Raises:
         SourceError, SinkError, ConfigError: the input cannot be read or planned.
     """
-    from .sources import FileSource
+    from streamdn.io.sources import FileSource
 
     os.makedirs(os.path.dirname(output), exist_ok=True)
     clean_leftovers(output)

@@ -7,15 +7,15 @@ import contextlib
 import sys
 from dataclasses import dataclass
 
-from .camera import CameraSource, PacedSource, parse_device
-from .config import RunConfig, to_dict
-from .denoiser import Denoiser
-from .errors import ConfigError, warn
-from .jobs import write_stats
-from .pipeline import Pipeline, RunStats
-from .preview import Preview, QuitRequested, display_available
-from .sinks import FileSink, Sink, StreamSink, VirtualCameraSink, check_output_path
-from .sources import FileSource, Source, SyntheticSource
+from streamdn.io.camera import CameraSource, PacedSource, parse_device
+from streamdn.config import RunConfig, to_dict
+from streamdn.denoiser import Denoiser
+from streamdn.errors import ConfigError, warn
+from streamdn.jobs.file import write_stats
+from streamdn.pipeline import Pipeline, RunStats
+from streamdn.io.preview import Preview, QuitRequested, display_available
+from streamdn.io.sinks import FileSink, Sink, StreamSink, VirtualCameraSink, check_output_path
+from streamdn.io.sources import FileSource, Source, SyntheticSource
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """`streamdn eval`: PSNR, SSIM, temporal flicker and speed of denoisers on clean clips with
 noise synthesised from fixed seeds, every method run through streamdn.Denoiser (the product's
-path). Writes results.json, results.md and, with streamdn.report, report.html."""
+path). Writes results.json, results.md and, with streamdn.tools.report, report.html."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .config import read_toml
-from .denoiser import Denoiser, parse_strength
-from .errors import ConfigError, StreamdnError
-from .frames import Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
-from .jobs import progress_bar
-from .metrics import FlickerMeter, psnr, ssim
-from .noise import NoiseSpec, add_noise_uint8, parse_noise
-from .sources import FileSource
-from .synthetic import MovingScene, SceneConfig
+from streamdn.config import read_toml
+from streamdn.denoiser import Denoiser, parse_strength
+from streamdn.errors import ConfigError, StreamdnError
+from streamdn.frames import Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
+from streamdn.jobs.file import progress_bar
+from streamdn.metrics import FlickerMeter, psnr, ssim
+from streamdn.data.noise import NoiseSpec, add_noise_uint8, parse_noise
+from streamdn.io.sources import FileSource
+from streamdn.data.synthetic import MovingScene, SceneConfig
 
 SYNTHETIC_SEED = 1000   # validation scenes use seeds 1000, 1001, ... (tuning used 0 and 1)
 NOISY = "noisy"         # the pseudo-method row: the noisy input as the denoiser sees it
@@ -39,7 +39,7 @@ class EvalConfig:
     Attributes:
         clips: clean video files; empty means synthetic clips.
         synthetic: number of synthetic clean clips (MovingScene seeds 1000, 1001, ...).
-        noise: noise names for streamdn.noise.parse_noise (awgn20, pg_lowlight, sp5, ...).
+        noise: noise names for streamdn.data.noise.parse_noise (awgn20, pg_lowlight, sp5, ...).
         methods: model names (tfilter, fast, classical:nlm, ffmpeg:atadenoise, ...).
         frames: frames per clip.
         size: (width, height) of synthetic clips, or the size clips are resized to; None keeps
@@ -316,8 +316,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def environment() -> dict[str, Any]:
     """Where the speeds were measured: device, cores, threads, versions, load average."""
-    from . import __version__
-    from .bench import machine
+    from streamdn import __version__
+    from streamdn.tools.bench import machine
 
     device, threads, facts = machine()
     facts.pop("load_avg_before", None)
@@ -333,7 +333,7 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
 def write_results(results: dict[str, Any], crops: Crops, out_dir: str, *, report: bool = True) -> list[str]:
     """Writes results.json, results.md and (report=True) report.html with its plot and crops.
     Returns the paths written."""
-    from .report import write_markdown, write_report
+    from streamdn.tools.report import write_markdown, write_report
 
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "results.json")
@@ -390,7 +390,7 @@ def run(args: argparse.Namespace) -> int:
         size=parse_size(args.size) if args.size else None, strength=args.strength, device=args.device,
         seed=args.seed, report=False if args.no_report else None)
     if cfg.report:
-        from .report import check_report_dependencies
+        from streamdn.tools.report import check_report_dependencies
 
         check_report_dependencies()
     results, crops = evaluate(cfg, quiet=args.quiet)

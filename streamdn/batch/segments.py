@@ -15,14 +15,14 @@ from fractions import Fraction
 
 import av
 
-from .config import RunConfig
-from .denoiser import Denoiser
-from .encoding import container_for, plan_encoder
-from .errors import SinkError, SourceError, warn
-from .frames import Frame
-from .pipeline import Pipeline
-from .sinks import FileSink, Sink, StreamCopier
-from .sources import FileSource
+from streamdn.config import RunConfig
+from streamdn.denoiser import Denoiser
+from streamdn.io.encoding import container_for, plan_encoder
+from streamdn.errors import SinkError, SourceError, warn
+from streamdn.frames import Frame
+from streamdn.pipeline import Pipeline
+from streamdn.io.sinks import FileSink, Sink, StreamCopier
+from streamdn.io.sources import FileSource
 
 PART_EXT = ".nut"   # NUT keeps every pts exactly, in any time base (Matroska rounds to 1 ms)
 

@@ -15,9 +15,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import SourceError, warn
-from .frames import Frame, FrameFormat, frame_from_bgr
-from .sources import Source, VideoMeta
+from streamdn.errors import SourceError, warn
+from streamdn.frames import Frame, FrameFormat, frame_from_bgr
+from streamdn.io.sources import Source, VideoMeta
 
 MS = Fraction(1, 1000)   # live frames carry capture-time pts in milliseconds
 

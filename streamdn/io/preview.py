@@ -12,8 +12,8 @@ from collections import deque
 import cv2
 import numpy as np
 
-from .denoiser import Denoiser
-from .frames import Frame
+from streamdn.denoiser import Denoiser
+from streamdn.frames import Frame
 
 WINDOW = "streamdn (space: on/off, +/-: strength, s: screenshot, q: quit)"
 

@@ -13,7 +13,7 @@ single-image method":
 - Anything else (camera pipelines, speckle, salt & pepper): an oracle sigma per channel, the
   standard deviation of noisy - clean of that frame.
 
-Frames are (H, W, 3) uint8 BGR as in streamdn.dataset's validation clips.
+Frames are (H, W, 3) uint8 BGR as in streamdn.data.clips's validation clips.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError
-from .noise import NoiseSpec
+from streamdn.errors import ConfigError
+from streamdn.data.noise import NoiseSpec
 
 
 def gat_forward(z: np.ndarray, gain: float, sigma: float) -> np.ndarray:
