@@ -194,3 +194,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
     """The resolved config as plain data (saved beside outputs and in --stats)."""
     return dataclasses.asdict(cfg)
+
+
+def parse_size(text: str, *, what: str = "size", minimum: int = 2) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720).
+
+    Args:
+        text: "WxH" (case-insensitive x).
+        what: the argument's name as the caller knows it, for the message ("--size", "size").
+        minimum: the smallest width and height accepted.
+
+    Raises:
+        ConfigError: not two integers joined by x, or either under `minimum`.
+    """
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError as err:
+        raise ConfigError(f"{what} '{text}': use WxH, e.g. 1280x720.") from err
+    if w < minimum or h < minimum:
+        raise ConfigError(f"{what} '{text}': width and height must be at least {minimum}.")
+    return w, h

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from streamdn.arrays import from_image, from_planes, tensor_frames
+from streamdn.config import ModelConfig
 from streamdn.errors import ConfigError, DeviceError, warn
 from streamdn.frames import Frame
 from streamdn.kernels import count_impulses, estimate_sigma, remove_impulses
@@ -161,6 +162,12 @@ class Denoiser:
         self.gain = 1.0       # multiplies the sigmas used (live +/- keys); 1 = as estimated or given
         self._sigmas: tuple[float, float, float] | None = None
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, **options: Any) -> Denoiser:
+        """The Denoiser a run's [model] config describes (name, strength, device, impulses);
+        `options` are the other keyword arguments of Denoiser()."""
+        return cls(cfg.name, strength=cfg.strength, device=cfg.device, impulses=cfg.impulses, **options)
+
     @property
     def name(self) -> str:
         return self.model.info.name
@@ -187,29 +194,29 @@ class Denoiser:
             self._sigmas = tuple(a * old + (1 - a) * new for old, new in zip(self._sigmas, estimate))  # type: ignore[assignment]
         return tuple(s * self.gain for s in self._sigmas)  # type: ignore[return-value, union-attr]
 
-    def pre(self, frame: Frame) -> object:
-        """Stage 1: noise estimate and packing into the model's working data."""
+    def pack(self, frame: Frame) -> object:
+        """Stage 1 (pack): noise estimate and packing into the model's working data."""
         if not self.enabled:
             return _BYPASS
         if self.impulses != "off" and getattr(self.model, "impulse_filter", False):
             frame = remove_frame_impulses(frame, always=self.impulses == "on")
         return self.model.pack(frame, self.noise_sigmas(frame))
 
-    def infer(self, packed: object) -> object:
-        """Stage 2: the model step (updates the temporal state)."""
+    def forward(self, packed: object) -> object:
+        """Stage 2 (forward): the model step (updates the temporal state)."""
         if packed is _BYPASS:
             self.model.reset()   # the past no longer matches what will come after the toggle
             return _BYPASS
         return self.model.forward(packed)
 
-    def post(self, result: object, frame: Frame) -> Frame:
-        """Stage 3: back to a Frame with `frame`'s timing and metadata."""
+    def unpack(self, result: object, frame: Frame) -> Frame:
+        """Stage 3 (unpack): back to a Frame with `frame`'s timing and metadata."""
         if result is _BYPASS:
             return frame
         return self.model.unpack(result, frame)
 
     def _step(self, frame: Frame) -> Frame:
-        return self.post(self.infer(self.pre(frame)), frame)
+        return self.unpack(self.forward(self.pack(frame)), frame)
 
     def __call__(self, frame: Any) -> Any:
         """Denoises the next frame of the stream and returns it in the caller's layout.

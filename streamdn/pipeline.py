@@ -19,7 +19,7 @@ from streamdn.frames import Frame, FrameFormat
 from streamdn.io.sinks import Sink
 
 _END = object()   # internal end-of-stream marker between stages (never seen by callers)
-STAGES = ("decode", "pre", "model", "post", "encode")
+STAGES = ("decode", "pack", "forward", "unpack", "encode")
 
 
 @dataclass
@@ -217,12 +217,12 @@ class Pipeline:
         q = [queue.Queue(self.queue_size) for _ in range(4)]
         threads = [
             threading.Thread(target=self._guard(lambda: self._decode(source, q[0]), q[0]), name="decode"),
-            threading.Thread(target=self._guard(lambda: self._stage("pre", lambda f: (f, dn.pre(f)), q[0], q[1]), q[1]),
-                             name="pre"),
-            threading.Thread(target=self._guard(lambda: self._stage("model", lambda fp: (fp[0], dn.infer(fp[1])),
-                                                                    q[1], q[2]), q[2]), name="model"),
-            threading.Thread(target=self._guard(lambda: self._stage("post", lambda fr: (fr[0], dn.post(fr[1], fr[0])),
-                                                                    q[2], q[3]), q[3]), name="post"),
+            threading.Thread(target=self._guard(lambda: self._stage("pack", lambda f: (f, dn.pack(f)), q[0], q[1]), q[1]),
+                             name="pack"),
+            threading.Thread(target=self._guard(lambda: self._stage("forward", lambda fp: (fp[0], dn.forward(fp[1])),
+                                                                    q[1], q[2]), q[2]), name="forward"),
+            threading.Thread(target=self._guard(lambda: self._stage("unpack", lambda fr: (fr[0], dn.unpack(fr[1], fr[0])),
+                                                                    q[2], q[3]), q[3]), name="unpack"),
         ]
         for t in threads:
             t.daemon = True

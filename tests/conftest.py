@@ -37,13 +37,13 @@ def slow_denoiser(seconds: float) -> object:
     from streamdn import Denoiser
 
     dn = Denoiser()
-    step = dn.infer
+    step = dn.forward
 
     def slow(packed: object) -> object:
         time.sleep(seconds)
         return step(packed)
 
-    dn.infer = slow  # type: ignore[method-assign]
+    dn.forward = slow  # type: ignore[method-assign]
     return dn
 
 

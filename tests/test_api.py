@@ -110,7 +110,7 @@ def test_pipeline_in_order_and_stats() -> None:
     stats = Pipeline(tiny_source(frames=12), [sink], queue_size=2).run()
     assert [f.index for f in sink.frames] == list(range(12))
     assert stats.frames == 12 and stats.dropped == 0 and stats.fps > 0
-    assert set(stats.stages_ms) == {"decode", "pre", "model", "post", "encode"}
+    assert set(stats.stages_ms) == {"decode", "pack", "forward", "unpack", "encode"}
     assert stats.latency_ms["p50"] <= stats.latency_ms["p99"]
 
 
@@ -123,9 +123,9 @@ def test_pipeline_propagates_stage_errors() -> None:
     def bad(frame: Frame) -> object:
         if frame.index == 3:
             raise Boom("stage failed")
-        return Denoiser.pre(dn, frame)
+        return Denoiser.pack(dn, frame)
 
-    dn.pre = bad  # type: ignore[method-assign]
+    dn.pack = bad  # type: ignore[method-assign]
     sink = ListSink()
     with pytest.raises(Boom):
         Pipeline(tiny_source(frames=10), [sink], denoiser=dn, queue_size=1).run()

@@ -280,3 +280,19 @@ def test_ray_retries_a_failed_task(footage: Path, tmp_path: Path, ray_instance: 
     assert marker.exists() and report.count("done") == 1
     assert_same_video(out / "a.mp4", reference(footage, tmp_path) / "a.mp4")
     assert not list(out.glob(".*"))
+
+
+def test_batch_denoisers_follow_the_whole_model_config() -> None:
+    """Every [model] key reaches a batch task's Denoiser (impulses was once dropped), and two
+    configs that differ in any key never share one."""
+    from streamdn.batch import tasks
+    from streamdn.config import ModelConfig
+
+    try:
+        off = tasks.cached_denoiser(ModelConfig(name="tfilter", impulses="off"))
+        on = tasks.cached_denoiser(ModelConfig(name="tfilter", impulses="on"))
+        assert (off.impulses, on.impulses) == ("off", "on")
+        assert off is not on
+        assert tasks.cached_denoiser(ModelConfig(name="tfilter", impulses="off")) is off
+    finally:
+        tasks.close_cached()

@@ -23,7 +23,7 @@ def test_schema_classical() -> None:
     assert r["fps"] > 0 and r["baseline_fps"] > 0
     assert r["ratio"] == pytest.approx(r["fps"] / r["baseline_fps"], rel=1e-2)
     assert set(r["model_fps"]) == {"native"}
-    assert set(r["stages_ms"]) == {"decode", "pre", "model", "post", "encode"}
+    assert set(r["stages_ms"]) == {"decode", "pack", "forward", "unpack", "encode"}
     assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
     assert r["threads"]["cores"] >= 1 and r["peak_rss_mb"] > 0
     json.dumps(r)

@@ -94,7 +94,7 @@ def test_stats_json(tmp_path: Path) -> None:
     data = json.loads(stats.read_text())
     assert data["frames"] == 12 and data["fps"] > 0 and data["dropped"] == 0
     assert set(data["latency_ms"]) == {"p50", "p95", "p99"}
-    assert set(data["stages_ms"]) == {"decode", "pre", "model", "post", "encode"}
+    assert set(data["stages_ms"]) == {"decode", "pack", "forward", "unpack", "encode"}
     assert data["model"] == "fast" and data["device"] == "cpu"
 
 
@@ -202,7 +202,7 @@ def test_failure_mid_run_leaves_no_output(tmp_path: Path, monkeypatch: pytest.Mo
 
     src = make_video(tmp_path / "in.mp4", Spec(frames=8))
     calls = {"n": 0}
-    original = Denoiser.infer
+    original = Denoiser.forward
 
     def failing(self: Denoiser, packed: object) -> object:
         calls["n"] += 1
@@ -210,7 +210,7 @@ def test_failure_mid_run_leaves_no_output(tmp_path: Path, monkeypatch: pytest.Mo
             raise RuntimeError("model exploded")
         return original(self, packed)
 
-    monkeypatch.setattr(Denoiser, "infer", failing)
+    monkeypatch.setattr(Denoiser, "forward", failing)
     with pytest.raises(RuntimeError, match="exploded"):
         denoise_file(str(src), str(tmp_path / "o.mp4"), RunConfig(), quiet=True)
     assert _listing(tmp_path) == ["in.mp4"]
@@ -224,10 +224,10 @@ def test_ctrl_c_keeps_playable_partial(tmp_path: Path) -> None:
     slow.write_text("[pipeline]\nqueue_size = 1\n")
     code = ("import time, sys\n"
             "from streamdn.denoiser import Denoiser\n"
-            "orig = Denoiser.infer\n"
+            "orig = Denoiser.forward\n"
             "def slow(self, p):\n"
             "    time.sleep(0.02); return orig(self, p)\n"
-            "Denoiser.infer = slow\n"
+            "Denoiser.forward = slow\n"
             "from streamdn.cli import main\n"
             f"sys.exit(main(['denoise', {str(src)!r}, '-o', {str(out)!r}, '-q']))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)

@@ -46,7 +46,7 @@ def main(weights: str = "fast") -> None:
                 noisy = clean if not sigma else \
                     np.clip(clean + nrng.normal(0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
                 f = frame_from_bgr(noisy, index=t)
-                packed = dn.pre(f)
+                packed = dn.pack(f)
                 net = dn.model.forward(packed)[0].permute(1, 2, 0).numpy()
                 if t < 2:
                     continue

@@ -259,7 +259,7 @@ _ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds `batch` to the `streamdn` subcommands (model, encoding and config flags as `denoise`)."""
-    from streamdn.cli import _common_args, _encode_args, _model_args
+    from streamdn.cli.args import add_common_args, add_encode_args, add_model_args
 
     p = subparsers.add_parser(
         "batch", help="denoise many files or very long files, here or on a Ray cluster",
@@ -298,9 +298,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "with --device cuda, else 0)")
     r.add_argument("--max-retries", type=int, default=3, metavar="N", help="Ray retries of a task whose worker "
                    "died or that failed unexpectedly (default 3)")
-    _model_args(p)
-    _encode_args(p)
-    _common_args(p)
+    add_model_args(p)
+    add_encode_args(p)
+    add_common_args(p)
     return p
 
 
@@ -370,10 +370,10 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         ConfigError: bad flags or no input found (the CLI prints it and exits 2).
     """
-    from streamdn.cli import _config_from
+    from streamdn.cli.args import config_from
 
     _check(args)
-    cfg = _config_from(args)
+    cfg = config_from(args)
     os.makedirs(args.output, exist_ok=True)
     items, missing = find_inputs(args.input, args.output, ext=args.ext)
     opts = Options(args.segment_seconds, args.segments, args.warmup_frames, args.overwrite)

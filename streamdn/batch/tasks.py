@@ -73,15 +73,15 @@ class TaskResult:
     model_loads: int = 0
 
 
-_DENOISERS: dict[tuple[str, str, str], Denoiser] = {}
+_DENOISERS: dict[ModelConfig, Denoiser] = {}
 
 
 def cached_denoiser(cfg: ModelConfig) -> Denoiser:
-    """This process's Denoiser for `cfg`, built on first use and kept for later tasks."""
-    key = (cfg.name, str(cfg.strength), cfg.device)
-    if key not in _DENOISERS:
-        _DENOISERS[key] = Denoiser(cfg.name, strength=cfg.strength, device=cfg.device)
-    return _DENOISERS[key]
+    """This process's Denoiser for `cfg` (the whole model config is the key), built on first use
+    and kept for later tasks."""
+    if cfg not in _DENOISERS:
+        _DENOISERS[cfg] = Denoiser.from_config(cfg)
+    return _DENOISERS[cfg]
 
 
 def close_cached() -> None:

@@ -11,9 +11,10 @@ from typing import Any
 
 from streamdn import __version__
 from streamdn.config import RunConfig, load_config
+from streamdn.cli.args import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_common_args,
+                               add_encode_args, add_model_args, config_from)
 from streamdn.errors import ConfigError, ModelNotFoundError, StreamdnError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EXAMPLES = """examples:
   streamdn demo                                   # synthetic noisy clip -> streamdn-demo.mp4
@@ -22,36 +23,6 @@ EXAMPLES = """examples:
   streamdn denoise in.mp4 -o out.mp4 --strength 15 --model classical:median
   streamdn models                                 # what --model accepts
 """
-
-
-def _model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", help="model name (see `streamdn models`), classical:median, classical:gaussian "
-                                   "(default: the config's, else 'default')")
-    g.add_argument("--strength", help="'auto' (estimate the noise per frame, default) or the noise sigma "
-                                      "on the RGB picture in 8-bit units, e.g. 5 (light) to 40 (heavy)")
-    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: CUDA when present)")
-    g.add_argument("--impulses", choices=("auto", "on", "off"),
-                   help="salt-and-pepper (dead pixel, bit error) removal before the model: auto (default: "
-                        "in frames that show it), on, off (e.g. a night sky of single-pixel stars)")
-
-
-def _common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE.toml", help="settings from a TOML file (see configs/); flags override it")
-    p.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
-                   help="override one config value, e.g. --set pipeline.queue_size=8 (repeatable)")
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
-
-
-def _encode_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("encoding")
-    g.add_argument("--codec", help="FFmpeg video encoder (default: libx264; libvpx-vp9 for .webm)")
-    g.add_argument("--crf", type=int, help="quality, lower is better (x264 default 18)")
-    g.add_argument("--preset", help="encoder speed preset (x264 default veryfast)")
-    g.add_argument("--lossless", action="store_true", default=None,
-                   help="lossless: FFV1 in .mkv, x264 qp 0 in .mp4/.mov")
-    g.add_argument("--pix-fmt", dest="pix_fmt", help="output pixel format (default: 4:2:0 at the source's bit depth)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(.mp4 .mkv .mov .webm)")
     d.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     d.add_argument("--stats", metavar="FILE.json", help="write frames, fps, latency and per-stage times as JSON")
-    _model_args(d)
-    _encode_args(d)
-    _common_args(d)
+    add_model_args(d)
+    add_encode_args(d)
+    add_common_args(d)
 
     m = sub.add_parser("demo", help="denoise a synthetic noisy clip and write a side-by-side video",
                        description="No camera or input needed: renders a moving scene, adds noise, denoises it, "
@@ -82,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--noise", help="noise type: gaussian, poisson, poisson_gaussian, salt_pepper, speckle")
     m.add_argument("--sigma", type=float, help="noise strength (gaussian sigma in 8-bit units; default 20)")
     m.add_argument("--size", help="WxH of the synthetic scene (default 640x360)")
-    _model_args(m)
-    _encode_args(m)
-    _common_args(m)
+    add_model_args(m)
+    add_encode_args(m)
+    add_common_args(m)
 
     lv = sub.add_parser("live", help="denoise a camera (or a paced file) in real time",
                         description="Camera -> denoiser -> preview window / virtual camera / recording / stream, "
@@ -109,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--stream", metavar="URL", help="also stream it: udp://host:port, srt://..., rtsp://..., rtmp://...")
     out.add_argument("--stats", metavar="FILE.json", help="write fps, dropped, latency and per-stage times as JSON")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
-    _model_args(lv)
-    _common_args(lv)
+    add_model_args(lv)
+    add_common_args(lv)
 
     ls = sub.add_parser("models", help="list the models --model accepts")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -131,44 +102,10 @@ def _plugin_modules() -> list[Any]:
     return [batch, evaluate, bench, train]
 
 
-def _config_from(args: argparse.Namespace) -> RunConfig:
-    """The config file, then --set, then explicit flags (highest priority)."""
-    values: dict[str, dict[str, Any]] = {}
-
-    def put(section: str, key: str, value: Any) -> None:
-        if value is not None:
-            values.setdefault(section, {})[key] = value
-
-    for key in ("model", "strength", "device", "impulses"):
-        put("model", "name" if key == "model" else key, getattr(args, key, None))
-    for key in ("codec", "crf", "preset", "lossless", "pix_fmt"):
-        put("encode", key, getattr(args, key, None))
-    put("pipeline", "frames", getattr(args, "frames", None))
-    for key in ("camera", "fps", "target_latency", "preview", "virtual_camera", "record", "stream"):
-        put("live", "target_latency_ms" if key == "target_latency" else key, getattr(args, key, None))
-    if getattr(args, "command", None) == "live":
-        put("live", "size", getattr(args, "size", None))
-    if getattr(args, "frames", None) is not None and args.frames <= 0:
-        raise ConfigError(f"--frames {args.frames}: give a positive number of frames.")
-    if getattr(args, "noise", None) is not None:
-        put("source", "noise", args.noise)
-    put("source", "sigma", getattr(args, "sigma", None))
-    if getattr(args, "size", None) and getattr(args, "command", None) == "demo":
-        try:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-        except ValueError as err:
-            raise ConfigError(f"--size '{args.size}': use WxH, e.g. 640x360.") from err
-        if w < 2 or h < 2:
-            raise ConfigError(f"--size '{args.size}': width and height must be at least 2.")
-        put("source", "width", w)
-        put("source", "height", h)
-    return load_config(args.config, args.set, values)
-
-
 def _cmd_denoise(args: argparse.Namespace) -> int:
     from streamdn.jobs.file import denoise_file
 
-    cfg = _config_from(args)
+    cfg = config_from(args)
     try:
         result = denoise_file(args.input, args.output, cfg, overwrite=args.overwrite, quiet=args.quiet,
                               stats_path=args.stats)
@@ -187,7 +124,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from streamdn.jobs.demo import run_demo
 
-    cfg = _config_from(args)
+    cfg = config_from(args)
     result = run_demo(cfg, args.output, quiet=args.quiet)
     s = result.stats
     print(f"streamdn demo: {s.frames} frames {cfg.source.width}x{cfg.source.height}, noise {cfg.source.noise} "
@@ -212,7 +149,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         return EXIT_OK if cams else EXIT_FAILED
     if args.realtime and not args.source:
         raise ConfigError("--realtime paces a --source FILE; give one, or drop --realtime for the camera.")
-    cfg = _config_from(args)
+    cfg = config_from(args)
     with open_live_source(cfg, args.source, args.realtime, args.synthetic) as source:
         result = run_live(cfg, source, overwrite=args.overwrite, quiet=args.quiet, stats_path=args.stats)
     if not args.quiet:

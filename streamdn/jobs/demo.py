@@ -38,8 +38,7 @@ def run_demo(cfg: RunConfig, output: str = "streamdn-demo.mp4", *, overwrite: bo
     side_fmt = FrameFormat(fmt.width * 2, fmt.height, 8, fmt.fps, fmt.time_base)
     before: list[float] = []
     after: list[float] = []
-    with Denoiser(cfg.model.name, strength=cfg.model.strength, device=cfg.model.device,
-                  impulses=cfg.model.impulses) as dn, \
+    with Denoiser.from_config(cfg.model) as dn, \
             FileSink(output, side_fmt, cfg.encode, meta=src.meta, overwrite=overwrite) as sink:
         bar = progress_bar(src.total_frames, "demo", quiet)
 

@@ -64,8 +64,7 @@ def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite
             saying what to do.
     """
     own = denoiser is None
-    dn = denoiser or Denoiser(cfg.model.name, strength=cfg.model.strength, device=cfg.model.device,
-                          impulses=cfg.model.impulses)
+    dn = denoiser or Denoiser.from_config(cfg.model)
     try:
         with FileSource(input_path, decode_threads=cfg.pipeline.decode_threads,
                         max_frames=cfg.pipeline.frames) as src:

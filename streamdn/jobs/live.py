@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 
 from streamdn.io.camera import CameraSource, PacedSource, parse_device
-from streamdn.config import RunConfig, to_dict
+from streamdn.config import RunConfig, to_dict, parse_size
 from streamdn.denoiser import Denoiser
 from streamdn.errors import ConfigError, warn
 from streamdn.jobs.file import write_stats
@@ -28,18 +28,6 @@ class LiveResult:
     ended_by: str   # "end of input" | "quit" | "interrupted"
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as err:
-        raise ConfigError(f"--size '{text}': use WxH, e.g. 1280x720.") from err
-    if w < 2 or h < 2:
-        raise ConfigError(f"--size '{text}': width and height must be at least 2.")
-    return w, h
-
-
 def open_live_source(cfg: RunConfig, source: str | None, realtime: bool, synthetic: bool = False) -> Source:
     """The camera of cfg.live, a file/URL (paced at its frame rate when `realtime`), or the
     synthetic scene (paced) when `synthetic`."""
@@ -50,7 +38,7 @@ def open_live_source(cfg: RunConfig, source: str | None, realtime: bool, synthet
         inner = FileSource(source, decode_threads=cfg.pipeline.decode_threads, max_frames=frames)
         return PacedSource(inner) if realtime else inner
     live = cfg.live
-    return CameraSource(parse_device(live.camera), size=parse_size(live.size), fps=live.fps,
+    return CameraSource(parse_device(live.camera), size=parse_size(live.size, what="live.size") if live.size else None, fps=live.fps,
                         fourcc=live.fourcc or None, max_frames=frames)
 
 
@@ -78,8 +66,7 @@ def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: 
     fmt = source.format
     ended_by = "end of input"
     with contextlib.ExitStack() as stack:
-        dn = stack.enter_context(Denoiser(cfg.model.name, strength=cfg.model.strength, device=cfg.model.device,
-                                          impulses=cfg.model.impulses))
+        dn = stack.enter_context(Denoiser.from_config(cfg.model))
         sinks: list[Sink] = []
         if live.record:
             sinks.append(stack.enter_context(FileSink(live.record, fmt, cfg.encode, meta=source.meta,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from streamdn.config import EncodeConfig
+from streamdn.config import EncodeConfig, parse_size
 from streamdn.denoiser import Denoiser, parse_strength
 from streamdn.errors import ConfigError
 from streamdn.frames import Frame, FrameFormat, frame_from_bgr
@@ -270,12 +270,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs `streamdn bench` from parsed arguments. Returns 0."""
     size = (1280, 720)
     if args.synthetic:
-        try:
-            size = tuple(int(v) for v in args.synthetic.lower().split("x"))  # type: ignore[assignment]
-            if len(size) != 2 or min(size) < 16:
-                raise ValueError
-        except ValueError as err:
-            raise ConfigError(f"--synthetic '{args.synthetic}': use WxH with both at least 16, e.g. 1280x720.") from err
+        size = parse_size(args.synthetic, what="--synthetic", minimum=16)
     if getattr(args, "kernels", False):
         from streamdn.tools.kernelbench import kernel_report, kernel_text
 

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from streamdn.config import read_toml
+from streamdn.config import read_toml, parse_size
 from streamdn.denoiser import Denoiser, parse_strength
 from streamdn.errors import ConfigError, StreamdnError
 from streamdn.frames import Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
@@ -125,15 +125,6 @@ def _check(cfg: EvalConfig) -> None:
         parse_strength(cfg.strength)
     if cfg.size is not None and min(cfg.size) < 16:
         raise ConfigError(f"--size {cfg.size[0]}x{cfg.size[1]}: width and height must be at least 16.")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x360' -> (640, 360). Raises ConfigError otherwise."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as err:
-        raise ConfigError(f"--size '{text}': use WxH, e.g. 640x360.") from err
-    return w, h
 
 
 # -- clips and noise ---------------------------------------------------------------------------
@@ -387,7 +378,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_eval_config(
         args.config, clips=tuple(args.clips) if args.clips else None, synthetic=args.synthetic,
         noise=_split(args.noise), methods=_split(args.methods), frames=args.frames,
-        size=parse_size(args.size) if args.size else None, strength=args.strength, device=args.device,
+        size=parse_size(args.size, what="--size", minimum=16) if args.size else None, strength=args.strength, device=args.device,
         seed=args.seed, report=False if args.no_report else None)
     if cfg.report:
         from streamdn.tools.report import check_report_dependencies

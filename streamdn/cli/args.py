@@ -1,0 +1,72 @@
+"""What the commands share: the model, encoding and config flags, how flags become a RunConfig,
+and the exit codes."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from streamdn.config import RunConfig, load_config, parse_size
+from streamdn.errors import ConfigError
+
+# Exit codes of every command (README: "Exit codes").
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="model name (see `streamdn models`), classical:median, classical:gaussian "
+                                   "(default: the config's, else 'default')")
+    g.add_argument("--strength", help="'auto' (estimate the noise per frame, default) or the noise sigma "
+                                      "on the RGB picture in 8-bit units, e.g. 5 (light) to 40 (heavy)")
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: CUDA when present)")
+    g.add_argument("--impulses", choices=("auto", "on", "off"),
+                   help="salt-and-pepper (dead pixel, bit error) removal before the model: auto (default: "
+                        "in frames that show it), on, off (e.g. a night sky of single-pixel stars)")
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml", help="settings from a TOML file (see configs/); flags override it")
+    p.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                   help="override one config value, e.g. --set pipeline.queue_size=8 (repeatable)")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+
+
+def add_encode_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("encoding")
+    g.add_argument("--codec", help="FFmpeg video encoder (default: libx264; libvpx-vp9 for .webm)")
+    g.add_argument("--crf", type=int, help="quality, lower is better (x264 default 18)")
+    g.add_argument("--preset", help="encoder speed preset (x264 default veryfast)")
+    g.add_argument("--lossless", action="store_true", default=None,
+                   help="lossless: FFV1 in .mkv, x264 qp 0 in .mp4/.mov")
+    g.add_argument("--pix-fmt", dest="pix_fmt", help="output pixel format (default: 4:2:0 at the source's bit depth)")
+
+
+def config_from(args: argparse.Namespace) -> RunConfig:
+    """The config file, then --set, then explicit flags (highest priority)."""
+    values: dict[str, dict[str, Any]] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            values.setdefault(section, {})[key] = value
+
+    for key in ("model", "strength", "device", "impulses"):
+        put("model", "name" if key == "model" else key, getattr(args, key, None))
+    for key in ("codec", "crf", "preset", "lossless", "pix_fmt"):
+        put("encode", key, getattr(args, key, None))
+    put("pipeline", "frames", getattr(args, "frames", None))
+    for key in ("camera", "fps", "target_latency", "preview", "virtual_camera", "record", "stream"):
+        put("live", "target_latency_ms" if key == "target_latency" else key, getattr(args, key, None))
+    if getattr(args, "command", None) == "live":
+        put("live", "size", getattr(args, "size", None))
+    if getattr(args, "frames", None) is not None and args.frames <= 0:
+        raise ConfigError(f"--frames {args.frames}: give a positive number of frames.")
+    if getattr(args, "noise", None) is not None:
+        put("source", "noise", args.noise)
+    put("source", "sigma", getattr(args, "sigma", None))
+    if getattr(args, "size", None) and getattr(args, "command", None) == "demo":
+        w, h = parse_size(args.size, what="--size")
+        put("source", "width", w)
+        put("source", "height", h)
+    return load_config(args.config, args.set, values)
