@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _plugin_modules() -> list[Any]:
     """Commands that live in their own module: each has add_parser(subparsers) and run(args)."""
     from streamdn.batch import scheduler as batch
-    from streamdn.tools import bench, evaluate, train
+    from streamdn.cli import bench, evaluate, train
 
     return [batch, evaluate, bench, train]
 

@@ -1,0 +1,44 @@
+"""Atomic output files: everything streamdn writes appears under its name only when complete
+(a hidden temporary file beside it, then a rename), so an interruption never leaves a
+half-written file and an existing one is never half-replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def temp_path_for(path: str | Path) -> str:
+    """Creates an empty hidden temporary file beside `path` (.NAME.xxxxxxxx.tmp.EXT, with the
+    usual permissions for new files) and returns its path. The extension is kept so that
+    writers that choose a format by extension (FFmpeg) still can."""
+    folder, name = os.path.split(os.path.abspath(path))
+    ext = os.path.splitext(name)[1]
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{ext}", dir=folder)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
+    return tmp
+
+
+def temp_glob_for(path: str | Path) -> str:
+    """The glob pattern (relative to the folder of `path`) of temporary files temp_path_for makes."""
+    name = os.path.basename(path)
+    return f".{name}.*.tmp{os.path.splitext(name)[1]}"
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Writes `data` as indented JSON, atomically."""
+    tmp = temp_path_for(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
