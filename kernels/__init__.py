@@ -15,27 +15,31 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 from .convert import float_to_plane, plane_to_float
 from .impulse import count_impulses, remove_impulses
-from .noise_level import block_noise_stats, estimate_sigma
-from .pack import (fit_noise_curve, frame_difference, noise_map, pack_bgr, pack_nv12, pack_yuv420, pack_yuv420_to,
-                   unpack_bgr, unpack_nv12, unpack_yuv420)
+from .noise_level import block_noise_stats, estimate_sigma, percentile_bias, sigma_from_block_stats
+from .pack import (CUT_NOISE_FACTOR, fit_noise_curve, frame_difference, is_scene_cut, noise_map, pack_bgr,
+                   pack_nv12, pack_yuv420, pack_yuv420_to, unpack_bgr, unpack_nv12, unpack_yuv420)
 from .step import step_input, step_tail
 from .temporal import recursive_filter
 
 __all__ = [
+    "CUT_NOISE_FACTOR",
     "block_noise_stats",
     "count_impulses",
     "estimate_sigma",
     "fit_noise_curve",
     "float_to_plane",
     "frame_difference",
+    "is_scene_cut",
     "noise_map",
     "pack_bgr",
     "pack_nv12",
     "pack_yuv420",
     "pack_yuv420_to",
+    "percentile_bias",
     "plane_to_float",
     "recursive_filter",
     "remove_impulses",
+    "sigma_from_block_stats",
     "step_input",
     "step_tail",
     "unpack_bgr",

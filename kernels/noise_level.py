@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 from numba import njit, prange
@@ -63,23 +64,46 @@ def block_noise_stats(plane: np.ndarray, block: int, out: np.ndarray) -> np.ndar
 
 def estimate_sigma(plane: np.ndarray, max_value: float = 255.0, block: int = 16,
                    percentile: float = 15.0) -> float:
-    """Blind estimate of the noise standard deviation of one plane, in the plane's units.
-
-    Texture and edges inflate a block's estimate, flat blocks do not, so a low percentile over
-    blocks is taken and divided by the bias that percentile has on pure Gaussian noise.
-    Blocks near black or white are skipped where possible (clipping hides noise there).
+    """Blind estimate of the noise standard deviation of one plane, in the plane's units:
+    block_noise_stats, then sigma_from_block_stats.
 
     Args:
         plane: (H, W) uint8, uint16 or float32.
         max_value: the plane's white level (255 for 8-bit).
         block: block size in pixels.
-        percentile: which low percentile of block estimates to use.
+        percentile: which low percentile of block estimates to use, in (0, 100).
     """
     h, w = plane.shape
     if h < 3 or w < 3:
         return 0.0
     block = max(4, min(block, h, w))
     stats = block_noise_stats(plane, block, np.empty((h // block, w // block, 2), np.float32))
+    return sigma_from_block_stats(stats, max_value, block, percentile)
+
+
+def sigma_from_block_stats(stats: np.ndarray, max_value: float = 255.0, block: int = 16,
+                           percentile: float = 15.0) -> float:
+    """The noise gate: a plane's noise sigma from its per-block statistics.
+
+    Texture and edges inflate a block's estimate, flat blocks do not, so a low percentile over
+    blocks is taken and divided by the bias that percentile has on pure Gaussian noise.
+    Blocks near black or white are skipped where at least 8 others remain (clipping hides
+    noise there); blocks without a value (NaN) are skipped. Both the numpy path
+    (estimate_sigma) and the torch tensor path (streamdn.tensors) go through this rule.
+
+    Args:
+        stats: (By, Bx, 2) float: [..., 0] block sigma, [..., 1] block mean, in plane units
+            (block_noise_stats).
+        max_value: the plane's white level (255 for 8-bit).
+        block: the block size the statistics were taken with, in pixels.
+        percentile: which low percentile of block estimates to use, in (0, 100).
+
+    Returns:
+        the sigma in plane units; 0.0 when there are no blocks.
+
+    Raises:
+        ValueError: percentile outside (0, 100).
+    """
     sig = stats[..., 0].ravel()
     lvl = stats[..., 1].ravel()
     ok = np.isfinite(sig)
@@ -87,9 +111,21 @@ def estimate_sigma(plane: np.ndarray, max_value: float = 255.0, block: int = 16,
     use = sig[mid] if mid.sum() >= 8 else sig[ok]
     if use.size == 0:
         return 0.0
+    return float(np.percentile(use, percentile) / percentile_bias(percentile, block))
+
+
+def percentile_bias(percentile: float, block: int = 16) -> float:
+    """The ratio of the `percentile`-th percentile of block sigmas to the true sigma on pure
+    Gaussian noise, for blocks of block x block pixels (at least 0.5).
+
+    Raises:
+        ValueError: percentile outside (0, 100).
+    """
+    if not 0.0 < percentile < 100.0:
+        raise ValueError(f"percentile {percentile}: must be between 0 and 100 (exclusive).")
     # Relative spread of one block's estimate on pure noise: sqrt((pi/2 - 1) / n) for independent
     # samples, times 1.63 measured on Gaussian noise (neighbouring Laplacian responses correlate).
+    # z: the standard normal quantile of the percentile, to 4 decimals as tables quote it.
     n = max(1, (block - 1) * (block - 1))
-    z = {5.0: 1.645, 10.0: 1.2816, 15.0: 1.0364, 25.0: 0.6745, 50.0: 0.0}.get(percentile, 1.0364)
-    bias = max(0.5, 1.0 - z * 1.63 * math.sqrt((math.pi / 2 - 1) / n))
-    return float(np.percentile(use, percentile) / bias)
+    z = round(-NormalDist().inv_cdf(percentile / 100.0), 4)
+    return max(0.5, 1.0 - z * 1.63 * math.sqrt((math.pi / 2 - 1) / n))

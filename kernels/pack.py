@@ -141,6 +141,26 @@ def frame_difference(a: np.ndarray, b: np.ndarray, step: int) -> float:
     return sums.sum() / (rows * cols)
 
 
+# A scene cut: the luma changes by more than this many times its noise sigma plus a threshold.
+CUT_NOISE_FACTOR = 1.2
+
+
+def is_scene_cut(score: float, sigma_y: float, threshold: float) -> bool:
+    """The scene-cut decision of the temporal models: whether a luma change means a new scene.
+
+    Noise alone changes a still picture by about 1.13 sigma per pixel (|difference| of two
+    noisy samples), so the score is compared with CUT_NOISE_FACTOR * sigma_y plus `threshold`.
+    Both the numpy path and the torch tensor path decide with this rule.
+
+    Args:
+        score: mean |difference| of this frame's luma and the previous one's, 8-bit units
+            (frame_difference on a sparse grid).
+        sigma_y: the frame's luma noise sigma, 8-bit units.
+        threshold: the change above the noise that counts as a cut, 8-bit units.
+    """
+    return bool(score > CUT_NOISE_FACTOR * sigma_y + threshold)
+
+
 def fit_noise_curve(block_stats: np.ndarray, max_value: float, bins: int = 6,
                     percentile: float = 15.0) -> np.ndarray:
     """Fits noise variance = a + b * level to per-block luma noise statistics.

@@ -1,5 +1,7 @@
 """Registry entries of the trained networks (`fast`, `quality`, `tdn_tiny`), filled from their
-model cards in weights/<name>.toml where one ships. Importing this module does not import torch."""
+model cards in weights/<name>.toml where one ships, and the loader of .safetensors weight files.
+Importing this module does not import torch: streamdn.models.network is imported when a network
+is built or a weight file read."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .registry import FrameModel, ModelInfo, register
+from .registry import FileLoader, FrameModel, ModelInfo, register, register_file_loader
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -18,6 +20,10 @@ ARCH_FIGURES: dict[str, tuple[float, int]] = {
     "quality": (38160.0, 554324),
     "tdn_tiny": (705.0, 4422),
 }
+
+# The keyword options of NetworkModel (streamdn.models.network; tests/test_network.py checks the
+# two agree): what create_model takes for a network besides `weights`.
+NETWORK_OPTIONS = ("device", "dtype", "signal_dependent", "cut_threshold", "fused", "low_noise_blend")
 
 SUMMARIES = {
     "fast": "recurrent gated U-Net, three scales, ~6k MAC/px: the CPU model",
@@ -52,7 +58,7 @@ def _info(name: str) -> ModelInfo:
 def _factory(name: str) -> Any:
     info = _info(name)
 
-    @register(info)
+    @register(info, options=(*NETWORK_OPTIONS, "weights"))
     def factory(**kw: Any) -> FrameModel:
         from .network import create_network  # torch is imported only when a network is built
 
@@ -67,3 +73,18 @@ fast = _factory("fast")
 tdn_tiny = _factory("tdn_tiny")
 if (WEIGHTS_DIR / "quality.safetensors").is_file():  # listed only once trained weights ship
     quality = _factory("quality")
+
+
+def _file_info(path: str) -> ModelInfo:
+    from .network import info_from_metadata, read_metadata
+
+    return info_from_metadata(path, read_metadata(path))
+
+
+def _file_model(path: str, **options: Any) -> FrameModel:
+    from .network import load_network
+
+    return load_network(path, **options)
+
+
+register_file_loader(".safetensors", FileLoader(info=_file_info, create=_file_model, options=NETWORK_OPTIONS))

@@ -84,11 +84,15 @@ class _Planes(FrameModel):
 
     key = ""
 
-    def __init__(self, table: Table | None = None, **_: object) -> None:
+    def __init__(self, table: Table | None = None) -> None:
         """Args:
             table: (plane sigma, parameter) rows replacing TUNING[key] (for tuning).
         """
         self.table: Table = tuple(table) if table is not None else TUNING[self.key]
+
+    def clone(self) -> _Planes:
+        """The same filter and table with no past frames."""
+        return type(self)(self.table)
 
     def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> tuple[Frame, tuple[float, float, float]]:
         return frame, sigmas
@@ -198,8 +202,8 @@ class NLMeansTemporal(_Planes):
                      "OpenCV non-local means over the current and 4 previous frames (causal)", temporal=True)
     template, search, window = 5, 11, 5
 
-    def __init__(self, table: Table | None = None, **kw: object) -> None:
-        super().__init__(table, **kw)
+    def __init__(self, table: Table | None = None) -> None:
+        super().__init__(table)
         self._past: list[deque[np.ndarray]] = [deque(maxlen=self.window - 1) for _ in range(3)]
 
     def filter(self, index: int, plane: np.ndarray, sigma: float, param: float) -> np.ndarray:
@@ -241,8 +245,8 @@ class Wavelet(_Planes):
     key = "wavelet"
     info = ModelInfo("classical:wavelet", "classical", "scikit-image BayesShrink wavelet shrinkage (needs [eval])")
 
-    def __init__(self, table: Table | None = None, **kw: object) -> None:
-        super().__init__(table, **kw)
+    def __init__(self, table: Table | None = None) -> None:
+        super().__init__(table)
         self._restoration = _skimage_restoration()
         try:
             import pywt  # noqa: F401  (denoise_wavelet imports it only when called)
@@ -262,8 +266,8 @@ class TotalVariation(_Planes):
     key = "tv"
     info = ModelInfo("classical:tv", "classical", "scikit-image Chambolle total-variation denoising (needs [eval])")
 
-    def __init__(self, table: Table | None = None, **kw: object) -> None:
-        super().__init__(table, **kw)
+    def __init__(self, table: Table | None = None) -> None:
+        super().__init__(table)
         self._restoration = _skimage_restoration()
 
     def filter(self, index: int, plane: np.ndarray, sigma: float, param: float) -> np.ndarray:
@@ -281,7 +285,7 @@ def _restore(plane: np.ndarray, unit: np.ndarray) -> np.ndarray:
 
 
 def _factory(cls: type[_Planes]):  # type: ignore[no-untyped-def]
-    def make(*, device: str = "cpu", table: Table | None = None, **_: object) -> _Planes:
+    def make(*, device: str = "cpu", table: Table | None = None) -> _Planes:
         return cls(table)
     make.__name__ = cls.key.replace("-", "_")
     return make

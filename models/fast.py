@@ -1,6 +1,6 @@
 """The temporal networks: a small causal, recurrent U-Net whose output is an explicit, learned
 recursive filter, out = alpha * previous_output + (1 - alpha) * spatial_estimate, with alpha
-predicted per pixel and channel (DESIGN.md §3: a plain U-Net fed the previous output learned to
+predicted per pixel and channel (docs/design.md §3: a plain U-Net fed the previous output learned to
 ignore it; the gate makes using the past the easy thing to learn).
 
 All tensors are NCHW at half resolution (the packed 4:2:0 layout of streamdn.kernels.pack_yuv420):

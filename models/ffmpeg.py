@@ -76,7 +76,7 @@ class FFmpegFilter(FrameModel):
     key = ""          # the FFmpeg filter and TUNING entry
     window = 0        # > 0: mirrored causal window of this many past frames (fresh graph per frame)
 
-    def __init__(self, table: Table | None = None, **_: object) -> None:
+    def __init__(self, table: Table | None = None) -> None:
         """Args:
             table: (plane sigma, multiplier) rows replacing TUNING[key] (for tuning).
 
@@ -126,6 +126,10 @@ class FFmpegFilter(FrameModel):
         self._graph = None
         self._built_for = ()
         self._past.clear()
+
+    def clone(self) -> FFmpegFilter:
+        """The same filter and table with a graph and past of its own."""
+        return type(self)(self.table)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -241,7 +245,7 @@ class HQDN3D(FFmpegFilter):
 
 
 def _factory(cls: type[FFmpegFilter]):  # type: ignore[no-untyped-def]
-    def make(*, device: str = "cpu", table: Table | None = None, **_: object) -> FFmpegFilter:
+    def make(*, device: str = "cpu", table: Table | None = None) -> FFmpegFilter:
         return cls(table)
     make.__name__ = cls.key
     return make

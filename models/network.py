@@ -3,6 +3,7 @@ step on a device in the right dtype, unpacking; and the safetensors weight files
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ from torch.nn import functional as F
 
 from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
-from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, noise_map, pack_yuv420,
-                              step_input, step_tail, unpack_yuv420)
+from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, noise_map,
+                              pack_yuv420, step_input, step_tail, unpack_yuv420)
 
 from .fast import IN_CH, SIGMA_CH, RecurrentDenoiser, build
 from .registry import FrameModel, ModelInfo
@@ -88,11 +89,24 @@ LOW_NOISE_BLEND = (0.5, 3.0)
 
 
 @dataclass
-class _Packed:
-    cur: torch.Tensor      # (1, 6, H2, W2) channels_last float32 on the device, [0, 1]
-    sigma: torch.Tensor    # (1, 3, H2, W2) noise map, [0, 1] units
-    cut: bool              # a scene cut before this frame: forget the past
-    sigma_y: float = math.inf   # the frame's luma noise sigma, 8-bit units (the low-noise blend)
+class Packed:
+    """The network's input for one frame: what NetworkModel.pack makes from a Frame and
+    NetworkModel.forward takes. Other packers (the torch tensor path, streamdn.tensors) build
+    it from tensors already on the device.
+
+    Attributes:
+        cur: (1, 6, H2, W2) float32 on the model's device, channels_last, in [0, 1]: the four
+            luma phases of each 2x2 block (pixel_unshuffle order), then U and V.
+        sigma: (1, 3, H2, W2) the noise map (Y, U, V sigma per packed sample), [0, 1] units.
+        cut: a scene cut before this frame: the step forgets the past.
+        sigma_y: the frame's luma noise sigma in 8-bit units (the low-noise blend goes by it);
+            inf switches the blend off for this frame.
+    """
+
+    cur: torch.Tensor
+    sigma: torch.Tensor
+    cut: bool
+    sigma_y: float = math.inf
 
 
 class NetworkModel(FrameModel):
@@ -106,7 +120,7 @@ class NetworkModel(FrameModel):
 
     def __init__(self, net: RecurrentDenoiser, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
                  signal_dependent: bool = True, cut_threshold: float = 25.0, fused: bool = True,
-                 low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND, **_: object) -> None:
+                 low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND) -> None:
         """Args:
             net: the network (its weights are moved to `device`).
             info: what `streamdn models` shows.
@@ -114,9 +128,9 @@ class NetworkModel(FrameModel):
             dtype: compute dtype of the convolutions: "auto" (fp16 on CUDA, bf16 on CPUs with
                 native bf16, else fp32), "fp32", "bf16" or "fp16". The recursive blend is float32.
             signal_dependent: shape the noise map by a per-frame fit of noise variance against
-                brightness (DESIGN.md §3); False gives a flat map from the per-plane sigmas.
+                brightness (docs/design.md §3); False gives a flat map from the per-plane sigmas.
             cut_threshold: a luma change (mean |difference|, 8-bit units) above 1.2 sigma plus
-                this counts as a scene cut and resets the state.
+                this counts as a scene cut and resets the state (is_scene_cut).
             fused: on the CPU, run the step's element-wise ends as Numba kernels (faster; the
                 same result as the torch forward).
             low_noise_blend: (s0, s1) in 8-bit units. When the frame's luma noise sigma is
@@ -143,7 +157,7 @@ class NetworkModel(FrameModel):
 
     # -- the three stages --------------------------------------------------------------------
 
-    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> _Packed:
+    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> Packed:
         """Frame + per-plane sigmas (8-bit units) -> packed tensors on the device."""
         maxv = float((1 << frame.bit_depth) - 1)
         h2, w2 = (frame.height + 1) // 2, (frame.width + 1) // 2
@@ -159,9 +173,9 @@ class NetworkModel(FrameModel):
         # The low-noise blend goes by the luma sigma, except after impulse removal (Denoiser): that
         # frame reads nearly clean, but the impulses the median missed are the network's to remove.
         level = math.inf if frame.extra.get("impulses_removed") else float(sigmas[0])
-        return _Packed(cur, sigma, cut, level)
+        return Packed(cur, sigma, cut, level)
 
-    def forward(self, packed: _Packed) -> torch.Tensor:
+    def forward(self, packed: Packed) -> torch.Tensor:
         """One recurrent step; returns the (1, 6, H2, W2) float32 output (unclamped)."""
         if self.net is None:
             raise ConfigError(f"model '{self.info.name}' was closed; create a new Denoiser to continue.")
@@ -220,9 +234,21 @@ class NetworkModel(FrameModel):
         step_tail(_hwc(y.float()), _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
         return _nchw(out), _nchw(new_hidden)
 
+    def is_scene_cut(self, score: float, sigma_y: float) -> bool:
+        """Whether a luma change of `score` (mean |difference| with the previous frame, 8-bit
+        units) at luma noise `sigma_y` (8-bit units) is a scene cut for this model
+        (streamdn.kernels.is_scene_cut with its cut_threshold)."""
+        return is_scene_cut(score, sigma_y, self.cut_threshold)
+
     def reset(self) -> None:
         self._state = None
         self._last_luma = None
+
+    def clone(self) -> NetworkModel:
+        """The same network (shared, not copied) and settings with no temporal state."""
+        twin = copy.copy(self)
+        twin.reset()
+        return twin
 
     def close(self) -> None:
         """Drops the network and state; frees cached CUDA memory. Idempotent."""
@@ -249,7 +275,7 @@ class NetworkModel(FrameModel):
         if last is None or last.shape != frame.y.shape or last.dtype != frame.y.dtype:
             return False
         score = frame_difference(frame.y, last, 4) * 255.0 / ((1 << frame.bit_depth) - 1)
-        return bool(score > 1.2 * sigma_y + self.cut_threshold)
+        return self.is_scene_cut(score, sigma_y)
 
 
 def _hwc(t: torch.Tensor) -> np.ndarray:
@@ -328,7 +354,7 @@ def info_from_metadata(path: str | Path, meta: dict[str, str]) -> ModelInfo:
 def time_step(arch: str = "fast", width: int = 1280, height: int = 720, dtype: str = "bf16", *,
               threads: int = 2, frames: int = 20, device: str = "cpu") -> float:
     """Frames per second of the network step alone (no packing, no noise estimate) on a random
-    (height, width) frame after 3 warm-up steps; the figure DESIGN.md §3 budgets.
+    (height, width) frame after 3 warm-up steps; the figure docs/design.md §3 budgets.
 
     Example:
         python -c "from streamdn.models.network import time_step; print(time_step('fast', dtype='bf16'))"

@@ -1,13 +1,15 @@
-"""The model registry: factories registered by name, one `create_model` to build them."""
+"""The model registry: factories registered by name, loaders of model files registered by suffix,
+one `create_model` to build them. Knows no model or file format itself."""
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamdn.errors import ModelNotFoundError
+from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
 
 
@@ -39,8 +41,8 @@ class ModelInfo:
 class FrameModel(ABC):
     """A denoiser step split into the pipeline's three stages.
 
-    `pack` (pre) turns a Frame and its per-plane noise sigmas into the model's working data,
-    `forward` (model) denoises it and updates the temporal state, `unpack` (post) turns the
+    `pack` turns a Frame and its per-plane noise sigmas into the model's working data,
+    `forward` denoises it and updates the temporal state, `unpack` turns the
     result back into a Frame. The three are called in this order once per frame, each from at
     most one thread at a time; `forward` calls must come in stream order.
     """
@@ -65,65 +67,143 @@ class FrameModel(ABC):
     def close(self) -> None:
         """Frees device memory."""
 
+    def clone(self) -> FrameModel:
+        """A model with the same settings (and weights, which may be shared) and its own
+        temporal state, none yet: the Denoiser denoises independent images on it while this
+        model keeps the stream's past.
+
+        The default returns the model itself, which is right only for models without state;
+        temporal models (info.temporal) override it.
+
+        Raises:
+            NotImplementedError: a temporal model that does not override clone().
+        """
+        if self.info.temporal:
+            raise NotImplementedError(f"model '{self.info.name}' keeps temporal state and does not implement "
+                                      f"clone(); override FrameModel.clone to denoise independent images with it.")
+        return self
+
 
 Factory = Callable[..., FrameModel]
-_REGISTRY: dict[str, tuple[Factory, ModelInfo]] = {}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Factory
+    info: ModelInfo
+    options: frozenset[str] | None   # the keyword options the factory takes; None: any
+
+
+@dataclass(frozen=True)
+class FileLoader:
+    """How create_model and model_info open a model file with a given suffix.
+
+    Attributes:
+        info: path -> the file's ModelInfo (reads as little as it can).
+        create: (path, **options) -> the model.
+        options: the keyword options `create` takes.
+    """
+
+    info: Callable[[str], ModelInfo]
+    create: Factory
+    options: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_FILE_LOADERS: dict[str, FileLoader] = {}
 DEFAULT_MODEL = "fast"
 
 
-def register(info: ModelInfo) -> Callable[[Factory], Factory]:
-    """Decorator: registers a factory under info.name."""
+def register(info: ModelInfo, options: tuple[str, ...] | None = None) -> Callable[[Factory], Factory]:
+    """Decorator: registers a factory under info.name.
+
+    Args:
+        info: the entry `streamdn models` shows.
+        options: the keyword options the factory takes. None: the names of its parameters,
+            read from its signature (a factory with **kwargs then takes any option and checks
+            them itself).
+    """
 
     def wrap(factory: Factory) -> Factory:
-        _REGISTRY[info.name] = (factory, info)
+        _REGISTRY[info.name] = _Entry(factory, info, frozenset(options) if options is not None
+                                      else _keyword_names(factory))
         return factory
 
     return wrap
 
 
+def register_file_loader(suffix: str, loader: FileLoader) -> None:
+    """Makes model names ending in `suffix` (".safetensors") paths of model files opened by
+    `loader` (case-insensitive)."""
+    _FILE_LOADERS[suffix.lower()] = loader
+
+
 def list_models() -> list[ModelInfo]:
     """Every registered model, sorted by name."""
-    return [info for _, info in sorted(_REGISTRY.values(), key=lambda fi: fi[1].name)]
+    return sorted((e.info for e in _REGISTRY.values()), key=lambda i: i.name)
 
 
-def _is_weights_path(name: str) -> bool:
-    return name.lower().endswith(".safetensors")
+def _file_loader(name: str) -> FileLoader | None:
+    lower = name.lower()
+    return next((loader for suffix, loader in _FILE_LOADERS.items() if lower.endswith(suffix)), None)
 
 
 def model_info(name: str) -> ModelInfo:
-    """The ModelInfo of a registered name ("default" included) or of a .safetensors weight file.
+    """The ModelInfo of a registered name ("default" included) or of a model file (a name
+    ending in a suffix with a file loader, e.g. ".safetensors").
 
     Raises:
         ModelNotFoundError: the name is not registered (the message lists the known names), or
-            the weight file is missing or not a streamdn network.
+            the model file is missing or unreadable.
     """
-    if _is_weights_path(name):
-        from .network import info_from_metadata, read_metadata  # imports torch: only for files
-
-        return info_from_metadata(name, read_metadata(name))
+    loader = _file_loader(name)
+    if loader is not None:
+        return loader.info(name)
     key = DEFAULT_MODEL if name == "default" else name
     if key not in _REGISTRY:
         known = ", ".join(i.name for i in list_models())
+        files = " or ".join(sorted(_FILE_LOADERS)) or "model"
         raise ModelNotFoundError(f"model '{name}' is not registered; known: {known}. "
-                                 f"See `streamdn models`, or pass a path to a .safetensors weight file.")
-    return _REGISTRY[key][1]
+                                 f"See `streamdn models`, or pass a path to a {files} file.")
+    return _REGISTRY[key].info
 
 
-def create_model(name: str = "default", **overrides: Any) -> FrameModel:
-    """Builds a registered model, or a network from a weight file.
+def create_model(name: str = "default", **options: Any) -> FrameModel:
+    """Builds a registered model, or a model from a file.
 
     Args:
-        name: a registry name, "default", "classical:NAME", or a path to a .safetensors file
-            written by `streamdn train` (its metadata names the architecture).
-        **overrides: passed to the factory (e.g. device="cpu").
+        name: a registry name, "default", "classical:NAME", or a path to a model file (for
+            networks a .safetensors file written by `streamdn train`; its metadata names the
+            architecture).
+        **options: passed to the factory (e.g. device="cpu"); each must be one it takes.
 
     Raises:
         ModelNotFoundError: the name is not registered (the message lists the known names), or
-            the weight file is missing or not a streamdn network.
+            the model file is missing or unreadable.
+        ConfigError: an option the model does not take (the message lists the valid ones).
     """
-    if _is_weights_path(name):
-        from .network import load_network
+    loader = _file_loader(name)
+    if loader is not None:
+        _check_options(name, options, frozenset(loader.options))
+        return loader.create(name, **options)
+    entry = _REGISTRY[model_info(name).name]
+    _check_options(entry.info.name, options, entry.options)
+    return entry.factory(**options)
 
-        return load_network(name, **overrides)
-    factory, _ = _REGISTRY[model_info(name).name]
-    return factory(**overrides)
+
+def _check_options(name: str, options: dict[str, Any], valid: frozenset[str] | None) -> None:
+    if valid is None:
+        return
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ConfigError(f"model '{name}' has no option {', '.join(repr(k) for k in unknown)}; "
+                          f"valid options: {', '.join(sorted(valid)) or 'none'}.")
+
+
+def _keyword_names(factory: Factory) -> frozenset[str] | None:
+    """The names a factory takes as keywords; None when it takes **kwargs."""
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params
+                     if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))

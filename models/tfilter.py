@@ -25,7 +25,7 @@ class TemporalFilter(FrameModel):
 
     impulse_filter = True
 
-    def __init__(self, max_count: float = 10.0, radius: int = 2, **_: object) -> None:
+    def __init__(self, max_count: float = 10.0, radius: int = 2) -> None:
         self.info = INFO
         self.max_count = float(max_count)
         self.radius = int(radius)
@@ -64,6 +64,10 @@ class TemporalFilter(FrameModel):
     def reset(self) -> None:
         self._state = None
 
+    def clone(self) -> TemporalFilter:
+        """The same settings with no past."""
+        return TemporalFilter(self.max_count, self.radius)
+
 
 INFO = ModelInfo(
     name="tfilter", kind="classical", temporal=True,
@@ -72,5 +76,6 @@ INFO = ModelInfo(
 
 
 @register(INFO)
-def tfilter(**kw: object) -> TemporalFilter:
-    return TemporalFilter(**kw)
+def tfilter(*, device: str = "cpu", max_count: float = 10.0, radius: int = 2) -> TemporalFilter:
+    """Args: device: ignored (a CPU filter); max_count, radius: see streamdn.kernels.recursive_filter."""
+    return TemporalFilter(max_count, radius)

@@ -1,55 +1,98 @@
 #!/usr/bin/env bash
-# The GPU checks of streamdn, as ONE call of the `device` tool's run (the device machine has no
-# network and starts bare; see ../.library/device/README.md):
+# Checks streamdn on a machine with a CUDA GPU, in one go:
+#   1. the install: torch sees the GPU, PyAV, Numba and OpenCV import, streamdn imports;
+#   2. the tests marked gpu (CUDA fp16 against the CPU, tensors that stay on the GPU, CUDA
+#      training steps): python -m pytest -q -m gpu;
+#   3. streamdn bench on the GPU at 1280x720 and 1920x1080 (end-to-end fps, per-stage time,
+#      the network alone);
+#   4. optionally (--train MINUTES), a chunk of `quality` training (configs/train-quality.toml)
+#      that stops with a checkpoint; running the script again with the same --out resumes it.
 #
-#   1. here, once per session (PyAV for the device's Python 3.12; .whl is git-excluded):
-#        echo /.whl/ >> .git/info/exclude
-#        python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#          --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl av==18.1.0
-#   2. run(command="bash scripts/device_check.sh", carry=[".whl", "runs/quality"], timeout_s=540)
-#   3. here: copy the returned quality/ folder to runs/quality (the next call resumes from it).
+# Set-up, once, in the repository (an editable install, as for the tests):
+#   pip install torch -e ".[test,eval]"      (a CUDA build of torch; [eval] for the training data)
 #
-# What it does, each stage logged to $OUT/report.txt whatever the others do:
-#   - installs the carried wheels and streamdn itself into /tmp/site (no network, no deps);
-#   - the tests marked gpu (CUDA fp16 against CPU, the tensor path, two CUDA training steps);
-#   - streamdn bench at 1280x720 and 1920x1080 on BENCH_DEVICE (default cuda);
-#   - trains `quality` (configs/train-quality.toml) for TRAIN_MINUTES (default 4) from
-#     runs/quality when carried, and leaves the run folder in $OUT/quality (5 files; the tool
-#     returns at most 8). TRAIN_ARGS adds `streamdn train` options (e.g. "--set workers=14").
+# Usage:
+#   scripts/device_check.sh [--out DIR] [--device cuda[:N]] [--frames N] [--train MINUTES]
+#     --out DIR        where the report and the training run go (default: device-check)
+#     --device DEV     the GPU to use (default: cuda)
+#     --frames N       frames per benchmark (default: 120)
+#     --train MINUTES  also train `quality` for this many minutes (default: 0, no training)
+#
+# Every step runs whatever the others did; each one's output and exit code go to DIR/report.txt.
+# The script exits 0 when every step passed, 1 otherwise.
 set -uo pipefail
-OUT=${OUT:-/tmp/streamdn-device-out}
-TRAIN_MINUTES=${TRAIN_MINUTES:-4}
-TRAIN_ARGS=${TRAIN_ARGS:-}
-BENCH_DEVICE=${BENCH_DEVICE:-cuda}
+
+OUT=device-check
+DEVICE=cuda
+FRAMES=120
+TRAIN_MINUTES=0
+
+usage() { sed -n '14,20p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --out) OUT=${2:?--out needs a folder}; shift 2 ;;
+        --device) DEVICE=${2:?--device needs a value such as cuda or cuda:1}; shift 2 ;;
+        --frames) FRAMES=${2:?--frames needs a number}; shift 2 ;;
+        --train) TRAIN_MINUTES=${2:?--train needs a number of minutes}; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "device_check.sh: unknown option '$1'; see --help." >&2; exit 2 ;;
+    esac
+done
+
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-SITE=/tmp/streamdn-site
-mkdir -p "$OUT" "$SITE"
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 REPORT="$OUT/report.txt"
 : > "$REPORT"
-stage() {   # stage NAME COMMAND...: runs it from /tmp (not the repo: its streamdn/ folder would
-            # shadow the installed package), appends its output and exit code to the report
+FAILED=()
+export PYTHONUNBUFFERED=1
+
+step() {   # step NAME COMMAND...: runs COMMAND in the repository, logs its output and exit code
     local name=$1; shift
     echo "=== $name: $*" | tee -a "$REPORT"
     local t0=$SECONDS
-    (cd /tmp && "$@") 2>&1 | tee -a "$REPORT"
-    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - t0)) s" | tee -a "$REPORT"
+    (cd "$REPO" && "$@") 2>&1 | tee -a "$REPORT"
+    local rc=${PIPESTATUS[0]}
+    echo "=== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$REPORT"
+    [ "$rc" -eq 0 ] || FAILED+=("$name")
 }
-export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-if compgen -G "$REPO/.whl/*.whl" > /dev/null; then
-    stage wheels python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target "$SITE" "$REPO"/.whl/*.whl
+
+if command -v nvidia-smi > /dev/null; then
+    step gpus nvidia-smi -L
 fi
-stage install python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target "$SITE" "$REPO"
-stage machine bash -c "nvidia-smi -L; python3 -c 'import torch, av, numba, cv2; print(torch.__version__, torch.cuda.is_available(), av.__version__, numba.__version__, cv2.__version__)'"
-stage gpu-tests python3 -m pytest -q -p no:cacheprovider -m gpu "$REPO/tests"
+check_install() {   # torch sees the GPU; PyAV, OpenCV, Numba and streamdn import
+    python - "$DEVICE" <<'PY'
+import sys
+
+import av, cv2, numba, torch
+
+import streamdn
+
+print("streamdn", streamdn.__version__, "from", streamdn.__file__)
+print("torch", torch.__version__, "PyAV", av.__version__, "Numba", numba.__version__, "OpenCV", cv2.__version__)
+if not torch.cuda.is_available():
+    sys.exit(f"torch {torch.__version__} sees no CUDA GPU: install a CUDA build of torch.")
+print("GPU:", torch.cuda.get_device_name(torch.device(sys.argv[1])))
+PY
+}
+step install check_install
+if [ ${#FAILED[@]} -ne 0 ]; then
+    echo "the install check failed: nothing else to check; report: $REPORT" | tee -a "$REPORT"
+    exit 1
+fi
+step gpu-tests python -m pytest -q -m gpu
 for size in 1280x720 1920x1080; do
-    stage "bench-$size" python3 -m streamdn bench --synthetic "$size" --frames 120 --device "$BENCH_DEVICE" --json
+    step "bench-$size" streamdn bench --synthetic "$size" --frames "$FRAMES" --device "$DEVICE" --json
 done
 if [ "$TRAIN_MINUTES" != 0 ]; then
-    rm -rf "$OUT/quality"
-    [ -d "$REPO/runs/quality" ] && cp -r "$REPO/runs/quality" "$OUT/quality"
-    # shellcheck disable=SC2086
-    stage train-quality python3 -m streamdn train --config "$REPO/configs/train-quality.toml" \
-        --set "out='$OUT/quality'" --minutes "$TRAIN_MINUTES" -q $TRAIN_ARGS
+    step train-quality streamdn train --config configs/train-quality.toml \
+        --set "out='$OUT/quality'" --set "device='$DEVICE'" --minutes "$TRAIN_MINUTES" -q
     ls -la "$OUT/quality" 2>&1 | tee -a "$REPORT"
 fi
+
+if [ ${#FAILED[@]} -eq 0 ]; then
+    echo "all steps passed; report: $REPORT" | tee -a "$REPORT"
+    exit 0
+fi
+echo "failed: ${FAILED[*]}; report: $REPORT" | tee -a "$REPORT"
+exit 1

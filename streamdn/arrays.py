@@ -1,6 +1,6 @@
 """The layouts the embedding API accepts, turned into Frames and back into the caller's layout,
-dtype and device: numpy H×W×3 uint8 (BGR or RGB), I420 plane tuples, torch tensors (H×W×3 uint8,
-3×H×W or N×3×H×W float in [0, 1])."""
+dtype and device: numpy H×W×3 uint8 (BGR or RGB), I420 plane tuples, torch images (H×W×3 uint8
+or 3×H×W float in [0, 1]; the Denoiser splits batches into these)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from streamdn.frames import Frame, frame_from_bgr
 Restore = Callable[[Frame], Any]
 
 
-def _is_tensor(x: object) -> bool:
+def is_tensor(x: object) -> bool:
+    """Whether `x` is a torch tensor (without importing torch)."""
     return type(x).__module__.startswith("torch")
 
 
@@ -52,31 +53,32 @@ def from_planes(planes: tuple[np.ndarray, np.ndarray, np.ndarray], index: int) -
     return frame, lambda out: (out.y, out.u, out.v)
 
 
-def tensor_frames(t: Any, order: str, start: int) -> tuple[list[Frame], Callable[[list[Frame]], Any]]:
-    """A torch tensor -> Frames (a batch N×3×H×W is N consecutive frames of the stream) and the
-    function that builds the output tensor in the input's layout, dtype and device.
+def from_tensor(t: Any, order: str, index: int) -> tuple[Frame, Restore]:
+    """One torch image -> Frame, and the function that builds the output tensor in the input's
+    layout, dtype and device: (H, W, 3) uint8, or (3, H, W) float in [0, 1], channels in
+    `order` ("rgb" or "bgr").
 
     CPU tensors are viewed without a copy; tensors on another device are copied to the host
     for the CPU filters (networks take them as they are, see Denoiser).
+
+    Raises:
+        ConfigError: another shape or dtype.
     """
     import torch
 
     device, dtype = t.device, t.dtype
-    host = t.detach().to("cpu")
     if t.ndim == 3 and t.shape[2] == 3 and dtype == torch.uint8:
-        frame, back = from_image(host.numpy(), order, start)
-        return [frame], lambda outs: torch.from_numpy(back(outs[0])).to(device)
-    if t.ndim in (3, 4) and t.shape[-3] == 3 and dtype.is_floating_point:
-        batch = host if t.ndim == 4 else host[None]
-        imgs = (batch.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        pairs = [from_image(np.ascontiguousarray(img), order, start + i) for i, img in enumerate(imgs)]
+        frame, back = from_image(t.detach().to("cpu").numpy(), order, index)
+        return frame, lambda out: torch.from_numpy(back(out)).to(device)
+    if t.ndim == 3 and t.shape[0] == 3 and dtype.is_floating_point:
+        host = t.detach().to("cpu")
+        img = (host.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        frame, back = from_image(np.ascontiguousarray(img), order, index)
 
-        def build(outs: list[Frame]) -> Any:
-            res = np.stack([back(o) for (_, back), o in zip(pairs, outs)])
-            out = torch.from_numpy(res).permute(0, 3, 1, 2).to(dtype) / 255.0
-            out = out if t.ndim == 4 else out[0]
-            return out.to(device)
+        def build(out: Frame) -> Any:
+            res = torch.from_numpy(back(out)).permute(2, 0, 1).to(dtype) / 255.0
+            return res.to(device)
 
-        return [f for f, _ in pairs], build
+        return frame, build
     raise ConfigError(f"unsupported tensor shape {tuple(t.shape)} dtype {dtype}: pass H×W×3 uint8, 3×H×W or "
                       f"N×3×H×W float in [0, 1].")

@@ -4,6 +4,7 @@ half-written file and an existing one is never half-replaced."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -26,9 +27,10 @@ def temp_path_for(path: str | Path) -> str:
 
 
 def temp_glob_for(path: str | Path) -> str:
-    """The glob pattern (relative to the folder of `path`) of temporary files temp_path_for makes."""
+    """The glob pattern (relative to the folder of `path`, its name escaped) of the temporary
+    files temp_path_for makes."""
     name = os.path.basename(path)
-    return f".{name}.*.tmp{os.path.splitext(name)[1]}"
+    return f".{glob.escape(name)}.*.tmp{glob.escape(os.path.splitext(name)[1])}"
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -124,7 +124,7 @@ def _build(section: str, cls: type, values: dict[str, Any], where: str) -> Any:
 
 def _parse_override(text: str) -> tuple[str, str, Any]:
     if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set model.strength=15.")
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. model.strength=15.")
     dotted, raw = text.split("=", 1)
     section, key = dotted.strip().split(".", 1)
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from streamdn.arrays import from_image, from_planes, tensor_frames
+from streamdn.arrays import from_image, from_planes, from_tensor, is_tensor
 from streamdn.config import ModelConfig
 from streamdn.errors import ConfigError, DeviceError, warn
 from streamdn.frames import Frame
@@ -32,9 +32,10 @@ def resolve_device(spec: str) -> str:
     if not torch.cuda.is_available():
         if spec == "auto":
             return "cpu"
-        raise DeviceError(f"--device {spec}: no CUDA device is available here; use --device cpu or auto.")
+        raise DeviceError(f"device '{spec}': no CUDA device is available here; use device 'cpu' or 'auto'.")
     if spec.startswith("cuda:") and int(spec[5:]) >= torch.cuda.device_count():
-        raise DeviceError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present.")
+        raise DeviceError(f"device '{spec}': only {torch.cuda.device_count()} CUDA device(s) present; "
+                          f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}.")
     return "cuda" if spec == "auto" else spec
 
 
@@ -61,10 +62,10 @@ def parse_strength(value: str | float | None) -> float | None:
     try:
         sigma = float(value)
     except ValueError as err:
-        raise ConfigError(f"--strength '{value}' is not valid; use auto or a noise sigma in 8-bit "
+        raise ConfigError(f"strength '{value}' is not valid; use 'auto' or a noise sigma in 8-bit "
                           f"units such as 10 or 25.") from err
     if not 0.0 <= sigma <= 255.0:
-        raise ConfigError(f"--strength {value}: must be between 0 and 255 (8-bit sigma units).")
+        raise ConfigError(f"strength {value}: must be between 0 and 255 (8-bit sigma units).")
     return sigma
 
 
@@ -104,8 +105,22 @@ def remove_frame_impulses(frame: Frame, always: bool = False) -> Frame:
     return cleaned
 
 
+Sigmas = tuple[float, float, float]
+
+
 class Denoiser:
-    """Denoises the frames of one stream, in order.
+    """Denoises the frames of one stream, in order; also independent images and whole clips.
+
+    What a call means depends on what it is given:
+
+    - one image (a Frame, a numpy image, I420 planes, a 3-D torch tensor) is the next frame of
+      this Denoiser's stream: the temporal models use the stream's past and update it;
+    - a 4-D torch tensor (N, 3, H, W) is a batch of N independent images: each is denoised as a
+      single image with no past, and the stream's state is neither used nor changed;
+    - denoise_clip(frames) is one clip of consecutive frames, from a fresh stream.
+
+    Channel order: numpy images are BGR (OpenCV's), torch tensors RGB (torchvision's), unless
+    `channel_order` says otherwise for both.
 
     Thread-safety: one Denoiser serves one stream from one thread at a time (its state is the
     stream's past), so calls to it must not overlap: use one Denoiser per stream (or guard a
@@ -119,7 +134,7 @@ class Denoiser:
     """
 
     def __init__(self, model: str | FrameModel = "default", *, strength: str | float | None = "auto",
-                 device: str = "auto", channel_order: str = "bgr", sigma_smoothing: float = 0.8,
+                 device: str = "auto", channel_order: str | None = None, sigma_smoothing: float = 0.8,
                  impulses: str = "auto") -> None:
         """Args:
             model: a registry name, "default", "classical:NAME", or a built FrameModel.
@@ -127,24 +142,32 @@ class Denoiser:
                 RGB units (Gaussian noise of that sigma on the RGB picture; the planes get
                 PLANE_SIGMA_PER_RGB_SIGMA times it).
             device: "auto" | "cpu" | "cuda" | "cuda:N" (networks only; filters run on the CPU).
-            channel_order: "bgr" (OpenCV's, default) or "rgb": how numpy images and uint8
-                tensors passed to __call__ order their channels.
+            channel_order: how images passed to __call__ order their channels: None (the
+                default) reads numpy images as BGR (OpenCV) and torch tensors as RGB
+                (torchvision); "bgr" or "rgb" sets the order of both.
             sigma_smoothing: weight of the past in the running average of estimated sigmas
                 (0 = use each frame's estimate alone), which keeps the strength from flickering.
             impulses: salt-and-pepper handling before the model (models that ask for it: the
                 networks and tfilter): "auto" replaces isolated extreme pixels by their
                 neighbours' median in frames where more than 0.5 % of pixels are such impulses
                 (streamdn.kernels.impulse), "on" in every frame, "off" never.
+
+        Raises:
+            ConfigError: a bad strength, device, channel_order or impulses value.
+            ModelNotFoundError: an unknown model name.
+            DeviceError: CUDA asked for and not available.
         """
         if impulses not in ("auto", "on", "off"):
             raise ConfigError(f"impulses '{impulses}': use auto, on or off.")
         self.impulses = impulses
         self.strength = parse_strength(strength)
-        if channel_order not in ("bgr", "rgb"):
-            raise ConfigError(f"channel_order '{channel_order}': use 'bgr' or 'rgb'.")
+        if channel_order not in (None, "bgr", "rgb"):
+            raise ConfigError(f"channel_order '{channel_order}': use None (numpy BGR, tensors RGB), 'bgr' or 'rgb'.")
         self.channel_order = channel_order
         self._count = -1
-        self._tensor_path: Any = None
+        self._tensor_path: Any = None     # streamdn.tensors.TensorPath of the stream, made on first use
+        self._single_path: Any = None     # the same for independent images
+        self._single_model: FrameModel | None = None
         if isinstance(model, str):
             # Filters run on the CPU whatever was asked; networks go where the device says.
             if model_info(model).kind == "network":
@@ -152,7 +175,7 @@ class Denoiser:
             else:
                 _check_device_syntax(device)
                 if device.strip().lower() not in ("auto", "cpu"):
-                    warn(f"model {model_info(model).name} is a CPU filter; --device {device} is ignored.")
+                    warn(f"model {model_info(model).name} is a CPU filter; device '{device}' is ignored.")
                 device = "cpu"
             model = create_model(model, device=device)
         self.model = model
@@ -160,7 +183,7 @@ class Denoiser:
         self.sigma_smoothing = sigma_smoothing
         self.enabled = True   # False passes frames through untouched (a live before/after toggle)
         self.gain = 1.0       # multiplies the sigmas used (live +/- keys); 1 = as estimated or given
-        self._sigmas: tuple[float, float, float] | None = None
+        self._sigmas: Sigmas | None = None
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, **options: Any) -> Denoiser:
@@ -172,21 +195,26 @@ class Denoiser:
     def name(self) -> str:
         return self.model.info.name
 
-    def noise_sigmas(self, frame: Frame) -> tuple[float, float, float]:
-        """The Y, U, V noise sigmas (8-bit units) used for `frame`: the fixed strength, or the
-        blind estimate smoothed over recent frames; times the live gain."""
-        if self.strength is not None:
-            return self.smooth_sigmas((0.0, 0.0, 0.0))
+    # -- noise sigmas ----------------------------------------------------------------------------
+
+    def estimate_sigmas(self, frame: Frame) -> Sigmas:
+        """The blind Y, U, V noise estimate of `frame` alone, in 8-bit units (no smoothing, no gain)."""
         maxv = float((1 << frame.bit_depth) - 1)
         to8 = 255.0 / maxv
-        est = tuple(estimate_sigma(p, maxv) * to8 for p in (frame.y, frame.u, frame.v))
-        return self.smooth_sigmas(est)  # type: ignore[arg-type]
+        return tuple(estimate_sigma(p, maxv) * to8 for p in (frame.y, frame.u, frame.v))  # type: ignore[return-value]
 
-    def smooth_sigmas(self, estimate: tuple[float, float, float]) -> tuple[float, float, float]:
-        """Turns one frame's blind estimate (8-bit units) into the sigmas to use: the fixed
+    def noise_sigmas(self, frame: Frame) -> Sigmas:
+        """The Y, U, V noise sigmas (8-bit units) used for the stream's next frame `frame`: the
+        fixed strength, or the blind estimate smoothed over recent frames; times the live gain."""
+        if self.strength is not None:
+            return self.smooth_sigmas((0.0, 0.0, 0.0))
+        return self.smooth_sigmas(self.estimate_sigmas(frame))
+
+    def smooth_sigmas(self, estimate: Sigmas) -> Sigmas:
+        """Turns one stream frame's blind estimate (8-bit units) into the sigmas to use: the fixed
         strength when one is set, else a running average over frames; times the live gain."""
         if self.strength is not None:
-            return tuple(self.strength * k * self.gain for k in PLANE_SIGMA_PER_RGB_SIGMA)  # type: ignore[return-value]
+            return self.single_sigmas(estimate)
         if self._sigmas is None:
             self._sigmas = estimate
         else:
@@ -194,12 +222,20 @@ class Denoiser:
             self._sigmas = tuple(a * old + (1 - a) * new for old, new in zip(self._sigmas, estimate))  # type: ignore[assignment]
         return tuple(s * self.gain for s in self._sigmas)  # type: ignore[return-value, union-attr]
 
+    def single_sigmas(self, estimate: Sigmas) -> Sigmas:
+        """The sigmas for an image with no past (8-bit units): the fixed strength when one is set,
+        else the image's own blind estimate; times the live gain. Changes no state."""
+        if self.strength is not None:
+            return tuple(self.strength * k * self.gain for k in PLANE_SIGMA_PER_RGB_SIGMA)  # type: ignore[return-value]
+        return tuple(s * self.gain for s in estimate)  # type: ignore[return-value]
+
+    # -- the pipeline's three stages (the stream) ------------------------------------------------
+
     def pack(self, frame: Frame) -> object:
         """Stage 1 (pack): noise estimate and packing into the model's working data."""
         if not self.enabled:
             return _BYPASS
-        if self.impulses != "off" and getattr(self.model, "impulse_filter", False):
-            frame = remove_frame_impulses(frame, always=self.impulses == "on")
+        frame = self._without_impulses(frame, self.model)
         return self.model.pack(frame, self.noise_sigmas(frame))
 
     def forward(self, packed: object) -> object:
@@ -215,46 +251,62 @@ class Denoiser:
             return frame
         return self.model.unpack(result, frame)
 
-    def _step(self, frame: Frame) -> Frame:
-        return self.unpack(self.forward(self.pack(frame)), frame)
+    # -- the embedding API -----------------------------------------------------------------------
 
     def __call__(self, frame: Any) -> Any:
-        """Denoises the next frame of the stream and returns it in the caller's layout.
+        """Denoises the next frame of the stream, or a batch of independent images, and returns
+        the result in the caller's layout.
 
         Args:
-            frame: a streamdn.Frame; a numpy (H, W, 3) uint8 image in `channel_order`; a tuple
-                of I420 planes (Y (H, W), U and V (ceil(H/2), ceil(W/2)), uint8 or 10-bit uint16);
-                or a torch tensor: (H, W, 3) uint8, (3, H, W) or (N, 3, H, W) float in [0, 1]
-                (a batch is N consecutive frames of this stream).
+            frame: the next frame of this stream: a streamdn.Frame; a numpy (H, W, 3) uint8
+                image (BGR unless channel_order says "rgb"); a tuple of I420 planes (Y (H, W),
+                U and V (ceil(H/2), ceil(W/2)), uint8 or 10-bit uint16); a torch tensor
+                (H, W, 3) uint8 or (3, H, W) float in [0, 1] (RGB unless channel_order says
+                "bgr"). Or a batch of independent images: a 4-D torch tensor (N, 3, H, W) float
+                in [0, 1] (or (N, H, W, 3) uint8), each image denoised as a single image with no
+                past, the stream's state neither used nor changed. For consecutive frames in
+                one tensor, use denoise_clip.
 
         Returns:
-            The denoised frame in the same type, layout, dtype (and torch device).
+            The denoised frame(s) in the same type, layout, dtype (and torch device).
 
         Raises:
-            ConfigError: an unsupported shape or dtype.
+            ConfigError: an unsupported type, shape or dtype.
         """
+        if is_tensor(frame) and frame.ndim == 4:
+            return self._batch(frame)
         self._count += 1
-        if isinstance(frame, Frame):
-            return self._step(frame)
-        if isinstance(frame, np.ndarray):
-            f, restore = from_image(frame, self.channel_order, self._count)
-            return restore(self._step(f))
-        if isinstance(frame, tuple) and len(frame) == 3:
-            f, restore = from_planes(frame, self._count)
-            return restore(self._step(f))
-        if type(frame).__module__.startswith("torch"):
-            if frame.device.type != "cpu" and str(frame.device).startswith(self.device.split(":")[0]) \
-                    and self.model.info.kind == "network":
-                # A network on the tensor's device: the frame stays there (no host copy).
-                from streamdn.tensors import TensorPath, denoise_tensor
+        return self._denoise(frame, single=False)
 
-                if self._tensor_path is None:
-                    self._tensor_path = TensorPath(self)
-                return denoise_tensor(self, self._tensor_path, frame)
-            frames, build = tensor_frames(frame, self.channel_order, self._count)
-            return build([self._step(f) for f in frames])
-        raise ConfigError(f"Denoiser takes a Frame, a numpy image, I420 planes or a torch tensor, not "
-                          f"{type(frame).__name__}.")
+    def denoise_clip(self, frames: Any) -> Any:
+        """Denoises one clip of consecutive frames as one stream, starting from a fresh state
+        (the Denoiser is reset first; afterwards its stream continues from the clip's last frame).
+
+        Args:
+            frames: a (T, 3, H, W) float tensor in [0, 1] (or (T, H, W, 3) uint8), a (T, H, W, 3)
+                uint8 numpy array, or a sequence of frames in any single-frame layout __call__
+                takes.
+
+        Returns:
+            The denoised clip: a tensor or array of the same shape, dtype (and device), or a list.
+
+        Raises:
+            ConfigError: a tensor or array that is not 4-D, or an unsupported frame.
+        """
+        self.reset()
+        if is_tensor(frames) or isinstance(frames, np.ndarray):
+            if frames.ndim != 4:
+                raise ConfigError(f"denoise_clip takes a 4-D clip (T, 3, H, W) or (T, H, W, 3), not shape "
+                                  f"{tuple(frames.shape)}; pass a single frame to the Denoiser itself.")
+            if len(frames) == 0:
+                return frames[:0]
+            outs = [self(f) for f in frames]
+            if isinstance(frames, np.ndarray):
+                return np.stack(outs)
+            import torch
+
+            return torch.stack(outs)
+        return [self(f) for f in frames]
 
     def reset(self) -> None:
         """Forgets the stream's past: call at a scene cut or before a new stream."""
@@ -267,6 +319,8 @@ class Denoiser:
     def close(self) -> None:
         """Frees the model's device memory. Idempotent."""
         self.model.close()
+        if self._single_model is not None and self._single_model is not self.model:
+            self._single_model.close()
 
     def __enter__(self) -> Denoiser:
         return self
@@ -274,8 +328,106 @@ class Denoiser:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _order(self, tensor: bool) -> str:
+        """The channel order of a numpy image (tensor False) or of a torch tensor."""
+        if self.channel_order is not None:
+            return self.channel_order
+        return "rgb" if tensor else "bgr"
+
+    def _without_impulses(self, frame: Frame, model: FrameModel) -> Frame:
+        if self.impulses != "off" and getattr(model, "impulse_filter", False):
+            return remove_frame_impulses(frame, always=self.impulses == "on")
+        return frame
+
+    def _step(self, frame: Frame) -> Frame:
+        """The stream's next frame through the three stages."""
+        return self.unpack(self.forward(self.pack(frame)), frame)
+
+    def _step_single(self, frame: Frame) -> Frame:
+        """An image with no past, on a model of its own (the stream's model is not touched)."""
+        if not self.enabled:
+            return frame
+        model = self._single()
+        model.reset()
+        clean = self._without_impulses(frame, model)
+        est = (0.0, 0.0, 0.0) if self.strength is not None else self.estimate_sigmas(clean)
+        return model.unpack(model.forward(model.pack(clean, self.single_sigmas(est))), frame)
+
+    def _single(self) -> FrameModel:
+        """The model for independent images: a clone of the stream's (weights shared)."""
+        if self._single_model is None:
+            try:
+                self._single_model = self.model.clone()
+            except NotImplementedError as err:
+                raise ConfigError(f"model '{self.name}' cannot denoise independent images ({err}); denoise "
+                                  f"them one by one with a Denoiser each.") from err
+        return self._single_model
+
+    def _denoise(self, frame: Any, single: bool) -> Any:
+        """One image in any layout: the stream's next frame, or (single) an image with no past."""
+        step = self._step_single if single else self._step
+        index = 0 if single else self._count
+        if isinstance(frame, Frame):
+            return step(frame)
+        if isinstance(frame, np.ndarray):
+            f, restore = from_image(frame, self._order(tensor=False), index)
+            return restore(step(f))
+        if isinstance(frame, tuple) and len(frame) == 3:
+            f, restore = from_planes(frame, index)
+            return restore(step(f))
+        if is_tensor(frame):
+            if self._on_model_device(frame):
+                return self._denoise_on_device(frame, single)
+            f, restore = from_tensor(frame, self._order(tensor=True), index)
+            return restore(step(f))
+        raise ConfigError(f"Denoiser takes a Frame, a numpy image, I420 planes or a torch tensor, not "
+                          f"{type(frame).__name__}.")
+
+    def _batch(self, batch: Any) -> Any:
+        """(N, 3, H, W) or (N, H, W, 3) tensor: N independent images."""
+        if len(batch) == 0:
+            return batch.clone()
+        import torch
+
+        return torch.stack([self._denoise(img, single=True) for img in batch])
+
+    def _on_model_device(self, t: Any) -> bool:
+        """Whether tensor `t` is denoised where it lives: a network on the tensor's own device."""
+        if t.device.type == "cpu" or self.model.info.kind != "network":
+            return False
+        import torch
+
+        from streamdn.tensors import takes_device_path
+
+        model = torch.device(self.device)
+        unindexed = t.device.index is None or model.index is None
+        current = torch.cuda.current_device() if t.device.type == "cuda" and unindexed else 0
+        return takes_device_path(t.device, model, current)
+
+    def _denoise_on_device(self, t: Any, single: bool) -> Any:
+        """A network on the tensor's device: the frame stays there (no host copy)."""
+        from streamdn.tensors import TensorPath, denoise_tensor
+
+        if not self.enabled:
+            if not single:
+                self.model.reset()   # as the bypass of the stages does
+                if self._tensor_path is not None:
+                    self._tensor_path.reset()
+            return t.clone()
+        if single:
+            if self._single_path is None:
+                self._single_path = TensorPath(self._single(), self.single_sigmas)
+            self._single_path.model.reset()
+            self._single_path.reset()
+            return denoise_tensor(self._single_path, t, self._order(tensor=True))
+        if self._tensor_path is None:
+            self._tensor_path = TensorPath(self.model, self.smooth_sigmas)
+        return denoise_tensor(self._tensor_path, t, self._order(tensor=True))
+
 
 def _check_device_syntax(spec: str) -> None:
     s = spec.strip().lower()
     if s not in ("auto", "cpu", "cuda") and not (s.startswith("cuda:") and s[5:].isdigit()):
-        raise ConfigError(f"--device '{spec}' is not valid; use auto, cpu, cuda or cuda:N.")
+        raise ConfigError(f"device '{spec}' is not valid; use auto, cpu, cuda or cuda:N.")

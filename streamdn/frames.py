@@ -1,5 +1,5 @@
 """Frame (YUV 4:2:0 planes + timing) and FrameFormat (the "caps" a stage accepts), plus the
-conversions between PyAV frames, BGR images and Frames."""
+conversions between PyAV frames, numpy images (Frame.from_ndarray / to_ndarray) and Frames."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from fractions import Fraction
 import av
 import cv2
 import numpy as np
+
+from streamdn.errors import ConfigError
+
+# The PyAV pixel-format names Frame.from_ndarray and Frame.to_ndarray know.
+NDARRAY_FORMATS = ("bgr24", "rgb24", "gray", "gray8", "yuv420p")
 
 
 def chroma_size(width: int, height: int) -> tuple[int, int]:
@@ -98,6 +103,74 @@ class Frame:
         """(H, W, 3) uint8 BGR, BT.601 limited range (for previews, metrics and tests)."""
         return yuv420_to_bgr(self.y, self.u, self.v, self.bit_depth)
 
+    @classmethod
+    def from_ndarray(cls, array: np.ndarray, format: str = "bgr24", *, pts: int | None = None,
+                     time_base: Fraction | None = None, index: int = 0) -> Frame:
+        """A Frame from a numpy image, as PyAV's VideoFrame.from_ndarray takes it.
+
+        Args:
+            array: for "bgr24"/"rgb24" (H, W, 3) uint8 (OpenCV's images are BGR); for
+                "gray"/"gray8" (H, W) uint8 (neutral chroma); for "yuv420p" (H * 3 // 2, W)
+                uint8 in PyAV's layout (Y rows, then the U and V planes, even H and W).
+            format: the pixel format of `array` (NDARRAY_FORMATS).
+            pts, time_base, index: the frame's timing and position in its stream.
+
+        Raises:
+            ConfigError: an unknown format, or an array that does not fit it.
+        """
+        y, u, v = _planes_from_ndarray(np.asarray(array), format)
+        return cls(y=y, u=u, v=v, bit_depth=8, pts=pts, time_base=time_base, index=index)
+
+    def to_ndarray(self, format: str = "bgr24") -> np.ndarray:
+        """The picture as a numpy image, as PyAV's VideoFrame.to_ndarray gives it: "bgr24" and
+        "rgb24" (H, W, 3) uint8, "gray"/"gray8" the (H, W) uint8 luma, "yuv420p" (H * 3 // 2, W)
+        uint8 (even H and W). Planes deeper than 8 bits are rounded to 8.
+
+        Raises:
+            ConfigError: an unknown format, or "yuv420p" of an odd-sized frame.
+        """
+        if format == "bgr24":
+            return self.to_bgr()
+        if format == "rgb24":
+            return np.ascontiguousarray(self.to_bgr()[..., ::-1])
+        if format in ("gray", "gray8"):
+            return to_8bit(self.y, self.bit_depth)
+        if format == "yuv420p":
+            if self.width % 2 or self.height % 2:
+                raise ConfigError(f"format 'yuv420p' needs an even frame size, not {self.width}x{self.height}; "
+                                  f"use 'bgr24' or 'rgb24'.")
+            planes = [to_8bit(p, self.bit_depth).ravel() for p in (self.y, self.u, self.v)]
+            return np.concatenate(planes).reshape(-1, self.width)
+        raise ConfigError(f"format '{format}' is not supported; use one of {', '.join(NDARRAY_FORMATS)}.")
+
+
+def _planes_from_ndarray(a: np.ndarray, format: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V uint8 planes of an image in a PyAV pixel format (see Frame.from_ndarray)."""
+    if format not in NDARRAY_FORMATS:
+        raise ConfigError(f"format '{format}' is not supported; use one of {', '.join(NDARRAY_FORMATS)}.")
+    if format in ("bgr24", "rgb24"):
+        want, ok = "(H, W, 3)", a.ndim == 3 and a.shape[2] == 3
+    elif format == "yuv420p":
+        rows = a.shape[0] if a.ndim == 2 else 0
+        want, ok = "(H * 3 // 2, W), H and W even,", a.ndim == 2 and rows % 3 == 0 and rows * 2 // 3 % 2 == 0 \
+            and a.shape[1] % 2 == 0
+    else:
+        want, ok = "(H, W)", a.ndim == 2
+    if not ok or a.dtype != np.uint8 or 0 in a.shape:
+        raise ConfigError(f"format '{format}' takes a {want} uint8 array, not shape {a.shape} dtype {a.dtype}.")
+    if format in ("bgr24", "rgb24"):
+        return bgr_to_yuv420(a if format == "bgr24" else a[..., ::-1])
+    if format in ("gray", "gray8"):
+        cw, ch = chroma_size(a.shape[1], a.shape[0])
+        grey = np.full((ch, cw), 128, np.uint8)
+        return np.ascontiguousarray(a), grey, grey.copy()
+    w = a.shape[1]
+    h = a.shape[0] * 2 // 3
+    flat = np.ascontiguousarray(a).ravel()
+    n, q = h * w, h * w // 4
+    return (flat[:n].reshape(h, w).copy(), flat[n:n + q].reshape(h // 2, w // 2).copy(),
+            flat[n + q:].reshape(h // 2, w // 2).copy())
+
 
 def _plane_view(plane: av.video.plane.VideoPlane, width: int, height: int, dtype: np.dtype) -> np.ndarray:
     """A writable (height, width) numpy view of a PyAV plane, honouring its line padding."""
@@ -158,12 +231,13 @@ def _even(a: np.ndarray) -> np.ndarray:
     return np.pad(a, pad, mode="edge")
 
 
-# BT.601 limited range (what cameras and most SD/HD software hand over as "YUV"), on B, G, R.
-_BGR_TO_YUV = np.array([[24.966, 128.553, 65.481, 16.0 * 255],
+# BT.601 limited range (what cameras and most SD/HD software hand over as "YUV"): rows Y, U, V;
+# columns B, G, R and the offset, for 8-bit values.
+BGR_TO_YUV = np.array([[24.966, 128.553, 65.481, 16.0 * 255],
                         [112.0, -74.203, -37.797, 128.0 * 255],
                         [-18.214, -93.786, 112.0, 128.0 * 255]], np.float64) / 255.0
-_YUV_TO_BGR = np.linalg.inv(np.vstack([_BGR_TO_YUV, [0, 0, 0, 1]]))[:3]
-_BGR_TO_YUV_F32 = _BGR_TO_YUV.astype(np.float32)
+_YUV_TO_BGR = np.linalg.inv(np.vstack([BGR_TO_YUV, [0, 0, 0, 1]]))[:3]
+_BGR_TO_YUV_F32 = BGR_TO_YUV.astype(np.float32)
 _YUV_TO_BGR_F32 = _YUV_TO_BGR.astype(np.float32)
 
 
@@ -186,14 +260,20 @@ def yuv420_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, bit_depth: int = 
     """Y, U, V 4:2:0 planes (any depth) -> (H, W, 3) uint8 BGR, BT.601 limited range, with
     bilinear chroma upsampling."""
     if bit_depth != 8:
-        shift = bit_depth - 8
-        y, u, v = (np.minimum((p.astype(np.uint32) + (1 << (shift - 1))) >> shift, 255).astype(np.uint8)
-                   for p in (y, u, v))
+        y, u, v = (to_8bit(p, bit_depth) for p in (y, u, v))
     h, w = y.shape
     ch, cw = u.shape
     chroma = cv2.resize(np.dstack([u, v]), (cw * 2, ch * 2), interpolation=cv2.INTER_LINEAR)
     yuv = np.dstack([y, chroma[:h, :w]])
     return cv2.transform(yuv, _YUV_TO_BGR_F32)
+
+
+def to_8bit(plane: np.ndarray, bit_depth: int) -> np.ndarray:
+    """A plane of `bit_depth`-bit values as uint8 (rounded); 8-bit planes as they are."""
+    if bit_depth == 8:
+        return plane
+    shift = bit_depth - 8
+    return np.minimum((plane.astype(np.uint32) + (1 << (shift - 1))) >> shift, 255).astype(np.uint8)
 
 
 def frame_from_bgr(bgr: np.ndarray, index: int = 0, pts: int | None = None,

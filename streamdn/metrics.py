@@ -1,10 +1,16 @@
 """Quality metrics on 8-bit images against a clean reference: PSNR, SSIM and a temporal-flicker
-figure (the evaluation's three numbers)."""
+figure (the three numbers of `streamdn eval`, training validation and the targets report), and the
+frame rate that counts as real time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+
+# Frames per second a denoiser must reach to count as real time (the plots and the targets report).
+REALTIME_FPS = 30.0
 
 # Wang et al. 2004 constants, with the 11x11 Gaussian window of sigma 1.5 that scikit-image
 # uses for gaussian_weights=True (truncate 3.5 -> radius 5).
@@ -69,6 +75,20 @@ def ssim(reference: np.ndarray, test: np.ndarray, peak: float = 255.0) -> float:
     return float(np.mean((num / den)[r:h - r, r:w - r]))
 
 
+def frame_flicker(clean_prev: np.ndarray, clean: np.ndarray, test_prev: np.ndarray, test: np.ndarray) -> float:
+    """Temporal error of one frame: mean |(test - test_prev) - (clean - clean_prev)| in 8-bit units.
+
+    Args:
+        clean_prev, clean: the previous and current clean frames; test_prev, test: the outputs
+            for them. All the same shape ((H, W, C) or (H, W)), 8-bit values.
+
+    Returns:
+        The mean over pixels and channels; 0 when the output changes exactly as the clean video.
+    """
+    d = (test.astype(np.float32) - test_prev) - (clean.astype(np.float32) - clean_prev)
+    return float(np.mean(np.abs(d)))
+
+
 def flicker(clean: np.ndarray, test: np.ndarray) -> float:
     """Temporal flicker: mean |(test_t - test_t-1) - (clean_t - clean_t-1)| in 8-bit units.
 
@@ -79,17 +99,40 @@ def flicker(clean: np.ndarray, test: np.ndarray) -> float:
         clean, test: (T, H, W, C) or (T, H, W) arrays of the same shape, T >= 2, 8-bit values.
 
     Returns:
-        The mean over frames 1..T-1, pixels and channels.
+        The mean of frame_flicker over frames 1..T-1.
+
+    Raises:
+        ValueError: shapes differ or T < 2.
     """
     if clean.shape != test.shape:
         raise ValueError(f"flicker: shapes differ: {clean.shape} vs {test.shape}")
     if clean.shape[0] < 2:
         raise ValueError("flicker: needs at least two frames.")
-    total = 0.0
-    for t in range(1, clean.shape[0]):
-        d = (test[t].astype(np.float32) - test[t - 1]) - (clean[t].astype(np.float32) - clean[t - 1])
-        total += float(np.mean(np.abs(d)))
-    return total / (clean.shape[0] - 1)
+    values = [frame_flicker(clean[t - 1], clean[t], test[t - 1], test[t]) for t in range(1, clean.shape[0])]
+    return float(np.mean(values))
+
+
+def frame_scores(clean: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> dict[str, list[float]]:
+    """Per-frame PSNR (dB), SSIM and flicker (8-bit units; NaN on the first frame, which has no
+    previous one) of a clip's outputs against its clean frames.
+
+    Args:
+        clean, outputs: frames in order, each (H, W, 3) uint8 (the same channel order in both).
+
+    Returns:
+        {"psnr": [...], "ssim": [...], "flicker": [...]}, one value per frame each.
+
+    Raises:
+        ValueError: the two sequences differ in length, or frames differ in shape.
+    """
+    if len(clean) != len(outputs):
+        raise ValueError(f"frame_scores: {len(clean)} clean frames but {len(outputs)} outputs")
+    res: dict[str, list[float]] = {"psnr": [], "ssim": [], "flicker": []}
+    for t, (c, o) in enumerate(zip(clean, outputs)):
+        res["psnr"].append(psnr(c, o))
+        res["ssim"].append(ssim(c, o))
+        res["flicker"].append(float("nan") if t == 0 else frame_flicker(clean[t - 1], c, outputs[t - 1], o))
+    return res
 
 
 class FlickerMeter:
@@ -109,12 +152,10 @@ class FlickerMeter:
 
     def add(self, clean: np.ndarray, test: np.ndarray) -> None:
         """clean, test: one frame each, same shape, 8-bit values."""
-        c, t = clean.astype(np.float32), test.astype(np.float32)
         if self._prev is not None:
-            pc, pt = self._prev
-            self._sum += float(np.mean(np.abs((t - pt) - (c - pc))))
+            self._sum += frame_flicker(self._prev[0], clean, self._prev[1], test)
             self._count += 1
-        self._prev = (c, t)
+        self._prev = (clean.copy(), test.copy())   # the caller may reuse its buffers
 
     @property
     def value(self) -> float:

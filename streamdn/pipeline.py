@@ -1,4 +1,4 @@
-"""The pipeline: source -> pre -> model -> post -> sinks, each stage in its own thread joined by
+"""The pipeline: source -> pack -> forward -> unpack -> sinks, each stage in its own thread joined by
 bounded queues. File sources never drop; live sources drop the oldest frame rather than fall
 behind. Records per-stage time, fps and capture-to-output latency."""
 
@@ -58,12 +58,14 @@ class _Stop(Exception):
 
 
 @contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[threading.Event]:
-    """Turns the first Ctrl-C into a request the loop honours between two frames, so that no
-    frame is left half-encoded (a second Ctrl-C interrupts at once). Only in the main thread,
-    the one Python delivers signals to."""
+def _deferred_interrupt(enabled: bool) -> Iterator[threading.Event]:
+    """When `enabled`, replaces the SIGINT handler for the duration of the block: the first
+    Ctrl-C becomes a request the loop honours between two frames, so that no sink is left in the
+    middle of encoding or muxing a frame (a second Ctrl-C interrupts at once). The previous
+    handler is restored on the way out. Only in the main thread, the one Python delivers signals
+    to; when not `enabled`, SIGINT is left alone (Python's KeyboardInterrupt, wherever it hits)."""
     requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield requested
         return
 
@@ -243,13 +245,20 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
 
-    def run(self) -> RunStats:
+    def run(self, *, handle_signals: bool = False) -> RunStats:
         """Denoises every frame of the source into the sinks and returns the measured RunStats.
 
         Raises whatever a stage raised (in this thread); KeyboardInterrupt stops the stages
         cleanly and propagates, leaving the sinks to their owner's `with` block.
+
+        Args:
+            handle_signals: install a SIGINT handler for the run (main thread only; the previous
+                one is restored afterwards) so that the first Ctrl-C stops between two frames,
+                never inside a sink's write, and a second one interrupts at once. For
+                command-line programs; by default the process's handler is left untouched and
+                Ctrl-C raises KeyboardInterrupt wherever it hits, as usual in Python.
         """
-        with _deferred_interrupt() as interrupted:
+        with _deferred_interrupt(handle_signals) as interrupted:
             self._interrupt = interrupted
             try:
                 self._loop(interrupted)

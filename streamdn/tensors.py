@@ -2,26 +2,27 @@
 Colour conversion, packing, the noise estimate and map, the scene-cut test and unpacking are
 torch operations on the tensor's device; only a few dozen noise statistics per frame (for the
 noise-curve fit) and three sigmas cross to the CPU. Mirrors what streamdn.kernels does on numpy
-planes for the CPU path, so the two agree to rounding."""
+planes for the CPU path, so the two agree to rounding; the rules that turn numbers into decisions
+(the noise gate, the scene cut) are the same functions on both paths."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from streamdn.frames import _BGR_TO_YUV
-from streamdn.kernels import fit_noise_curve
-
-if TYPE_CHECKING:
-    from streamdn.denoiser import Denoiser
+from streamdn.errors import ConfigError
+from streamdn.frames import BGR_TO_YUV
+from streamdn.kernels import fit_noise_curve, sigma_from_block_stats
+from streamdn.models import FrameModel
+from streamdn.models.network import NetworkModel, Packed
 
 _LAPLACE = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 _IMMERKAER = math.sqrt(math.pi / 2.0) / 6.0
-_RGB_TO_YUV = torch.tensor(_BGR_TO_YUV[:, [2, 1, 0, 3]], dtype=torch.float32)      # rows Y, U, V; cols R, G, B, 1
+_RGB_TO_YUV = torch.tensor(BGR_TO_YUV[:, [2, 1, 0, 3]], dtype=torch.float32)      # rows Y, U, V; cols R, G, B, 1
 _YUV_TO_RGB = torch.linalg.inv(torch.cat([_RGB_TO_YUV, torch.tensor([[0.0, 0, 0, 1]])]))[:3]
 
 
@@ -58,27 +59,26 @@ def block_stats(plane: torch.Tensor, block: int = 16) -> torch.Tensor:
     return torch.stack([sig, mean], dim=-1)
 
 
-def estimate_sigma(stats: np.ndarray, block: int = 16, percentile: float = 15.0) -> float:
-    """A plane's noise sigma from its block statistics (the rule of kernels.estimate_sigma)."""
-    sig, lvl = stats[..., 0].ravel(), stats[..., 1].ravel()
-    mid = (lvl > 0.06 * 255) & (lvl < 0.94 * 255)
-    use = sig[mid] if mid.sum() >= 8 else sig
-    if use.size == 0:
-        return 0.0
-    bias = max(0.5, 1.0 - 1.0364 * 1.63 * math.sqrt((math.pi / 2 - 1) / ((block - 1) ** 2)))
-    return float(np.percentile(use, percentile) / bias)
+Sigmas = tuple[float, float, float]
 
 
 class TensorPath:
-    """Runs a Denoiser's network model on torch tensors on the model's device."""
+    """Runs a network model on torch tensors on the model's device.
 
-    def __init__(self, denoiser: Denoiser) -> None:
-        from streamdn.models.network import NetworkModel
+    Args:
+        model: a NetworkModel (streamdn.models.network).
+        sigmas: turns one frame's blind Y, U, V noise estimate (8-bit units) into the sigmas to
+            denoise with (the Denoiser's smoothing over frames, fixed strength and gain).
 
-        if not isinstance(denoiser.model, NetworkModel):
-            raise TypeError("TensorPath needs a network model")
-        self.dn = denoiser
-        self.model = denoiser.model
+    Raises:
+        TypeError: the model is not a network.
+    """
+
+    def __init__(self, model: FrameModel, sigmas: Callable[[Sigmas], Sigmas]) -> None:
+        if not isinstance(model, NetworkModel):
+            raise TypeError(f"TensorPath needs a network model, not {model.info.name}")
+        self.model = model
+        self.sigmas = sigmas
         self._last_y: torch.Tensor | None = None
 
     def step(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -86,13 +86,11 @@ class TensorPath:
         y, u, v = rgb_to_yuv420(rgb)
         stats = [block_stats(p) for p in (y, u, v)]
         host = [s.float().cpu().numpy() for s in stats]            # a few hundred numbers, not the frame
-        sigmas = self.dn.smooth_sigmas(tuple(estimate_sigma(s) for s in host))  # type: ignore[arg-type]
+        sigmas = self.sigmas(tuple(sigma_from_block_stats(s) for s in host))  # type: ignore[arg-type]
         packed = self._pack(y, u, v)
         curve = fit_noise_curve(host[0], 255.0) if self.model.signal_dependent else np.array([1.0, 0.0, 0.0])
         sigma_map = self._noise_map(packed, sigmas, curve)
-        from streamdn.models.network import _Packed
-
-        out = self.model.forward(_Packed(packed, sigma_map, self._is_cut(y, sigmas[0]), float(sigmas[0])))
+        out = self.model.forward(Packed(packed, sigma_map, self._is_cut(y, sigmas[0]), float(sigmas[0])))
         return yuv420_to_rgb(*self._unpack(out, y.shape))
 
     def _pack(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -101,7 +99,7 @@ class TensorPath:
         cur = torch.cat([F.pixel_unshuffle(luma, 2), torch.stack([u, v])[None]], dim=1) / 255.0
         return cur.contiguous(memory_format=torch.channels_last)
 
-    def _noise_map(self, packed: torch.Tensor, sigmas: tuple[float, float, float], curve: np.ndarray) -> torch.Tensor:
+    def _noise_map(self, packed: torch.Tensor, sigmas: Sigmas, curve: np.ndarray) -> torch.Tensor:
         sig = torch.tensor(sigmas, device=packed.device, dtype=packed.dtype).view(1, 3, 1, 1) / 255.0
         a, b, ref = float(curve[0]), float(curve[1]), float(curve[2])
         if b == 0.0:
@@ -115,7 +113,7 @@ class TensorPath:
         if last is None or last.shape != y.shape:
             return False
         score = float((y[::4, ::4] - last[::4, ::4]).abs().mean())
-        return score > 1.2 * sigma_y + self.model.cut_threshold
+        return self.model.is_scene_cut(score, sigma_y)
 
     @staticmethod
     def _unpack(out: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -125,24 +123,43 @@ class TensorPath:
         return y, q[0, 4], q[0, 5]
 
     def reset(self) -> None:
+        """Forgets the last frame (the scene-cut reference); the model's state is the model's."""
         self._last_y = None
 
 
-def denoise_tensor(denoiser: Denoiser, path: TensorPath, t: torch.Tensor) -> Any:
-    """(H, W, 3) uint8, (3, H, W) or (N, 3, H, W) float in [0, 1] on the model's device ->
-    the same layout, dtype and device, denoised (a batch is consecutive frames)."""
-    rgb_first = denoiser.channel_order == "rgb"
+def denoise_tensor(path: TensorPath, t: torch.Tensor, order: str = "rgb") -> torch.Tensor:
+    """One image on the model's device: (H, W, 3) uint8 or (3, H, W) float in [0, 1] ->
+    the same layout, dtype and device, denoised as the next frame of `path`'s stream.
+
+    Args:
+        path: the tensor path of the model (and stream) to use.
+        t: the image, its channels in `order` ("rgb" or "bgr").
+        order: the channel order of `t`.
+    """
+    rgb_first = order == "rgb"
     if t.ndim == 3 and t.shape[2] == 3 and t.dtype == torch.uint8:
         img = t.permute(2, 0, 1).float()
-        img = img if rgb_first else img.flip(0)
-        out = path.step(img)
+        out = path.step(img if rgb_first else img.flip(0))
         out = out if rgb_first else out.flip(0)
         return out.permute(1, 2, 0).to(torch.uint8)
-    batch = t if t.ndim == 4 else t[None]
-    outs = []
-    for frame in batch:
-        img = frame.float() * 255.0
-        out = path.step(img if rgb_first else img.flip(0)) / 255.0
-        outs.append(out if rgb_first else out.flip(0))
-    res = torch.stack(outs).to(t.dtype)
-    return res if t.ndim == 4 else res[0]
+    if not (t.ndim == 3 and t.shape[0] == 3 and t.dtype.is_floating_point):
+        raise ConfigError(f"unsupported tensor shape {tuple(t.shape)} dtype {t.dtype}: pass H×W×3 uint8, 3×H×W or "
+                          f"N×3×H×W float in [0, 1].")
+    img = t.float() * 255.0
+    out = path.step(img if rgb_first else img.flip(0)) / 255.0
+    return (out if rgb_first else out.flip(0)).to(t.dtype)
+
+
+def same_device(a: torch.device, b: torch.device, current: int = 0) -> bool:
+    """Whether two torch devices are the same device: same type and index, where a device
+    without an index ("cuda") means index `current` (torch.cuda.current_device() for CUDA)."""
+    if a.type != b.type:
+        return False
+    return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+
+
+def takes_device_path(tensor: torch.device, model: torch.device, current: int = 0) -> bool:
+    """Whether a tensor on `tensor` is denoised where it lives (TensorPath) by a network on
+    `model`: both the same accelerator device (see same_device). Otherwise the tensor goes
+    through the host (a CPU tensor, or a tensor on another device than the network's)."""
+    return tensor.type != "cpu" and same_device(tensor, model, current)

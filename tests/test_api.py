@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ from conftest import slow_denoiser
 from streamdn.io.camera import PacedSource
 from streamdn.config import SourceConfig
 from streamdn.errors import ConfigError, ModelNotFoundError, SourceError
-from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA
+from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA, parse_strength
 from streamdn.frames import Frame, bgr_to_yuv420, frame_from_bgr, from_av, to_av, yuv420_to_bgr
 from streamdn.metrics import psnr
 from streamdn.models import create_model, list_models
@@ -170,3 +171,65 @@ def test_config_errors_name_the_file(tmp_path: Path) -> None:
         load_config(bad)
     cfg = load_config(overrides=["pipeline.queue_size=8", "encode.codec=libx265"])
     assert cfg.pipeline.queue_size == 8 and cfg.encode.codec == "libx265"
+
+
+@pytest.mark.parametrize("name, option, valid", [
+    ("tfilter", "max_cuont", "max_count"),
+    ("classical:median", "tabel", "table"),
+    ("tdn_tiny", "dtyp", "dtype"),
+])
+def test_create_model_rejects_unknown_options(name: str, option: str, valid: str) -> None:
+    with pytest.raises(ConfigError, match=f"'{option}'.*valid options: .*{valid}"):
+        create_model(name, **{option: 1})
+    create_model(name, device="cpu").close()                # the options it takes still go through
+
+
+def test_library_messages_name_arguments_not_flags() -> None:
+    with pytest.raises(ConfigError, match="device 'tpu'") as err:
+        Denoiser("tfilter", device="tpu")
+    assert "--" not in str(err.value)
+    with pytest.raises(ConfigError, match="strength 'loud'") as err:
+        parse_strength("loud")
+    assert "--" not in str(err.value)
+    with pytest.raises(ConfigError, match="strength 300") as err:
+        parse_strength(300)
+    assert "--" not in str(err.value)
+
+
+def test_public_api_exports() -> None:
+    assert streamdn.__all__ == sorted(streamdn.__all__)
+    for name in ("CameraSource", "Denoiser", "Frame", "FrameFormat", "Sink", "Source", "denoise_file",
+                 "model_info", "ConfigError", "DeviceError", "ModelNotFoundError", "SinkError", "SourceError",
+                 "StreamdnError"):
+        assert name in streamdn.__all__, name
+    assert all(hasattr(streamdn, name) for name in streamdn.__all__)
+    assert issubclass(streamdn.CameraSource, streamdn.Source) and issubclass(streamdn.FileSink, streamdn.Sink)
+
+
+def test_frame_from_and_to_ndarray() -> None:
+    yy, xx = np.mgrid[0:32, 0:48]
+    bgr = np.stack([xx * 5, yy * 7, xx + yy], axis=-1).clip(0, 255).astype(np.uint8)
+    f = Frame.from_ndarray(bgr, format="bgr24", pts=3)
+    ref = frame_from_bgr(bgr)
+    np.testing.assert_array_equal(f.y, ref.y)
+    np.testing.assert_array_equal(f.u, ref.u)
+    assert f.pts == 3
+    np.testing.assert_array_equal(f.to_ndarray(format="bgr24"), f.to_bgr())
+    np.testing.assert_array_equal(f.to_ndarray(format="rgb24"), f.to_bgr()[..., ::-1])
+    g = Frame.from_ndarray(bgr[..., ::-1], format="rgb24")
+    np.testing.assert_array_equal(g.y, f.y)
+    np.testing.assert_array_equal(g.v, f.v)
+    np.testing.assert_array_equal(f.to_ndarray(format="gray"), f.y)
+    grey = Frame.from_ndarray(f.y, format="gray")
+    assert grey.u.shape == f.u.shape and (grey.u == 128).all()
+    # yuv420p in PyAV's layout: the two libraries read each other's arrays
+    i420 = f.to_ndarray(format="yuv420p")
+    assert i420.shape == (48, 48)
+    np.testing.assert_array_equal(av.VideoFrame.from_ndarray(i420, format="yuv420p").to_ndarray(), i420)
+    back = Frame.from_ndarray(i420, format="yuv420p")
+    for a, b in zip((back.y, back.u, back.v), (f.y, f.u, f.v)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="format 'nv12'"):
+        Frame.from_ndarray(bgr, format="nv12")
+    with pytest.raises(ConfigError, match=r"\(H, W, 3\)"):
+        Frame.from_ndarray(bgr[..., 0], format="bgr24")

@@ -16,19 +16,20 @@ import numpy as np
 import pytest
 
 from streamdn.batch import scheduler as batch
+from streamdn.batch.executors import InlineExecutor
+from streamdn.batch.segments import plan_segments, read_keyframes
+from streamdn.batch.tasks import SEGMENT, Options, Task, execute, plan_file
+from streamdn.cli import batch as batch_cli
+from streamdn.cli import main
 from streamdn.config import RunConfig, load_config
 from streamdn.errors import ConfigError
 from streamdn.jobs.file import denoise_file
-from streamdn.batch.segments import plan_segments, read_keyframes
-from streamdn.batch.tasks import SEGMENT, Options, Task, execute, plan_file
 from videos import Spec, audio_packets, make_video, probe
 
 
 def run_cli(*argv: str) -> int:
-    """`streamdn batch ARGV...` through the parser batch.add_parser builds."""
-    parser = argparse.ArgumentParser(prog="streamdn")
-    batch.add_parser(parser.add_subparsers(dest="command"))
-    return batch.run(parser.parse_args(["batch", *argv]))
+    """`streamdn batch ARGV...`, exit code and all."""
+    return main(["batch", *argv])
 
 
 def make_gop_video(path: Path, gop: int, **spec: object) -> Path:
@@ -211,23 +212,23 @@ def test_resume_reuses_finished_segments(long_clip: Path, tmp_path: Path, monkey
     ran: list[int] = []
     real = dist.denoise_segment
     monkeypatch.setattr(dist, "denoise_segment", lambda *a, **k: ran.append(a[1].number) or real(*a, **k))
-    report = batch.run_batch([item], load_config(), batch.InlineExecutor(), opts, quiet=True)
+    report = batch.run_batch([item], load_config(), InlineExecutor(), opts, quiet=True)
     assert report.count("done") == 1 and ran == [1, 2]
     assert probe(out / "long.mp4")["frames"] == 72
 
 
 def test_ray_flag_before_inputs_and_no_ray_import(footage: Path, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
-    batch.add_parser(parser.add_subparsers(dest="command"))
+    batch_cli.add_parser(parser.add_subparsers(dest="command"))
     for inputs in ([str(footage / "a.mp4"), str(footage / "b.mp4")], [str(footage)]):
         args = parser.parse_args(["batch", "--ray", *inputs, "-o", "x"])
-        batch._check(args)
+        batch_cli.check_args(args)
         assert args.ray == "local" and args.input == inputs
-    code = ("import sys; from streamdn.batch import scheduler as batch; sys.argv[0] = 'x'; import argparse; p = argparse.ArgumentParser();"
-            "batch.add_parser(p.add_subparsers(dest='c'));"
-            f"r = batch.run(p.parse_args(['batch', {str(footage / 'b.mp4')!r}, '-o', {str(tmp_path / 'o')!r}, '-q']));"
+    code = ("import sys; from streamdn.cli import main;"
+            f"r = main(['batch', {str(footage / 'b.mp4')!r}, '-o', {str(tmp_path / 'o')!r}, '-q']);"
             "assert r == 0 and 'ray' not in sys.modules, sorted(m for m in sys.modules if 'ray' in m)")
     subprocess.run([sys.executable, "-c", code], check=True)
+    assert probe(tmp_path / "o" / "b.mp4")["frames"] == 16
 
 
 # -- on a local Ray instance -----------------------------------------------------------------
@@ -250,11 +251,14 @@ def test_ray_batch_matches_local(footage: Path, tmp_path: Path, ray_instance: ob
     from streamdn.batch.executors import RayExecutor
 
     ex = RayExecutor(None)
-    cfg = load_config()
-    tasks, _ = plan_file(str(footage / "a.mp4"), str(tmp_path / "seg" / "a.mp4"), cfg, Options(segments=3))
-    results = [ex.wait([h])[0][1] for h in [ex.submit(t) for t in tasks if t.kind == SEGMENT]]
+    clip = make_gop_video(tmp_path / "gop.mp4", 8, frames=24, seed=1)   # keyframes to cut at
+    tasks, _ = plan_file(str(clip), str(tmp_path / "seg" / "gop.mp4"), load_config(), Options(segments=3))
+    segments = [t for t in tasks if t.kind == SEGMENT]
+    assert len(segments) == 3
+    results = [ex.wait([h])[0][1] for h in [ex.submit(t) for t in segments]]
     assert all(r.ok for r in results)
-    assert all(r.model_loads == 1 for r in results)   # each worker process loaded the model once
+    assert len({r.worker for r in results}) < len(results)   # a worker process ran more than one task...
+    assert all(r.model_loads == 1 for r in results)          # ...and built the model only once
 
 
 @pytest.mark.parametrize("failure", ["raise", "die"])

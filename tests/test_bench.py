@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from streamdn import ConfigError
-from streamdn.tools.bench import BenchConfig, add_parser, bench, run
+from streamdn.cli.bench import add_parser, run
+from streamdn.tools.bench import BenchConfig, bench
 
 REQUIRED = {"size", "fps", "baseline_fps", "ratio", "model_fps", "stages_ms", "device", "threads", "peak_rss_mb",
             "latency_ms"}
@@ -26,7 +27,15 @@ def test_schema_classical() -> None:
     assert set(r["stages_ms"]) == {"decode", "pack", "forward", "unpack", "encode"}
     assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
     assert r["threads"]["cores"] >= 1 and r["peak_rss_mb"] > 0
-    json.dumps(r)
+    assert r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
+    assert json.loads(json.dumps(r)) == r     # plain data: the --json document holds all of it
+
+
+def test_library_errors_name_the_argument() -> None:
+    with pytest.raises(ConfigError, match="frames=1"):
+        bench(BenchConfig(frames=1))
+    with pytest.raises(ConfigError, match="noise"):
+        bench(BenchConfig(synthetic=(64, 48), frames=4, noise="awgn"))
 
 
 def test_network_dtypes_on_a_file(video: Callable[..., Path]) -> None:
@@ -42,5 +51,7 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
                               "--model-seconds", "0.05", "--json"])
     assert run(args) == 0
     assert REQUIRED <= set(json.loads(capsys.readouterr().out))
-    with pytest.raises(ConfigError, match="WxH"):
+    with pytest.raises(ConfigError, match="--synthetic 'big': use WxH"):
         run(parser.parse_args(["bench", "--synthetic", "big"]))
+    with pytest.raises(ConfigError, match="--noise"):
+        run(parser.parse_args(["bench", "--synthetic", "64x48", "--noise", "awgn"]))

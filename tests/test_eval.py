@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from streamdn import ConfigError, ModelNotFoundError
-from streamdn.tools.evaluate import EvalConfig, add_parser, evaluate, load_eval_config, run, write_results
+from streamdn.cli.evaluate import add_parser, run
+from streamdn.tools.evaluate import EvalConfig, evaluate, load_eval_config, write_results
 
 TINY = dict(synthetic=1, size=(64, 48), frames=4, noise=("awgn20",), methods=("classical:gaussian", "tfilter"))
 ROW_KEYS = {"clip", "noise", "method", "frames", "psnr", "ssim", "flicker", "fps"}
@@ -35,19 +36,29 @@ def test_schema_and_determinism() -> None:
     assert set(crops.images["awgn20"]) == {"clean", "noisy", "classical:gaussian", "tfilter"}
     second, _ = evaluate(cfg, quiet=True)
     assert _quality(first) == _quality(second)
-    json.dumps(first)   # plain data only
+    assert json.loads(json.dumps(first)) == first   # plain data only: results.json holds all of it
 
 
 def test_writes_files(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import cv2
+
     results, crops = evaluate(EvalConfig(**{**TINY, "methods": ("classical:median",)}), quiet=True)  # type: ignore[arg-type]
-    report = pytest.importorskip("matplotlib") is not None
-    written = write_results(results, crops, str(tmp_path / "out"), report=report)
-    names = {Path(p).name for p in written}
-    assert {"results.json", "results.md"} <= names
-    assert json.loads((tmp_path / "out" / "results.json").read_text())["rows"][1]["method"] == "classical:median"
-    assert "| classical:median |" in (tmp_path / "out" / "results.md").read_text()
-    assert {"report.html", "quality_speed.png", "crops_awgn20.png"} <= names
-    assert "crops_awgn20.png" in (tmp_path / "out" / "report.html").read_text()
+    written = write_results(results, crops, str(tmp_path / "out"), report=True)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == sorted(Path(p).name for p in written) == sorted(
+        ["results.json", "results.md", "report.html", "quality_speed.png", "crops_awgn20.png"])
+    assert json.loads((out / "results.json").read_text()) == results
+    summary = {r["method"]: r for r in results["summary"]}
+    md = (out / "results.md").read_text()
+    for method in ("noisy", "classical:median"):
+        r = summary[method]
+        assert f"| {method} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['flicker']:.2f} |" in md
+    assert "crops_awgn20.png" in (out / "report.html").read_text()
+    grid = cv2.imread(str(out / "crops_awgn20.png"))
+    x, y, w, h = crops.box
+    assert (w, h) == (64, 48)                            # the whole 64x48 clip: smaller than the crop size
+    assert grid.shape == (22 + 2 * h + 4, 4 * (2 * w + 4), 3)    # clean, noisy, median (+ a blank), 2x
 
 
 def test_oracle_strength_and_clips(video: Callable[..., Path]) -> None:
@@ -61,10 +72,14 @@ def test_oracle_strength_and_clips(video: Callable[..., Path]) -> None:
 
 
 def test_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--synthetic"):
+    with pytest.raises(ConfigError, match="synthetic"):
         load_eval_config(None)
-    with pytest.raises(ConfigError, match="--noise"):
+    with pytest.raises(ConfigError, match="noise"):
         load_eval_config(None, synthetic=1, noise=("awgn",))
+    with pytest.raises(ConfigError, match="frames=1"):
+        load_eval_config(None, synthetic=1, frames=1)
+    with pytest.raises(ConfigError, match="methodz"):
+        load_eval_config(None, synthetic=1, methodz=("tfilter",))
     with pytest.raises(ConfigError, match="strength"):
         load_eval_config(None, synthetic=1, strength="loud")
     bad = tmp_path / "bad.toml"
@@ -76,8 +91,13 @@ def test_config_errors(tmp_path: Path) -> None:
 
 
 def test_config_file_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from streamdn.models import model_info
+
     cfg = load_eval_config(str(Path(__file__).parent.parent / "configs" / "eval.toml"), synthetic=1, frames=3)
-    assert cfg.frames == 3 and cfg.methods
+    assert cfg.frames == 3 and cfg.synthetic == 1                      # values given override the file
+    assert cfg.size == (640, 360) and cfg.noise == ("awgn20", "pg_lowlight") and len(cfg.methods) == 13
+    for method in cfg.methods:
+        model_info(method)                                              # every method it lists is known
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["eval", "--synthetic", "1", "--size", "64x48", "--frames", "3", "--noise", "sp5",

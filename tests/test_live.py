@@ -58,7 +58,10 @@ def test_camera_disconnect_and_return(capsys: pytest.CaptureFixture[str]) -> Non
     src = CameraSource(0, max_frames=12, retry_delay=0.01, capture_factory=lambda d: FakeCamera(plan))
     with src:
         frames = list(src)
-    assert len(frames) == 12
+    # A live source replaces a frame the consumer has not taken yet (counted as dropped), which
+    # can happen on a busy machine; every captured frame is either delivered or counted.
+    assert len(frames) + src.dropped == 12
+    assert frames[-1].index == 11                                 # the stream went on after the return
     assert src.reconnects == 1
     err = capsys.readouterr().err
     assert "stopped delivering" in err and "is back" in err
@@ -83,7 +86,9 @@ def test_paced_source_holds_the_frame_rate() -> None:
     start = time.monotonic()
     frames = list(PacedSource(inner))
     assert len(frames) == 10 and time.monotonic() - start >= 0.085
-    assert all(b.captured - a.captured >= 0.005 for a, b in zip(frames, frames[1:]))
+    # Never released before its timestamp (a late frame may be followed at once by the next one,
+    # which is due already: the schedule is the clip's, not the gaps since the last release).
+    assert all(f.captured - frames[0].captured >= i * 0.01 - 1e-3 for i, f in enumerate(frames))
 
 
 def test_target_latency_drops_old_frames() -> None:

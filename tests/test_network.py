@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,15 @@ import torch
 from torch import nn
 
 from streamdn import Denoiser
-from streamdn.errors import ModelNotFoundError
+from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
+from streamdn.kernels import is_scene_cut
 from streamdn.models import create_model, list_models, model_info
-from streamdn.models.cards import ARCH_FIGURES
+from streamdn.models.cards import ARCH_FIGURES, NETWORK_OPTIONS
 from streamdn.models.fast import PRESETS, build
 from streamdn.models.macs import count_macs, count_params, network_macs
-from streamdn.models.network import load_weights, read_metadata, save_weights
+from streamdn.models.network import NetworkModel, Packed, load_weights, read_metadata, save_weights
+from streamdn.tensors import TensorPath
 
 
 def _frame(h: int, w: int, seed: int = 0, bit_depth: int = 8, index: int = 0) -> Frame:
@@ -54,7 +57,7 @@ def test_registry_figures_match_the_counter(arch: str) -> None:
 
 def test_fast_fits_its_budget() -> None:
     macs, _ = ARCH_FIGURES["fast"]
-    # DESIGN.md §3: about 5k MAC per input pixel; the eighth-resolution level added 936
+    # docs/design.md §3: about 5k MAC per input pixel; the eighth-resolution level added 936
     # (+18 %) for +0.3 dB on every validation noise (models/weights/fast.toml).
     assert 3000 <= macs <= 6500
     assert [i for i in list_models() if i.name == "fast"][0].macs_per_px == macs
@@ -249,3 +252,41 @@ def test_low_noise_blend_weights_and_impulse_frames() -> None:
     assert model.pack(f, (1.75, 1.0, 1.0)).sigma_y == float("inf")
     with pytest.raises(Exception, match="low_noise_blend"):
         create_model("fast", low_noise_blend=(3.0, 1.0))
+
+
+def test_network_options_are_the_models_and_are_checked(tmp_path: Path) -> None:
+    params = inspect.signature(NetworkModel).parameters.values()
+    keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(NETWORK_OPTIONS) == keywords
+    path = save_weights(build("tdn_tiny"), tmp_path / "w.safetensors", "tdn_tiny")
+    with pytest.raises(ConfigError, match="'fp16'.*valid options: .*dtype"):
+        create_model(str(path), fp16=True)
+    with pytest.raises(ConfigError, match="'signal_dependant'"):
+        create_model("tdn_tiny", signal_dependant=False)
+
+
+def test_numpy_and_tensor_paths_take_the_same_cuts() -> None:
+    # Two scenes: the tensor path (streamdn.tensors) and the numpy path find the cut at the same frame.
+    def cuts(model: NetworkModel) -> list[bool]:
+        seen: list[bool] = []
+        step = model.forward
+
+        def forward(packed: Packed) -> torch.Tensor:
+            seen.append(packed.cut)
+            return step(packed)
+
+        model.forward = forward  # type: ignore[method-assign]
+        return seen
+
+    frames = [_frame(48, 64, seed=i % 3) for i in range(3)]
+    dark = _frame(48, 64, seed=5)
+    dark.y = (dark.y // 4).astype(np.uint8)
+    frames += [dark, dark]
+    a, b = create_model("tdn_tiny", dtype="fp32"), create_model("tdn_tiny", dtype="fp32")
+    seen_a, seen_b = cuts(a), cuts(b)   # type: ignore[arg-type]
+    path = TensorPath(b, lambda est: est)
+    for f in frames:
+        a.forward(a.pack(f, Denoiser("tfilter").estimate_sigmas(f)))
+        path.step(torch.from_numpy(f.to_bgr()[..., ::-1].copy()).permute(2, 0, 1).float())
+    assert seen_a == seen_b == [False, False, False, True, False]
+    assert a.is_scene_cut(40.0, 10.0) == is_scene_cut(40.0, 10.0, a.cut_threshold)

@@ -44,15 +44,17 @@ class Executor(Protocol):
 @dataclass
 class InlineExecutor:
     """Runs each task in this process when it is submitted (the default: the pipeline's stage
-    threads already use the cores). Frame progress reaches `on_frame` as it happens."""
+    threads already use the cores). Frame progress reaches `on_frame` as it happens.
+    `handle_signals` is passed to every task's Pipeline.run (see streamdn.pipeline)."""
 
     on_frame: Callable[[int], None] | None = None
     workers: int = 1
     name: str = "local"
+    handle_signals: bool = False
 
     def submit(self, task: Task) -> Handle:
         try:
-            return execute(task, self.on_frame)
+            return execute(task, self.on_frame, handle_signals=self.handle_signals)
         except Exception as err:  # noqa: BLE001 - an unexpected failure fails this file only
             return TaskResult(task, ok=False, error=f"{type(err).__name__}: {err}")
 
@@ -65,10 +67,12 @@ class InlineExecutor:
 
 @dataclass
 class ProcessExecutor:
-    """Runs tasks in `workers` local processes (spawned, each keeping its model)."""
+    """Runs tasks in `workers` local processes (spawned, each keeping its model).
+    `handle_signals` is passed to every task's Pipeline.run in its worker (see streamdn.pipeline)."""
 
     workers: int = 2
     name: str = "local processes"
+    handle_signals: bool = False
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +80,7 @@ class ProcessExecutor:
 
     def submit(self, task: Task) -> Handle:
         assert self._pool is not None
-        future = self._pool.submit(execute, task)
+        future = self._pool.submit(execute, task, handle_signals=self.handle_signals)
         future.task = task  # type: ignore[attr-defined]
         return future
 
@@ -125,7 +129,8 @@ class RayExecutor:
         try:
             import ray
         except ImportError as err:
-            raise ConfigError("--ray needs Ray: pip install 'streamdn[ray]' (on every node).") from err
+            raise ConfigError("running batch tasks on Ray needs Ray: pip install 'streamdn[ray]' "
+                              "(on every node).") from err
         self._ray = ray
         self._owned = False
         if not ray.is_initialized():
@@ -136,8 +141,8 @@ class RayExecutor:
                 else:
                     ray.init(address=address, log_to_driver=True, configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as err:
-                raise ConfigError(f"--ray {address}: cannot reach the Ray cluster ({err}); start it with "
-                                  f"`ray start --head` or check the address.") from err
+                raise ConfigError(f"Ray address '{address}': cannot reach the Ray cluster ({err}); start it "
+                                  f"with `ray start --head` or check the address.") from err
             self._owned = True
         total = ray.cluster_resources().get("CPU", 1.0)
         self.workers = workers or max(1, int(total // max(cpus, 0.01)))
@@ -167,3 +172,38 @@ class RayExecutor:
         if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
             self._owned = False
+
+
+def make_executor(*, workers: int | None = None, ray: str | None = None, cpus_per_task: float = 1.0,
+                  gpus_per_task: float | None = None, max_retries: int = 3, device: str = "auto",
+                  handle_signals: bool = False) -> Executor:
+    """The executor for where the tasks should run.
+
+    Args:
+        workers: tasks at once. Without `ray`: 1 or None runs them in this process
+            (InlineExecutor), more in that many local processes (ProcessExecutor). With `ray`:
+            tasks in flight at most (None: the cluster's CPUs / cpus_per_task).
+        ray: None runs locally; otherwise a Ray address for RayExecutor ("local" starts a new
+            local instance, "auto" joins this machine's cluster, "ray://host:port" connects).
+            Ray is imported only then.
+        cpus_per_task: CPUs each Ray task asks for.
+        gpus_per_task: GPUs each Ray task asks for (None: 1 when `device` is a CUDA device, else 0).
+        max_retries: Ray retries of a task whose worker died or that raised unexpectedly.
+        device: the model's device (ModelConfig.device), for the GPU default.
+        handle_signals: local executors pass it to every task's Pipeline.run (command-line
+            programs set it so that Ctrl-C stops between two frames); Ray workers keep Ray's own.
+
+    Raises:
+        ConfigError: a number out of range, Ray is not installed, or the cluster cannot be reached.
+    """
+    for name, value, low in (("workers", workers, 1), ("max_retries", max_retries, 0)):
+        if value is not None and value < low:
+            raise ConfigError(f"{name}={value}: give a number >= {low}.")
+    if ray is not None:
+        gpus = gpus_per_task
+        if gpus is None:
+            gpus = 1.0 if device.strip().lower().startswith("cuda") else 0.0
+        return RayExecutor(ray, cpus=cpus_per_task, gpus=gpus, max_retries=max_retries, workers=workers)
+    if workers is not None and workers > 1:
+        return ProcessExecutor(workers, handle_signals=handle_signals)
+    return InlineExecutor(handle_signals=handle_signals)

@@ -1,30 +1,27 @@
-"""`streamdn batch INPUT... -o OUTDIR`: every video found in files, folders and globs, cleaned
-with the same options as `streamdn denoise` into a mirror of the input tree, here or on Ray.
-Done outputs are skipped (so a killed batch resumes), a failing file does not stop the others,
-long files can be split at keyframes and joined by stream copy."""
+"""Many files and long files: every video found in files, folders and globs, cleaned with the
+same settings into a mirror of the input tree by an executor (this process, local processes or
+Ray). Done outputs are skipped (so a killed batch resumes), a failing file does not stop the
+others, long files can be split at keyframes and joined by stream copy. `streamdn batch` is the
+command line over this module (streamdn.cli.batch)."""
 
 from __future__ import annotations
 
-import argparse
 import glob
-import json
 import os
-import re
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from streamdn.config import RunConfig, to_dict
-from streamdn.batch.executors import Executor, Handle, InlineExecutor, ProcessExecutor
-from streamdn.io.encoding import CONTAINERS
-from streamdn.errors import ConfigError, StreamdnError
-from streamdn.io.sinks import partial_name
+from streamdn.atomic import write_json
+from streamdn.batch.executors import Executor, Handle, InlineExecutor
 from streamdn.batch.tasks import FILE, JOIN, SEGMENT, Options, Task, TaskResult, clean_leftovers, plan_file
+from streamdn.config import RunConfig, to_dict
+from streamdn.errors import ConfigError, StreamdnError
+from streamdn.io.encoding import CONTAINERS
+from streamdn.io.sinks import partial_name
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
                               ".mpeg", ".wmv", ".flv", ".3gp", ".mxf", ".nut", ".dv", ".y4m", ".ogv"})
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 @dataclass(frozen=True)
@@ -72,14 +69,15 @@ class BatchReport:
 # -- finding the inputs ----------------------------------------------------------------------
 
 
-def _is_glob(text: str) -> bool:
+def is_glob(text: str) -> bool:
+    """True when `text` has glob wildcards (* ? [), i.e. find_inputs expands it."""
     return any(c in text for c in "*?[")
 
 
 def _glob_root(pattern: str) -> str:
     """The folder a glob's matches are mirrored from: its leading part without wildcards."""
     parts = pattern.split(os.sep)
-    return os.sep.join(parts[:next(i for i, p in enumerate(parts) if _is_glob(p))]) or "."
+    return os.sep.join(parts[:next(i for i, p in enumerate(parts) if is_glob(p))]) or "."
 
 
 def _walk(folder: str, outdir: str) -> list[str]:
@@ -122,7 +120,7 @@ def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None) -> tu
             pairs = [(p, os.path.relpath(p, arg)) for p in _walk(arg, outdir)]
         elif os.path.isfile(arg):
             pairs = [(arg, os.path.basename(arg))]
-        elif _is_glob(arg):
+        elif is_glob(arg):
             root = _glob_root(arg)
             pairs = [(p, os.path.relpath(p, root)) for p in sorted(glob.glob(arg, recursive=True))
                      if os.path.isfile(p) and not os.path.abspath(p).startswith(outdir + os.sep)]
@@ -138,12 +136,9 @@ def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None) -> tu
                                   f"run them in separate batches or rename one.")
             items.setdefault(key, Item(os.path.abspath(path), out))
     if not items and not missing:
-        raise ConfigError(f"no video found in {' '.join(inputs)}; streamdn batch looks for "
+        raise ConfigError(f"no video found in {' '.join(inputs)}; folders and globs are searched for "
                           f"{' '.join(sorted(VIDEO_EXTENSIONS))} files (name files directly to take any other).")
     return list(items.values()), missing
-
-
-# -- planning --------------------------------------------------------------------------------
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -252,91 +247,18 @@ def _record(result: TaskResult, rep: FileReport, bar: Any, already: int) -> None
         clean_leftovers(rep.output)   # a dead attempt's temporary file, now that the output is complete
 
 
-# -- the command -----------------------------------------------------------------------------
-
-_ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds `batch` to the `streamdn` subcommands (model, encoding and config flags as `denoise`)."""
-    from streamdn.cli.args import add_common_args, add_encode_args, add_model_args
-
-    p = subparsers.add_parser(
-        "batch", help="denoise many files or very long files, here or on a Ray cluster",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Denoise every video in INPUT... (files, folders searched recursively, globs) into OUTDIR, "
-                    "mirroring the input tree, with the same options as `streamdn denoise`. Outputs already there "
-                    "are skipped, so running the same command again resumes a killed batch; a file that fails is "
-                    "reported and the others go on. With --ray, inputs and OUTDIR must be on storage every node "
-                    "mounts at the same path.",
-        epilog="examples:\n"
-               "  streamdn batch footage/ -o clean/                       # every video below footage/\n"
-               "  streamdn batch 'card/**/*.MP4' -o clean/ --crf 20\n"
-               "  streamdn batch long.mkv -o clean/ --segment-seconds 120 --workers 2\n"
-               "  streamdn batch /mnt/nfs/in -o /mnt/nfs/out --ray auto   # on the Ray cluster")
-    # "*", not "+": `--ray IN -o OUT` gives IN to --ray, and _check hands it back to INPUT.
-    p.add_argument("input", nargs="*", metavar="INPUT", help="video files, folders or globs (quote globs)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
-    p.add_argument("--ext", help="output container for every file, e.g. .mkv (default: the input's, or .mkv "
-                                 "where streamdn cannot write it)")
-    p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    p.add_argument("--stats", metavar="FILE.json", help="write per-file results, frames and fps as JSON")
-    s = p.add_argument_group("long files")
-    cut = s.add_mutually_exclusive_group()
-    cut.add_argument("--segment-seconds", type=float, metavar="S", help="split files into pieces of about S "
-                     "seconds, cut at keyframes, denoised in parallel and joined by stream copy")
-    cut.add_argument("--segments", type=int, metavar="N", help="split every file into about N pieces")
-    s.add_argument("--warmup-frames", type=int, default=30, metavar="N", help="frames before each cut that are "
-                   "denoised, not written, so the temporal state has converged at the cut (default 30)")
-    r = p.add_argument_group("where it runs")
-    r.add_argument("--workers", type=int, metavar="N", help="tasks at once: local processes (default 1: this "
-                   "process) or Ray tasks (default: the cluster's CPUs / --cpus-per-task)")
-    r.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", help="run as Ray tasks: alone, on a new "
-                   "local Ray instance; 'auto' or ray://HOST:PORT joins a cluster (pip install 'streamdn[ray]')")
-    r.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N", help="CPUs each Ray task asks for")
-    r.add_argument("--gpus-per-task", type=float, metavar="N", help="GPUs each Ray task asks for (default 1 "
-                   "with --device cuda, else 0)")
-    r.add_argument("--max-retries", type=int, default=3, metavar="N", help="Ray retries of a task whose worker "
-                   "died or that failed unexpectedly (default 3)")
-    add_model_args(p)
-    add_encode_args(p)
-    add_common_args(p)
-    return p
+def discard_unfinished(report: BatchReport) -> None:
+    """Removes what an interrupted batch left of the files it had not finished (status "pending"):
+    their temporary files and their .partial outputs, so that running the batch again redoes
+    them whole. Finished outputs are kept."""
+    for f in report.files:
+        if f.status == "pending" and f.output:
+            clean_leftovers(f.output)
+            if os.path.exists(partial_name(f.output)):
+                os.remove(partial_name(f.output))
 
 
-def _check(args: argparse.Namespace) -> None:
-    """Validates the batch flags; `--ray INPUT` (argparse took an input for the address) is undone."""
-    if args.ray is not None and not _ADDRESS.match(args.ray):
-        if os.path.exists(args.ray) or _is_glob(args.ray):
-            args.input.insert(0, args.ray)
-            args.ray = "local"
-        else:
-            raise ConfigError(f"--ray {args.ray}: give nothing (a local Ray instance), 'auto' or ray://HOST:PORT.")
-    if not args.input:
-        raise ConfigError("give at least one INPUT: video files, folders or globs, e.g. streamdn batch footage/ -o clean/.")
-    for flag, value, low in (("--workers", args.workers, 1), ("--segments", args.segments, 1),
-                             ("--warmup-frames", args.warmup_frames, 0), ("--max-retries", args.max_retries, 0)):
-        if value is not None and value < low:
-            raise ConfigError(f"{flag} {value}: give a number >= {low}.")
-    if args.segment_seconds is not None and args.segment_seconds <= 0:
-        raise ConfigError(f"--segment-seconds {args.segment_seconds}: give a positive number of seconds.")
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise ConfigError(f"-o {args.output} is a file; give an output folder.")
-
-
-def make_executor(args: argparse.Namespace, cfg: RunConfig) -> Executor:
-    """The executor the flags ask for (Ray is imported only with --ray)."""
-    if args.ray is not None:
-        from streamdn.batch.executors import RayExecutor
-
-        gpus = args.gpus_per_task
-        if gpus is None:
-            gpus = 1.0 if cfg.model.device.strip().lower().startswith("cuda") else 0.0
-        return RayExecutor(args.ray, cpus=args.cpus_per_task, gpus=gpus, max_retries=args.max_retries,
-                           workers=args.workers)
-    if args.workers and args.workers > 1:
-        return ProcessExecutor(args.workers)
-    return InlineExecutor()
+# -- the report ------------------------------------------------------------------------------
 
 
 def summary(report: BatchReport) -> str:
@@ -347,55 +269,15 @@ def summary(report: BatchReport) -> str:
               f"({report.fps:.1f} fps) on {report.backend} ({workers})")]
     lines += [f"  failed {f.input}: {f.reason}" for f in report.files if f.status == "failed"]
     if report.interrupted:
-        lines.append("  interrupted: run the same command again to resume (finished outputs are kept).")
+        lines.append("  interrupted: run the same batch again to resume (finished outputs are kept).")
     return "\n".join(lines)
 
 
 def write_report(path: str, report: BatchReport, cfg: RunConfig) -> None:
-    """Writes the --stats JSON atomically (temp file, then rename)."""
-    data = {"done": report.count("done"), "skipped": report.count("skipped"), "failed": report.count("failed"),
-            "frames": report.frames, "seconds": round(report.seconds, 3), "fps": round(report.fps, 3),
-            "backend": report.backend, "workers": report.workers, "interrupted": report.interrupted,
-            "files": [asdict(f) for f in report.files], "config": to_dict(cfg)}
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs `streamdn batch`; returns the exit code (1 when any file failed, 130 on Ctrl-C).
-
-    Raises:
-        ConfigError: bad flags or no input found (the CLI prints it and exits 2).
-    """
-    from streamdn.cli.args import config_from
-
-    _check(args)
-    cfg = config_from(args)
-    os.makedirs(args.output, exist_ok=True)
-    items, missing = find_inputs(args.input, args.output, ext=args.ext)
-    opts = Options(args.segment_seconds, args.segments, args.warmup_frames, args.overwrite)
-    report = BatchReport(files=missing)
-    executor = make_executor(args, cfg)
-    try:
-        run_batch(items, cfg, executor, opts, quiet=args.quiet, report=report)
-    except KeyboardInterrupt:
-        report.interrupted = True
-    finally:
-        executor.close()   # waits for local worker processes, stops a Ray instance it started
-    if report.interrupted:   # a resumed batch redoes unfinished files whole: no .partial or temporary files
-        for f in report.files:
-            if f.status == "pending" and f.output:
-                clean_leftovers(f.output)
-                if os.path.exists(partial_name(f.output)):
-                    os.remove(partial_name(f.output))
-    if args.stats:
-        write_report(args.stats, report, cfg)
-    failed = report.count("failed")
-    if not args.quiet or failed or report.interrupted:
-        print(summary(report), file=sys.stderr)
-    if report.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if failed else EXIT_OK
+    """Writes the report as JSON, atomically: counts, frames, seconds, fps, where it ran, every
+    file's outcome and the resolved config."""
+    write_json(path, {
+        "done": report.count("done"), "skipped": report.count("skipped"), "failed": report.count("failed"),
+        "frames": report.frames, "seconds": round(report.seconds, 3), "fps": round(report.fps, 3),
+        "backend": report.backend, "workers": report.workers, "interrupted": report.interrupted,
+        "files": [asdict(f) for f in report.files], "config": to_dict(cfg)})

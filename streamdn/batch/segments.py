@@ -8,13 +8,13 @@ from __future__ import annotations
 import bisect
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import av
 
+from streamdn.atomic import temp_path_for
 from streamdn.config import RunConfig
 from streamdn.denoiser import Denoiser
 from streamdn.io.encoding import container_for, plan_encoder
@@ -98,7 +98,7 @@ def read_keyframes(path: str) -> KeyframeIndex:
                     continue
                 if packet.pts is None:
                     raise SourceError(f"input '{path}': its video packets carry no timestamps, so it cannot be "
-                                      f"cut into segments; run it without --segments/--segment-seconds.")
+                                      f"cut into segments; denoise it whole.")
                 pts.append(packet.pts)
                 if packet.is_keyframe:
                     keys.append((packet.pts, packet.dts if packet.dts is not None else packet.pts))
@@ -174,7 +174,7 @@ class SegmentSource(FileSource):
                 self._container.seek(segment.seek_dts, stream=self.stream, backward=True, any_frame=False)
             except av.error.FFmpegError as err:
                 raise SourceError(f"input '{path}': cannot seek to segment {segment.number} ({err}); "
-                                  f"run it without --segments.") from err
+                                  f"denoise it whole, without segments.") from err
 
     def __iter__(self) -> Iterator[Frame]:
         seg = self.segment
@@ -184,7 +184,7 @@ class SegmentSource(FileSource):
             if first and pts > seg.warmup_pts:
                 raise SourceError(f"input '{self.path}': seeking for segment {seg.number} landed after its "
                                   f"start ({float(pts * frame.time_base):.3f} s); this file cannot be cut "
-                                  f"precisely, run it without --segments.")
+                                  f"precisely; denoise it whole, without segments.")
             first = False
             if pts < seg.warmup_pts:
                 continue
@@ -207,7 +207,8 @@ class _AfterWarmup(Sink):
 
 
 def denoise_segment(input_path: str, segment: Segment, output_path: str, parts_dir: str, cfg: RunConfig,
-                    denoiser: Denoiser, *, on_frame: Callable[[int], None] | None = None) -> int:
+                    denoiser: Denoiser, *, on_frame: Callable[[int], None] | None = None,
+                    handle_signals: bool = False) -> int:
     """Denoises one segment of `input_path` into its part file in `parts_dir`.
 
     The denoiser is reset, runs over the warm-up frames (not written), then over the segment's
@@ -222,6 +223,8 @@ def denoise_segment(input_path: str, segment: Segment, output_path: str, parts_d
         cfg: model, encoder and pipeline settings.
         denoiser: the worker's denoiser (its state is reset here).
         on_frame: called with 1 for each frame written (progress).
+        handle_signals: passed to Pipeline.run (command-line programs set it so that Ctrl-C stops
+            between two frames; by default the process's SIGINT handler is left alone).
 
     Returns:
         Frames written.
@@ -243,7 +246,7 @@ def denoise_segment(input_path: str, segment: Segment, output_path: str, parts_d
 
         pipe = Pipeline(src, [writer], denoiser=denoiser, queue_size=cfg.pipeline.queue_size, on_frame=count)
         with sink:
-            pipe.run()
+            pipe.run(handle_signals=handle_signals)
     if writer.written != segment.frames:
         warn(f"input '{input_path}': segment {segment.number} has {writer.written} frames where its packets "
              f"announced {segment.frames}.")
@@ -287,12 +290,7 @@ def join_segments(input_path: str, segments: list[Segment], parts_dir: str, outp
     missing = [p for p in parts if not os.path.exists(p)]
     if missing:
         raise SinkError(f"cannot join '{output_path}': part {missing[0]} is missing; run the batch again.")
-    folder, name = os.path.split(os.path.abspath(output_path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{os.path.splitext(name)[1]}", dir=folder)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; outputs get the usual mode
+    tmp = temp_path_for(output_path)
     try:
         with av.open(input_path) as src:
             in_video = src.streams.video[0]
@@ -320,7 +318,7 @@ def join_segments(input_path: str, segments: list[Segment], parts_dir: str, outp
             copier.close()
         if os.path.exists(output_path) and not overwrite:
             raise SinkError(f"output '{output_path}' appeared while streamdn was writing; it was left untouched. "
-                            f"Pass --overwrite to replace it.")
+                            f"Pass overwrite=True to replace it.")
         os.replace(tmp, output_path)
     except av.error.FFmpegError as err:
         raise SinkError(f"joining the segments of '{output_path}' failed: {err}.") from err
@@ -380,7 +378,8 @@ def _mux(packet: av.Packet, out: av.container.OutputContainer, video: av.stream.
         dts = math.floor(last_dts / tb) + 1
     if packet.pts is not None and dts > packet.pts:
         raise SinkError(f"cannot join: a packet's decode time ({float(dts * tb):.4f} s) follows its "
-                        f"presentation time ({float(packet.pts * tb):.4f} s); run this file without --segments.")
+                        f"presentation time ({float(packet.pts * tb):.4f} s); denoise this file whole, "
+                        f"without segments.")
     packet.dts = dts
     copier.mux_until(float(dts * tb))
     packet.stream = video

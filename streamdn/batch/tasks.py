@@ -18,6 +18,7 @@ from typing import Any
 
 import av
 
+from streamdn.atomic import temp_glob_for
 from streamdn.config import ModelConfig, RunConfig, to_dict
 from streamdn.denoiser import Denoiser
 from streamdn.errors import ConfigError, StreamdnError, warn
@@ -61,7 +62,8 @@ class TaskResult:
         seconds: wall time of the task on its worker, seconds.
         error: why it failed (a message for the user), or None.
         worker: "host:pid" of the process that ran it.
-        model_loads: models that worker process had loaded when the task ended (1 = loaded once).
+        model_loads: models the worker process had built when the task ended (1 = built once and
+            reused by every task it ran).
     """
 
     task: Task
@@ -74,13 +76,16 @@ class TaskResult:
 
 
 _DENOISERS: dict[ModelConfig, Denoiser] = {}
+_BUILT = 0   # Denoisers this process has built (cached_denoiser), for TaskResult.model_loads
 
 
 def cached_denoiser(cfg: ModelConfig) -> Denoiser:
     """This process's Denoiser for `cfg` (the whole model config is the key), built on first use
     and kept for later tasks."""
+    global _BUILT
     if cfg not in _DENOISERS:
         _DENOISERS[cfg] = Denoiser.from_config(cfg)
+        _BUILT += 1
     return _DENOISERS[cfg]
 
 
@@ -115,7 +120,8 @@ def _threads_for_ray_task() -> None:
         numba.set_num_threads(max(1, min(int(cpus), numba.config.NUMBA_NUM_THREADS)))
 
 
-def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskResult:
+def execute(task: Task, on_frame: Callable[[int], None] | None = None, *,
+            handle_signals: bool = False) -> TaskResult:
     """Runs one task on this worker. Safe to run again after a crash: a task whose output is
     already complete (written atomically by an earlier attempt) reports it and does nothing.
 
@@ -125,6 +131,8 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskRe
     Args:
         task: what to do.
         on_frame: called with 1 per frame written (progress), where the work allows.
+        handle_signals: passed to Pipeline.run (command-line programs set it so that Ctrl-C stops
+            between two frames; by default the process's SIGINT handler is left alone).
     """
     from streamdn.jobs.file import denoise_file
 
@@ -140,7 +148,8 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskRe
                 result.frames = _frames_in(task.output)
             else:
                 job = denoise_file(task.input, task.output, task.cfg, overwrite=task.overwrite, quiet=True,
-                                   denoiser=cached_denoiser(task.cfg.model), on_frame=on_frame)
+                                   denoiser=cached_denoiser(task.cfg.model), on_frame=on_frame,
+                                   handle_signals=handle_signals)
                 result.frames = job.stats.frames
         elif task.kind == SEGMENT:
             seg = task.segments[0]
@@ -150,10 +159,11 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskRe
             else:
                 os.makedirs(task.parts_dir, exist_ok=True)
                 result.frames = denoise_segment(task.input, seg, task.output, task.parts_dir, task.cfg,
-                                                cached_denoiser(task.cfg.model), on_frame=on_frame)
+                                                cached_denoiser(task.cfg.model), on_frame=on_frame,
+                                                handle_signals=handle_signals)
         elif task.kind == JOIN:
             assert task.parts_dir is not None
-            # Done already when the output exists and, under --overwrite, its parts are gone
+            # Done already when the output exists and, with overwrite, its parts are gone
             # (an earlier attempt joined them and died before reporting).
             done = os.path.exists(task.output) and (not task.overwrite or not os.path.isdir(task.parts_dir))
             result.frames = sum(seg.frames for seg in task.segments)
@@ -167,7 +177,7 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskRe
     except (StreamdnError, av.error.FFmpegError) as err:
         result.error = str(err)
     result.seconds = time.perf_counter() - start
-    result.model_loads = len(_DENOISERS)
+    result.model_loads = _BUILT
     return result
 
 
@@ -175,10 +185,11 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None) -> TaskRe
 
 
 def clean_leftovers(output: str) -> None:
-    """Removes temporary files an interrupted run left for `output` (.NAME.xxxx.tmp.EXT)."""
+    """Removes temporary files an interrupted run left for `output` (.NAME.xxxx.tmp.EXT, see
+    streamdn.atomic.temp_path_for)."""
     folder, name = os.path.split(output)
-    ext = os.path.splitext(name)[1]
-    for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp{ext}")):
+    # The name is escaped: a file called "take[1].mp4" must match itself, not "take1.mp4".
+    for tmp in glob.glob(os.path.join(glob.escape(folder), temp_glob_for(name))):
         os.remove(tmp)
 
 
@@ -189,12 +200,31 @@ def _parts_dir(output: str) -> str:
 
 @dataclass(frozen=True)
 class Options:
-    """How to split files: target segment length (s) or count, and warm-up frames per cut."""
+    """How to split files and whether to redo outputs.
+
+    Attributes:
+        segment_seconds: cut files into pieces of about this many seconds (None: see segments).
+        segments: cut every file into about this many pieces (None or 1: denoise files whole).
+        warmup: frames before each cut that are denoised, not written, so that the temporal
+            state has converged at the cut.
+        overwrite: redo outputs that already exist.
+
+    Raises:
+        ConfigError: a number out of range.
+    """
 
     segment_seconds: float | None = None
     segments: int | None = None
     warmup: int = 30
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.segment_seconds is not None and not self.segment_seconds > 0:
+            raise ConfigError(f"segment_seconds={self.segment_seconds}: give a positive number of seconds.")
+        if self.segments is not None and self.segments < 1:
+            raise ConfigError(f"segments={self.segments}: give a number >= 1.")
+        if self.warmup < 0:
+            raise ConfigError(f"warmup={self.warmup}: give a number of frames >= 0.")
 
 
 def plan_file(input_path: str, output: str, cfg: RunConfig, opts: Options) -> tuple[list[Task], int]:
@@ -217,7 +247,8 @@ def plan_file(input_path: str, output: str, cfg: RunConfig, opts: Options) -> tu
         expected = src.total_frames or 0
     split = (opts.segments or 0) > 1 or opts.segment_seconds is not None
     if split and cfg.pipeline.frames is not None:
-        warn(f"--frames: '{input_path}' is denoised whole, not in segments.")
+        warn(f"'{input_path}' is denoised whole, not in segments: pipeline.frames limits the frames to "
+             f"{cfg.pipeline.frames}.")
     if not split or cfg.pipeline.frames is not None:
         return [Task(FILE, input_path, output, cfg, opts.overwrite)], expected
     index = read_keyframes(input_path)

@@ -4,10 +4,11 @@ and the exit codes."""
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from streamdn.config import RunConfig, load_config, parse_size
-from streamdn.errors import ConfigError
+from streamdn.errors import ConfigError, SinkError
 
 # Exit codes of every command (README: "Exit codes").
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -70,3 +71,13 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         put("source", "width", w)
         put("source", "height", h)
     return load_config(args.config, args.set, values)
+
+
+def refuse_existing(path: str | None, overwrite: bool, flag: str = "--overwrite") -> None:
+    """The command line's wording of the library's refusal of an existing output.
+
+    Raises:
+        SinkError: `path` is an existing file and `overwrite` is False.
+    """
+    if path and not overwrite and os.path.isfile(path):
+        raise SinkError(f"output '{path}' already exists; choose another name or pass {flag} to replace it.")

@@ -1,5 +1,99 @@
-"""`streamdn train`: its flags and how it runs (the work itself is streamdn.tools.train)."""
+"""`streamdn train`: its flags and how it runs (the work itself is streamdn.tools.train).
 
-from streamdn.tools.train import add_parser, run
+    streamdn train --config configs/train-fast.toml          # resumes from runs/<name>/ckpt.pt if present
+    streamdn train --validate fast tfilter --json val.json   # PSNR/SSIM/flicker on the fixed validation clips
+"""
 
-__all__ = ["add_parser", "run"]
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from typing import Any
+
+from streamdn.atomic import write_json
+from streamdn.cli.args import EXIT_INTERRUPTED, EXIT_OK
+from streamdn.data.noise import parse_noise
+from streamdn.errors import ConfigError
+from streamdn.tools.train import export, load_train_config, train, validate_models, validation_text
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Adds `streamdn train` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "train", help="train a temporal network (resumes an interrupted run)",
+        description="Train a network on generated clips. Re-running the same command resumes from the "
+                    "run folder's checkpoint. With --validate, score models on the fixed validation clips instead.",
+        epilog="examples: streamdn train --config configs/train-fast.toml\n"
+               "          streamdn train --validate fast tfilter --noises awgn20,pg_lowlight",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE.toml", help="training settings, e.g. configs/train-fast.toml")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one [train] value, e.g. --set steps=1000 (repeatable)")
+    p.add_argument("--validate", nargs="+", metavar="MODEL",
+                   help="print PSNR/SSIM/flicker of these models (names, .safetensors paths, 'noisy', or 'bm3d': "
+                        "the per-frame BM3D reference given the true noise, needs the bm3d package) and exit")
+    p.add_argument("--noises", default="awgn20,pg_lowlight", metavar="N1,N2",
+                   help="with --validate: noises of the clips (streamdn.data.noise.parse_noise names; default %(default)s)")
+    p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
+    p.add_argument("--export", metavar="FILE.safetensors",
+                   help="copy the run's best weights here (with their validation figures) and exit")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="stop after M minutes of training with a checkpoint (run again to resume)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """--set KEY=VALUE items -> {key: value}; a value is read as TOML (1000, 2e-3, true, 'x'), else
+    kept as the text given.
+
+    Raises:
+        ConfigError: an item without '='.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set '{item}': use KEY=VALUE, e.g. --set steps=1000.")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _validate(args: argparse.Namespace) -> int:
+    noises = [n.strip() for n in args.noises.split(",") if n.strip()]
+    if not noises:
+        raise ConfigError(f"--noises '{args.noises}': give at least one noise name, e.g. awgn20.")
+    for n in noises:
+        try:
+            parse_noise(n)
+        except ValueError as err:
+            raise ConfigError(f"--noises: {err}") from err
+    table = validate_models(args.validate, noises)
+    print(validation_text(table))
+    if args.json:
+        write_json(args.json, table)
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs `streamdn train` from parsed arguments; returns the exit code."""
+    if args.validate:
+        return _validate(args)
+    cfg = load_train_config(args.config, parse_set(args.set))
+    if args.export:
+        print(f"exported {export(cfg, args.export)}", file=sys.stderr)
+        return EXIT_OK
+    if args.minutes is not None and not args.minutes > 0:
+        raise ConfigError(f"--minutes {args.minutes}: give a positive number of minutes.")
+    try:
+        best = train(cfg, quiet=args.quiet, minutes=args.minutes)
+    except KeyboardInterrupt:
+        print("streamdn: interrupted; run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"best weights: {best}" if best.is_file() else
+          f"no best weights yet: the first validation comes at step {cfg.epoch_steps}", file=sys.stderr)
+    return EXIT_OK

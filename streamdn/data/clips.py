@@ -1,16 +1,19 @@
 """Training and validation clips for the temporal networks: clean moving scenes (natural images
-shipped in PyPI packages and procedural textures, under a synthetic camera with independently
-moving objects, occlusions, lighting changes and scene cuts), with the noise of streamdn.data.noise
-added in RGB and converted to YUV 4:2:0 as the real pipeline sees it, packed by streamdn.kernels.
+shipped in PyPI packages, photographs from folders the user gives (streamdn.data.images) and
+procedural textures, under a synthetic camera with independently moving objects, occlusions,
+lighting changes and scene cuts), with the noise of streamdn.data.noise added in RGB and converted
+to YUV 4:2:0 as the real pipeline sees it, packed by streamdn.kernels.
 
-Every clip is a pure function of a seed. Training seeds come from SeedSequence((TRAIN_KEY, step))
-and validation seeds from SeedSequence((VAL_KEY, i)), so the two never meet; the validation
-images (HELD_OUT) are never used for training.
+Every clip is a pure function of a seed (and of the photograph folders' contents). Training seeds
+come from SeedSequence((TRAIN_KEY, step)) and validation seeds from SeedSequence((VAL_KEY, i)), so
+the two never meet; the validation images (HELD_OUT) and the held-out photographs
+(streamdn.data.images.is_held_out) are never used for training. See docs/training-data.md.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +23,7 @@ import numpy as np
 
 from streamdn.frames import bgr_to_yuv420
 from streamdn.kernels import block_noise_stats, estimate_sigma, fit_noise_curve, noise_map, pack_yuv420
+from streamdn.data.images import ImagePool
 from streamdn.data.noise import NoiseSpec, add_noise_uint8, parse_noise
 from streamdn.data.synthetic import MovingScene, SceneConfig, procedural_texture
 
@@ -77,6 +81,21 @@ def image_pool(held_out: bool = False) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
+def photo_pool(images: Sequence[str | Path]) -> ImagePool | None:
+    """The training photographs of some folders (streamdn.data.images.ImagePool, built once per
+    process and list of folders), or None for no folders.
+
+    Raises:
+        ConfigError: a folder that does not exist or holds no training photographs.
+    """
+    return _photo_pool(tuple(str(d) for d in images)) if images else None
+
+
+@lru_cache(maxsize=2)
+def _photo_pool(images: tuple[str, ...]) -> ImagePool:
+    return ImagePool(images)
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """How one clip moves.
@@ -96,14 +115,19 @@ class ClipSpec:
     light: float = 1.0
 
 
-def _background(rng: np.random.Generator, height: int, width: int, held_out: bool = False) -> np.ndarray:
+def _background(rng: np.random.Generator, height: int, width: int, held_out: bool = False,
+                photos: ImagePool | None = None) -> np.ndarray:
     """A source picture at least (2*height, 2*width): a natural image (rescaled, flipped,
-    rotated, recoloured) or a procedural texture."""
+    rotated, recoloured) or a procedural texture. The natural images are the built-in ones
+    followed by `photos`, drawn uniformly; without photos the draws are exactly those of the
+    built-in images alone, so existing seeds give the same pictures."""
     pool = image_pool(held_out)
+    n = len(pool) + (len(photos) if photos is not None else 0)
     need = (2 * height, 2 * width)
     # The validation clips (held_out) keep the original 0.25 share: the fixed set must not change.
-    if pool and rng.random() < (0.75 if held_out else 1.0 - PROCEDURAL_SHARE):
-        img = pool[int(rng.integers(len(pool)))]
+    if n and rng.random() < (0.75 if held_out else 1.0 - PROCEDURAL_SHARE):
+        k = int(rng.integers(n))
+        img = pool[k] if k < len(pool) else photos[k - len(pool)]  # type: ignore[index]
         # Downscaling cleans the sources' own noise and JPEG artefacts and varies detail size.
         s = rng.uniform(0.5, 1.0)
         s = max(s, need[0] / img.shape[0], need[1] / img.shape[1])
@@ -123,14 +147,21 @@ def _background(rng: np.random.Generator, height: int, width: int, held_out: boo
     return np.clip(img.astype(np.float32) * gain + rng.uniform(-10, 10), 0, 255).astype(np.uint8)
 
 
-def render_clip(spec: ClipSpec, rng: np.random.Generator, held_out: bool = False) -> np.ndarray:
-    """A clean clip: (frames, H, W, 3) uint8 BGR."""
+def render_clip(spec: ClipSpec, rng: np.random.Generator, held_out: bool = False,
+                photos: ImagePool | None = None) -> np.ndarray:
+    """A clean clip: (frames, H, W, 3) uint8 BGR.
+
+    Args:
+        spec: size, length and motion. rng: every random draw comes from it.
+        held_out: draw natural images from the validation images (HELD_OUT) instead.
+        photos: photographs to draw from besides the built-in images (see photo_pool).
+    """
     h, w = spec.size
-    bg = _background(rng, h, w, held_out)
+    bg = _background(rng, h, w, held_out, photos)
     sprites = []
     for _ in range(spec.objects):
         r = int(rng.integers(max(6, h // 8), max(8, h // 3)))
-        src = _background(rng, r, r, held_out)[: 2 * r, : 2 * r]
+        src = _background(rng, r, r, held_out, photos)[: 2 * r, : 2 * r]
         mask = np.zeros((2 * r, 2 * r), np.uint8)
         if rng.random() < 0.5:
             cv2.ellipse(mask, (r, r), (r - 1, int(rng.integers(r // 2, r))), float(rng.uniform(0, 180)), 0, 360, 255, -1,
@@ -150,7 +181,7 @@ def render_clip(spec: ClipSpec, rng: np.random.Generator, held_out: bool = False
     frames = np.empty((spec.frames, h, w, 3), np.uint8)
     for t in range(spec.frames):
         if t == spec.cut_at:
-            bg = _background(rng, h, w, held_out)
+            bg = _background(rng, h, w, held_out, photos)
             pos = np.array([bg.shape[1] / 2, bg.shape[0] / 2])
         m = cv2.getRotationMatrix2D((float(pos[0]), float(pos[1])), angle, zoom)
         m[:, 2] += np.array([w / 2, h / 2]) - pos
@@ -243,9 +274,23 @@ def curriculum(progress: float) -> tuple[float, int]:
     return 0.15, 8
 
 
-def training_batch(step: int, total_steps: int, batch: int, crop: int) -> dict[str, np.ndarray]:
-    """The batch of training step `step` (a pure function of it, so a resumed run sees the same
-    data): (B, T, C, crop/2, crop/2) arrays "noisy", "clean", "sigma"."""
+def training_batch(step: int, total_steps: int, batch: int, crop: int,
+                   images: Sequence[str | Path] = ()) -> dict[str, np.ndarray]:
+    """The batch of training step `step` (a pure function of it and of the photographs in
+    `images`, so a resumed run sees the same data): (B, T, C, crop/2, crop/2) arrays "noisy",
+    "clean", "sigma".
+
+    Args:
+        step, total_steps: this step and the run's length (the curriculum, see curriculum()).
+        batch: clips. crop: clip size in pixels (square, even).
+        images: folders of photographs to draw backgrounds from besides the built-in images
+            (their training side, streamdn.data.images.is_held_out); none: the built-in images
+            alone (the same batches as a call without `images`).
+
+    Raises:
+        ConfigError: an `images` folder that does not exist or holds no training photographs.
+    """
+    photos = photo_pool(images)
     rng = np.random.default_rng(np.random.SeedSequence((TRAIN_KEY, step)))
     p_static, frames = curriculum(step / max(1, total_steps))
     clips = []
@@ -257,7 +302,7 @@ def training_batch(step: int, total_steps: int, batch: int, crop: int) -> dict[s
                         objects=int(rng.choice([0, 0, 1, 2, 3])) if not static or rng.random() < 0.3 else 0,
                         cut_at=int(rng.integers(1, frames)) if rng.random() < 0.08 else -1,
                         light=float(rng.uniform(0.8, 1.2)) if rng.random() < 0.2 else 1.0)
-        clean = render_clip(spec, rng)
+        clean = render_clip(spec, rng, photos=photos)
         clips.append(packed_clip(clean, noisy_clip(clean, random_noise(rng), rng)))
     return {k: np.stack([c[k] for c in clips]) for k in clips[0]}
 

@@ -93,7 +93,7 @@ class CameraSource(Source):
         self._cap = self._open()
         if self._cap is None:
             raise SourceError(f"no camera at {device!r}; check that it is plugged in and not used by another "
-                              f"program, or list the cameras with `streamdn live --list-cameras`.")
+                              f"program, or see which cameras exist with streamdn.io.camera.list_cameras().")
         w = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         rate = float(self._cap.get(cv2.CAP_PROP_FPS)) or (fps or 30.0)

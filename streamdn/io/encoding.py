@@ -69,10 +69,10 @@ def _encoder(name: str) -> av.codec.Codec:
     try:
         codec = av.codec.Codec(name, "w")
     except Exception as err:  # PyAV raises UnknownCodecError (a ValueError) or FFmpegError
-        raise ConfigError(f"--codec '{name}' is not an encoder this FFmpeg build has; try libx264, "
+        raise ConfigError(f"codec '{name}' is not an encoder this FFmpeg build has; try libx264, "
                           f"libx265, libvpx-vp9, libsvtav1, ffv1 (see `ffmpeg -encoders`).") from err
     if codec.type != "video":
-        raise ConfigError(f"--codec '{name}' is a {codec.type} encoder; give a video encoder such as libx264.")
+        raise ConfigError(f"codec '{name}' is a {codec.type} encoder; give a video encoder such as libx264.")
     return codec
 
 
@@ -80,7 +80,7 @@ def _pick_pix_fmt(codec: av.codec.Codec, bit_depth: int, requested: str) -> str:
     supported = [f.name for f in (codec.video_formats or [])]
     if requested != "auto":
         if supported and requested not in supported:
-            raise ConfigError(f"--pix-fmt {requested} is not supported by {codec.name}; it takes "
+            raise ConfigError(f"pix_fmt '{requested}' is not supported by {codec.name}; it takes "
                               f"{', '.join(supported)}.")
         return requested
     if not supported:
@@ -121,7 +121,7 @@ def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int, size: tuple[int, 
     codec = _encoder(name)
     family = codec.canonical_name if hasattr(codec, "canonical_name") else codec.name
     if not (container_accepts(container, family) or container_accepts(container, codec.name)):
-        raise ConfigError(f"--codec {name} ({family}) cannot be stored in a .{path.rsplit('.', 1)[-1]} file; "
+        raise ConfigError(f"codec '{name}' ({family}) cannot be stored in a .{path.rsplit('.', 1)[-1]} file; "
                           f"use another extension (e.g. .mkv) or another codec.")
     options: dict[str, str] = {}
     if name in ("libx264", "libx265"):
@@ -153,7 +153,7 @@ def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int, size: tuple[int, 
             pix_fmt = full
         else:
             raise ConfigError(f"{name} cannot encode {size[0]}x{size[1]} (odd) frames; use .mkv with "
-                              f"--lossless (FFV1) or --codec libvpx-vp9.")
+                              f"lossless=True (FFV1) or codec='libvpx-vp9'.")
     return EncoderPlan(container, name, pix_fmt, options)
 
 

@@ -8,14 +8,27 @@ import os
 import sys
 import time
 from collections import deque
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from streamdn.denoiser import Denoiser
 from streamdn.frames import Frame
 
 WINDOW = "streamdn (space: on/off, +/-: strength, s: screenshot, q: quit)"
+
+
+class LiveControls(Protocol):
+    """What the preview reads and sets on the denoiser it shows (streamdn.Denoiser has these)."""
+
+    enabled: bool            # False: frames pass through (space toggles it)
+    gain: float              # multiplies the strength (+/- change it)
+    strength: float | None   # the fixed strength (8-bit RGB sigma), None for "auto"
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        ...
 
 
 class QuitRequested(Exception):
@@ -44,7 +57,7 @@ def compose(noisy: np.ndarray, clean: np.ndarray, mode: str) -> np.ndarray:
 class Preview:
     """Shows each (noisy, clean) pair; call it from Pipeline's on_frame."""
 
-    def __init__(self, denoiser: Denoiser, mode: str = "split", screenshot_dir: str = ".") -> None:
+    def __init__(self, denoiser: LiveControls, mode: str = "split", screenshot_dir: str = ".") -> None:
         self.denoiser = denoiser
         self.mode = mode
         self.screenshot_dir = screenshot_dir

@@ -4,13 +4,13 @@ input packet for packet), plus NullSink and ListSink for benchmarks and tests.""
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from types import TracebackType
 
 import av
 
+from streamdn.atomic import temp_path_for
 from streamdn.config import EncodeConfig
 from streamdn.io.encoding import EncoderPlan, VideoEncoder, container_accepts, plan_encoder
 from streamdn.errors import SinkError, warn
@@ -77,7 +77,8 @@ def check_output_path(path: str, *, input_path: str | None = None, overwrite: bo
     if os.path.isdir(path):
         raise SinkError(f"output '{path}' is a folder; give a file name such as {os.path.join(path, 'clean.mp4')}.")
     if os.path.exists(path) and not overwrite:
-        raise SinkError(f"output '{path}' already exists; pass --overwrite to replace it or choose another name.")
+        raise SinkError(f"output '{path}' already exists; choose another name or pass overwrite=True "
+                        f"to replace it.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise SinkError(f"output folder '{folder}' does not exist; create it first.")
@@ -157,26 +158,29 @@ class FileSink(Sink):
             meta: colour properties etc. copied from the source.
             copy_streams_from: input file whose audio/subtitle streams are copied.
             trim_copied_streams: copy them only up to the end of the last video frame written
-                (when only part of the input is denoised, e.g. --frames); otherwise all of them.
-            overwrite: replace an existing `path` on success.
+                (when only part of the input is denoised, e.g. pipeline.frames); otherwise all
+                of them.
+            overwrite: replace an existing `path` on success. Without it an existing `path` is
+                refused here, before anything is created or encoded (and again in `close()`,
+                should the file appear while encoding).
 
         Raises:
-            ConfigError: bad codec or extension. SinkError: the file cannot be created.
+            ConfigError: bad codec or extension. SinkError: `path` exists without `overwrite`,
+                is a folder, its folder is missing or unwritable, or the file cannot be created.
         """
         cfg = cfg or EncodeConfig()
         self.path = path
         self.plan: EncoderPlan = plan_encoder(path, cfg, fmt.bit_depth, (fmt.width, fmt.height))
         self.overwrite = overwrite
         self.trim_copied_streams = trim_copied_streams
-        folder, name = os.path.split(os.path.abspath(path))
-        ext = os.path.splitext(name)[1]
-        fd, self.tmp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{ext}", dir=folder)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
         self.final_path: str | None = None
         self._closed = False
+        check_output_path(path, input_path=copy_streams_from, overwrite=overwrite)
+        try:
+            self.tmp_path = temp_path_for(path)
+        except OSError as err:
+            raise SinkError(f"cannot create a temporary file beside '{path}': {err.strerror or err}; "
+                            f"check the folder's permissions and free space.") from err
         try:
             self._out = av.open(self.tmp_path, mode="w", format=self.plan.container)
             self._video = VideoEncoder(self._out, self.plan, fmt, meta, cfg.threads)
@@ -224,7 +228,7 @@ class FileSink(Sink):
         if os.path.exists(self.path) and not self.overwrite:
             self._discard()
             raise SinkError(f"output '{self.path}' appeared while streamdn was writing; it was left "
-                            f"untouched. Pass --overwrite to replace it.")
+                            f"untouched. Choose another name or pass overwrite=True to replace it.")
         os.replace(self.tmp_path, self.path)
         self.final_path = self.path
 
@@ -287,7 +291,7 @@ class StreamSink(Sink):
         cfg = cfg or EncodeConfig()
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in STREAM_CONTAINERS:
-            raise ConfigError(f"--stream '{url}': use a udp://, srt://, tcp://, rtp://, rtsp:// or rtmp:// URL.")
+            raise ConfigError(f"stream url '{url}': use a udp://, srt://, tcp://, rtp://, rtsp:// or rtmp:// URL.")
         self.url = url
         container = STREAM_CONTAINERS[scheme]
         codec = "libx264" if cfg.codec == "auto" else cfg.codec
@@ -336,7 +340,7 @@ class VirtualCameraSink(Sink):
         try:
             import pyvirtualcam
         except ImportError as err:
-            raise SinkError("--virtual-camera needs pyvirtualcam: pip install 'streamdn[live]'.") from err
+            raise SinkError("a virtual camera needs pyvirtualcam: pip install 'streamdn[live]'.") from err
         try:
             self._cam = pyvirtualcam.Camera(fmt.width, fmt.height, float(fmt.fps or 30), device=device,
                                             fmt=pyvirtualcam.PixelFormat.BGR)

@@ -96,7 +96,8 @@ class FileSource(Source):
             if not os.path.exists(path):
                 raise SourceError(f"input '{path}' does not exist; check the path.")
             if os.path.isdir(path):
-                raise SourceError(f"input '{path}' is a folder; give a video file (or use `streamdn batch`).")
+                raise SourceError(f"input '{path}' is a folder; give a video file (a folder of videos "
+                                  f"is a batch job).")
             if not os.access(path, os.R_OK):
                 raise SourceError(f"input '{path}' is not readable; check its permissions.")
             if os.path.getsize(path) == 0:

@@ -30,8 +30,12 @@ class DemoResult:
 
 
 def run_demo(cfg: RunConfig, output: str = "streamdn-demo.mp4", *, overwrite: bool = True,
-             quiet: bool = False) -> DemoResult:
-    """Runs the demo on cfg.source (synthetic) with cfg.model, writing `output`."""
+             quiet: bool = False, handle_signals: bool = False) -> DemoResult:
+    """Runs the demo on cfg.source (synthetic) with cfg.model, writing `output`.
+
+    `handle_signals` is passed to Pipeline.run: command-line programs set it so that Ctrl-C
+    stops between two frames; by default the process's SIGINT handler is left alone.
+    """
     check_output_path(output, overwrite=overwrite)
     src = SyntheticSource(replace(cfg.source, kind="synthetic"), max_frames=cfg.pipeline.frames)
     fmt = src.format
@@ -51,6 +55,7 @@ def run_demo(cfg: RunConfig, output: str = "streamdn-demo.mp4", *, overwrite: bo
             sink.write(side)
             bar.update(1)
 
-        stats = Pipeline(src, denoiser=dn, queue_size=cfg.pipeline.queue_size, on_frame=on_frame).run()
+        pipe = Pipeline(src, denoiser=dn, queue_size=cfg.pipeline.queue_size, on_frame=on_frame)
+        stats = pipe.run(handle_signals=handle_signals)
         bar.close()
     return DemoResult(os.path.abspath(output), float(np.mean(before)), float(np.mean(after)), stats)

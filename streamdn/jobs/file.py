@@ -3,7 +3,6 @@ and by batch work), with the progress bar, statistics and the interruption polic
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from streamdn.atomic import write_json
 from streamdn.config import RunConfig, to_dict
 from streamdn.denoiser import Denoiser
 from streamdn.errors import SinkError
@@ -39,18 +39,14 @@ def progress_bar(total: int | None, desc: str, quiet: bool) -> tqdm:
 
 
 def write_stats(path: str, stats: RunStats, extra: dict[str, object]) -> None:
-    """Writes the stats JSON atomically (temp file, then rename)."""
-    data = {**stats.as_dict(), **extra}
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    """Writes the stats JSON atomically (a hidden temporary file beside `path`, then a rename)."""
+    write_json(path, {**stats.as_dict(), **extra})
 
 
 def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite: bool = False,
                  quiet: bool = False, stats_path: str | None = None,
-                 denoiser: Denoiser | None = None, on_frame: Callable[[int], None] | None = None) -> JobResult:
+                 denoiser: Denoiser | None = None, on_frame: Callable[[int], None] | None = None,
+                 handle_signals: bool = False) -> JobResult:
     """Denoises `input_path` into `output_path`.
 
     Frames, frame rate, timestamps, size, rotation and colour properties are kept; audio and
@@ -58,6 +54,8 @@ def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite
     complete. On Ctrl-C the frames done so far are kept, playable, as NAME.partial.EXT and
     KeyboardInterrupt propagates after the result is recorded in the exception's `result`.
     `on_frame(n)` is called with 1 after each frame is written (e.g. a batch's progress bar).
+    `handle_signals` is passed to Pipeline.run: command-line programs set it so that Ctrl-C
+    stops between two frames; by default the process's SIGINT handler is left alone.
 
     Raises:
         SourceError, SinkError, ConfigError, ModelNotFoundError, DeviceError: with messages
@@ -84,7 +82,7 @@ def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite
             pipe = Pipeline(src, [sink], denoiser=dn, queue_size=cfg.pipeline.queue_size, on_frame=progress)
             try:
                 with sink:
-                    stats = pipe.run()
+                    stats = pipe.run(handle_signals=handle_signals)
             except KeyboardInterrupt as stop:
                 bar.close()
                 result = JobResult(sink.final_path, pipe.stats, interrupted=True)

@@ -43,9 +43,12 @@ def open_live_source(cfg: RunConfig, source: str | None, realtime: bool, synthet
 
 
 def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: bool = False,
-             stats_path: str | None = None) -> LiveResult:
+             stats_path: str | None = None, handle_signals: bool = False) -> LiveResult:
     """Runs until the input ends, the preview is closed (q/Esc) or Ctrl-C; every output stays
     valid (the recording is finished and renamed, the stream flushed).
+
+    `handle_signals` is passed to Pipeline.run: command-line programs set it so that Ctrl-C
+    stops between two frames; by default the process's SIGINT handler is left alone.
 
     Raises:
         ConfigError, SinkError, SourceError: with what to do.
@@ -59,9 +62,9 @@ def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: 
     if preview == "auto":
         preview = "split" if display_available() else "off"
     elif preview not in ("split", "side", "off"):
-        raise ConfigError(f"--preview '{preview}': use split, side or off.")
+        raise ConfigError(f"live.preview '{preview}': use split, side or off.")
     elif preview != "off" and not display_available():
-        warn("no display here (DISPLAY is not set), so there is no preview window; use --preview off.")
+        warn("no display here (DISPLAY is not set), so there is no preview window; set live.preview to 'off'.")
         preview = "off"
     fmt = source.format
     ended_by = "end of input"
@@ -84,7 +87,7 @@ def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: 
         pipe = Pipeline(source, sinks, denoiser=dn, queue_size=1 if source.live else cfg.pipeline.queue_size,
                         max_age=live.target_latency_ms / 1000.0 if source.live else None, on_frame=view)
         try:
-            pipe.run()
+            pipe.run(handle_signals=handle_signals)
         except QuitRequested:
             ended_by = "quit"
         except KeyboardInterrupt:

@@ -1,15 +1,12 @@
-"""`streamdn bench`: speed of the real file path (decode -> pre -> model -> post -> encode, the
-stages overlapped in threads), the same file through decode + encode alone, the model step
-alone per dtype and device, and the machine it ran on."""
+"""The work behind `streamdn bench` (flags: streamdn.cli.bench): speed of the real file path
+(decode -> pack -> forward -> unpack -> encode, the stages overlapped in threads), the same file
+through decode + encode alone, the model step alone per dtype and device, and the machine it ran on."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import resource
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from streamdn.config import EncodeConfig, parse_size
+from streamdn.config import EncodeConfig
 from streamdn.denoiser import Denoiser, parse_strength
 from streamdn.errors import ConfigError
 from streamdn.frames import Frame, FrameFormat, frame_from_bgr
@@ -32,7 +29,9 @@ from streamdn.data.synthetic import MovingScene, SceneConfig
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Attributes:
+    """What `bench` measures.
+
+    Attributes:
         input: a video file to benchmark on, or None for a generated clip.
         synthetic: (width, height) of the generated clip (used when input is None).
         frames: frames to run (and to generate).
@@ -169,10 +168,21 @@ def machine() -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 
 def bench(cfg: BenchConfig) -> dict[str, Any]:
-    """Runs the whole benchmark and returns the figures (the --json document)."""
+    """Runs the whole benchmark and returns the figures (plain data, JSON-ready): end-to-end and
+    decode+encode fps, their ratio, model steps/s per device and dtype, per-stage ms/frame,
+    latency percentiles (ms), peak RSS (MB) and the machine.
+
+    Raises:
+        ConfigError: frames < 2, or a strength or noise that is not known.
+        ModelNotFoundError: an unknown model.
+    """
     if cfg.frames < 2:
-        raise ConfigError(f"--frames {cfg.frames}: give at least 2 frames.")
+        raise ConfigError(f"bench: frames={cfg.frames}: give at least 2 frames.")
     parse_strength(cfg.strength)
+    try:
+        parse_noise(cfg.noise)
+    except ValueError as err:
+        raise ConfigError(f"bench: noise: {err}") from err
     info = model_info(cfg.model)
     device, threads, facts = machine()
     with tempfile.TemporaryDirectory(prefix="streamdn-bench-") as tmp:
@@ -239,51 +249,3 @@ def text(r: dict[str, Any]) -> str:
         f"  peak RSS        {r['peak_rss_mb']:.0f} MB;  load average before/after "
         f"{r['load_avg_before'][0]} / {r['load_avg_after'][0]}",
     ])
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Adds `streamdn bench` to the CLI's subparsers."""
-    p = subparsers.add_parser(
-        "bench", help="measure end-to-end fps, per-stage time, latency and the model alone",
-        description="Runs the file path (decode -> denoise -> encode with the default encoder) on a file or a "
-                    "generated clip, then the same frames through decode + encode alone, then the model step "
-                    "alone per dtype and device.",
-        epilog="examples: streamdn bench --synthetic 1280x720 --json\n          streamdn bench --kernels",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", metavar="FILE", help="video file to run on")
-    src.add_argument("--synthetic", metavar="WxH", help="generate a noisy H.264 clip of this size (default 1280x720)")
-    p.add_argument("--frames", type=int, default=90, metavar="N", help="frames to run (default %(default)s)")
-    p.add_argument("--model", default="default", help="model to time (default: the default model)")
-    p.add_argument("--strength", default="auto", help="auto (default) or the RGB noise sigma in 8-bit units (as denoise --strength)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--noise", default="awgn20", help="noise of the generated clip (default %(default)s)")
-    p.add_argument("--model-seconds", type=float, default=2.0, metavar="S",
-                   help="seconds per model-alone measurement (default %(default)s)")
-    p.add_argument("--kernels", action="store_true",
-                   help="instead: time each Numba kernel at the --synthetic size and its JIT cost (cold/warm cache)")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs `streamdn bench` from parsed arguments. Returns 0."""
-    size = (1280, 720)
-    if args.synthetic:
-        size = parse_size(args.synthetic, what="--synthetic", minimum=16)
-    if getattr(args, "kernels", False):
-        from streamdn.tools.kernelbench import kernel_report, kernel_text
-
-        report = kernel_report(*size)
-        print(json.dumps(report, indent=2) if args.json else kernel_text(report), file=sys.stdout)
-        return 0
-    try:
-        parse_noise(args.noise)
-    except ValueError as err:
-        raise ConfigError(f"--noise: {err}") from err
-    cfg = BenchConfig(input=args.input, synthetic=size, frames=args.frames, model=args.model,
-                      strength=args.strength, device=args.device, noise=args.noise,
-                      model_seconds=args.model_seconds)
-    result = bench(cfg)
-    print(json.dumps(result, indent=2) if args.json else text(result), file=sys.stdout)
-    return 0

@@ -1,23 +1,23 @@
-"""`streamdn eval`: PSNR, SSIM, temporal flicker and speed of denoisers on clean clips with
-noise synthesised from fixed seeds, every method run through streamdn.Denoiser (the product's
-path). Writes results.json, results.md and, with streamdn.tools.report, report.html."""
+"""The work behind `streamdn eval` (flags: streamdn.cli.evaluate): PSNR, SSIM, temporal flicker
+and speed of denoisers on clean clips with noise synthesised from fixed seeds, every method run
+through streamdn.Denoiser (the product's path). Writes results.json, results.md and, with
+streamdn.tools.report, report.html."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import cv2
 import numpy as np
 
-from streamdn.config import read_toml, parse_size
+from streamdn.atomic import write_json
+from streamdn.config import read_toml
 from streamdn.denoiser import Denoiser, parse_strength
 from streamdn.errors import ConfigError, StreamdnError
 from streamdn.frames import Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
@@ -26,6 +26,7 @@ from streamdn.metrics import FlickerMeter, psnr, ssim
 from streamdn.data.noise import NoiseSpec, add_noise_uint8, parse_noise
 from streamdn.io.sources import FileSource
 from streamdn.data.synthetic import MovingScene, SceneConfig
+from streamdn.tools.report import Crops, write_markdown, write_report
 
 SYNTHETIC_SEED = 1000   # validation scenes use seeds 1000, 1001, ... (tuning used 0 and 1)
 NOISY = "noisy"         # the pseudo-method row: the noisy input as the denoiser sees it
@@ -34,7 +35,7 @@ NOISY = "noisy"         # the pseudo-method row: the noisy input as the denoiser
 @dataclass(frozen=True)
 class EvalConfig:
     """What to evaluate. Loaded from the [eval] table of a TOML file (configs/eval.toml), with
-    command-line flags on top.
+    values given on top (load_eval_config).
 
     Attributes:
         clips: clean video files; empty means synthetic clips.
@@ -73,14 +74,6 @@ class Clip:
     fps: float = 30.0
 
 
-@dataclass
-class Crops:
-    """The pictures of the report: one frame of the first clip per noise, same region each."""
-
-    box: tuple[int, int, int, int] = (0, 0, 0, 0)        # x, y, w, h in pixels
-    images: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # noise -> label -> BGR crop
-
-
 class _OracleDenoiser(Denoiser):
     """Told each plane's true noise sigma (frame.extra["oracle_sigmas"]) instead of estimating."""
 
@@ -88,43 +81,47 @@ class _OracleDenoiser(Denoiser):
         return frame.extra["oracle_sigmas"]  # type: ignore[return-value]
 
 
-def load_eval_config(path: str | None, **flags: Any) -> EvalConfig:
-    """The [eval] table of `path` (if given), then `flags` that are not None.
+def load_eval_config(path: str | None, **values: Any) -> EvalConfig:
+    """The [eval] table of `path` (if given), then the EvalConfig `values` given that are not None.
 
     Raises:
         ConfigError: unreadable file, unknown key or bad value; the message names the key.
     """
-    values: dict[str, Any] = {}
+    valid = [f.name for f in dataclasses.fields(EvalConfig)]
+    merged: dict[str, Any] = {}
     if path is not None:
         table = read_toml(path, "eval config").get("eval", {})
-        valid = [f.name for f in dataclasses.fields(EvalConfig)]
         for key, value in table.items():
             if key not in valid:
                 raise ConfigError(f"{path}: [eval] has no key '{key}'; valid keys: {', '.join(valid)}.")
-            values[key] = tuple(value) if isinstance(value, list) else value
-    values.update({k: v for k, v in flags.items() if v is not None})
-    cfg = EvalConfig(**values)
+            merged[key] = tuple(value) if isinstance(value, list) else value
+    for key, value in values.items():
+        if key not in valid:
+            raise ConfigError(f"load_eval_config: {key}= is not an EvalConfig field; valid: {', '.join(valid)}.")
+        if value is not None:
+            merged[key] = value
+    cfg = EvalConfig(**merged)
     _check(cfg)
     return cfg
 
 
 def _check(cfg: EvalConfig) -> None:
     if bool(cfg.clips) == bool(cfg.synthetic):
-        raise ConfigError("streamdn eval: give either --clips FILE... (clean videos) or --synthetic N "
-                          "(generated clips), not both and not neither.")
+        raise ConfigError(f"eval: clips={list(cfg.clips)} and synthetic={cfg.synthetic}: give either clean video "
+                          "files (clips) or a number of generated clips (synthetic), not both and not neither.")
     if cfg.frames < 2:
-        raise ConfigError(f"--frames {cfg.frames}: give at least 2 frames (flicker compares neighbours).")
+        raise ConfigError(f"eval: frames={cfg.frames}: give at least 2 frames (flicker compares neighbours).")
     if not cfg.noise or not cfg.methods:
-        raise ConfigError("streamdn eval: give at least one --noise and one --methods entry.")
+        raise ConfigError(f"eval: noise={list(cfg.noise)} methods={list(cfg.methods)}: give at least one of each.")
     for name in cfg.noise:
         try:
             parse_noise(name)
         except ValueError as err:
-            raise ConfigError(f"--noise: {err}") from err
+            raise ConfigError(f"eval: noise: {err}") from err
     if cfg.strength != "oracle":
         parse_strength(cfg.strength)
     if cfg.size is not None and min(cfg.size) < 16:
-        raise ConfigError(f"--size {cfg.size[0]}x{cfg.size[1]}: width and height must be at least 16.")
+        raise ConfigError(f"eval: size={cfg.size}: width and height must be at least 16.")
 
 
 # -- clips and noise ---------------------------------------------------------------------------
@@ -307,12 +304,13 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def environment() -> dict[str, Any]:
     """Where the speeds were measured: device, cores, threads, versions, load average."""
-    from streamdn import __version__
+    from importlib.metadata import version
+
     from streamdn.tools.bench import machine
 
     device, threads, facts = machine()
     facts.pop("load_avg_before", None)
-    return {"streamdn": __version__, "device": device, "threads": threads, **facts,
+    return {"streamdn": version("streamdn"), "device": device, "threads": threads, **facts,
             "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -323,71 +321,11 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
 
 def write_results(results: dict[str, Any], crops: Crops, out_dir: str, *, report: bool = True) -> list[str]:
     """Writes results.json, results.md and (report=True) report.html with its plot and crops.
-    Returns the paths written."""
-    from streamdn.tools.report import write_markdown, write_report
-
+    Returns the paths written: results.json, results.md, then the report's files."""
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "results.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(results, fh, indent=2)
-        fh.write("\n")
+    write_json(path, results)
     written = [path, write_markdown(results, os.path.join(out_dir, "results.md"))]
     if report:
         written += write_report(results, crops, out_dir)
     return written
-
-
-# -- command line ------------------------------------------------------------------------------
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Adds `streamdn eval` to the CLI's subparsers."""
-    p = subparsers.add_parser(
-        "eval", help="compare denoisers: PSNR, SSIM, flicker and fps on clean clips with synthetic noise",
-        description="Adds noise (fixed seeds) to clean clips, denoises them with every method through the "
-                    "same Denoiser the product uses, and writes results.json, results.md and report.html "
-                    "(table, quality-vs-speed plot, side-by-side crops) to --out.",
-        epilog="example: streamdn eval --synthetic 3 --noise awgn20,pg_lowlight "
-               "--methods tfilter,classical:bilateral,ffmpeg:nlmeans --out eval-out")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--clips", nargs="+", metavar="FILE", help="clean video files")
-    src.add_argument("--synthetic", type=int, metavar="N", help="generate N clean synthetic clips instead")
-    p.add_argument("--noise", help="comma-separated noise names: awgn20, awgn30, pg_lowlight, sp5, speckle20, "
-                                   "poisson30, camera_lowlight (default awgn20,pg_lowlight)")
-    p.add_argument("--methods", help="comma-separated models (see `streamdn models`), e.g. "
-                                     "tfilter,classical:nlm-temporal,ffmpeg:atadenoise")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    p.add_argument("--frames", type=int, metavar="N", help="frames per clip (default 30)")
-    p.add_argument("--size", metavar="WxH", help="synthetic clip size, or resize clips to it (default 640x360)")
-    p.add_argument("--strength", help="auto (blind, default), oracle (true per-plane sigma) or the RGB "
-                                      "noise sigma in 8-bit units (as denoise --strength)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N, for networks")
-    p.add_argument("--seed", type=int, help="base noise seed (default 0)")
-    p.add_argument("--config", metavar="FILE.toml", help="an [eval] table, e.g. configs/eval.toml; flags override")
-    p.add_argument("--no-report", action="store_true", help="skip report.html, the plot and the crops")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
-    return p
-
-
-def _split(text: str | None) -> tuple[str, ...] | None:
-    """'a, b,c' -> ('a', 'b', 'c'); None stays None."""
-    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs `streamdn eval` from parsed arguments; prints the summary table. Returns 0."""
-    cfg = load_eval_config(
-        args.config, clips=tuple(args.clips) if args.clips else None, synthetic=args.synthetic,
-        noise=_split(args.noise), methods=_split(args.methods), frames=args.frames,
-        size=parse_size(args.size, what="--size", minimum=16) if args.size else None, strength=args.strength, device=args.device,
-        seed=args.seed, report=False if args.no_report else None)
-    if cfg.report:
-        from streamdn.tools.report import check_report_dependencies
-
-        check_report_dependencies()
-    results, crops = evaluate(cfg, quiet=args.quiet)
-    written = write_results(results, crops, args.out, report=cfg.report)
-    if not args.quiet:
-        with open(written[1], encoding="utf-8") as fh:
-            print(fh.read())
-        print("wrote " + ", ".join(written[:3]) + (f" and {len(written) - 3} images" if len(written) > 3 else ""))
-    return 0

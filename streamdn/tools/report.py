@@ -6,17 +6,27 @@ from __future__ import annotations
 import html
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
 
 from streamdn.errors import ConfigError
+from streamdn.metrics import REALTIME_FPS
 
-if TYPE_CHECKING:
-    from streamdn.tools.evaluate import Crops
 
-REALTIME_FPS = 30.0
+@dataclass
+class Crops:
+    """The pictures of the report: one frame of the first clip per noise, same region each.
+
+    Attributes:
+        box: (x, y, w, h) of the region, in pixels.
+        images: noise -> label ("clean", "noisy", a method) -> (h, w, 3) uint8 BGR crop.
+    """
+
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    images: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def check_report_dependencies() -> None:
@@ -24,8 +34,8 @@ def check_report_dependencies() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError as err:
-        raise ConfigError("the eval report needs matplotlib: pip install 'streamdn[eval]', or pass "
-                          "--no-report for results.json and results.md only.") from err
+        raise ConfigError("the eval report needs matplotlib: pip install 'streamdn[eval]', or set "
+                          "report=False for results.json and results.md only.") from err
 
 
 def _by_noise(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -67,6 +77,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def write_markdown(results: dict[str, Any], path: str) -> str:
+    """Writes markdown(results) to `path`; returns path."""
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(markdown(results))
     return path
@@ -74,7 +85,7 @@ def write_markdown(results: dict[str, Any], path: str) -> str:
 
 def plot_quality_speed(results: dict[str, Any], path: str) -> str:
     """A PNG with one panel per noise: PSNR against fps (log scale) for every method, the noisy
-    input as a dashed line and real time (30 fps) as a dotted one."""
+    input as a dashed line and real time (REALTIME_FPS) as a dotted one."""
     check_report_dependencies()
     import matplotlib
 
@@ -101,7 +112,7 @@ def plot_quality_speed(results: dict[str, Any], path: str) -> str:
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_xlabel("frames per second (log scale; dotted: 30 fps)")
+        ax.set_xlabel(f"frames per second (log scale; dotted: {REALTIME_FPS:g} fps)")
         ax.set_ylabel("PSNR (dB, RGB)")
         ax.set_title(noise)
         ax.grid(True, which="both", alpha=0.3)

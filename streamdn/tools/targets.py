@@ -1,12 +1,12 @@
-"""The quality targets of the temporal network, measured on the project's fixed validation clips
-(streamdn.data.clips.validation_clips) in one command:
+"""The quality targets of the temporal network, measured on streamdn's fixed validation clips
+(streamdn.data.clips.validation_clips) in one command (flags: streamdn.cli.targets):
 
-    python -m streamdn.tools.targets --out docs/fast [--bm3d-json val-bm3d.json]
+    streamdn targets --out docs/fast [--bm3d-json val-bm3d.json]
 
 Writes targets.json and targets.md (PSNR/SSIM/flicker per noise and method, the speed of the
-classical filters at 640x360 on this machine, which of them count as real time, and each target
-with its margin), flicker.png (per-frame temporal error on the clip with moving objects) and
-crops.png (enlarged moving edges, to look at ghosting).
+classical filters at 640x360 on this machine, which of them count as real time, at least
+streamdn.metrics.REALTIME_FPS, and each target with its margin), flicker.png (per-frame temporal
+error on the clip with moving objects) and crops.png (enlarged moving edges, to look at ghosting).
 
 Methods: the networks and filters blind (estimated strength) through Denoiser; "median3x3", a
 plain 3x3 median of each RGB channel (the salt-and-pepper reference); "bm3d", per-frame BM3D given
@@ -17,26 +17,49 @@ through the 4:2:0 round trip every method here pays (saturated colours cost up t
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from streamdn.atomic import write_json
 from streamdn.data.clips import ValClip, validation_clips
+from streamdn.errors import ConfigError
 from streamdn.frames import frame_from_bgr
-from streamdn.tools.train import clip_outputs, score_clip
+from streamdn.metrics import REALTIME_FPS, frame_scores
+from streamdn.tools.train import clip_outputs
 
 NOISES = ("awgn20", "awgn30", "pg_lowlight", "camera_lowlight", "sp5")
 REALTIME_CANDIDATES = ("classical:gaussian", "classical:bilateral", "classical:median", "classical:mean",
                        "ffmpeg:atadenoise", "tfilter")
-REALTIME_FPS = 25.0
 SPEED_SIZE = (640, 360)
+
+
+@dataclass(frozen=True)
+class TargetsConfig:
+    """What `measure_targets` measures and where it writes.
+
+    Attributes:
+        out: folder for targets.json, targets.md, flicker.png and crops.png (created if missing).
+        net: the network to judge (registry name or .safetensors path).
+        noises: validation noises (streamdn.data.noise.parse_noise names).
+        bm3d_json: BM3D figures to read instead of running BM3D: the JSON that
+            streamdn.tools.train.validate_models(["bm3d"], ...) gives ({"bm3d": {noise: {...}}}), or
+            a flat {noise: {"psnr", "ssim", "flicker"}}; None for none.
+        bm3d: run BM3D here as well (minutes per noise; needs the bm3d package).
+    """
+
+    out: str
+    net: str = "fast"
+    noises: tuple[str, ...] = NOISES
+    bm3d_json: str | None = None
+    bm3d: bool = False
 
 
 def _runner(method: str) -> Callable[[ValClip], list[np.ndarray]]:
@@ -94,7 +117,7 @@ def measure(methods: list[str], noises: tuple[str, ...], bm3d: dict[str, Any] | 
                 continue
             t0 = time.perf_counter()
             outs = run(clip)
-            s = score_clip(clip, outs)
+            s = frame_scores(clip.clean, outs)
             per.setdefault(clip.noise, []).append(s)
             curves.setdefault(clip.name, {})[method] = s["flicker"]
             if clip.name == CROP_CLIP:
@@ -114,7 +137,10 @@ FLICKER_CLIP = "natural1-awgn20"
 
 
 def targets(table: dict[str, dict[str, dict[str, float]]], speeds: dict[str, float], net: str) -> list[dict[str, Any]]:
-    """The targets of issue #3 with their measured margins (positive = met)."""
+    """The network's quality targets with their measured margins (positive = met): within 0.5 dB
+    of BM3D on AWGN (above it on Poisson-Gaussian), 3 dB above the best classical filter that runs
+    at REALTIME_FPS or faster (`speeds`: method -> fps), and at least the 3x3 median on salt and
+    pepper. Targets whose figures are missing from `table` are left out."""
     out: list[dict[str, Any]] = []
     p = lambda m, n: table.get(m, {}).get(n, {}).get("psnr")  # noqa: E731
     for noise, need in (("awgn20", -0.5), ("awgn30", -0.5), ("pg_lowlight", 0.0)):
@@ -200,7 +226,7 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {method} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['flicker']:.2f} |")
         lines.append("")
     lines += ["## Speed of the classical candidates at 640x360 (Denoiser calls/s, this machine)", "",
-              "| method | fps | real time (>= 25) |", "|---|---:|---|"]
+              f"| method | fps | real time (>= {REALTIME_FPS:g}) |", "|---|---:|---|"]
     for m, fps in report["speeds"].items():
         lines.append(f"| {m} | {fps:.1f} | {'yes' if fps >= REALTIME_FPS else 'no'} |")
     lines += ["", "## Targets", "", "| target | net dB | reference dB | margin dB | met |", "|---|---:|---:|---:|---|"]
@@ -216,62 +242,93 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _bm3d_figures(path: str) -> dict[str, Any]:
-    """{noise: {"psnr", "ssim", "flicker"}} from `streamdn train --validate bm3d --json` (which nests
-    them under "bm3d") or from a flat file."""
-    doc = json.loads(Path(path).read_text())
+    """{noise: {"psnr", "ssim", "flicker"}} from validate_models' JSON (`streamdn train --validate
+    bm3d --json`, which nests them under "bm3d") or from a flat file.
+
+    Raises:
+        ConfigError: the file is missing or not JSON.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"bm3d_json='{path}': cannot read BM3D figures from it ({err}).") from err
     return doc.get("bm3d", doc)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m streamdn.tools.targets", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="folder for targets.json/.md, flicker.png, crops.png")
-    p.add_argument("--net", default="fast", help="the network to judge (name or .safetensors; default %(default)s)")
-    p.add_argument("--noises", default=",".join(NOISES), help="validation noises (default %(default)s)")
-    p.add_argument("--bm3d-json", metavar="FILE", help="BM3D figures from `streamdn train --validate bm3d --json FILE`")
-    p.add_argument("--bm3d", action="store_true", help="run BM3D here instead (slow: minutes per noise)")
-    p.add_argument("--frames", type=int, default=16, help=argparse.SUPPRESS)
-    p.add_argument("--rescore", action="store_true",
-                   help="measure nothing: re-read OUT/targets.json, add --bm3d-json, rewrite the targets and tables")
-    args = p.parse_args(argv)
+def _write(out: Path, report: dict[str, Any]) -> str:
+    """Writes targets.json and targets.md into `out`; returns the markdown."""
+    text = markdown(report)
+    write_json(out / "targets.json", report)
+    (out / "targets.md").write_text(text)
+    return text
+
+
+def rescore(out: str | Path, bm3d_json: str | None = None) -> dict[str, Any]:
+    """Measures nothing: re-reads OUT/targets.json, adds the BM3D figures of `bm3d_json` (if
+    given), recomputes the targets and rewrites targets.json and targets.md. Returns the report.
+
+    Raises:
+        ConfigError: OUT/targets.json or bm3d_json cannot be read.
+    """
+    out = Path(out)
+    try:
+        report = json.loads((out / "targets.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"out='{out}': no readable targets.json to rescore ({err}); measure first.") from err
+    if bm3d_json:
+        bm3d = _bm3d_figures(bm3d_json)
+        report["table"]["bm3d"] = {k: v for k, v in bm3d.items() if k in report["noises"]}
+    report["targets"] = targets(report["table"], report["speeds"], report["net"])
+    _write(out, report)
+    return report
+
+
+def measure_targets(cfg: TargetsConfig, command: str = "", quiet: bool = False) -> dict[str, Any]:
+    """Measures everything (speeds, every method on every noise's validation clips) and writes
+    targets.json, targets.md, flicker.png and crops.png into cfg.out. Takes minutes.
+
+    Args:
+        cfg: what to measure.
+        command: how it was run, recorded in the report ("" for none).
+        quiet: no progress lines on stderr.
+
+    Returns:
+        The report (the targets.json data): net, noises, table {method: {noise: {"psnr" dB,
+        "ssim", "flicker" 8-bit units}}}, speeds {method: fps at 640x360}, targets, crop_boxes,
+        command, machine.
+
+    Raises:
+        ConfigError: an unknown noise name, noises without the figures' noise (awgn20), or
+            bm3d_json cannot be read.
+    """
+    from streamdn.data.noise import parse_noise
     from streamdn.tools.bench import machine
 
-    if args.rescore:
-        out = Path(args.out)
-        report = json.loads((out / "targets.json").read_text())
-        if args.bm3d_json:
-            bm3d = _bm3d_figures(args.bm3d_json)
-            report["table"]["bm3d"] = {k: v for k, v in bm3d.items() if k in report["noises"]}
-        report["targets"] = targets(report["table"], report["speeds"], report["net"])
-        (out / "targets.json").write_text(json.dumps(report, indent=2))
-        (out / "targets.md").write_text(markdown(report))
-        print(markdown(report))
-        return 0
-
-    noises = tuple(n.strip() for n in args.noises.split(",") if n.strip())
-    methods = ["4:2:0 ceiling", "noisy", args.net, *REALTIME_CANDIDATES, "median3x3", "median3x3-rgb"] + \
-        (["bm3d"] if args.bm3d else [])
-    print("speed of the classical candidates at 640x360 ...", file=sys.stderr)
+    for n in cfg.noises:
+        try:
+            parse_noise(n)
+        except ValueError as err:
+            raise ConfigError(f"noises: {err}") from err
+    if CROP_CLIP.rpartition("-")[2] not in cfg.noises:
+        raise ConfigError(f"noises={list(cfg.noises)}: include {CROP_CLIP.rpartition('-')[2]}, the noise of the "
+                          "flicker and crops figures.")
+    bm3d = _bm3d_figures(cfg.bm3d_json) if cfg.bm3d_json else None
+    methods = ["4:2:0 ceiling", "noisy", cfg.net, *REALTIME_CANDIDATES, "median3x3", "median3x3-rgb"] + \
+        (["bm3d"] if cfg.bm3d else [])
+    if not quiet:
+        print(f"speed of the classical candidates at {SPEED_SIZE[0]}x{SPEED_SIZE[1]} ...", file=sys.stderr)
     speeds = {m: round(realtime_speed(m), 1) for m in REALTIME_CANDIDATES}
-    bm3d = _bm3d_figures(args.bm3d_json) if args.bm3d_json else None
-    res = measure(methods, noises, bm3d)
-    out = Path(args.out)
+    res = measure(methods, cfg.noises, bm3d, quiet=quiet)
+    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     flicker_figure(res["curves"], FLICKER_CLIP, out / "flicker.png")
-    crop_methods = {m: res["crop_outputs"][m] for m in ("noisy", args.net, "tfilter", "classical:bilateral")
+    crop_methods = {m: res["crop_outputs"][m] for m in ("noisy", cfg.net, "tfilter", "classical:bilateral")
                     if m in res["crop_outputs"]}
     clip = next(c for c in res["clips"] if c.name == CROP_CLIP)
     boxes = crops_figure(clip, crop_methods, out / "crops.png")
     device, threads, facts = machine()
-    report = {"net": args.net, "noises": list(noises), "table": res["table"], "speeds": speeds,
-              "targets": targets(res["table"], speeds, args.net), "crop_boxes": boxes,
-              "command": "python -m streamdn.tools.targets " + " ".join(sys.argv[1:] if argv is None else argv),
+    report = {"net": cfg.net, "noises": list(cfg.noises), "table": res["table"], "speeds": speeds,
+              "targets": targets(res["table"], speeds, cfg.net), "crop_boxes": boxes, "command": command,
               "machine": f"{device}, torch {facts.get('torch')}, {facts.get('cpu_capability')}"}
-    (out / "targets.json").write_text(json.dumps(report, indent=2))
-    (out / "targets.md").write_text(markdown(report))
-    print(markdown(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    _write(out, report)
+    return report

@@ -1,7 +1,8 @@
-"""`streamdn train`: trains a temporal network on generated clips, one readable loop.
+"""Training of the temporal networks on generated clips, one readable loop, and their validation
+(the work behind `streamdn train`, whose flags live in streamdn.cli.train):
 
     streamdn train --config configs/train-fast.toml          # resumes from runs/<name>/ckpt.pt if present
-    streamdn train --validate fast tfilter                   # PSNR/SSIM on the fixed validation clips
+    streamdn train --validate fast tfilter                   # PSNR/SSIM/flicker on the fixed validation clips
 
 Data come from streamdn.data.clips in DataLoader worker processes (a pure function of the step, so
 a resumed run sees the same batches); each step runs the recurrence over the clip (truncated
@@ -11,21 +12,22 @@ Validation runs the real inference path (Denoiser, blind noise estimate) every e
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import sys
 import time
-import tomllib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from streamdn.atomic import temp_path_for, write_json
 from streamdn.config import read_toml
 from streamdn.errors import ConfigError
+from streamdn.metrics import frame_scores
 
 
 @dataclass(frozen=True)
@@ -103,19 +105,6 @@ def load_train_config(path: str | None, overrides: dict[str, Any] | None = None)
 
 # -- validation: the real inference path on the fixed clips -----------------------------------------
 
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of two (H, W, 3) uint8 images (Gaussian window, sigma 1.5, per channel)."""
-    import cv2
-
-    x, y = a.astype(np.float64), b.astype(np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5)  # noqa: E731
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(s.mean())
-
-
 def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict[str, dict[str, float]]:
     """Runs a model blind (estimated strength) over the validation clips through Denoiser.
 
@@ -127,9 +116,9 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
 
     Returns:
         {noise label: {"psnr": dB, "ssim": [0, 1], "flicker": 8-bit units}} averaged over frames
-        and clips, plus "mean". PSNR and SSIM are on RGB against the clean frames; flicker is the
-        mean |(out_t - out_t-1) - (clean_t - clean_t-1)|, the temporal error a viewer sees as
-        shimmer or ghosting (lower is better).
+        and clips, plus "mean". PSNR and SSIM (streamdn.metrics) are on RGB against the clean
+        frames; flicker is the mean |(out_t - out_t-1) - (clean_t - clean_t-1)|, the temporal
+        error a viewer sees as shimmer or ghosting (lower is better).
     """
     from streamdn.data.clips import validation_clips
 
@@ -168,21 +157,50 @@ def clip_outputs(model: Any, clip: Any, device: str = "cpu") -> list[np.ndarray]
 
 
 def score_clip(clip: Any, outputs: list[np.ndarray]) -> dict[str, list[float]]:
-    """Per-frame PSNR, SSIM (RGB, against clean) and flicker (mean |(out_t - out_t-1) -
-    (clean_t - clean_t-1)|, NaN on the first frame) of one clip's outputs."""
-    from streamdn.metrics import psnr
+    """Per-frame PSNR, SSIM (RGB, against clean) and flicker (NaN on the first frame) of one
+    validation clip's outputs: streamdn.metrics.frame_scores(clip.clean, outputs)."""
+    return frame_scores(clip.clean, outputs)
 
-    res: dict[str, list[float]] = {"psnr": [], "ssim": [], "flicker": []}
-    for t, (c, o) in enumerate(zip(clip.clean, outputs)):
-        res["psnr"].append(psnr(c, o))
-        res["ssim"].append(ssim(c, o))
-        if t == 0:
-            res["flicker"].append(float("nan"))
-        else:
-            d_out = o.astype(np.float32) - outputs[t - 1].astype(np.float32)
-            d_ref = c.astype(np.float32) - clip.clean[t - 1].astype(np.float32)
-            res["flicker"].append(float(np.abs(d_out - d_ref).mean()))
-    return res
+
+def validate_models(models: Sequence[str], noises: Sequence[str] = ("awgn20", "pg_lowlight"),
+                    device: str = "cpu") -> dict[str, dict[str, dict[str, float]]]:
+    """Scores several models on the fixed validation clips of these noises.
+
+    Args:
+        models: registry names, .safetensors paths, "noisy" or "bm3d" (see `validate`).
+        noises: streamdn.data.noise.parse_noise names of the clips.
+        device: where networks run.
+
+    Returns:
+        {model: validate(model, clips)} in the order given.
+
+    Raises:
+        ConfigError: no models, no noises, or a noise name that is not known.
+    """
+    from streamdn.data.clips import validation_clips
+    from streamdn.data.noise import parse_noise
+
+    if not models or not noises:
+        raise ConfigError(f"validate_models: models={list(models)!r} and noises={list(noises)!r}: give at "
+                          "least one of each.")
+    for n in noises:
+        try:
+            parse_noise(n)
+        except ValueError as err:
+            raise ConfigError(f"noises: {err}") from err
+    clips = validation_clips(noises=tuple(noises))
+    return {m: validate(m, clips, device) for m in models}
+
+
+def validation_text(table: dict[str, dict[str, dict[str, float]]]) -> str:
+    """validate_models' figures as a text table: one row per model, PSNR dB / SSIM / flicker per noise."""
+    labels = list(next(iter(table.values())))
+    lines = ["PSNR dB / SSIM / flicker on RGB, blind (estimated strength), fixed validation clips",
+             f"{'model':32}" + "".join(f"{lab:>26}" for lab in labels)]
+    for m, res in table.items():
+        lines.append(f"{m:32}" + "".join(f"{res[lab]['psnr']:>11.2f} {res[lab]['ssim']:.4f} {res[lab]['flicker']:5.2f}"
+                                         for lab in labels))
+    return "\n".join(lines)
 
 
 # -- the training loop -----------------------------------------------------------------------------
@@ -287,11 +305,16 @@ def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save, atomically: an interruption never leaves a half-written checkpoint."""
     import torch
 
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: an interruption never leaves a half-written checkpoint
+    tmp = temp_path_for(path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _plot(history: dict[str, list], path: Path) -> None:
@@ -324,7 +347,12 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
         quiet: no progress bar or messages.
         clips: validation clips (streamdn.data.clips.ValClip); the fixed validation set when None.
         minutes: stop (checkpoint, return) after this much wall time, for runs done in chunks
-            (a lent GPU for a few minutes, a shared machine); the same call resumes.
+            (a GPU machine for a few minutes, a shared machine); the same call resumes. None: no limit.
+
+    Raises:
+        ConfigError: an unknown arch, init weights that do not fit it, a CUDA device on a
+            machine without one, or minutes that is not positive.
+        KeyboardInterrupt: Ctrl-C or SIGTERM, after a checkpoint (the same call resumes).
     """
     import torch
     from tqdm import tqdm
@@ -335,13 +363,15 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
     from streamdn.models.network import NetworkModel, save_weights
     from streamdn.models.registry import ModelInfo
 
+    if minutes is not None and not minutes > 0:
+        raise ConfigError(f"minutes={minutes}: give a positive number of minutes, or None for no limit.")
     if cfg.arch not in PRESETS:
         raise ConfigError(f"[train] arch '{cfg.arch}' is not known; choose one of {', '.join(PRESETS)}.")
     torch.set_num_threads(cfg.threads)
     device = _train_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    write_json(out / "config.json", asdict(cfg))
     torch.manual_seed(cfg.seed)
     net = build(cfg.arch, {"deep": cfg.deep} if cfg.deep else None)
     if cfg.init:
@@ -416,7 +446,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
                     save_weights(net, out / "best.safetensors", cfg.arch,
                                  {**card, "step": str(step), "val": json.dumps(val), "train_config": json.dumps(asdict(cfg))})
                 _plot(history, out / "curve.png")
-                (out / "history.json").write_text(json.dumps(history))
+                write_json(out / "history.json", history)
                 checkpoint()
                 last_ckpt = time.monotonic()
             elif time.monotonic() - last_ckpt > cfg.ckpt_every_s:
@@ -424,7 +454,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
                 last_ckpt = time.monotonic()
             if time.monotonic() > deadline:
                 if not quiet:
-                    tqdm.write(f"stopping at step {step} after {minutes:g} min (--minutes); run again to resume",
+                    tqdm.write(f"stopping at step {step} after {minutes:g} min; run again to resume",
                                file=sys.stderr)
                 break
     except KeyboardInterrupt:
@@ -454,7 +484,7 @@ def export(cfg: TrainConfig, dest: str | Path) -> Path:
 
     best = Path(cfg.out) / "best.safetensors"
     if not best.is_file():
-        raise ConfigError(f"{best} does not exist: train first (streamdn train --config ...).")
+        raise ConfigError(f"{best} does not exist: train this config first (train(cfg)).")
     net, meta = load_weights(best)
     val = json.loads(meta.get("val", "{}"))
     extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "config")}
@@ -462,97 +492,3 @@ def export(cfg: TrainConfig, dest: str | Path) -> Path:
     if "awgn20" in val:
         extra["val_psnr"] = f"{val['awgn20']['psnr']:.2f}"
     return save_weights(net, dest, meta["arch"], extra)
-
-
-# -- command line ------------------------------------------------------------------------------------
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds the `train` subcommand to an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "train", help="train a temporal network (resumes an interrupted run)",
-        description="Train a network on generated clips. Re-running the same command resumes from the "
-                    "run folder's checkpoint. With --validate, score models on the fixed validation clips instead.")
-    p.add_argument("--config", metavar="FILE.toml", help="training settings, e.g. configs/train-fast.toml")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                   help="override one [train] value, e.g. --set steps=1000 (repeatable)")
-    p.add_argument("--validate", nargs="+", metavar="MODEL",
-                   help="print PSNR/SSIM of these models (names, .safetensors paths, 'noisy', or 'bm3d': "
-                        "the per-frame BM3D reference given the true noise, needs the bm3d package) and exit")
-    p.add_argument("--noises", default="awgn20,pg_lowlight", metavar="N1,N2",
-                   help="with --validate: noises of the clips (streamdn.data.noise.parse_noise names; default %(default)s)")
-    p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
-    p.add_argument("--export", metavar="FILE.safetensors",
-                   help="copy the run's best weights here (with their validation figures) and exit")
-    p.add_argument("--minutes", type=float, metavar="M",
-                   help="stop after M minutes of training with a checkpoint (run again to resume)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    return p
-
-
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set '{item}': use KEY=VALUE, e.g. --set steps=1000.")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = raw
-    return out
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs `streamdn train` with parsed arguments; returns the exit code."""
-    if args.validate:
-        from streamdn.data.clips import validation_clips
-        from streamdn.data.noise import parse_noise
-
-        noises = tuple(n.strip() for n in args.noises.split(",") if n.strip())
-        for n in noises:
-            try:
-                parse_noise(n)
-            except ValueError as err:
-                raise ConfigError(f"--noises: {err}") from err
-        clips = validation_clips(noises=noises)
-        table = {m: validate(m, clips) for m in args.validate}
-        labels = list(next(iter(table.values())))
-        print("PSNR dB / SSIM / flicker on RGB, blind (--strength auto), fixed validation clips")
-        print(f"{'model':32}" + "".join(f"{lab:>26}" for lab in labels))
-        for m, res in table.items():
-            print(f"{m:32}" + "".join(f"{res[lab]['psnr']:>11.2f} {res[lab]['ssim']:.4f} {res[lab]['flicker']:5.2f}"
-                                      for lab in labels))
-        if args.json:
-            Path(args.json).write_text(json.dumps(table, indent=2))
-        return 0
-    cfg = load_train_config(args.config, _parse_set(args.set))
-    if args.export:
-        dest = export(cfg, args.export)
-        print(f"exported {dest}", file=sys.stderr)
-        return 0
-    if args.minutes is not None and not args.minutes > 0:
-        raise ConfigError(f"--minutes {args.minutes}: give a positive number of minutes.")
-    best = train(cfg, quiet=args.quiet, minutes=args.minutes)
-    print(f"best weights: {best}" if best.is_file() else
-          f"no best weights yet: the first validation comes at step {cfg.epoch_steps}", file=sys.stderr)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m streamdn.tools.train ...` (the same options as `streamdn train`)."""
-    parser = argparse.ArgumentParser(prog="streamdn")
-    sub = parser.add_subparsers(dest="command")
-    add_parser(sub)
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except ConfigError as err:
-        print(f"streamdn: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("streamdn: interrupted; run the same command again to resume.", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
