@@ -283,3 +283,16 @@ def test_validate_cli_prints_and_writes_the_standard_figures(tmp_path: Path, cap
         run(parser.parse_args(["train", "--validate", "noisy", "--noises", "awgn"]))
     with pytest.raises(ConfigError, match="noises"):
         validate_models(["noisy"], ["awgn"])
+
+
+def test_train_config_images(tmp_path: Path) -> None:
+    """[train] images is a list of folders; anything else is a ConfigError that says so."""
+    from streamdn.errors import ConfigError
+    from streamdn.tools.train import load_train_config
+
+    assert load_train_config(None, {"images": [str(tmp_path)]}).images == [str(tmp_path)]
+    assert load_train_config(None).images == []
+    with pytest.raises(ConfigError, match="list of folder names"):
+        load_train_config(None, {"images": [1]})
+    with pytest.raises(ConfigError, match="list of folder names"):
+        load_train_config(None, {"images": str(tmp_path)})

@@ -40,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="copy the run's best weights here (with their validation figures) and exit")
     p.add_argument("--minutes", type=float, metavar="M",
                    help="stop after M minutes of training with a checkpoint (run again to resume)")
+    p.add_argument("--images", metavar="DIR", action="append", default=[],
+                   help="a folder of photographs to train on, besides the built-in images (repeatable; "
+                        "scripts/get-training-images.sh builds one in ~/.cache/streamdn/images); replaces [train] images")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -83,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     """Runs `streamdn train` from parsed arguments; returns the exit code."""
     if args.validate:
         return _validate(args)
-    cfg = load_train_config(args.config, parse_set(args.set))
+    overrides = parse_set(args.set)
+    if args.images:
+        overrides["images"] = args.images
+    cfg = load_train_config(args.config, overrides)
     if args.export:
         print(f"exported {export(cfg, args.export)}", file=sys.stderr)
         return EXIT_OK

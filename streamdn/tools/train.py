@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ class TrainConfig:
             up-projection starts at zero) and trains it in.
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present). On CUDA, `bf16` is bf16
             autocast on the GPU and `threads` only sets the host's torch threads.
+        images: folders of photographs to train on, besides the built-in images
+            (streamdn.data.images; scripts/get-training-images.sh builds one); a tenth of the
+            files, chosen by name, is held out.
     """
 
     arch: str = "fast"
@@ -75,6 +78,7 @@ class TrainConfig:
     init: str = ""
     deep: int = 0
     device: str = "cpu"
+    images: list[str] = field(default_factory=list)
 
 
 def load_train_config(path: str | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -96,6 +100,8 @@ def load_train_config(path: str | None, overrides: dict[str, Any] | None = None)
         if key not in known:
             raise ConfigError(f"{path or 'overrides'}: [train] key '{key}' is not known; valid keys: {', '.join(known)}.")
         want = type(getattr(TrainConfig(), key))
+        if want is list and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{path or 'overrides'}: [train] {key} = {value!r} should be a list of folder names.")
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             values[key] = float(value)
         elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
@@ -217,7 +223,7 @@ class _Batches:
     def __getitem__(self, step: int) -> dict[str, np.ndarray]:
         from streamdn.data.clips import training_batch
 
-        return training_batch(step, self.cfg.steps, self.cfg.batch, self.cfg.crop)
+        return training_batch(step, self.cfg.steps, self.cfg.batch, self.cfg.crop, images=self.cfg.images)
 
 
 def _as_is(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -369,6 +375,11 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
         raise ConfigError(f"[train] arch '{cfg.arch}' is not known; choose one of {', '.join(PRESETS)}.")
     torch.set_num_threads(cfg.threads)
     device = _train_device(cfg.device)
+    from streamdn.data.clips import photo_pool
+
+    photos = photo_pool(cfg.images)   # a missing or empty folder fails here, not in a data process
+    if photos is not None and not quiet:
+        print(f"training photographs: {len(photos)} in {', '.join(cfg.images)}", file=sys.stderr)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", asdict(cfg))
