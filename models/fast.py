@@ -3,6 +3,15 @@ recursive filter, out = alpha * previous_output + (1 - alpha) * spatial_estimate
 predicted per pixel and channel (docs/design.md §3: a plain U-Net fed the previous output learned to
 ignore it; the gate makes using the past the easy thing to learn).
 
+With `NetConfig.motion` the recursion is motion compensated, like a Kalman filter: the caller
+warps the carried state (the previous estimate, the hidden features and a per-pixel effective
+frame count) to the current frame (streamdn.models.motion), and the gate starts from the
+running-average weight count / (count + 1), which the network corrects where the warped past
+does not match. A static or well-tracked pixel then keeps averaging, frame after frame; an
+occluded one (count 0 after the warp) restarts from the current frame. A display residual on top
+of the carried estimate lets the network clean (and re-sharpen) what it shows without biasing
+what it carries.
+
 All tensors are NCHW at half resolution (the packed 4:2:0 layout of streamdn.kernels.pack_yuv420):
 6 channels = 4 luma phases + U + V, values in [0, 1].
 """
@@ -10,6 +19,7 @@ All tensors are NCHW at half resolution (the packed 4:2:0 layout of streamdn.ker
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -17,6 +27,7 @@ from torch.nn import functional as F
 
 IN_CH = 6      # packed frame: 4 luma phases, U, V
 SIGMA_CH = 3   # noise map: sigma of Y, U, V per packed pixel
+MAX_COUNT = 1000.0   # effective frame counts are capped here (a long static shot)
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,9 @@ class NetConfig:
             added to them. It widens the receptive field 4x for little compute (the level has
             1/64 of the pixels), against the low-frequency noise a small window leaves behind.
         deep_depth: 3x3 convolutions at eighth resolution.
+        motion: a motion-compensated recursion: the step also takes the warped effective frame
+            count of the carried state, starts its gate from count / (count + 1), returns the
+            updated count, and adds a display residual to what it shows (see the module doc).
     """
 
     width: int = 24
@@ -41,9 +55,30 @@ class NetConfig:
     hidden: int = 4
     deep: int = 0
     deep_depth: int = 2
+    motion: bool = False
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
+
+
+class Step(NamedTuple):
+    """What one recurrent step returns (all NCHW float32 at the packed resolution).
+
+    Attributes:
+        out: (N, 6, H, W) the denoised frame to show (not clamped).
+        hidden: (N, hidden, H, W) the new hidden state.
+        alpha: (N, 6, H, W) the weight given to the carried past (diagnostics).
+        state: (N, 6, H, W) the estimate to carry to the next step: `out` itself, except for
+            motion networks, whose display residual is not carried.
+        count: (N, 1, H, W) the effective number of frames averaged into `state` (motion
+            networks), else None.
+    """
+
+    out: torch.Tensor
+    hidden: torch.Tensor
+    alpha: torch.Tensor
+    state: torch.Tensor
+    count: torch.Tensor | None
 
 
 PRESETS: dict[str, NetConfig] = {
@@ -66,7 +101,7 @@ class RecurrentDenoiser(nn.Module):
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        c_in = 2 * IN_CH + SIGMA_CH + 1 + cfg.hidden
+        c_in = 2 * IN_CH + SIGMA_CH + 1 + int(cfg.motion) + cfg.hidden
         self.enc = nn.Conv2d(c_in, cfg.width, 3, padding=1)
         self.down = nn.Conv2d(cfg.width, cfg.inner, 2, stride=2)
         self.mid = nn.ModuleList(nn.Conv2d(cfg.inner, cfg.inner, 3, padding=1) for _ in range(cfg.depth))
@@ -78,17 +113,29 @@ class RecurrentDenoiser(nn.Module):
             with torch.no_grad():   # starts as a no-op: a trained net gains the level unchanged
                 self.up2.weight.zero_()
                 self.up2.bias.zero_()
-        self.head = nn.Conv2d(cfg.width, 2 * IN_CH + cfg.hidden, 3, padding=1)
+        self.head = nn.Conv2d(cfg.width, self.head_channels, 3, padding=1)
         with torch.no_grad():
             # Start as "keep the current frame, trust the past a little": residual 0, alpha ~ 0.27.
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
             self.head.bias[IN_CH:2 * IN_CH].fill_(-1.0)
 
+    @property
+    def head_channels(self) -> int:
+        """Output channels of the head: residual, gate logits, [display residual,] hidden."""
+        return (3 if self.cfg.motion else 2) * IN_CH + self.cfg.hidden
+
     def init_state(self, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """State before the first frame: previous output = `cur`, hidden = zeros."""
+        """State before the first frame: previous output = `cur`, hidden = zeros (and, for
+        motion networks, a count of zeros: see zero_count)."""
         n, _, h, w = cur.shape
         return cur, cur.new_zeros((n, self.cfg.hidden, h, w))
+
+    @staticmethod
+    def zero_count(cur: torch.Tensor) -> torch.Tensor:
+        """The effective frame count before the first frame: (N, 1, H, W) float32 zeros."""
+        n, _, h, w = cur.shape
+        return torch.zeros((n, 1, h, w), dtype=torch.float32, device=cur.device)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutions: (N, 16 + hidden, H, W) step input -> (N, 12 + hidden, H, W) head
@@ -113,37 +160,54 @@ class RecurrentDenoiser(nn.Module):
         return self.head(u)
 
     def forward(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
-                has_prev: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                has_prev: torch.Tensor | float = 1.0, count: torch.Tensor | None = None) -> Step:
         """One step.
 
         Args:
             cur: (N, 6, H, W) packed noisy frame in [0, 1]; H and W even.
             sigma: (N, 3, H, W) noise sigma of Y, U, V in [0, 1] units.
-            prev: (N, 6, H, W) previous output (float32).
-            hidden: (N, hidden, H, W) previous hidden state.
+            prev: (N, 6, H, W) previous state (float32): for motion networks, already warped to
+                the current frame.
+            hidden: (N, hidden, H, W) previous hidden state (warped likewise).
             has_prev: 0 on the first frame of a stream (the gate is closed), else 1; a float or
                 an (N, 1, 1, 1) tensor.
+            count: motion networks: (N, 1, H, W) effective frame count of `prev` at each pixel
+                after the warp (0 where the past is unknown); None counts zeros.
 
         Returns:
-            out: (N, 6, H, W) float32 denoised frame (not clamped).
-            hidden: (N, hidden, H, W) new hidden state.
-            alpha: (N, 6, H, W) float32 weight given to the previous output (for diagnostics).
+            The Step: output, new hidden state, gate, state to carry and (motion networks) count.
         """
         sig6 = torch.cat([sigma[:, :1].expand(-1, 4, -1, -1), sigma[:, 1:]], 1)
         motion = ((cur - prev).abs() / (sig6 + 2e-3)).mean(1, keepdim=True) * 0.25
-        x = torch.cat([cur, prev, sigma * 10.0, motion, hidden], 1)
+        parts = [cur, prev, sigma * 10.0, motion]
+        if self.cfg.motion:
+            count = self.zero_count(cur) if count is None else count.float()
+            parts.append(torch.log1p(count) * 0.25)
+        x = torch.cat([*parts, hidden], 1)
         y = self.trunk(x)
         res = y[:, :IN_CH].float()
-        alpha = torch.sigmoid(y[:, IN_CH:2 * IN_CH].float()) * has_prev
+        logits = y[:, IN_CH:2 * IN_CH].float()
+        if self.cfg.motion:
+            # The prior of the gate is the running average of `count` frames: logit(c / (c + 1)).
+            logits = logits + torch.log(count.clamp(min=1e-3))
+        alpha = torch.sigmoid(logits) * has_prev
+        k = 3 * IN_CH if self.cfg.motion else 2 * IN_CH
         # float32: tanh on a strided bf16 slice is 4x slower on CPU (6 ms at 720p, measured).
-        new_hidden = torch.tanh(y[:, 2 * IN_CH:].float())
+        new_hidden = torch.tanh(y[:, k:].float())
         # The blend runs in float32 whatever the compute dtype: the recursion would otherwise
         # accumulate bf16 rounding (2^-8 near white, one 8-bit step).
-        out = alpha * prev.float() + (1.0 - alpha) * (cur.float() + res)
-        return out, new_hidden, alpha
+        state = alpha * prev.float() + (1.0 - alpha) * (cur.float() + res)
+        if not self.cfg.motion:
+            return Step(state, new_hidden, alpha, state, None)
+        # The count of a weighted mean of two estimates of variances 1/count and 1 (the current
+        # frame): 1 / (a^2 / count + (1 - a)^2), with the channels' mean gate.
+        a = alpha.mean(1, keepdim=True)
+        new_count = 1.0 / (a * a / count.clamp(min=1e-3) + (1.0 - a) ** 2)
+        out = state + y[:, 2 * IN_CH:3 * IN_CH].float()
+        return Step(out, new_hidden, alpha, state, new_count.clamp(max=MAX_COUNT))
 
 
-def build(arch: str, config: dict[str, int] | None = None) -> RecurrentDenoiser:
+def build(arch: str, config: dict[str, int | bool] | None = None) -> RecurrentDenoiser:
     """A RecurrentDenoiser from a preset name, optionally with config overrides (as saved in a
     weights file's metadata: a file's config fully describes its network, whatever its arch).
 
@@ -156,3 +220,23 @@ def build(arch: str, config: dict[str, int] | None = None) -> RecurrentDenoiser:
     base = PRESETS.get(arch, NetConfig())
     cfg = NetConfig(**{**base.to_dict(), **(config or {})})
     return RecurrentDenoiser(cfg)
+
+
+def adapt_state_dict(src: RecurrentDenoiser, dst: RecurrentDenoiser) -> dict[str, torch.Tensor]:
+    """`src`'s weights shaped for `dst` when the two differ only by NetConfig.motion: the
+    count input of the first convolution and the display residual of the head start at zero,
+    so the adapted network starts as `src` with the gate's running-average prior. Tensors whose
+    shapes already agree are taken as they are (anything else is left for load_state_dict to
+    report)."""
+    out = dict(src.state_dict())
+    if src.cfg.motion or not dst.cfg.motion:
+        return out
+    enc = out["enc.weight"]                        # (width, in, 3, 3): count goes before hidden
+    split = 2 * IN_CH + SIGMA_CH + 1
+    zeros = enc.new_zeros((enc.shape[0], 1, *enc.shape[2:]))
+    out["enc.weight"] = torch.cat([enc[:, :split], zeros, enc[:, split:]], 1)
+    for key in ("head.weight", "head.bias"):        # out: residual, gate, [display], hidden
+        w = out[key]
+        zeros = w.new_zeros((IN_CH, *w.shape[1:]))
+        out[key] = torch.cat([w[:2 * IN_CH], zeros, w[2 * IN_CH:]], 0)
+    return out

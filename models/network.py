@@ -19,6 +19,7 @@ from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_differen
                               pack_yuv420, step_input, step_tail, unpack_yuv420)
 
 from .fast import IN_CH, SIGMA_CH, RecurrentDenoiser, build
+from .motion import StateWarper
 from .registry import FrameModel, ModelInfo
 
 FORMAT = "streamdn-net-1"   # the metadata "format" key of our weight files
@@ -147,12 +148,15 @@ class NetworkModel(FrameModel):
         self.net: RecurrentDenoiser | None = net.eval().to(device).to(memory_format=torch.channels_last)
         # On the CPU the element-wise ends of the step run fused in Numba (about a fifth of the
         # step at 720p in torch); `fused=False` keeps the plain torch forward.
-        self.fused = fused and device == "cpu"
+        # The fused kernels implement the plain recursion's step (motion networks run in torch).
+        self.fused = fused and device == "cpu" and not net.cfg.motion
+        self._warper = StateWarper() if net.cfg.motion else None
         s0, s1 = (float(v) for v in low_noise_blend)
         if not 0.0 <= s0 <= s1:
             raise ConfigError(f"low_noise_blend {low_noise_blend}: need 0 <= s0 <= s1 (8-bit sigma units).")
         self.low_noise_blend = (s0, s1)
-        self._state: tuple[torch.Tensor, torch.Tensor] | None = None
+        # (estimate, hidden[, count]) carried from the previous frame, at the padded size.
+        self._state: tuple[torch.Tensor, ...] | None = None
         self._last_luma: np.ndarray | None = None
 
     # -- the three stages --------------------------------------------------------------------
@@ -186,18 +190,25 @@ class NetworkModel(FrameModel):
         if ph or pw:
             cur = F.pad(cur, (0, pw, 0, ph), mode="replicate")
             sigma = F.pad(sigma, (0, pw, 0, ph), mode="replicate")
+        count = None
         if packed.cut or self._state is None or self._state[0].shape != cur.shape:
             prev, hidden = self.net.init_state(cur)
             has_prev = 0.0
+            if self._warper is not None:
+                count = self.net.zero_count(cur)
         else:
-            prev, hidden = self._state
+            prev, hidden = self._state[:2]
             has_prev = 1.0
+            if self._warper is not None:
+                prev, hidden, count = self._warper.warp_tensors(cur, prev, hidden, self._state[2])
         if self.fused:
             out, hidden = self._fused_step(cur, sigma, prev, hidden, has_prev)
+            self._state = (out, hidden)
         else:
             with torch.inference_mode(), _autocast(self.device, self.dtype):
-                out, hidden, _ = self.net(cur, sigma, prev, hidden, has_prev)
-        self._state = (out, hidden)
+                step = self.net(cur, sigma, prev, hidden, has_prev, count)
+            out, hidden = step.out, step.hidden
+            self._state = (step.state, hidden) if step.count is None else (step.state, hidden, step.count)
         out = out[..., :h2, :w2]
         s0, s1 = self.low_noise_blend
         w = min(1.0, max(0.0, (packed.sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
@@ -247,6 +258,8 @@ class NetworkModel(FrameModel):
     def clone(self) -> NetworkModel:
         """The same network (shared, not copied) and settings with no temporal state."""
         twin = copy.copy(self)
+        if self._warper is not None:
+            twin._warper = StateWarper()   # the flow estimator keeps per-call buffers: one each
         twin.reset()
         return twin
 
@@ -374,7 +387,7 @@ def time_step(arch: str = "fast", width: int = 1280, height: int = 720, dtype: s
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-            prev, hidden, _ = net(cur, sigma, prev, hidden, 1.0)
+            prev, hidden = net(cur, sigma, prev, hidden, 1.0)[:2]
         if device.startswith("cuda"):
             torch.cuda.synchronize()
     return frames / (time.perf_counter() - start)

@@ -68,11 +68,11 @@ def test_step_shapes_and_first_frame_gate() -> None:
     cur = torch.rand(2, 6, 8, 12)
     sigma = torch.full((2, 3, 8, 12), 0.05)
     prev, hidden = net.init_state(cur)
-    out, hidden2, alpha = net(cur, sigma, prev, hidden, 0.0)
+    out, hidden2, alpha = net(cur, sigma, prev, hidden, 0.0)[:3]
     assert out.shape == cur.shape and out.dtype == torch.float32
     assert hidden2.shape == (2, PRESETS["tdn_tiny"].hidden, 8, 12)
     assert torch.all(alpha == 0)  # first frame: the past is not used
-    _, _, alpha = net(cur, sigma, out, hidden2, 1.0)
+    alpha = net(cur, sigma, out, hidden2, 1.0).alpha
     assert torch.all((alpha > 0) & (alpha < 1))
 
 

@@ -275,7 +275,7 @@ def curriculum(progress: float) -> tuple[float, int]:
 
 
 def training_batch(step: int, total_steps: int, batch: int, crop: int,
-                   images: Sequence[str | Path] = ()) -> dict[str, np.ndarray]:
+                   images: Sequence[str | Path] = (), frames: int = 0) -> dict[str, np.ndarray]:
     """The batch of training step `step` (a pure function of it and of the photographs in
     `images`, so a resumed run sees the same data): (B, T, C, crop/2, crop/2) arrays "noisy",
     "clean", "sigma".
@@ -286,13 +286,16 @@ def training_batch(step: int, total_steps: int, batch: int, crop: int,
         images: folders of photographs to draw backgrounds from besides the built-in images
             (their training side, streamdn.data.images.is_held_out); none: the built-in images
             alone (the same batches as a call without `images`).
+        frames: clip length; 0 follows the curriculum. Long clips keep the curriculum's mix of
+            static and moving cameras and of moving objects.
 
     Raises:
         ConfigError: an `images` folder that does not exist or holds no training photographs.
     """
     photos = photo_pool(images)
     rng = np.random.default_rng(np.random.SeedSequence((TRAIN_KEY, step)))
-    p_static, frames = curriculum(step / max(1, total_steps))
+    p_static, length = curriculum(step / max(1, total_steps))
+    frames = frames or length
     clips = []
     for _ in range(batch):
         static = rng.random() < p_static

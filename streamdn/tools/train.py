@@ -52,6 +52,13 @@ class TrainConfig:
             up-projection starts at zero) and trains it in.
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present). On CUDA, `bf16` is bf16
             autocast on the GPU and `threads` only sets the host's torch threads.
+        motion: train the motion-compensated recursion (NetConfig.motion): the carried state
+            is warped to each frame (streamdn.models.motion) and detached there, so the clip is
+            a chain of one-step losses; `init` weights of the plain recursion are adapted.
+        frames: clip length in frames; 0 follows the curriculum (4, 6, then 8 frames). The
+            motion recursion needs long clips (16+) to learn to average many frames.
+        state_loss: weight of the L1 loss of the carried estimate (motion networks), which keeps
+            it a clean picture whatever the display residual does.
         images: folders of photographs to train on, besides the built-in images
             (streamdn.data.images; scripts/get-training-images.sh builds one); a tenth of the
             files, chosen by name, is held out.
@@ -78,6 +85,9 @@ class TrainConfig:
     init: str = ""
     deep: int = 0
     device: str = "cpu"
+    motion: bool = False
+    frames: int = 0
+    state_loss: float = 0.25
     images: list[str] = field(default_factory=list)
 
 
@@ -223,7 +233,8 @@ class _Batches:
     def __getitem__(self, step: int) -> dict[str, np.ndarray]:
         from streamdn.data.clips import training_batch
 
-        return training_batch(step, self.cfg.steps, self.cfg.batch, self.cfg.crop, images=self.cfg.images)
+        return training_batch(step, self.cfg.steps, self.cfg.batch, self.cfg.crop, images=self.cfg.images,
+                              frames=self.cfg.frames)
 
 
 def _as_is(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -296,17 +307,29 @@ def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
     batch: "noisy", "clean" (B, T, 6, h, w) and "sigma" (B, T, 3, h, w) float32 tensors."""
     import torch
 
+    from streamdn.models.motion import StateWarper
+
     noisy, clean, sigma = batch["noisy"], batch["clean"], batch["sigma"]
     prev, hidden = net.init_state(noisy[:, 0])
+    motion = bool(net.cfg.motion)
+    warper = StateWarper() if motion else None
+    count = net.zero_count(noisy[:, 0]) if motion else None
     loss = noisy.new_zeros(())
     last = None
     for t in range(noisy.shape[1]):
+        if warper is not None and t:
+            # The warp runs on the host, as in inference; the state is detached there.
+            prev, hidden, count = warper.warp_tensors(noisy[:, t], prev, hidden, count)
         with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            out, hidden, _ = net(noisy[:, t], sigma[:, t], prev, hidden, 1.0 if t else 0.0)
+            step = net(noisy[:, t], sigma[:, t], prev, hidden, 1.0 if t else 0.0, count)
+        out = step.out
         loss = loss + (out - clean[:, t]).abs().mean()
+        if motion:
+            loss = loss + cfg.state_loss * (step.state - clean[:, t]).abs().mean()
         if cfg.temporal_loss and last is not None:
             loss = loss + cfg.temporal_loss * ((out - last) - (clean[:, t] - clean[:, t - 1])).abs().mean()
-        last = prev = out
+        last = out
+        prev, hidden, count = step.state, step.hidden, step.count
     return loss / noisy.shape[1]
 
 
@@ -384,13 +407,17 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", asdict(cfg))
     torch.manual_seed(cfg.seed)
-    net = build(cfg.arch, {"deep": cfg.deep} if cfg.deep else None)
+    overrides: dict[str, int | bool] = {"deep": cfg.deep} if cfg.deep else {}
+    if cfg.motion:
+        overrides["motion"] = True
+    net = build(cfg.arch, overrides or None)
     if cfg.init:
+        from streamdn.models.fast import adapt_state_dict
         from streamdn.models.network import load_weights
 
         start, _ = load_weights(cfg.init)
         try:
-            missing, unexpected = net.load_state_dict(start.state_dict(), strict=False)
+            missing, unexpected = net.load_state_dict(adapt_state_dict(start, net), strict=False)
         except RuntimeError as err:   # tensor shapes differ
             raise ConfigError(f"[train] init '{cfg.init}' does not fit arch '{cfg.arch}': {err}") from err
         new_level = ("down2.", "mid2.", "up2.")

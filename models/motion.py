@@ -1,0 +1,136 @@
+"""Motion compensation of a recurrent network's state: the flow from the current frame to the
+carried estimate, and the warp that brings the carried state (estimate, hidden features,
+effective frame count) onto the current frame.
+
+Everything here is at the packed resolution (H/2 x W/2, streamdn.kernels.pack_yuv420) except
+the luma, which is warped as the one full-resolution plane its four packed phases are: warping
+the phases as four half-resolution planes interpolates an aliased signal and smears detail on
+every sub-pixel move. The estimate is interpolated with an 8x8 Lanczos kernel: the state is
+warped again at every frame, and a softer kernel (bilinear, bicubic) compounds its blur step
+after step until a slow pan has lost its fine detail (measured: docs/motion.md).
+
+Flow convention (OpenCV's DIS): flow[i, j] = (dx, dy) says the content at pixel (x=j, y=i) of
+the current frame was at (j + dx, i + dy) in the carried one.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def packed_luma_u8(packed: np.ndarray) -> np.ndarray:
+    """(H2, W2, 6) packed float32 in [0, 1] -> (H2, W2) uint8: the mean of the four luma phases
+    (a half-resolution luma whose noise is half the full-resolution one's)."""
+    y = packed[..., :4].mean(axis=-1)
+    return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+class FlowEstimator:
+    """Dense optical flow between two half-resolution lumas (OpenCV's DIS: about 1-2 ms for the
+    640x360 luma of a 720p frame on two cores). One per stream: it is not thread-safe."""
+
+    def __init__(self, preset: str = "ultrafast") -> None:
+        if preset not in FLOW_PRESETS:
+            raise ValueError(f"flow preset '{preset}': use one of {', '.join(FLOW_PRESETS)}")
+        self.preset = preset
+        self._dis = cv2.DISOpticalFlow_create(FLOW_PRESETS[preset])
+
+    def __call__(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
+        """(H2, W2) uint8 lumas -> (H2, W2, 2) float32 flow from `cur` to `prev` (see the module
+        doc), in half-resolution pixels."""
+        return self._dis.calc(np.ascontiguousarray(cur), np.ascontiguousarray(prev), None)
+
+
+def _maps(flow: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute sampling maps for cv2.remap from a half-resolution flow, at `scale` times its size."""
+    h, w = flow.shape[:2]
+    if scale != 1:
+        # Sample positions of the full-resolution grid in half-resolution pixels: (x + 0.5) / 2 - 0.5.
+        flow = cv2.resize(flow, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR) * float(scale)
+        h, w = h * scale, w * scale
+    gx = np.arange(w, dtype=np.float32)[None, :] + flow[..., 0]
+    gy = np.arange(h, dtype=np.float32)[:, None] + flow[..., 1]
+    return gx, gy
+
+
+def warp_packed(state: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Warps a packed estimate onto the current frame.
+
+    Args:
+        state: (H2, W2, 6) float32 packed estimate (4 luma phases, U, V).
+        flow: (H2, W2, 2) float32 flow from the current frame to `state`, half-resolution px.
+
+    Returns:
+        (H2, W2, 6) float32: the luma warped at full resolution, the chroma at half, both with
+        an 8x8 Lanczos kernel; outside the frame the border repeats.
+    """
+    h2, w2 = state.shape[:2]
+    y = np.empty((2 * h2, 2 * w2), np.float32)
+    y[0::2, 0::2], y[0::2, 1::2] = state[..., 0], state[..., 1]
+    y[1::2, 0::2], y[1::2, 1::2] = state[..., 2], state[..., 3]
+    gx, gy = _maps(flow, 2)
+    yw = cv2.remap(y, gx, gy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+    cx, cy = _maps(flow, 1)
+    uv = cv2.remap(np.ascontiguousarray(state[..., 4:]), cx, cy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+    out = np.empty_like(state)
+    out[..., 0], out[..., 1], out[..., 2], out[..., 3] = yw[0::2, 0::2], yw[0::2, 1::2], yw[1::2, 0::2], yw[1::2, 1::2]
+    out[..., 4:] = uv
+    return out
+
+
+def warp_features(x: np.ndarray, flow: np.ndarray, outside: float | None = None) -> np.ndarray:
+    """Warps (H2, W2, C) float32 features (hidden state, counts) bilinearly along `flow`.
+
+    Args:
+        outside: the value of samples that fall outside the frame; None repeats the border.
+    """
+    gx, gy = _maps(flow, 1)
+    border = cv2.BORDER_REPLICATE if outside is None else cv2.BORDER_CONSTANT
+    value = 0.0 if outside is None else float(outside)
+    out = np.empty_like(x)
+    # cv2.remap takes at most 4 channels at a time.
+    for c in range(0, x.shape[-1], 4):
+        part = cv2.remap(np.ascontiguousarray(x[..., c:c + 4]), gx, gy, cv2.INTER_LINEAR, borderMode=border,
+                         borderValue=(value, value, value, value))
+        out[..., c:c + 4] = part.reshape(x.shape[:2] + (-1,))
+    return out
+
+
+class StateWarper:
+    """Brings a motion network's carried state onto the current frame: flow from the current
+    noisy frame to the carried estimate (on the half-resolution luma), then the estimate, the
+    hidden features and the effective frame count warped along it (the count is 0 where the
+    carried state has no sample: those pixels restart from the current frame)."""
+
+    def __init__(self, preset: str = "ultrafast") -> None:
+        self.flow = FlowEstimator(preset)
+
+    def __call__(self, cur: np.ndarray, state: np.ndarray, hidden: np.ndarray,
+                 count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Args: (H2, W2, C) float32 arrays: cur and state packed (C = 6), hidden (C = k),
+        count (C = 1). Returns the warped state, hidden and count."""
+        flow = self.flow(packed_luma_u8(cur), packed_luma_u8(state))
+        return warp_packed(state, flow), warp_features(hidden, flow), warp_features(count, flow, outside=0.0)
+
+    def warp_tensors(self, cur: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor,
+                     count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same on (N, C, H2, W2) tensors (any device; the warp runs on the host, one
+        sample at a time). Returns float32 tensors on the inputs' device."""
+        outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for i in range(cur.shape[0]):
+            arrs = [t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (cur, state, hidden, count)]
+            outs.append(self(*arrs))
+        return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(cur.device)
+                     for k in range(3))  # type: ignore[return-value]
+
+
+def pad_to_even(x: torch.Tensor) -> torch.Tensor:
+    """Replicates the last row/column of an (N, C, H, W) tensor to make H and W even."""
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, w % 2, 0, h % 2), mode="replicate") if (h % 2 or w % 2) else x

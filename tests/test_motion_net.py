@@ -1,0 +1,156 @@
+"""The motion-compensated recursion: the state warp, the count-driven gate, adapting plain
+weights, the NetworkModel's carried state and a training step."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from streamdn.frames import frame_from_bgr
+from streamdn.kernels import pack_yuv420
+from streamdn.models.fast import MAX_COUNT, adapt_state_dict, build
+from streamdn.models.motion import FlowEstimator, StateWarper, packed_luma_u8, warp_features, warp_packed
+from streamdn.models.network import NetworkModel
+from streamdn.models.registry import ModelInfo
+
+INFO = ModelInfo("test", "network", "test", temporal=True)
+
+
+def _texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3)).astype(np.uint8), (0, 0), 1.5)
+
+
+def _packed(bgr: np.ndarray) -> np.ndarray:
+    f = frame_from_bgr(bgr)
+    return pack_yuv420(f.y, f.u, f.v, 1.0 / 255.0, np.empty((f.height // 2, f.width // 2, 6), np.float32))
+
+
+def test_warp_by_zero_flow_is_the_identity() -> None:
+    p = _packed(_texture(48, 64))
+    flow = np.zeros(p.shape[:2] + (2,), np.float32)
+    np.testing.assert_allclose(warp_packed(p, flow), p, atol=1e-6)
+
+
+def test_warp_packed_moves_luma_at_full_resolution() -> None:
+    """A one-pixel shift of the picture is half a packed pixel: the warp must reproduce the
+    shifted picture's packing (the four phases trade places), not interpolate each phase."""
+    img = _texture(64, 96)
+    a, b = _packed(img), _packed(np.roll(img, 1, axis=1))       # b: content moved right by 1 px
+    flow = np.zeros(a.shape[:2] + (2,), np.float32)
+    flow[..., 0] = -0.5                                          # content of b at x was at x - 1 px in a
+    warped = warp_packed(a, flow)
+    inner = (slice(4, -4), slice(4, -4))
+    np.testing.assert_allclose(warped[inner][..., :4], b[inner][..., :4], atol=1e-5)
+
+
+def test_warp_features_marks_the_outside() -> None:
+    x = np.ones((8, 8, 1), np.float32)
+    flow = np.zeros((8, 8, 2), np.float32)
+    flow[..., 0] = 3.0
+    out = warp_features(x, flow, outside=0.0)
+    assert out.shape == x.shape
+    assert np.all(out[:, :4] == 1.0) and np.all(out[:, 6:] == 0.0)
+
+
+def test_flow_finds_a_shift() -> None:
+    img = _texture(96, 128, seed=3)
+    a, b = packed_luma_u8(_packed(img)), packed_luma_u8(_packed(np.roll(img, 4, axis=1)))
+    flow = FlowEstimator()(b, a)          # b's content was 2 packed px to the left in a
+    assert abs(float(np.median(flow[8:-8, 8:-8, 0])) + 2.0) < 0.25
+    assert abs(float(np.median(flow[8:-8, 8:-8, 1]))) < 0.25
+
+
+def _inputs(n: int = 2, h: int = 16, w: int = 16) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    cur = torch.rand(n, 6, h, w, generator=g)
+    prev = torch.rand(n, 6, h, w, generator=g)
+    sigma = torch.full((n, 3, h, w), 0.05)
+    return cur, prev, sigma
+
+
+def test_adapted_weights_start_as_the_plain_network() -> None:
+    """With count 1 the prior adds nothing and the new weights start at zero: the adapted
+    motion network gives the plain network's output, and its count follows the gate."""
+    torch.manual_seed(0)
+    plain = build("tdn_tiny").eval()
+    motion = build("tdn_tiny", {"motion": True}).eval()
+    motion.load_state_dict(adapt_state_dict(plain, motion))
+    cur, prev, sigma = _inputs()
+    hidden = torch.zeros(2, plain.cfg.hidden, 16, 16)
+    with torch.no_grad():
+        a = plain(cur, sigma, prev, hidden, 1.0)
+        b = motion(cur, sigma, prev, hidden, 1.0, torch.ones(2, 1, 16, 16))
+    torch.testing.assert_close(b.out, a.out)
+    torch.testing.assert_close(b.state, a.state)
+    am = a.alpha.mean(1, keepdim=True)
+    torch.testing.assert_close(b.count, 1.0 / (am * am + (1 - am) ** 2))
+    assert a.count is None and torch.equal(a.state, a.out)
+
+
+def test_count_is_the_running_average_when_the_gate_keeps_its_prior() -> None:
+    """Gate logits of zero make alpha = count / (count + 1): the count goes up by one a frame,
+    which is the plain running average of every frame so far."""
+    net = build("tdn_tiny", {"motion": True}).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+    cur, prev, sigma = _inputs()
+    hidden = torch.zeros(2, net.cfg.hidden, 16, 16)
+    count = torch.zeros(2, 1, 16, 16)
+    with torch.no_grad():
+        for n in range(1, 6):
+            step = net(cur, sigma, prev, hidden, 1.0 if n > 1 else 0.0, count)
+            torch.testing.assert_close(step.count, torch.full_like(count, float(n)), rtol=1e-4, atol=1e-4)
+            count = step.count
+        big = net(cur, sigma, prev, hidden, 1.0, torch.full_like(count, 5 * MAX_COUNT)).count
+    assert float(big.max()) <= MAX_COUNT
+
+
+def test_network_model_carries_the_count_and_resets_at_a_cut() -> None:
+    torch.manual_seed(0)
+    model = NetworkModel(build("tdn_tiny", {"motion": True}), INFO, dtype="fp32")
+    img = _texture(48, 64)
+    counts = []
+    for t in range(5):
+        frame = frame_from_bgr(np.roll(img, t, axis=1), index=t)
+        out = model.unpack(model.forward(model.pack(frame, (4.0, 2.0, 2.0))), frame)
+        assert out.y.shape == frame.y.shape
+        counts.append(float(model._state[2][..., 4:-4, 4:-4].mean()))
+    assert counts[0] == 1.0 and all(b > a for a, b in zip(counts, counts[1:]))
+    other = frame_from_bgr(np.full((48, 64, 3), 20, np.uint8), index=5)
+    model.forward(model.pack(other, (4.0, 2.0, 2.0)))
+    assert float(model._state[2].max()) == 1.0          # a scene cut restarts the average
+    twin = model.clone()
+    assert twin._state is None and twin._warper is not model._warper
+
+
+def test_motion_training_step_has_finite_gradients() -> None:
+    from streamdn.tools.train import TrainConfig, clip_loss
+
+    torch.manual_seed(0)
+    net = build("tdn_tiny", {"motion": True})
+    g = torch.Generator().manual_seed(1)
+    clean = torch.rand(2, 5, 6, 16, 16, generator=g)
+    batch = {"clean": clean, "noisy": (clean + 0.05 * torch.randn(clean.shape, generator=g)).clamp(0, 1),
+             "sigma": torch.full((2, 5, 3, 16, 16), 0.05)}
+    loss = clip_loss(net, batch, TrainConfig(motion=True, bf16=False))
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in net.parameters()]
+    assert all(gr is not None and torch.isfinite(gr).all() for gr in grads)
+    # The count input and the display residual are trained too.
+    assert float(net.enc.weight.grad[:, 16].abs().sum()) > 0
+    assert float(net.head.weight.grad[12:18].abs().sum()) > 0
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_state_warper_on_tensors_keeps_shapes(n: int) -> None:
+    cur, prev, _ = _inputs(n)
+    hidden = torch.rand(n, 4, 16, 16)
+    count = torch.full((n, 1, 16, 16), 3.0)
+    s, h, c = StateWarper().warp_tensors(cur, prev, hidden, count)
+    assert s.shape == prev.shape and h.shape == hidden.shape and c.shape == count.shape
+    assert s.dtype == h.dtype == c.dtype == torch.float32
