@@ -9,13 +9,13 @@ import sys
 from collections.abc import Sequence
 
 from streamdn import __version__
-from streamdn.cli import batch, bench, demo, denoise, evaluate, live, models, targets, train
+from streamdn.cli import batch, bench, demo, denoise, evaluate, live, models, targets, temporal, train
 from streamdn.cli.args import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from streamdn.errors import ConfigError, ModelNotFoundError, StreamdnError
 
 # The commands, in the order `streamdn --help` lists them: everyday use first, then batch work,
 # then the tools for measuring and training models.
-COMMANDS = (denoise, demo, live, models, batch, evaluate, bench, train, targets)
+COMMANDS = (denoise, demo, live, models, batch, evaluate, bench, train, targets, temporal)
 
 EXAMPLES = """examples:
   streamdn demo                                   # synthetic noisy clip -> streamdn-demo.mp4

@@ -1,0 +1,149 @@
+"""How well a denoiser uses time: Gaussian noise added afresh to every frame of a static shot
+and of slow sub-pixel pans over held-out natural pictures, and the RGB PSNR of the output frame
+by frame, beside the plain mean of the noisy frames so far (what a perfect temporal average of a
+static shot reaches). A recursion that keeps averaging climbs for as long as the shot lasts;
+one that gives up flattens after a few frames; one that cannot follow motion falls on pans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamdn.errors import ConfigError
+from streamdn.metrics import psnr
+
+# Held-out pictures of streamdn.data.clips (never trained on): (file in skimage/data, width, height).
+SCENES = (("chelsea.png", 320, 240), ("coffee.png", 576, 384))
+SUPERSAMPLE = 4   # pans move in steps of 1 / SUPERSAMPLE px: rendered at 4x, area-averaged down
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """What to measure.
+
+    Attributes:
+        models: registry names or weight files to run through a fresh Denoiser each.
+        speeds: camera pans in pixels per frame (0 = a static shot); the pan also moves down
+            by 0.3 of that.
+        frames: frames per shot. sigma: Gaussian noise sigma on RGB, 8-bit units.
+        strength: the Denoiser's strength ("auto": blind).
+        scenes: (picture in scikit-image's data folder, width, height).
+        seed: noise seed.
+    """
+
+    models: tuple[str, ...] = ("fast", "tfilter")
+    speeds: tuple[float, ...] = (0.0, 0.5, 1.0, 2.5)
+    frames: int = 40
+    sigma: float = 20.0
+    strength: str = "auto"
+    scenes: tuple[tuple[str, int, int], ...] = SCENES
+    seed: int = 0
+
+
+@dataclass
+class Curve:
+    """RGB PSNR (dB) of every output frame of one method on one shot."""
+
+    scene: str
+    speed: float
+    method: str
+    psnr: list[float] = field(default_factory=list)
+
+
+def _picture(name: str) -> np.ndarray:
+    try:
+        import skimage.data
+    except ImportError as err:
+        raise ConfigError("the temporal report needs scikit-image's sample pictures: pip install "
+                          "'streamdn[eval]'.") from err
+    path = Path(skimage.data.__file__).parent / name
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ConfigError(f"scene '{name}' is not a picture in scikit-image's data folder ({path}).")
+    return img
+
+
+def pan_clip(picture: np.ndarray, width: int, height: int, speed: float, frames: int) -> np.ndarray:
+    """A clean shot panning over `picture`: (frames, height, width, 3) uint8 BGR. Frame t shows
+    the window moved by (speed * t, 0.3 * speed * t) pixels, rendered at SUPERSAMPLE times the
+    size and area-averaged down, so sub-pixel moves are real (no interpolation blur)."""
+    up = SUPERSAMPLE
+    margin = 4
+    need_w = width + int(np.ceil(speed * frames)) + 2 * margin
+    need_h = height + int(np.ceil(0.3 * speed * frames)) + 2 * margin
+    scale = max(need_w / picture.shape[1], need_h / picture.shape[0], 1.0)
+    big = cv2.resize(picture, None, fx=scale * up, fy=scale * up, interpolation=cv2.INTER_CUBIC)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for t in range(frames):
+        dx, dy = int(round(speed * t * up)), int(round(0.3 * speed * t * up))
+        y0, x0 = margin * up + dy, margin * up + dx
+        crop = big[y0:y0 + height * up, x0:x0 + width * up]
+        out[t] = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def noisy_frames(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Gaussian noise of `sigma` (RGB, 8-bit) added afresh to each frame, rounded to uint8."""
+    rng = np.random.default_rng(seed)
+    return np.clip(clean + rng.normal(0.0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
+
+
+def _rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return psnr(a[..., ::-1], b[..., ::-1])
+
+
+def running_mean_psnr(clean: np.ndarray, noisy: np.ndarray) -> list[float]:
+    """PSNR of the mean of the noisy frames 0..t against clean frame t (a static shot's ceiling
+    for a plain temporal average)."""
+    acc = np.zeros(clean.shape[1:], np.float64)
+    out = []
+    for t, (c, n) in enumerate(zip(clean, noisy)):
+        acc += n
+        out.append(_rgb_psnr(np.clip(acc / (t + 1) + 0.5, 0, 255).astype(np.uint8), c))
+    return out
+
+
+def method_psnr(model: str, clean: np.ndarray, noisy: np.ndarray, strength: str = "auto") -> list[float]:
+    """A model's per-frame RGB PSNR on one shot, through a fresh Denoiser (BGR numpy frames)."""
+    from streamdn.denoiser import Denoiser
+
+    with Denoiser(model, strength=strength) as dn:
+        return [_rgb_psnr(dn(n), c) for c, n in zip(clean, noisy)]
+
+
+def measure(cfg: TemporalConfig) -> list[Curve]:
+    """Every model (and the running mean on static shots) on every scene and speed.
+
+    Raises:
+        ConfigError: frames < 2, an unknown scene, or scikit-image missing.
+    """
+    if cfg.frames < 2:
+        raise ConfigError(f"frames={cfg.frames}: give at least 2 frames.")
+    curves: list[Curve] = []
+    for name, width, height in cfg.scenes:
+        picture = _picture(name)
+        for speed in cfg.speeds:
+            clean = pan_clip(picture, width, height, speed, cfg.frames)
+            noisy = noisy_frames(clean, cfg.sigma, cfg.seed)
+            label = f"{Path(name).stem} {width}x{height}"
+            if speed == 0:
+                curves.append(Curve(label, speed, "mean of noisy frames", running_mean_psnr(clean, noisy)))
+            for model in cfg.models:
+                curves.append(Curve(label, speed, model, method_psnr(model, clean, noisy, cfg.strength)))
+    return curves
+
+
+def table(curves: Sequence[Curve], at: Sequence[int] = (0, 5, 10, 20, 29, 39)) -> str:
+    """A markdown table: PSNR at the frames `at` that the shots have, and at their last frame."""
+    n = min(len(c.psnr) for c in curves) if curves else 0
+    cols = [t for t in at if t < n - 1] + ([n - 1] if n else [])
+    lines = ["| scene | pan px/frame | method | " + " | ".join(f"frame {t}" for t in cols) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in cols) + " |"]
+    for c in curves:
+        lines.append(f"| {c.scene} | {c.speed:g} | {c.method} | " + " | ".join(f"{c.psnr[t]:.2f}" for t in cols) + " |")
+    return "\n".join(lines)

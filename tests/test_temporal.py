@@ -1,0 +1,47 @@
+"""streamdn temporal: shots with real sub-pixel pans, the running-mean ceiling, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("skimage")
+
+from streamdn.cli import main
+from streamdn.tools.temporal import TemporalConfig, measure, noisy_frames, pan_clip, running_mean_psnr, table
+
+
+def test_pan_moves_by_the_asked_amount() -> None:
+    """Two frames 4 steps apart of a 0.25 px/frame pan are one whole pixel apart."""
+    rng = np.random.default_rng(0)
+    pic = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    clip = pan_clip(pic, 64, 48, 0.25, 5)
+    assert clip.shape == (5, 48, 64, 3) and clip.dtype == np.uint8
+    a, b = clip[0].astype(int), clip[4].astype(int)
+    assert np.abs(b[:, :-2] - a[:, 1:-1]).mean() < np.abs(b[:, :-2] - a[:, :-2]).mean() / 3
+    assert np.array_equal(pan_clip(pic, 64, 48, 0.0, 3)[0], pan_clip(pic, 64, 48, 0.0, 3)[2])
+
+
+def test_running_mean_gains_as_frames_add_up() -> None:
+    clean = np.full((9, 32, 32, 3), 128, np.uint8)
+    p = running_mean_psnr(clean, noisy_frames(clean, 20.0, 0))
+    # Averaging N frames divides the noise variance by N: +10 log10(9) = 9.5 dB at frame 8.
+    assert abs((p[8] - p[0]) - 10 * np.log10(9)) < 0.8
+
+
+def test_measure_and_command(tmp_path: Path) -> None:
+    cfg = TemporalConfig(models=("classical:mean",), speeds=(0.0, 1.0), frames=3,
+                         scenes=(("chelsea.png", 64, 48),))
+    curves = measure(cfg)
+    assert [(c.speed, c.method) for c in curves] == [(0.0, "mean of noisy frames"), (0.0, "classical:mean"),
+                                                      (1.0, "classical:mean")]
+    assert all(len(c.psnr) == 3 and all(10 < v < 60 for v in c.psnr) for c in curves)
+    assert "frame 2" in table(curves)
+    out = tmp_path / "t.json"
+    assert main(["temporal", "--models", "classical:mean", "--speeds", "0", "--frames", "2", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert len(data["curves"]) == 4 and data["config"]["frames"] == 2
+    assert main(["temporal", "--speeds", "fast"]) == 2
