@@ -15,6 +15,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 from .convert import float_to_plane, plane_to_float
 from .impulse import count_impulses, remove_impulses
+from .motion import block_match, packed_luma, warp, warp_packed
 from .noise_level import block_noise_stats, estimate_sigma, percentile_bias, sigma_from_block_stats
 from .pack import (CUT_NOISE_FACTOR, fit_noise_curve, frame_difference, is_scene_cut, noise_map, pack_bgr,
                    pack_nv12, pack_yuv420, pack_yuv420_to, unpack_bgr, unpack_nv12, unpack_yuv420)
@@ -23,6 +24,7 @@ from .temporal import recursive_filter
 
 __all__ = [
     "CUT_NOISE_FACTOR",
+    "block_match",
     "block_noise_stats",
     "count_impulses",
     "estimate_sigma",
@@ -35,6 +37,7 @@ __all__ = [
     "pack_nv12",
     "pack_yuv420",
     "pack_yuv420_to",
+    "packed_luma",
     "percentile_bias",
     "plane_to_float",
     "recursive_filter",
@@ -45,4 +48,6 @@ __all__ = [
     "unpack_bgr",
     "unpack_nv12",
     "unpack_yuv420",
+    "warp",
+    "warp_packed",
 ]
