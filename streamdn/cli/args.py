@@ -81,3 +81,22 @@ def refuse_existing(path: str | None, overwrite: bool, flag: str = "--overwrite"
     """
     if path and not overwrite and os.path.isfile(path):
         raise SinkError(f"output '{path}' already exists; choose another name or pass {flag} to replace it.")
+
+
+def parse_noises(text: str, flag: str = "--noises") -> tuple[str, ...]:
+    """'awgn20,pg_lowlight' -> ("awgn20", "pg_lowlight"), each checked by streamdn.data.noise.
+
+    Raises:
+        ConfigError: no name, or a name parse_noise does not know.
+    """
+    from streamdn.data.noise import parse_noise
+
+    noises = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not noises:
+        raise ConfigError(f"{flag} '{text}': give at least one noise name, e.g. awgn20.")
+    for n in noises:
+        try:
+            parse_noise(n)
+        except ValueError as err:
+            raise ConfigError(f"{flag}: {err}") from err
+    return noises

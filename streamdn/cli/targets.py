@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from streamdn.cli.args import EXIT_OK
-from streamdn.data.noise import parse_noise
-from streamdn.errors import ConfigError
+from streamdn.cli.args import EXIT_OK, parse_noises
 from streamdn.tools.targets import NOISES, TargetsConfig, markdown, measure_targets, rescore
 
 
@@ -37,18 +35,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _noises(text: str) -> tuple[str, ...]:
-    noises = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not noises:
-        raise ConfigError(f"--noises '{text}': give at least one noise name, e.g. awgn20.")
-    for n in noises:
-        try:
-            parse_noise(n)
-        except ValueError as err:
-            raise ConfigError(f"--noises: {err}") from err
-    return noises
-
-
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces a measuring run, for the report (defaults left out)."""
     words = ["streamdn", "targets", "--out", args.out]
@@ -68,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rescore:
         report = rescore(args.out, args.bm3d_json)
     else:
-        cfg = TargetsConfig(out=args.out, net=args.net, noises=_noises(args.noises), bm3d_json=args.bm3d_json,
+        cfg = TargetsConfig(out=args.out, net=args.net, noises=parse_noises(args.noises), bm3d_json=args.bm3d_json,
                             bm3d=args.bm3d)
         report = measure_targets(cfg, command=_command(args), quiet=args.quiet)
     if not args.quiet:

@@ -12,8 +12,7 @@ import tomllib
 from typing import Any
 
 from streamdn.atomic import write_json
-from streamdn.cli.args import EXIT_INTERRUPTED, EXIT_OK
-from streamdn.data.noise import parse_noise
+from streamdn.cli.args import EXIT_INTERRUPTED, EXIT_OK, parse_noises
 from streamdn.errors import ConfigError
 from streamdn.tools.train import export, load_train_config, train, validate_models, validation_text
 
@@ -67,14 +66,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    noises = [n.strip() for n in args.noises.split(",") if n.strip()]
-    if not noises:
-        raise ConfigError(f"--noises '{args.noises}': give at least one noise name, e.g. awgn20.")
-    for n in noises:
-        try:
-            parse_noise(n)
-        except ValueError as err:
-            raise ConfigError(f"--noises: {err}") from err
+    noises = list(parse_noises(args.noises))
     table = validate_models(args.validate, noises)
     print(validation_text(table))
     if args.json:
