@@ -18,7 +18,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -32,8 +31,8 @@ def packed_luma_u8(packed: np.ndarray) -> np.ndarray:
 
 
 class FlowEstimator:
-    """Dense optical flow between two half-resolution lumas (OpenCV's DIS: about 1-2 ms for the
-    640x360 luma of a 720p frame on two cores). One per stream: it is not thread-safe."""
+    """Dense optical flow between two half-resolution lumas (OpenCV's DIS: about 1.5-3 ms for
+    the 640x360 luma of a 720p frame on two cores). One per stream: it is not thread-safe."""
 
     def __init__(self, preset: str = "ultrafast") -> None:
         if preset not in FLOW_PRESETS:
@@ -59,12 +58,14 @@ def _maps(flow: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def warp_packed(state: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp_packed(state: np.ndarray, flow: np.ndarray,
+                maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Warps a packed estimate onto the current frame.
 
     Args:
         state: (H2, W2, 6) float32 packed estimate (4 luma phases, U, V).
         flow: (H2, W2, 2) float32 flow from the current frame to `state`, half-resolution px.
+        maps: the half-resolution sampling maps of `flow` when already made (_maps(flow, 1)).
 
     Returns:
         (H2, W2, 6) float32: the luma warped at full resolution, the chroma at half, both with
@@ -76,7 +77,7 @@ def warp_packed(state: np.ndarray, flow: np.ndarray) -> np.ndarray:
     y[1::2, 0::2], y[1::2, 1::2] = state[..., 2], state[..., 3]
     gx, gy = _maps(flow, 2)
     yw = cv2.remap(y, gx, gy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
-    cx, cy = _maps(flow, 1)
+    cx, cy = maps if maps is not None else _maps(flow, 1)
     uv = cv2.remap(np.ascontiguousarray(state[..., 4:]), cx, cy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
     out = np.empty_like(state)
     out[..., 0], out[..., 1], out[..., 2], out[..., 3] = yw[0::2, 0::2], yw[0::2, 1::2], yw[1::2, 0::2], yw[1::2, 1::2]
@@ -84,13 +85,15 @@ def warp_packed(state: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return out
 
 
-def warp_features(x: np.ndarray, flow: np.ndarray, outside: float | None = None) -> np.ndarray:
+def warp_features(x: np.ndarray, flow: np.ndarray, outside: float | None = None,
+                  maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Warps (H2, W2, C) float32 features (hidden state, counts) bilinearly along `flow`.
 
     Args:
         outside: the value of samples that fall outside the frame; None repeats the border.
+        maps: the sampling maps of `flow` when already made (_maps(flow, 1)).
     """
-    gx, gy = _maps(flow, 1)
+    gx, gy = maps if maps is not None else _maps(flow, 1)
     border = cv2.BORDER_REPLICATE if outside is None else cv2.BORDER_CONSTANT
     value = 0.0 if outside is None else float(outside)
     out = np.empty_like(x)
@@ -116,7 +119,9 @@ class StateWarper:
         """Args: (H2, W2, C) float32 arrays: cur and state packed (C = 6), hidden (C = k),
         count (C = 1). Returns the warped state, hidden and count."""
         flow = self.flow(packed_luma_u8(cur), packed_luma_u8(state))
-        return warp_packed(state, flow), warp_features(hidden, flow), warp_features(count, flow, outside=0.0)
+        maps = _maps(flow, 1)
+        return (warp_packed(state, flow, maps), warp_features(hidden, flow, maps=maps),
+                warp_features(count, flow, outside=0.0, maps=maps))
 
     def warp_tensors(self, cur: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor,
                      count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,9 +133,3 @@ class StateWarper:
             outs.append(self(*arrs))
         return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(cur.device)
                      for k in range(3))  # type: ignore[return-value]
-
-
-def pad_to_even(x: torch.Tensor) -> torch.Tensor:
-    """Replicates the last row/column of an (N, C, H, W) tensor to make H and W even."""
-    h, w = x.shape[-2:]
-    return F.pad(x, (0, w % 2, 0, h % 2), mode="replicate") if (h % 2 or w % 2) else x
