@@ -1,4 +1,4 @@
-"""Registry entries of the trained networks (`fast`, `quality`, `tdn_tiny`), filled from their
+"""Registry entries of the trained networks (`fast`, `fast_mc`, `quality`, `tdn_tiny`), filled from their
 model cards in weights/<name>.toml where one ships, and the loader of .safetensors weight files.
 Importing this module does not import torch: streamdn.models.network is imported when a network
 is built or a weight file read."""
@@ -17,6 +17,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # (tests/test_network.py checks these against the counter).
 ARCH_FIGURES: dict[str, tuple[float, int]] = {
     "fast": (6048.0, 118768),
+    "fast_mc": (6426.0, 120286),
     "quality": (38160.0, 554324),
     "tdn_tiny": (705.0, 4422),
 }
@@ -27,6 +28,7 @@ NETWORK_OPTIONS = ("device", "dtype", "signal_dependent", "cut_threshold", "fuse
 
 SUMMARIES = {
     "fast": "recurrent gated U-Net, three scales, ~6k MAC/px: the CPU model",
+    "fast_mc": "fast with a motion-compensated recursion (warped state, frame count): sharper, ~1.7x the time",
     "quality": "recurrent gated U-Net, ~38k MAC/px (GPU)",
     "tdn_tiny": "tiny recurrent network for tests (random weights)",
 }
@@ -70,6 +72,8 @@ def _factory(name: str) -> Any:
 
 
 fast = _factory("fast")
+if (WEIGHTS_DIR / "fast_mc.safetensors").is_file():
+    fast_mc = _factory("fast_mc")
 tdn_tiny = _factory("tdn_tiny")
 if (WEIGHTS_DIR / "quality.safetensors").is_file():  # listed only once trained weights ship
     quality = _factory("quality")

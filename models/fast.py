@@ -83,6 +83,7 @@ class Step(NamedTuple):
 
 PRESETS: dict[str, NetConfig] = {
     "fast": NetConfig(width=24, inner=48, depth=2, hidden=4, deep=48),
+    "fast_mc": NetConfig(width=24, inner=48, depth=2, hidden=4, deep=48, motion=True),
     "tdn_tiny": NetConfig(width=8, inner=12, depth=1, hidden=2),
     "quality": NetConfig(width=48, inner=96, depth=6, hidden=8),
 }

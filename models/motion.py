@@ -19,15 +19,17 @@ import cv2
 import numpy as np
 import torch
 
+from streamdn.kernels import packed_luma
+
 FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
 def packed_luma_u8(packed: np.ndarray) -> np.ndarray:
     """(H2, W2, 6) packed float32 in [0, 1] -> (H2, W2) uint8: the mean of the four luma phases
-    (a half-resolution luma whose noise is half the full-resolution one's)."""
-    y = packed[..., :4].mean(axis=-1)
-    return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    (a half-resolution luma whose noise is half the full-resolution one's), rounded."""
+    return packed_luma(np.ascontiguousarray(packed, dtype=np.float32),
+                       out=np.empty(packed.shape[:2], np.uint8))
 
 
 class FlowEstimator:
