@@ -7,7 +7,7 @@ step at 720p. These two kernels read and write channels-last (H, W, C) float32 a
 memory order of the network's channels_last NCHW tensors, so torch views them without a copy.
 
 Channel layout of the network input (`step_input`): 6 current frame, 6 previous output,
-3 noise map x 10, 1 motion cue, `hidden` recurrent channels.
+3 noise map x 10, 1 motion cue, [1 log count (motion networks),] `hidden` recurrent channels.
 """
 
 from __future__ import annotations
@@ -96,5 +96,84 @@ def step_tail(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, has_prev: flo
                 alpha = g * (np.float32(1.0) + fast_tanh(np.float32(0.5) * head[i, j, IN_CH + c]))
                 est = cur[i, j, c] + head[i, j, c]
                 out[i, j, c] = est + alpha * (prev[i, j, c] - est)
+            for c in range(k):
+                hidden[i, j, c] = fast_tanh(head[i, j, 2 * IN_CH + c])
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def step_input_count(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count: np.ndarray,
+                     hidden: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """step_input for motion networks: the same 16 channels, then log1p(count) * 0.25, then the
+    `hidden` channels.
+
+    Args:
+        count: (H, W, 1) float32 effective frame count of the warped state.
+        out: (H, W, 17 + K) float32, written and returned.
+    """
+    h, w = cur.shape[0], cur.shape[1]
+    k = hidden.shape[2]
+    base = 2 * IN_CH + SIGMA_CH + 2
+    for i in prange(h):
+        for j in range(w):
+            sy = sigma[i, j, 0]
+            su = sigma[i, j, 1]
+            sv = sigma[i, j, 2]
+            m = np.float32(0.0)
+            for c in range(IN_CH):
+                a = cur[i, j, c]
+                b = prev[i, j, c]
+                out[i, j, c] = a
+                out[i, j, IN_CH + c] = b
+                s = sy if c < 4 else (su if c == 4 else sv)
+                m += abs(a - b) / (s + np.float32(2e-3))
+            out[i, j, 12] = sy * np.float32(10.0)
+            out[i, j, 13] = su * np.float32(10.0)
+            out[i, j, 14] = sv * np.float32(10.0)
+            out[i, j, 15] = m * np.float32(0.25 / IN_CH)
+            out[i, j, 16] = np.float32(np.log1p(count[i, j, 0]) * 0.25)
+            for c in range(k):
+                out[i, j, base + c] = hidden[i, j, c]
+    return out
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def step_tail_raw(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, count: np.ndarray, has_prev: float,
+                  max_count: float, out: np.ndarray, state: np.ndarray, new_count: np.ndarray,
+                  hidden: np.ndarray) -> None:
+    """The end of a raw-state motion network's step (NetConfig.raw_state, as its forward does).
+
+    Args:
+        head: (H, W, 12 + K) float32: 6 residual, 6 gate logits, K hidden pre-activations.
+        cur, prev: (H, W, 6) float32 current frame and warped carried average.
+        count: (H, W, 1) float32 effective frame count of `prev`.
+        has_prev: 0.0 on the first frame of a stream, else 1.0. max_count: the count's cap.
+        out: (H, W, 6) written: state + residual (what is shown).
+        state: (H, W, 6) written: cur + alpha * (prev - cur), alpha = sigmoid(gate + log(count))
+            * has_prev (the gate's prior is the running average's weight count / (count + 1)).
+        new_count: (H, W, 1) written: 1 / (a^2 / count + (1 - a)^2), a the channels' mean alpha,
+            capped at max_count.
+        hidden: (H, W, K) written: tanh of the hidden pre-activations.
+
+    The gate uses exp (its complement 1 - alpha sets how fast a long average still moves, so it
+    must be exact near alpha = 1); tanh uses fast_tanh.
+    """
+    h, w = cur.shape[0], cur.shape[1]
+    k = hidden.shape[2]
+    g = np.float32(has_prev)
+    for i in prange(h):
+        for j in range(w):
+            c0 = max(count[i, j, 0], np.float32(1e-3))
+            prior = np.float32(np.log(c0))
+            asum = np.float32(0.0)
+            for c in range(IN_CH):
+                alpha = g / (np.float32(1.0) + np.float32(np.exp(-(head[i, j, IN_CH + c] + prior))))
+                a = cur[i, j, c]
+                s = a + alpha * (prev[i, j, c] - a)
+                state[i, j, c] = s
+                out[i, j, c] = s + head[i, j, c]
+                asum += alpha
+            am = asum * np.float32(1.0 / IN_CH)
+            nc = np.float32(1.0) / (am * am / c0 + (np.float32(1.0) - am) * (np.float32(1.0) - am))
+            new_count[i, j, 0] = min(nc, np.float32(max_count))
             for c in range(k):
                 hidden[i, j, c] = fast_tanh(head[i, j, 2 * IN_CH + c])

@@ -47,6 +47,14 @@ class NetConfig:
         motion: a motion-compensated recursion: the step also takes the warped effective frame
             count of the carried state, starts its gate from count / (count + 1), returns the
             updated count, and adds a display residual to what it shows (see the module doc).
+        raw_state: (motion networks) carry the motion-compensated running average of the noisy
+            frames themselves, not of spatially cleaned ones: state = alpha * previous +
+            (1 - alpha) * current, an unbiased estimate whose noise falls as 1 / sqrt(count);
+            what is shown is that state plus the head's residual, the spatial clean-up at the
+            noise the state has left. A spatial estimate smooths fine detail the same way in
+            every frame, so averaging cleaned frames converges to the smoothed picture; averaging
+            the frames converges to the picture (a static shot reaches the plain mean of its
+            frames, then better). The head has no separate display residual.
     """
 
     width: int = 24
@@ -56,6 +64,7 @@ class NetConfig:
     deep: int = 0
     deep_depth: int = 2
     motion: bool = False
+    raw_state: bool = False
 
     def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
@@ -101,6 +110,8 @@ class RecurrentDenoiser(nn.Module):
 
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__()
+        if cfg.raw_state and not cfg.motion:
+            raise ValueError("NetConfig.raw_state needs motion=True (the carried average needs the count)")
         self.cfg = cfg
         c_in = 2 * IN_CH + SIGMA_CH + 1 + int(cfg.motion) + cfg.hidden
         self.enc = nn.Conv2d(c_in, cfg.width, 3, padding=1)
@@ -124,7 +135,13 @@ class RecurrentDenoiser(nn.Module):
     @property
     def head_channels(self) -> int:
         """Output channels of the head: residual, gate logits, [display residual,] hidden."""
-        return (3 if self.cfg.motion else 2) * IN_CH + self.cfg.hidden
+        return (3 if self.has_display else 2) * IN_CH + self.cfg.hidden
+
+    @property
+    def has_display(self) -> bool:
+        """Whether the head has a separate display residual (motion networks carrying their
+        cleaned estimate; a raw-state network's residual is the display residual)."""
+        return self.cfg.motion and not self.cfg.raw_state
 
     def init_state(self, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """State before the first frame: previous output = `cur`, hidden = zeros (and, for
@@ -192,19 +209,22 @@ class RecurrentDenoiser(nn.Module):
             # The prior of the gate is the running average of `count` frames: logit(c / (c + 1)).
             logits = logits + torch.log(count.clamp(min=1e-3))
         alpha = torch.sigmoid(logits) * has_prev
-        k = 3 * IN_CH if self.cfg.motion else 2 * IN_CH
+        k = 3 * IN_CH if self.has_display else 2 * IN_CH
         # float32: tanh on a strided bf16 slice is 4x slower on CPU (6 ms at 720p, measured).
         new_hidden = torch.tanh(y[:, k:].float())
         # The blend runs in float32 whatever the compute dtype: the recursion would otherwise
         # accumulate bf16 rounding (2^-8 near white, one 8-bit step).
-        state = alpha * prev.float() + (1.0 - alpha) * (cur.float() + res)
+        if self.cfg.raw_state:
+            state = torch.lerp(cur.float(), prev.float(), alpha)
+        else:
+            state = alpha * prev.float() + (1.0 - alpha) * (cur.float() + res)
         if not self.cfg.motion:
             return Step(state, new_hidden, alpha, state, None)
         # The count of a weighted mean of two estimates of variances 1/count and 1 (the current
         # frame): 1 / (a^2 / count + (1 - a)^2), with the channels' mean gate.
         a = alpha.mean(1, keepdim=True)
         new_count = 1.0 / (a * a / count.clamp(min=1e-3) + (1.0 - a) ** 2)
-        out = state + y[:, 2 * IN_CH:3 * IN_CH].float()
+        out = state + (res if self.cfg.raw_state else y[:, 2 * IN_CH:3 * IN_CH].float())
         return Step(out, new_hidden, alpha, state, new_count.clamp(max=MAX_COUNT))
 
 
@@ -224,20 +244,24 @@ def build(arch: str, config: dict[str, int | bool] | None = None) -> RecurrentDe
 
 
 def adapt_state_dict(src: RecurrentDenoiser, dst: RecurrentDenoiser) -> dict[str, torch.Tensor]:
-    """`src`'s weights shaped for `dst` when the two differ only by NetConfig.motion: the
-    count input of the first convolution and the display residual of the head start at zero,
-    so the adapted network starts as `src` with the gate's running-average prior. Tensors whose
-    shapes already agree are taken as they are (anything else is left for load_state_dict to
-    report)."""
+    """`src`'s weights shaped for `dst` when the two differ only by NetConfig.motion and
+    raw_state: a new count input of the first convolution starts at zero; a new display residual
+    starts at zero; a display residual that `dst` lacks is folded into its residual (the head is
+    linear, so the first frame's output is unchanged). The adapted network starts as `src` with
+    the gate's running-average prior. Tensors whose shapes already agree are taken as they are
+    (anything else is left for load_state_dict to report)."""
     out = dict(src.state_dict())
-    if src.cfg.motion or not dst.cfg.motion:
-        return out
-    enc = out["enc.weight"]                        # (width, in, 3, 3): count goes before hidden
-    split = 2 * IN_CH + SIGMA_CH + 1
-    zeros = enc.new_zeros((enc.shape[0], 1, *enc.shape[2:]))
-    out["enc.weight"] = torch.cat([enc[:, :split], zeros, enc[:, split:]], 1)
+    if dst.cfg.motion and not src.cfg.motion:
+        enc = out["enc.weight"]                    # (width, in, 3, 3): count goes before hidden
+        split = 2 * IN_CH + SIGMA_CH + 1
+        zeros = enc.new_zeros((enc.shape[0], 1, *enc.shape[2:]))
+        out["enc.weight"] = torch.cat([enc[:, :split], zeros, enc[:, split:]], 1)
     for key in ("head.weight", "head.bias"):        # out: residual, gate, [display], hidden
         w = out[key]
-        zeros = w.new_zeros((IN_CH, *w.shape[1:]))
-        out[key] = torch.cat([w[:2 * IN_CH], zeros, w[2 * IN_CH:]], 0)
+        if dst.has_display and not src.has_display:
+            zeros = w.new_zeros((IN_CH, *w.shape[1:]))
+            out[key] = torch.cat([w[:2 * IN_CH], zeros, w[2 * IN_CH:]], 0)
+        elif src.has_display and not dst.has_display:
+            res = w[:IN_CH] + w[2 * IN_CH:3 * IN_CH]
+            out[key] = torch.cat([res, w[IN_CH:2 * IN_CH], w[3 * IN_CH:]], 0)
     return out

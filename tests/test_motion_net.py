@@ -90,6 +90,31 @@ def test_adapted_weights_start_as_the_plain_network() -> None:
     assert a.count is None and torch.equal(a.state, a.out)
 
 
+def test_raw_state_adaptation_keeps_the_first_frame_and_carries_the_noisy_average() -> None:
+    """A display-residual motion network folded into a raw-state one gives the same first
+    frame; after it, the carried state is the blend of the (warped) past with the noisy frame
+    itself, and what is shown is that state plus the residual."""
+    torch.manual_seed(0)
+    src = build("tdn_tiny", {"motion": True}).eval()
+    with torch.no_grad():
+        for p in src.parameters():
+            p.normal_(0.0, 0.05)
+    raw = build("tdn_tiny", {"motion": True, "raw_state": True}).eval()
+    raw.load_state_dict(adapt_state_dict(src, raw))
+    assert raw.head.out_channels == src.head.out_channels - 6
+    cur, prev, sigma = _inputs()
+    hidden = torch.zeros(2, src.cfg.hidden, 16, 16)
+    with torch.no_grad():
+        a = src(cur, sigma, cur, hidden, 0.0)
+        b = raw(cur, sigma, cur, hidden, 0.0)
+        torch.testing.assert_close(b.out, a.out, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(b.state, cur)             # first frame: the state is the frame
+        count = torch.full((2, 1, 16, 16), 3.0)
+        c = raw(cur, sigma, prev, hidden, 1.0, count)
+    torch.testing.assert_close(c.state, c.alpha * prev + (1 - c.alpha) * cur)
+    assert float((c.out - c.state).abs().max()) > 0.0
+
+
 def test_count_is_the_running_average_when_the_gate_keeps_its_prior() -> None:
     """Gate logits of zero make alpha = count / (count + 1): the count goes up by one a frame,
     which is the plain running average of every frame so far."""

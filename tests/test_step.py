@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from streamdn.frames import Frame
-from streamdn.kernels import step_input, step_tail
+from streamdn.kernels import step_input, step_input_count, step_tail, step_tail_raw
 from streamdn.kernels.step import fast_tanh
 from streamdn.models import create_model
 from streamdn.models.fast import build
@@ -93,3 +93,62 @@ def test_trunk_leaves_training_graphs_intact() -> None:
     x = torch.rand(1, 16 + net.cfg.hidden, 8, 8, requires_grad=True)
     net.trunk(x).sum().backward()                            # no in-place op on a saved tensor
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_step_input_count_adds_the_log_count_before_hidden() -> None:
+    h, w, k = 5, 8, 4
+    cur, prev = _rand((h, w, 6), 0), _rand((h, w, 6), 1)
+    sigma, hidden, count = _rand((h, w, 3), 2, 0.1), _rand((h, w, k), 3), _rand((h, w, 1), 4, 50.0)
+    got = step_input_count(cur, prev, sigma, count, hidden, np.empty((h, w, 17 + k), np.float32))
+    plain = step_input(cur, prev, sigma, hidden, np.empty((h, w, 16 + k), np.float32))
+    np.testing.assert_allclose(got[..., :16], plain[..., :16], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[..., 16], np.log1p(count[..., 0]) * 0.25, rtol=1e-5)
+    np.testing.assert_allclose(got[..., 17:], hidden)
+
+
+@pytest.mark.parametrize("has_prev", [0.0, 1.0])
+def test_step_tail_raw_matches_the_raw_state_forward(has_prev: float) -> None:
+    h, w, k = 6, 9, 4
+    head = (_rand((h, w, 12 + k), 0) - 0.5) * 16.0
+    cur, prev = _rand((h, w, 6), 1), _rand((h, w, 6), 2)
+    count = np.concatenate([np.zeros((h, 1, 1), np.float32), _rand((h, w - 1, 1), 3, 900.0)], 1)
+    out, state = np.empty((h, w, 6), np.float32), np.empty((h, w, 6), np.float32)
+    new_count, hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
+    step_tail_raw(head, cur, prev, count, has_prev, 1000.0, out, state, new_count, hidden)
+    hd, c = head.astype(np.float64), np.maximum(count.astype(np.float64), 1e-3)
+    alpha = has_prev / (1.0 + np.exp(-(hd[..., 6:12] + np.log(c))))
+    want_state = cur + alpha * (prev - cur)
+    np.testing.assert_allclose(state, want_state, atol=1e-5)
+    np.testing.assert_allclose(out, want_state + hd[..., :6], atol=1e-5)
+    a = alpha.mean(-1, keepdims=True)
+    np.testing.assert_allclose(new_count, np.minimum(1.0 / (a * a / c + (1 - a) ** 2), 1000.0), rtol=1e-4)
+    np.testing.assert_allclose(hidden, np.tanh(hd[..., 12:]), atol=1e-4)
+    if has_prev == 0.0:
+        np.testing.assert_allclose(new_count, 1.0, rtol=1e-6)
+
+
+def test_fused_raw_state_step_matches_torch_forward() -> None:
+    from streamdn.models.network import NetworkModel
+    from streamdn.models.registry import ModelInfo
+
+    torch.manual_seed(0)
+    net = build("tdn_tiny", {"motion": True, "raw_state": True})
+    with torch.no_grad():
+        net.head.weight.normal_(0.0, 0.05)               # a gate that is not the bare prior
+    info = ModelInfo(name="raw", kind="network", summary="test")
+    fused = NetworkModel(net, info, dtype="fp32")
+    plain = NetworkModel(net, info, dtype="fp32", fused=False)
+    assert fused.fused and not plain.fused
+    rng = np.random.default_rng(1)
+    h, w = 40, 56
+    yy, xx = np.mgrid[0:h, 0:w]
+    for t in range(6):
+        base = 60 + 120 * ((xx + t) % 13) / 13.0 + 30 * (yy > h // 2)
+        y = np.clip(base + rng.normal(0, 12, (h, w)), 0, 255).astype(np.uint8)
+        u = np.clip(128 + rng.normal(0, 6, (h // 2, w // 2)), 0, 255).astype(np.uint8)
+        v = np.clip(120 + rng.normal(0, 6, (h // 2, w // 2)), 0, 255).astype(np.uint8)
+        f = Frame(y=y, u=u, v=v, index=t)
+        a = fused.forward(fused.pack(f, (12.0, 6.0, 6.0)))
+        b = plain.forward(plain.pack(f, (12.0, 6.0, 6.0)))
+        assert float((a - b).abs().max()) < 1e-3
+        assert float((fused._state[2] - plain._state[2]).abs().max()) < 1e-2 * t + 1e-3   # counts

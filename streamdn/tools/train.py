@@ -55,10 +55,13 @@ class TrainConfig:
         motion: train the motion-compensated recursion (NetConfig.motion): the carried state
             is warped to each frame (streamdn.models.motion) and detached there, so the clip is
             a chain of one-step losses; `init` weights of the plain recursion are adapted.
+        raw_state: with `motion`, carry the running average of the noisy frames themselves
+            (NetConfig.raw_state); `init` weights of either other kind are adapted.
         frames: clip length in frames; 0 follows the curriculum (4, 6, then 8 frames). The
             motion recursion needs long clips (16+) to learn to average many frames.
         state_loss: weight of the L1 loss of the carried estimate (motion networks), which keeps
-            it a clean picture whatever the display residual does.
+            it a clean picture whatever the display residual does (for a raw state: which
+            rewards averaging as many frames as match, the gain of a Kalman filter).
         images: folders of photographs to train on, besides the built-in images
             (streamdn.data.images; scripts/get-training-images.sh builds one); a tenth of the
             files, chosen by name, is held out.
@@ -86,6 +89,7 @@ class TrainConfig:
     deep: int = 0
     device: str = "cpu"
     motion: bool = False
+    raw_state: bool = False
     frames: int = 0
     state_loss: float = 0.25
     images: list[str] = field(default_factory=list)
@@ -410,6 +414,10 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
     overrides: dict[str, int | bool] = {"deep": cfg.deep} if cfg.deep else {}
     if cfg.motion:
         overrides["motion"] = True
+    if cfg.raw_state:
+        if not cfg.motion:
+            raise ConfigError("[train] raw_state needs motion = true.")
+        overrides["raw_state"] = True
     net = build(cfg.arch, overrides or None)
     if cfg.init:
         from streamdn.models.fast import adapt_state_dict
