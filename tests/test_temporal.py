@@ -45,3 +45,17 @@ def test_measure_and_command(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert len(data["curves"]) == 4 and data["config"]["frames"] == 2
     assert main(["temporal", "--speeds", "fast"]) == 2
+
+
+def test_full_chroma_shows_the_420_ceiling() -> None:
+    """With the pictures' full chroma the table carries the 4:2:0 round trip's ceiling, and a
+    4:2:0 shot's clean frames are already what that round trip gives (no ceiling below 60 dB)."""
+    base = dict(models=(), speeds=(0.0,), frames=2, scenes=(("coffee.png", 96, 64),))
+    full = measure(TemporalConfig(**base, chroma="444"))
+    assert [c.method for c in full] == ["mean of noisy frames", "4:2:0 ceiling (clean frames through 4:2:0)"]
+    assert 25 < full[1].psnr[0] < 50
+    from streamdn.tools.temporal import through_420
+    clip = through_420(pan_clip(np.full((80, 120, 3), 90, np.uint8), 32, 16, 0.0, 1))
+    assert np.array_equal(through_420(clip), clip)
+    with pytest.raises(Exception, match="chroma"):
+        measure(TemporalConfig(**base, chroma="422"))

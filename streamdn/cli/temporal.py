@@ -30,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--frames", type=int, default=40, metavar="N", help="frames per shot (default %(default)s)")
     p.add_argument("--sigma", type=float, default=20.0, help="Gaussian noise sigma, RGB 8-bit (default %(default)s)")
     p.add_argument("--strength", default="auto", help="the denoisers' strength (default: auto, blind)")
+    p.add_argument("--chroma", choices=("420", "444"), default="420",
+                   help="420: the clean shots as a decoded video holds them (default); 444: the pictures' full "
+                        "chroma, which caps any 4:2:0 output at its round trip (shown as a line)")
     p.add_argument("--json", metavar="FILE.json", help="also write every curve here")
     return p
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if not models:
         raise ConfigError(f"--models '{args.models}': give at least one model.")
     cfg = TemporalConfig(models=models, speeds=_floats("--speeds", args.speeds), frames=args.frames,
-                         sigma=args.sigma, strength=args.strength)
+                         sigma=args.sigma, strength=args.strength, chroma=args.chroma)
     curves = measure(cfg)
     print(table(curves))
     if args.json:
