@@ -902,3 +902,67 @@ def warp_packed(src: np.ndarray, flow: np.ndarray, *, cubic: bool = True, out: n
     out, valid = _check(src, flow, out, valid, 6)
     _warp_packed_kernel(src, flow, cubic, out, valid)
     return out, valid
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def luma_plane(src: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The full-resolution luma of a packed frame: (H2, W2, >= 4) float32 (phases 0..3 = rows
+    2i/2i+1 x columns 2j/2j+1) -> out (2 H2, 2 W2) float32, written and returned."""
+    h2, w2 = src.shape[0], src.shape[1]
+    for i in prange(h2):
+        for j in range(w2):
+            out[2 * i, 2 * j] = src[i, j, 0]
+            out[2 * i, 2 * j + 1] = src[i, j, 1]
+            out[2 * i + 1, 2 * j] = src[i, j, 2]
+            out[2 * i + 1, 2 * j + 1] = src[i, j, 3]
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def repack_luma(luma: np.ndarray, chroma: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The inverse of luma_plane, with the chroma: luma (2 H2, 2 W2) and chroma (H2, W2, 2)
+    float32 -> out (H2, W2, 6) float32 packed, written and returned."""
+    h2, w2 = out.shape[0], out.shape[1]
+    for i in prange(h2):
+        for j in range(w2):
+            out[i, j, 0] = luma[2 * i, 2 * j]
+            out[i, j, 1] = luma[2 * i, 2 * j + 1]
+            out[i, j, 2] = luma[2 * i + 1, 2 * j]
+            out[i, j, 3] = luma[2 * i + 1, 2 * j + 1]
+            out[i, j, 4] = chroma[i, j, 0]
+            out[i, j, 5] = chroma[i, j, 1]
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def flow_maps(flow: np.ndarray, scale: int, gx: np.ndarray, gy: np.ndarray) -> None:
+    """Absolute sampling maps for cv2.remap at `scale` (1 or 2) times the flow's grid: the flow
+    resized bilinearly (pixel centres aligned, clamped at the borders, as cv2.resize with
+    INTER_LINEAR) and times `scale`, plus each pixel's own position.
+
+    Args:
+        flow: (H, W, 2) float32 (dx, dy) in pixels of its own grid.
+        gx, gy: (scale H, scale W) float32, written.
+    """
+    h, w = flow.shape[0], flow.shape[1]
+    s = np.float32(scale)
+    inv = np.float32(1.0 / scale)
+    for yy in prange(h * scale):
+        py = min(max((np.float32(yy) + np.float32(0.5)) * inv - np.float32(0.5), np.float32(0.0)), np.float32(h - 1))
+        y0 = min(int(py), h - 1)
+        y1 = min(y0 + 1, h - 1)
+        ty = py - np.float32(y0)
+        for xx in range(w * scale):
+            px = min(max((np.float32(xx) + np.float32(0.5)) * inv - np.float32(0.5), np.float32(0.0)),
+                     np.float32(w - 1))
+            x0 = min(int(px), w - 1)
+            x1 = min(x0 + 1, w - 1)
+            tx = px - np.float32(x0)
+            for c in range(2):
+                a = flow[y0, x0, c] + tx * (flow[y0, x1, c] - flow[y0, x0, c])
+                b = flow[y1, x0, c] + tx * (flow[y1, x1, c] - flow[y1, x0, c])
+                v = (a + ty * (b - a)) * s
+                if c == 0:
+                    gx[yy, xx] = np.float32(xx) + v
+                else:
+                    gy[yy, xx] = np.float32(yy) + v

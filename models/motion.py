@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from streamdn.kernels import packed_luma
+from streamdn.kernels.motion import flow_maps, luma_plane, repack_luma
 
 FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -49,14 +50,12 @@ class FlowEstimator:
 
 
 def _maps(flow: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """Absolute sampling maps for cv2.remap from a half-resolution flow, at `scale` times its size."""
+    """Absolute sampling maps for cv2.remap from a half-resolution flow, at `scale` times its size
+    (full-resolution sample positions in half-resolution pixels: (x + 0.5) / 2 - 0.5)."""
     h, w = flow.shape[:2]
-    if scale != 1:
-        # Sample positions of the full-resolution grid in half-resolution pixels: (x + 0.5) / 2 - 0.5.
-        flow = cv2.resize(flow, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR) * float(scale)
-        h, w = h * scale, w * scale
-    gx = np.arange(w, dtype=np.float32)[None, :] + flow[..., 0]
-    gy = np.arange(h, dtype=np.float32)[:, None] + flow[..., 1]
+    gx = np.empty((h * scale, w * scale), np.float32)
+    gy = np.empty_like(gx)
+    flow_maps(np.ascontiguousarray(flow, dtype=np.float32), scale, gx, gy)
     return gx, gy
 
 
@@ -74,17 +73,12 @@ def warp_packed(state: np.ndarray, flow: np.ndarray,
         an 8x8 Lanczos kernel; outside the frame the border repeats.
     """
     h2, w2 = state.shape[:2]
-    y = np.empty((2 * h2, 2 * w2), np.float32)
-    y[0::2, 0::2], y[0::2, 1::2] = state[..., 0], state[..., 1]
-    y[1::2, 0::2], y[1::2, 1::2] = state[..., 2], state[..., 3]
+    y = luma_plane(state, np.empty((2 * h2, 2 * w2), np.float32))
     gx, gy = _maps(flow, 2)
     yw = cv2.remap(y, gx, gy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
     cx, cy = maps if maps is not None else _maps(flow, 1)
     uv = cv2.remap(np.ascontiguousarray(state[..., 4:]), cx, cy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
-    out = np.empty_like(state)
-    out[..., 0], out[..., 1], out[..., 2], out[..., 3] = yw[0::2, 0::2], yw[0::2, 1::2], yw[1::2, 0::2], yw[1::2, 1::2]
-    out[..., 4:] = uv
-    return out
+    return repack_luma(yw, uv, np.empty((h2, w2, 6), np.float32))
 
 
 def warp_features(x: np.ndarray, flow: np.ndarray, outside: float | None = None,

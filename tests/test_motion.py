@@ -204,3 +204,26 @@ def test_block_match_rejects_bad_input() -> None:
         block_match(a, np.zeros((32, 31), np.float32))
     with pytest.raises(ValueError, match="stride"):
         block_match(a, a, tile=8, stride=9)
+
+
+def test_flow_maps_and_luma_plane_match_their_numpy_references() -> None:
+    """The Numba sampling maps equal cv2.resize of the flow (to its fixed-point rounding) plus
+    the pixel grid; the luma plane and its repacking are exact inverses."""
+    import cv2
+
+    from streamdn.kernels.motion import flow_maps, luma_plane, repack_luma
+
+    rng = np.random.default_rng(0)
+    h, w = 9, 13
+    flow = ((rng.random((h, w, 2)) - 0.5) * 6).astype(np.float32)
+    for s in (1, 2):
+        gx, gy = np.empty((h * s, w * s), np.float32), np.empty((h * s, w * s), np.float32)
+        flow_maps(flow, s, gx, gy)
+        big = cv2.resize(flow, (w * s, h * s), interpolation=cv2.INTER_LINEAR) * s if s > 1 else flow
+        np.testing.assert_allclose(gx, np.arange(w * s)[None, :] + big[..., 0], atol=1e-3)
+        np.testing.assert_allclose(gy, np.arange(h * s)[:, None] + big[..., 1], atol=1e-3)
+    packed = rng.random((h, w, 6), dtype=np.float32)
+    y = luma_plane(packed, np.empty((2 * h, 2 * w), np.float32))
+    assert y[1, 0] == packed[0, 0, 2] and y[2 * h - 1, 2 * w - 1] == packed[h - 1, w - 1, 3]
+    back = repack_luma(y, np.ascontiguousarray(packed[..., 4:]), np.empty_like(packed))
+    np.testing.assert_array_equal(back, packed)
