@@ -33,7 +33,7 @@ def test_running_mean_gains_as_frames_add_up() -> None:
 
 
 def test_measure_and_command(tmp_path: Path) -> None:
-    cfg = TemporalConfig(models=("classical:mean",), speeds=(0.0, 1.0), frames=3,
+    cfg = TemporalConfig(models=("classical:mean",), speeds=(0.0, 1.0), frames=3, objects=(),
                          scenes=(("chelsea.png", 64, 48),))
     curves = measure(cfg)
     assert [(c.speed, c.method) for c in curves] == [(0.0, "mean of noisy frames"), (0.0, "classical:mean"),
@@ -41,7 +41,8 @@ def test_measure_and_command(tmp_path: Path) -> None:
     assert all(len(c.psnr) == 3 and all(10 < v < 60 for v in c.psnr) for c in curves)
     assert "frame 2" in table(curves)
     out = tmp_path / "t.json"
-    assert main(["temporal", "--models", "classical:mean", "--speeds", "0", "--frames", "2", "--json", str(out)]) == 0
+    assert main(["temporal", "--models", "classical:mean", "--speeds", "0", "--frames", "2", "--objects", "none",
+                 "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert len(data["curves"]) == 4 and data["config"]["frames"] == 2
     assert main(["temporal", "--speeds", "fast"]) == 2
@@ -50,7 +51,7 @@ def test_measure_and_command(tmp_path: Path) -> None:
 def test_full_chroma_shows_the_420_ceiling() -> None:
     """With the pictures' full chroma the table carries the 4:2:0 round trip's ceiling, and a
     4:2:0 shot's clean frames are already what that round trip gives (no ceiling below 60 dB)."""
-    base = dict(models=(), speeds=(0.0,), frames=2, scenes=(("coffee.png", 96, 64),))
+    base = dict(models=(), speeds=(0.0,), frames=2, objects=(), scenes=(("coffee.png", 96, 64),))
     full = measure(TemporalConfig(**base, chroma="444"))
     assert [c.method for c in full] == ["mean of noisy frames", "4:2:0 ceiling (clean frames through 4:2:0)"]
     assert 25 < full[1].psnr[0] < 50
@@ -59,3 +60,21 @@ def test_full_chroma_shows_the_420_ceiling() -> None:
     assert np.array_equal(through_420(clip), clip)
     with pytest.raises(Exception, match="chroma"):
         measure(TemporalConfig(**base, chroma="422"))
+
+
+def test_moving_object_trail_catches_a_ghost() -> None:
+    """The trail is the background the object uncovered in the last frames; a method that keeps
+    the past there (a plain running mean) scores far worse on it than on the whole frame."""
+    from streamdn.tools.temporal import _picture, masked_psnr, object_clip, trail_masks
+
+    clean, cover = object_clip(_picture("chelsea.png"), _picture("coffee.png"), 96, 64, 2.0, 10)
+    assert clean.shape == (10, 64, 96, 3) and cover.shape == (10, 64, 96)
+    trail = trail_masks(cover)
+    assert not trail[0].any() and trail[9].sum() > 0 and not (trail[9] & (cover[9] > 0.01)).any()
+    ghost = clean[:10].astype(np.float64).mean(0)          # everything ever seen, averaged
+    ghost8 = np.clip(ghost + 0.5, 0, 255).astype(np.uint8)
+    assert masked_psnr(ghost8, clean[9], trail[9]) < masked_psnr(ghost8, clean[9], ~trail[9]) - 3
+    assert masked_psnr(clean[9], clean[9], trail[9]) == 99.0
+    curves = measure(TemporalConfig(models=("classical:mean",), speeds=(), objects=(2.0,), frames=3,
+                                    scenes=(("chelsea.png", 96, 64),)))
+    assert [c.method for c in curves] == ["classical:mean", "classical:mean: trail"]

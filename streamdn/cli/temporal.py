@@ -27,6 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--models", default="fast,tfilter", metavar="M1,M2",
                    help="models or .safetensors files (default %(default)s)")
     p.add_argument("--speeds", default="0,0.5,1,2.5", metavar="S1,S2", help="pans in px/frame (default %(default)s)")
+    p.add_argument("--objects", default="2", metavar="S1,S2",
+                   help="speeds of an object crossing each static scene, px/frame; its trail (uncovered background) "
+                        "is scored apart, where ghosts show (default %(default)s; 'none' for no such shot)")
     p.add_argument("--frames", type=int, default=40, metavar="N", help="frames per shot (default %(default)s)")
     p.add_argument("--sigma", type=float, default=20.0, help="Gaussian noise sigma, RGB 8-bit (default %(default)s)")
     p.add_argument("--strength", default="auto", help="the denoisers' strength (default: auto, blind)")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if not models:
         raise ConfigError(f"--models '{args.models}': give at least one model.")
-    cfg = TemporalConfig(models=models, speeds=_floats("--speeds", args.speeds), frames=args.frames,
+    objects = () if args.objects.strip().lower() == "none" else _floats("--objects", args.objects)
+    cfg = TemporalConfig(models=models, speeds=_floats("--speeds", args.speeds), objects=objects, frames=args.frames,
                          sigma=args.sigma, strength=args.strength, chroma=args.chroma)
     curves = measure(cfg)
     print(table(curves))

@@ -26,6 +26,7 @@ from streamdn.metrics import psnr
 # Held-out pictures of streamdn.data.clips (never trained on): (file in skimage/data, width, height).
 SCENES = (("chelsea.png", 320, 240), ("coffee.png", 576, 384))
 SUPERSAMPLE = 4   # pans move in steps of 1 / SUPERSAMPLE px: rendered at 4x, area-averaged down
+TRAIL = 8         # frames of uncovered background scored as an object's trail
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class TemporalConfig:
         seed: noise seed.
         chroma: "420" (the clean shot as a decoded video holds it) or "444" (the pictures' full
             chroma; adds the 4:2:0 round trip's ceiling to the table).
+        objects: speeds (px/frame) of an object crossing each static scene, one shot each: the
+            whole frame's PSNR, and the PSNR of its trail (the background the object uncovered in
+            the last TRAIL frames), where a recursion that trusts the past too long leaves a
+            ghost.
     """
 
     models: tuple[str, ...] = ("fast", "tfilter")
@@ -52,6 +57,7 @@ class TemporalConfig:
     scenes: tuple[tuple[str, int, int], ...] = SCENES
     seed: int = 0
     chroma: str = "420"
+    objects: tuple[float, ...] = (2.0,)
 
 
 @dataclass
@@ -96,6 +102,44 @@ def pan_clip(picture: np.ndarray, width: int, height: int, speed: float, frames:
     return out
 
 
+def object_clip(background: np.ndarray, texture: np.ndarray, width: int, height: int, speed: float,
+                frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A static shot of `background` crossed left to right by a disc of `texture` moving `speed`
+    px/frame (sub-pixel moves rendered as in pan_clip). Returns the clean frames (frames, height,
+    width, 3) uint8 BGR and the object's coverage (frames, height, width) float32 in [0, 1]."""
+    up = SUPERSAMPLE
+    bg = cv2.resize(pan_clip(background, width, height, 0.0, 1)[0], None, fx=up, fy=up,
+                    interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    r = height // 4
+    tex = cv2.resize(texture, (2 * r * up, 2 * r * up), interpolation=cv2.INTER_AREA).astype(np.float32)
+    disc = np.zeros((2 * r * up, 2 * r * up), np.float32)
+    cv2.circle(disc, (r * up, r * up), r * up - 1, 1.0, -1, lineType=cv2.LINE_AA)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    cover = np.empty((frames, height, width), np.float32)
+    y0 = (height // 2 - r) * up
+    for t in range(frames):
+        canvas, mask = bg.copy(), np.zeros(bg.shape[:2], np.float32)
+        x0 = int(round((width // 8 + speed * t) * up))
+        x1 = min(x0 + 2 * r * up, canvas.shape[1])
+        if x1 > x0:
+            m = disc[:, : x1 - x0, None]
+            canvas[y0:y0 + 2 * r * up, x0:x1] = canvas[y0:y0 + 2 * r * up, x0:x1] * (1 - m) + tex[:, : x1 - x0] * m
+            mask[y0:y0 + 2 * r * up, x0:x1] = m[..., 0]
+        out[t] = np.clip(cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA) + 0.5, 0, 255)
+        cover[t] = cv2.resize(mask, (width, height), interpolation=cv2.INTER_AREA)
+    return out, cover
+
+
+def trail_masks(cover: np.ndarray) -> np.ndarray:
+    """Per frame, the pixels the object covered in any of the TRAIL frames before and does not
+    cover now: (frames, H, W) bool."""
+    out = np.zeros(cover.shape, bool)
+    for t in range(1, len(cover)):
+        past = cover[max(0, t - TRAIL):t].max(0) > 0.05
+        out[t] = past & (cover[t] < 0.01)
+    return out
+
+
 def through_420(frames: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 BGR (even H, W) through a 4:2:0 round trip: what a video holds."""
     out = np.empty_like(frames)
@@ -125,12 +169,26 @@ def running_mean_psnr(clean: np.ndarray, noisy: np.ndarray) -> list[float]:
     return out
 
 
-def method_psnr(model: str, clean: np.ndarray, noisy: np.ndarray, strength: str = "auto") -> list[float]:
-    """A model's per-frame RGB PSNR on one shot, through a fresh Denoiser (BGR numpy frames)."""
+def method_outputs(model: str, noisy: np.ndarray, strength: str = "auto") -> list[np.ndarray]:
+    """A model's output frames on one shot, through a fresh Denoiser (BGR numpy frames)."""
     from streamdn.denoiser import Denoiser
 
     with Denoiser(model, strength=strength) as dn:
-        return [_rgb_psnr(dn(n), c) for c, n in zip(clean, noisy)]
+        return [dn(n) for n in noisy]
+
+
+def method_psnr(model: str, clean: np.ndarray, noisy: np.ndarray, strength: str = "auto") -> list[float]:
+    """A model's per-frame RGB PSNR on one shot, through a fresh Denoiser (BGR numpy frames)."""
+    return [_rgb_psnr(o, c) for o, c in zip(method_outputs(model, noisy, strength), clean)]
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """RGB PSNR over the pixels where `mask` is set (nan where it is empty)."""
+    if not mask.any():
+        return float("nan")
+    d = a[mask].astype(np.float64) - b[mask].astype(np.float64)
+    mse = float(np.mean(d * d))
+    return 99.0 if mse == 0 else 10.0 * float(np.log10(255.0 ** 2 / mse))
 
 
 def measure(cfg: TemporalConfig) -> list[Curve]:
@@ -159,6 +217,20 @@ def measure(cfg: TemporalConfig) -> list[Curve]:
                     curves.append(Curve(label, speed, "4:2:0 ceiling (clean frames through 4:2:0)", ceiling))
             for model in cfg.models:
                 curves.append(Curve(label, speed, model, method_psnr(model, clean, noisy, cfg.strength)))
+        for speed in cfg.objects:
+            # The object wears the other held-out picture.
+            texture = _picture("chelsea.png" if name == "coffee.png" else "coffee.png")
+            clean, cover = object_clip(picture, texture, width, height, speed, cfg.frames)
+            if cfg.chroma == "420":
+                clean = through_420(clean)
+            noisy = noisy_frames(clean, cfg.sigma, cfg.seed)
+            trail = trail_masks(cover)
+            label = f"{Path(name).stem} {width}x{height}, object"
+            for model in cfg.models:
+                outs = method_outputs(model, noisy, cfg.strength)
+                curves.append(Curve(label, speed, model, [_rgb_psnr(o, c) for o, c in zip(outs, clean)]))
+                curves.append(Curve(label, speed, f"{model}: trail",
+                                    [masked_psnr(o, c, m) for o, c, m in zip(outs, clean, trail)]))
     return curves
 
 
@@ -166,7 +238,7 @@ def table(curves: Sequence[Curve], at: Sequence[int] = (0, 5, 10, 20, 29, 39)) -
     """A markdown table: PSNR at the frames `at` that the shots have, and at their last frame."""
     n = min(len(c.psnr) for c in curves) if curves else 0
     cols = [t for t in at if t < n - 1] + ([n - 1] if n else [])
-    lines = ["| scene | pan px/frame | method | " + " | ".join(f"frame {t}" for t in cols) + " |",
+    lines = ["| scene | px/frame | method | " + " | ".join(f"frame {t}" for t in cols) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in cols) + " |"]
     for c in curves:
         lines.append(f"| {c.scene} | {c.speed:g} | {c.method} | " + " | ".join(f"{c.psnr[t]:.2f}" for t in cols) + " |")
