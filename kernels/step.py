@@ -102,12 +102,14 @@ def step_tail(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, has_prev: flo
 
 @njit(parallel=True, cache=True, nogil=True)
 def step_input_count(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count: np.ndarray,
-                     hidden: np.ndarray, out: np.ndarray) -> np.ndarray:
+                     hidden: np.ndarray, raw: bool, out: np.ndarray) -> np.ndarray:
     """step_input for motion networks: the same 16 channels, then log1p(count) * 0.25, then the
     `hidden` channels.
 
     Args:
         count: (H, W, 1) float32 effective frame count of the warped state.
+        raw: a raw-state network: the motion cue's sigmas are scaled by sqrt(1 + 1 / max(count, 1))
+            (the noise of a matching noisy past), as in RecurrentDenoiser.forward.
         out: (H, W, 17 + K) float32, written and returned.
     """
     h, w = cur.shape[0], cur.shape[1]
@@ -115,9 +117,12 @@ def step_input_count(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count
     base = 2 * IN_CH + SIGMA_CH + 2
     for i in prange(h):
         for j in range(w):
-            sy = sigma[i, j, 0]
-            su = sigma[i, j, 1]
-            sv = sigma[i, j, 2]
+            f = np.float32(1.0)
+            if raw:
+                f = np.float32(np.sqrt(1.0 + 1.0 / max(count[i, j, 0], np.float32(1.0))))
+            sy = sigma[i, j, 0] * f
+            su = sigma[i, j, 1] * f
+            sv = sigma[i, j, 2] * f
             m = np.float32(0.0)
             for c in range(IN_CH):
                 a = cur[i, j, c]
@@ -126,9 +131,9 @@ def step_input_count(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count
                 out[i, j, IN_CH + c] = b
                 s = sy if c < 4 else (su if c == 4 else sv)
                 m += abs(a - b) / (s + np.float32(2e-3))
-            out[i, j, 12] = sy * np.float32(10.0)
-            out[i, j, 13] = su * np.float32(10.0)
-            out[i, j, 14] = sv * np.float32(10.0)
+            out[i, j, 12] = sigma[i, j, 0] * np.float32(10.0)
+            out[i, j, 13] = sigma[i, j, 1] * np.float32(10.0)
+            out[i, j, 14] = sigma[i, j, 2] * np.float32(10.0)
             out[i, j, 15] = m * np.float32(0.25 / IN_CH)
             out[i, j, 16] = np.float32(np.log1p(count[i, j, 0]) * 0.25)
             for c in range(k):

@@ -196,10 +196,15 @@ class RecurrentDenoiser(nn.Module):
             The Step: output, new hidden state, gate, state to carry and (motion networks) count.
         """
         sig6 = torch.cat([sigma[:, :1].expand(-1, 4, -1, -1), sigma[:, 1:]], 1)
+        if self.cfg.motion:
+            count = self.zero_count(cur) if count is None else count.float()
+        if self.cfg.raw_state:
+            # A matching noisy past differs from the frame by noise of sigma * sqrt(1 + 1/count):
+            # normalised by it, the cue reads the same at every count and rises only on a mismatch.
+            sig6 = sig6 * torch.sqrt(1.0 + 1.0 / count.clamp(min=1.0))
         motion = ((cur - prev).abs() / (sig6 + 2e-3)).mean(1, keepdim=True) * 0.25
         parts = [cur, prev, sigma * 10.0, motion]
         if self.cfg.motion:
-            count = self.zero_count(cur) if count is None else count.float()
             parts.append(torch.log1p(count) * 0.25)
         x = torch.cat([*parts, hidden], 1)
         y = self.trunk(x)
@@ -247,7 +252,8 @@ def adapt_state_dict(src: RecurrentDenoiser, dst: RecurrentDenoiser) -> dict[str
     """`src`'s weights shaped for `dst` when the two differ only by NetConfig.motion and
     raw_state: a new count input of the first convolution starts at zero; a new display residual
     starts at zero; a display residual that `dst` lacks is folded into its residual (the head is
-    linear, so the first frame's output is unchanged). The adapted network starts as `src` with
+    linear, so the first frame's output is unchanged); a gate adapted to a raw state starts at
+    the running-average prior (its corrections at zero). The adapted network starts as `src` with
     the gate's running-average prior. Tensors whose shapes already agree are taken as they are
     (anything else is left for load_state_dict to report)."""
     out = dict(src.state_dict())
@@ -264,4 +270,9 @@ def adapt_state_dict(src: RecurrentDenoiser, dst: RecurrentDenoiser) -> dict[str
         elif src.has_display and not dst.has_display:
             res = w[:IN_CH] + w[2 * IN_CH:3 * IN_CH]
             out[key] = torch.cat([res, w[IN_CH:2 * IN_CH], w[3 * IN_CH:]], 0)
+        if dst.cfg.raw_state and not src.cfg.raw_state:
+            # The gate learnt for a cleaned past does not fit a noisy one: start at the prior.
+            w = out[key].clone()
+            w[IN_CH:2 * IN_CH] = 0.0
+            out[key] = w
     return out

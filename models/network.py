@@ -259,7 +259,7 @@ class NetworkModel(FrameModel):
         k = self.net.cfg.hidden
         x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 2 + k), np.float32)
         cnt = _hwc(count)
-        step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), x)
+        step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), True, x)
         with torch.inference_mode(), _autocast(self.device, self.dtype):
             y = self.net.trunk(_nchw(x))
         out, state = np.empty((h, w, IN_CH), np.float32), np.empty((h, w, IN_CH), np.float32)

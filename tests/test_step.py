@@ -99,11 +99,17 @@ def test_step_input_count_adds_the_log_count_before_hidden() -> None:
     h, w, k = 5, 8, 4
     cur, prev = _rand((h, w, 6), 0), _rand((h, w, 6), 1)
     sigma, hidden, count = _rand((h, w, 3), 2, 0.1), _rand((h, w, k), 3), _rand((h, w, 1), 4, 50.0)
-    got = step_input_count(cur, prev, sigma, count, hidden, np.empty((h, w, 17 + k), np.float32))
+    got = step_input_count(cur, prev, sigma, count, hidden, False, np.empty((h, w, 17 + k), np.float32))
     plain = step_input(cur, prev, sigma, hidden, np.empty((h, w, 16 + k), np.float32))
     np.testing.assert_allclose(got[..., :16], plain[..., :16], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(got[..., 16], np.log1p(count[..., 0]) * 0.25, rtol=1e-5)
     np.testing.assert_allclose(got[..., 17:], hidden)
+    raw = step_input_count(cur, prev, sigma, count, hidden, True, np.empty((h, w, 17 + k), np.float32))
+    spread = np.sqrt(1.0 + 1.0 / np.maximum(count[..., 0], 1.0))
+    sig6 = np.concatenate([np.repeat(sigma[..., :1], 4, -1), sigma[..., 1:]], -1) * spread[..., None]
+    want = (np.abs(cur - prev) / (sig6 + 2e-3)).mean(-1) * 0.25
+    np.testing.assert_allclose(raw[..., 15], want, rtol=1e-5)
+    np.testing.assert_allclose(np.delete(raw, 15, -1), np.delete(got, 15, -1))
 
 
 @pytest.mark.parametrize("has_prev", [0.0, 1.0])
