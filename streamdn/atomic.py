@@ -34,7 +34,9 @@ def temp_glob_for(path: str | Path) -> str:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Writes `data` as indented JSON, atomically."""
+    """Writes `data` as indented JSON, atomically (to the null device: nothing is written)."""
+    if os.path.exists(path) and not os.path.isfile(path) and os.path.samefile(path, os.devnull):
+        return
     tmp = temp_path_for(path)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:

@@ -4,6 +4,7 @@ from TOML (configs/*.toml) with `section.key=value` overrides on top."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -12,6 +13,68 @@ from pathlib import Path
 from typing import Any
 
 from streamdn.errors import ConfigError
+
+
+# -- value checks (each config dataclass checks its values when it is built) ---------------------
+
+def _bad(section: str, key: str, value: Any, what: str) -> ConfigError:
+    return ConfigError(f"[{section}] {key} = {value!r}: {what}.")
+
+
+def _number(section: str, key: str, value: Any, low: float | None = None, high: float | None = None, *,
+            above: bool = False, optional: bool = False) -> None:
+    """Checks a number: finite, >= low (> low when `above`), <= high; None when `optional`."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(section, key, value, "give a number")
+    if not math.isfinite(value):
+        raise _bad(section, key, value, "give a finite number")
+    too_low = low is not None and (value <= low if above else value < low)
+    if too_low or (high is not None and value > high):
+        if low is not None and high is not None:
+            what = (f"give a number above {low:g} and up to {high:g}" if above
+                    else f"give a number from {low:g} to {high:g}")
+        elif low is not None:
+            what = f"give a number {'>' if above else '>='} {low:g}"
+        else:
+            what = f"give a number <= {high:g}"
+        raise _bad(section, key, value, what)
+
+
+def _choice(section: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _bad(section, key, value, f"use one of {', '.join(choices)}")
+
+
+def _text(section: str, key: str, value: Any, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(section, key, value, "give a non-empty name")
+
+
+def check_strength(value: Any, section: str = "model", key: str = "strength") -> None:
+    """'auto' or an RGB noise sigma from 0 to 255 in 8-bit units (as streamdn.denoiser.parse_strength).
+
+    Raises:
+        ConfigError: anything else, NaN and infinities included.
+    """
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return
+    try:
+        sigma = float(value)
+    except (TypeError, ValueError) as err:
+        raise _bad(section, key, value, "use 'auto' or a noise sigma in 8-bit units such as 10 or 25") from err
+    if not 0.0 <= sigma <= 255.0:   # False for NaN too
+        raise _bad(section, key, value, "give 'auto' or a noise sigma between 0 and 255 (8-bit units)")
+
+
+def check_device(value: Any, section: str = "model", key: str = "device") -> None:
+    """auto, cpu, cuda or cuda:N (whether the device exists is checked when a model is built)."""
+    s = str(value).strip().lower()
+    if s not in ("auto", "cpu", "cuda") and not (s.startswith("cuda:") and s[5:].isdigit()):
+        raise _bad(section, key, value, "use auto, cpu, cuda or cuda:N")
 
 
 @dataclass(frozen=True)
@@ -28,6 +91,15 @@ class SourceConfig:
     sigma: float = 20.0          # noise strength in 8-bit units (see streamdn.data.noise)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _choice("source", "kind", self.kind, ("synthetic", "file"))
+        _number("source", "width", self.width, 2)
+        _number("source", "height", self.height, 2)
+        _number("source", "fps", self.fps, 0, 1000, above=True)
+        _number("source", "frames", self.frames, 1)
+        _number("source", "sigma", self.sigma, 0, 255)
+        _number("source", "seed", self.seed, 0)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -37,6 +109,12 @@ class ModelConfig:
     strength: str = "auto"       # "auto" (estimated per frame) or the RGB noise sigma in 8-bit units, e.g. "15"
     device: str = "auto"         # "auto" | "cpu" | "cuda" | "cuda:N"
     impulses: str = "auto"       # salt-and-pepper removal before the model: "auto" | "on" | "off"
+
+    def __post_init__(self) -> None:
+        _text("model", "name", self.name)
+        check_strength(self.strength)
+        check_device(self.device)
+        _choice("model", "impulses", self.impulses, ("auto", "on", "off"))
 
 
 @dataclass(frozen=True)
@@ -50,6 +128,13 @@ class EncodeConfig:
     pix_fmt: str = "auto"        # "auto" keeps 4:2:0 at the source's bit depth where the codec allows
     threads: int = 0             # encoder threads, 0 = FFmpeg decides
 
+    def __post_init__(self) -> None:
+        _text("encode", "codec", self.codec)
+        _number("encode", "crf", self.crf, 0, 63, optional=True)   # the codec's own range: plan_encoder
+        _text("encode", "preset", self.preset, optional=True)
+        _text("encode", "pix_fmt", self.pix_fmt)
+        _number("encode", "threads", self.threads, 0, 256)
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -58,6 +143,11 @@ class PipelineConfig:
     queue_size: int = 4          # frames in flight between two stages
     frames: int | None = None    # stop after this many frames (None = all)
     decode_threads: int = 0      # 0 = FFmpeg decides
+
+    def __post_init__(self) -> None:
+        _number("pipeline", "queue_size", self.queue_size, 1, 1024)
+        _number("pipeline", "frames", self.frames, 1, optional=True)
+        _number("pipeline", "decode_threads", self.decode_threads, 0, 256)
 
 
 @dataclass(frozen=True)
@@ -73,6 +163,14 @@ class LiveConfig:
     virtual_camera: bool = False
     record: str | None = None    # also record the clean video to this file
     stream: str | None = None    # also stream it to this URL (udp://, srt://, rtsp://, rtmp://)
+
+    def __post_init__(self) -> None:
+        _text("live", "camera", self.camera)
+        if self.size is not None:
+            parse_size(self.size, what="[live] size")
+        _number("live", "fps", self.fps, 0, 1000, above=True, optional=True)
+        _number("live", "target_latency_ms", self.target_latency_ms, 0, above=True)
+        _choice("live", "preview", self.preview, ("auto", "split", "side", "off"))
 
 
 @dataclass(frozen=True)
@@ -119,7 +217,10 @@ def _build(section: str, cls: type, values: dict[str, Any], where: str) -> Any:
         if key not in valid:
             raise ConfigError(f"{where}: [{section}] has no key '{key}'; valid keys: {', '.join(valid)}.")
         kwargs[key] = _coerce(where, f"{section}.{key}", value, valid[key])
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from err
 
 
 def _parse_override(text: str) -> tuple[str, str, Any]:

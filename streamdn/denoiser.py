@@ -275,6 +275,7 @@ class Denoiser:
         """
         if is_tensor(frame) and frame.ndim == 4:
             return self._batch(frame)
+        _check_not_empty(frame)
         self._count += 1
         return self._denoise(frame, single=False)
 
@@ -367,6 +368,7 @@ class Denoiser:
 
     def _denoise(self, frame: Any, single: bool) -> Any:
         """One image in any layout: the stream's next frame, or (single) an image with no past."""
+        _check_not_empty(frame)
         step = self._step_single if single else self._step
         index = 0 if single else self._count
         if isinstance(frame, Frame):
@@ -425,6 +427,27 @@ class Denoiser:
         if self._tensor_path is None:
             self._tensor_path = TensorPath(self.model, self.smooth_sigmas)
         return denoise_tensor(self._tensor_path, t, self._order(tensor=True))
+
+
+def _check_not_empty(frame: Any) -> None:
+    """Refuses an image with no pixels (a zero width or height) before any model sees it.
+
+    Raises:
+        ConfigError: a zero-sized array, tensor, plane or Frame.
+    """
+    if isinstance(frame, Frame):
+        arrays: tuple[Any, ...] = (frame.y,)
+    elif isinstance(frame, tuple):
+        arrays = frame
+    elif isinstance(frame, np.ndarray) or is_tensor(frame):
+        arrays = (frame,)
+    else:
+        return
+    for a in arrays:
+        shape = tuple(getattr(a, "shape", ()))
+        if any(int(n) == 0 for n in shape):
+            raise ConfigError(f"the image has no pixels (shape {shape}); give a frame at least 1x1 "
+                              f"(e.g. an (H, W, 3) uint8 image).")
 
 
 def _check_device_syntax(spec: str) -> None:

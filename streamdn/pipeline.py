@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 from streamdn.denoiser import Denoiser
 from streamdn.frames import Frame, FrameFormat
 from streamdn.io.sinks import Sink
+from streamdn.signals import StopRequest, stop_on_signals
 
 _END = object()   # internal end-of-stream marker between stages (never seen by callers)
 STAGES = ("decode", "pack", "forward", "unpack", "encode")
@@ -57,28 +57,10 @@ class _Stop(Exception):
     pass
 
 
-@contextlib.contextmanager
-def _deferred_interrupt(enabled: bool) -> Iterator[threading.Event]:
-    """When `enabled`, replaces the SIGINT handler for the duration of the block: the first
-    Ctrl-C becomes a request the loop honours between two frames, so that no sink is left in the
-    middle of encoding or muxing a frame (a second Ctrl-C interrupts at once). The previous
-    handler is restored on the way out. Only in the main thread, the one Python delivers signals
-    to; when not `enabled`, SIGINT is left alone (Python's KeyboardInterrupt, wherever it hits)."""
-    requested = threading.Event()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield requested
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def _deferred_interrupt(enabled: bool) -> contextlib.AbstractContextManager[StopRequest]:
+    """The stop-signal handling of Pipeline.run(handle_signals=True): streamdn.signals.stop_on_signals
+    (SIGINT, SIGTERM and SIGHUP; the first stops between two frames, a second at once)."""
+    return stop_on_signals(enabled)
 
 
 class Pipeline:
@@ -117,7 +99,7 @@ class Pipeline:
         self._written = 0
         self._started: float | None = None
         self._stop = threading.Event()
-        self._interrupt = threading.Event()   # set by a deferred Ctrl-C (see run)
+        self._interrupt = StopRequest()   # set by a deferred stop signal (see run)
         self._errors: list[BaseException] = []
         self.stats = RunStats(model=denoiser.name, device=denoiser.device)
 
@@ -156,10 +138,10 @@ class Pipeline:
                 continue
         raise _Stop
 
-    def _get(self, q: queue.Queue, interrupt: threading.Event | None = None) -> object:
+    def _get(self, q: queue.Queue, interrupt: StopRequest | None = None) -> object:
         while not self._stop.is_set():
-            if interrupt is not None and interrupt.is_set():
-                raise KeyboardInterrupt   # Ctrl-C while no frame arrives (e.g. a lost camera)
+            if interrupt is not None:
+                interrupt.check()   # a stop signal while no frame arrives (e.g. a lost camera)
             try:
                 return q.get(timeout=0.05)
             except queue.Empty:
@@ -252,21 +234,25 @@ class Pipeline:
         cleanly and propagates, leaving the sinks to their owner's `with` block.
 
         Args:
-            handle_signals: install a SIGINT handler for the run (main thread only; the previous
-                one is restored afterwards) so that the first Ctrl-C stops between two frames,
-                never inside a sink's write, and a second one interrupts at once. For
-                command-line programs; by default the process's handler is left untouched and
-                Ctrl-C raises KeyboardInterrupt wherever it hits, as usual in Python.
+            handle_signals: install handlers for SIGINT, SIGTERM and SIGHUP for the run (main
+                thread only; the previous ones are restored afterwards; see streamdn.signals) so
+                that the first stop signal stops between two frames, never inside a sink's
+                write, and a second one interrupts at once; both raise
+                streamdn.signals.Interrupted, a KeyboardInterrupt. For command-line programs; by
+                default the process's handlers are left untouched (Ctrl-C raises
+                KeyboardInterrupt wherever it hits, as usual in Python), unless the caller runs
+                inside streamdn.signals.stop_on_signals, whose request is then honoured.
         """
         with _deferred_interrupt(handle_signals) as interrupted:
             self._interrupt = interrupted
             try:
+                interrupted.check()   # a stop requested before the run began
                 self._loop(interrupted)
             finally:
                 self._finish_stats(self._written, self._started)
         return self.stats
 
-    def _loop(self, interrupted: threading.Event) -> None:
+    def _loop(self, interrupted: StopRequest) -> None:
         for noisy, clean in self.frames():
             if self._started is None:
                 self._started = time.perf_counter() - self._busy["decode"]
@@ -278,8 +264,7 @@ class Pipeline:
             self._written += 1
             if self.on_frame is not None:
                 self.on_frame(noisy, clean)
-            if interrupted.is_set():
-                raise KeyboardInterrupt
+            interrupted.check()
 
     def _finish_stats(self, n: int, start: float | None) -> None:
         s = self.stats

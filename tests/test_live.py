@@ -156,6 +156,7 @@ def test_preview_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     keys = iter([ord(" "), ord(" "), ord("+"), ord("-"), ord("-"), ord("q")])
     shown: list[np.ndarray] = []
     monkeypatch.setattr(preview.cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(preview.cv2, "resizeWindow", lambda *a: None)
     monkeypatch.setattr(preview.cv2, "imshow", lambda name, img: shown.append(img))
     monkeypatch.setattr(preview.cv2, "waitKey", lambda ms: next(keys))
     monkeypatch.setattr(preview.cv2, "getWindowProperty", lambda *a: 1.0)

@@ -3,6 +3,8 @@ local instance or a cluster. Ray is imported only by RayExecutor."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -85,7 +87,11 @@ class ProcessExecutor:
         return future
 
     def wait(self, handles: list[Handle]) -> list[tuple[Handle, TaskResult]]:
-        done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)
+        return self.wait_for(handles, None)
+
+    def wait_for(self, handles: list[Handle], timeout: float | None) -> list[tuple[Handle, TaskResult]]:
+        """As wait, but returns [] when none is done within `timeout` seconds."""
+        done, _ = wait_futures(handles, timeout=timeout, return_when=FIRST_COMPLETED)
         out = []
         for future in done:
             assert isinstance(future, Future)
@@ -95,6 +101,19 @@ class ProcessExecutor:
                 out.append((future, TaskResult(future.task, ok=False,  # type: ignore[attr-defined]
                                                error=f"{type(err).__name__}: {err}")))
         return out
+
+    def stop(self, signum: int | None = None) -> None:
+        """Asks every worker process to stop its task between two frames (SIGTERM; each task runs
+        under streamdn.signals.stop_on_signals) and cancels the tasks not started."""
+        if self._pool is None:
+            return
+        for future in list(getattr(self._pool, "_pending_work_items", {}).values()):
+            future.future.cancel()
+        for pid in list(getattr(self._pool, "_processes", None) or {}):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self._pool is not None:

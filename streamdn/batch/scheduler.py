@@ -19,6 +19,8 @@ from streamdn.config import RunConfig, to_dict
 from streamdn.errors import ConfigError, StreamdnError
 from streamdn.io.encoding import CONTAINERS
 from streamdn.io.sinks import partial_name
+from streamdn.io.sources import file_kind
+from streamdn.signals import StopRequest
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
                               ".mpeg", ".wmv", ".flv", ".3gp", ".mxf", ".nut", ".dv", ".y4m", ".ogv"})
@@ -124,6 +126,11 @@ def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None) -> tu
             root = _glob_root(arg)
             pairs = [(p, os.path.relpath(p, root)) for p in sorted(glob.glob(arg, recursive=True))
                      if os.path.isfile(p) and not os.path.abspath(p).startswith(outdir + os.sep)]
+        elif os.path.exists(arg):
+            kind = file_kind(os.stat(arg).st_mode)
+            missing.append(FileReport(arg, "", "failed", f"input '{arg}' is not a regular file: it is {kind}; "
+                                                         f"streamdn reads video files."))
+            continue
         else:
             missing.append(FileReport(arg, "", "failed", f"input '{arg}' does not exist; check the path."))
             continue
@@ -145,13 +152,16 @@ def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None) -> tu
 
 
 def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Options, *, quiet: bool = False,
-              report: BatchReport | None = None) -> BatchReport:
+              report: BatchReport | None = None, stop: StopRequest | None = None) -> BatchReport:
     """Cleans every item with `executor` (InlineExecutor, ProcessExecutor or RayExecutor).
 
     Inputs are checked (header only) up front; each is planned (keyframes read, parts found)
     only when the workers need more work, so the first tasks start at once. Segment tasks of a
     long file run in parallel; its join is submitted when all of them have succeeded. At most
     2 x `executor.workers` tasks are in flight.
+
+    `stop` (streamdn.signals.stop_on_signals): once a stop signal is requested no task starts,
+    the running ones are asked to stop (executor.stop) and Interrupted is raised.
 
     Returns:
         The report (also filled in place when `report` is given, e.g. to survive Ctrl-C).
@@ -176,6 +186,9 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
                 total += src.total_frames or 0
         except (StreamdnError, OSError) as err:
             rep.status, rep.reason = "failed", str(err)
+            continue
+        except Exception as err:  # noqa: BLE001 - an unexpected failure fails this file only
+            rep.status, rep.reason = "failed", f"{type(err).__name__}: {err}"
             continue
         todo.append(item)
     bar = progress_bar(total, "batch", quiet)
@@ -202,10 +215,16 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
                 except (StreamdnError, OSError) as err:
                     reports[item.output].status, reports[item.output].reason = "failed", str(err)
                     continue
+                except Exception as err:  # noqa: BLE001 - an unexpected failure fails this file only
+                    reports[item.output].status = "failed"
+                    reports[item.output].reason = f"{type(err).__name__}: {err}"
+                    continue
                 if tasks[-1].kind == JOIN:
                     joins[item.output] = tasks.pop()
                     waiting[item.output] = reports[item.output].segments = len(tasks)
                 queue += tasks
+            if stop is not None and stop.requested:
+                _stop_running(executor, stop)
             while queue and len(running) < limit:
                 live[0] = 0
                 handle = executor.submit(queue.pop(0))
@@ -213,7 +232,7 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
                 shown[id(handle)] = live[0]
             if not running:
                 continue
-            for handle, result in executor.wait(running):
+            for handle, result in _wait(executor, running, stop):
                 running.remove(handle)
                 _record(result, reports[result.task.output], bar, shown.pop(id(handle), 0))
                 out = result.task.output
@@ -233,6 +252,29 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
         report.seconds = time.perf_counter() - start
         report.frames = sum(f.frames for f in report.files if f.status == "done")
     return report
+
+
+def _wait(executor: Executor, running: list[Handle], stop: StopRequest | None) -> list[tuple[Handle, TaskResult]]:
+    """executor.wait, but a stop request is noticed within a fraction of a second: the running
+    tasks are asked to stop (executor.stop, where it has one) and Interrupted is raised."""
+    poll = getattr(executor, "wait_for", None)
+    if stop is None or poll is None:
+        return executor.wait(running)
+    while True:
+        done = poll(running, 0.2)
+        if done:
+            return done
+        if stop.requested:
+            _stop_running(executor, stop)
+
+
+def _stop_running(executor: Executor, stop: StopRequest) -> None:
+    """Asks the executor's workers to stop (they keep nothing: the batch discards unfinished
+    outputs) and raises Interrupted."""
+    halt = getattr(executor, "stop", None)
+    if halt is not None:
+        halt(stop.signum)
+    stop.check()
 
 
 def _record(result: TaskResult, rep: FileReport, bar: Any, already: int) -> None:

@@ -22,6 +22,7 @@ from streamdn.atomic import temp_glob_for
 from streamdn.config import ModelConfig, RunConfig, to_dict
 from streamdn.denoiser import Denoiser
 from streamdn.errors import ConfigError, StreamdnError, warn
+from streamdn.signals import stop_on_signals
 from streamdn.batch.segments import Segment, denoise_segment, join_segments, part_path, plan_segments, read_keyframes
 
 FILE, SEGMENT, JOIN = "file", "segment", "join"
@@ -131,9 +132,16 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None, *,
     Args:
         task: what to do.
         on_frame: called with 1 per frame written (progress), where the work allows.
-        handle_signals: passed to Pipeline.run (command-line programs set it so that Ctrl-C stops
-            between two frames; by default the process's SIGINT handler is left alone).
+        handle_signals: handle SIGINT, SIGTERM and SIGHUP for the task (streamdn.signals: the
+            first stops between two frames, a second at once; no temporary file is left), as
+            command-line programs and their worker processes do; by default the process's
+            handlers are left alone.
     """
+    with stop_on_signals(handle_signals):   # the whole task: no temporary file outlives a stop signal
+        return _execute(task, on_frame, handle_signals)
+
+
+def _execute(task: Task, on_frame: Callable[[int], None] | None, handle_signals: bool) -> TaskResult:
     from streamdn.jobs.file import denoise_file
 
     start = time.perf_counter()

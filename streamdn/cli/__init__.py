@@ -1,66 +1,35 @@
-"""`streamdn COMMAND ...`: the parser made of one module per command, and main(), which turns a
-user's mistake into one line saying what is wrong and what to do and an exit code, never a
-traceback. Each command module has add_parser(subparsers) and run(args) -> exit code."""
+"""`streamdn COMMAND ...`: main() is the console entry point. It imports the commands
+(streamdn.cli.app) only once it runs, so that a Ctrl-C at any moment, even while the libraries
+load, ends with one line and exit code 130, never a traceback."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from streamdn import __version__
-from streamdn.cli import batch, bench, demo, denoise, evaluate, live, models, targets, temporal, train
-from streamdn.cli.args import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
-from streamdn.errors import ConfigError, ModelNotFoundError, StreamdnError
-
-# The commands, in the order `streamdn --help` lists them: everyday use first, then batch work,
-# then the tools for measuring and training models.
-COMMANDS = (denoise, demo, live, models, batch, evaluate, bench, train, targets, temporal)
-
-EXAMPLES = """examples:
-  streamdn demo                                   # synthetic noisy clip -> streamdn-demo.mp4
-  streamdn denoise noisy.mp4 -o clean.mp4         # blind, default model, x264 crf 18
-  streamdn denoise in.mov -o out.mkv --lossless   # FFV1, every bit kept
-  streamdn live --record clean.mp4                # camera 0, preview window, recording
-  streamdn batch footage/ -o clean/               # every video below footage/
-  streamdn models                                 # what --model accepts
-
-`streamdn COMMAND --help` lists a command's flags.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The `streamdn` parser: one subcommand per module in COMMANDS, each with its handler
-    (`args.handler`, the module's run)."""
-    parser = argparse.ArgumentParser(
-        prog="streamdn", description="Real-time video denoiser.", epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"streamdn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
-        module.add_parser(sub).set_defaults(handler=module.run)
-    return parser
+EXIT_INTERRUPTED = 130   # as streamdn.cli.args, which is not imported this early
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs `streamdn ARGV...` and returns the exit code: 0 done, 1 failed, 2 bad usage (a
-    ConfigError or an unknown model), 130 interrupted (Ctrl-C)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    """Runs `streamdn ARGV...` and returns the exit code: 0 done, 1 failed, 2 bad usage, 130
+    stopped (Ctrl-C, SIGTERM, SIGHUP; see streamdn.cli.app.run)."""
     try:
-        return int(args.handler(args))
-    except (ConfigError, ModelNotFoundError) as err:
-        print(f"streamdn: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except StreamdnError as err:
-        print(f"streamdn: error: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        from streamdn.cli.app import run
+
+        return run(argv)
     except KeyboardInterrupt:
         print("streamdn: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def __getattr__(name: str) -> Any:
+    """build_parser, COMMANDS and EXAMPLES live in streamdn.cli.app (imported on first use)."""
+    if name in ("build_parser", "COMMANDS", "EXAMPLES"):
+        from streamdn.cli import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'streamdn.cli' has no attribute '{name}'")
 
 
 if __name__ == "__main__":

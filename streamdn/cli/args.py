@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import Any
 
 from streamdn.config import RunConfig, load_config, parse_size
@@ -70,17 +71,74 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         w, h = parse_size(args.size, what="--size")
         put("source", "width", w)
         put("source", "height", h)
-    return load_config(args.config, args.set, values)
+    try:
+        return load_config(args.config, args.set, values)
+    except ConfigError as err:   # a flag's bad value: name the flag, not the config key
+        raise _as_flag_error(err, values) from err
+
+
+_KEY_ERROR = re.compile(r"^.*?: \[(\w+)\] (\w+) = (.*?): (.*)$")
+_FLAG_OF = {("model", "name"): "--model", ("model", "strength"): "--strength", ("model", "device"): "--device",
+            ("model", "impulses"): "--impulses", ("encode", "codec"): "--codec", ("encode", "crf"): "--crf",
+            ("encode", "preset"): "--preset", ("encode", "pix_fmt"): "--pix-fmt", ("pipeline", "frames"): "--frames",
+            ("live", "fps"): "--fps", ("live", "target_latency_ms"): "--target-latency", ("live", "size"): "--size",
+            ("live", "camera"): "--camera", ("source", "sigma"): "--sigma", ("source", "noise"): "--noise"}
+
+
+def _as_flag_error(err: ConfigError, values: dict[str, dict[str, Any]]) -> ConfigError:
+    """'config: [encode] crf = 99: give ...' -> '--crf 99: give ...' when a flag gave the value."""
+    m = _KEY_ERROR.match(str(err))
+    if m is None:
+        return err
+    section, key, _, what = m.groups()
+    flag = _FLAG_OF.get((section, key))
+    if flag is None or key not in values.get(section, {}):
+        return err
+    return ConfigError(f"{flag} '{values[section][key]}': {what}")
 
 
 def refuse_existing(path: str | None, overwrite: bool, flag: str = "--overwrite") -> None:
-    """The command line's wording of the library's refusal of an existing output.
+    """The command line's wording of the library's refusal of an output: one that exists
+    (without `overwrite`), or one that is not a regular file (a device, a FIFO, a folder),
+    which nothing replaces. The null device is accepted: the frames are encoded and discarded.
 
     Raises:
+        ConfigError: `path` exists and is not a regular file (nor the null device).
         SinkError: `path` is an existing file and `overwrite` is False.
     """
-    if path and not overwrite and os.path.isfile(path):
+    from streamdn.io.sinks import not_regular_output
+
+    if not path:
+        return
+    kind = not_regular_output(path)
+    if kind is not None:
+        raise ConfigError(f"output '{path}' is not a regular file: it is {kind}; give a video file name "
+                          f"(or /dev/null to discard the frames). '{path}' was left untouched.")
+    if not overwrite and os.path.isfile(path):
         raise SinkError(f"output '{path}' already exists; choose another name or pass {flag} to replace it.")
+
+
+def check_run_options(cfg: RunConfig, outputs: list[str] | tuple[str, ...] = ()) -> None:
+    """Checks what the config file and flags ask for before anything is read or written: the
+    model exists, the device is there, and the encoder settings suit every output's container
+    (codec, CRF range, preset, pixel format).
+
+    Raises:
+        ConfigError, ModelNotFoundError: a bad value (the message names it).
+        DeviceError: CUDA asked for and absent (the command line treats it as a bad option).
+    """
+    from streamdn.denoiser import resolve_device
+    from streamdn.io.encoding import plan_encoder
+    from streamdn.io.sinks import is_devnull
+    from streamdn.models import model_info
+
+    model_info(cfg.model.name)
+    if cfg.model.device.strip().lower().startswith("cuda"):   # auto and cpu need no check (nor torch)
+        resolve_device(cfg.model.device)
+    for path in outputs:
+        if is_devnull(path):
+            continue
+        plan_encoder(path, cfg.encode, 8)
 
 
 def parse_noises(text: str, flag: str = "--noises") -> tuple[str, ...]:

@@ -15,9 +15,10 @@ from streamdn.batch.scheduler import (BatchReport, discard_unfinished, find_inpu
                                       write_report)
 from streamdn.batch.tasks import Options
 from streamdn.cli.args import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, add_common_args, add_encode_args,
-                               add_model_args, config_from)
+                               add_model_args, check_run_options, config_from, refuse_existing)
 from streamdn.config import RunConfig
 from streamdn.errors import ConfigError
+from streamdn.signals import stop_on_signals
 
 _ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
 
@@ -104,32 +105,60 @@ def executor_from(args: argparse.Namespace, cfg: RunConfig) -> Executor:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs `streamdn batch`; returns the exit code (1 when any file failed, 130 on Ctrl-C).
+    """Runs `streamdn batch`; returns the exit code (1 when any file failed, 130 when stopped by
+    Ctrl-C, SIGTERM or SIGHUP: the files done are kept, the others leave nothing behind).
+
+    Every option is checked before OUTDIR is created or any file is read.
 
     Raises:
         ConfigError: bad flags or no input found (main() prints it and exits 2).
     """
-    check_args(args)
-    cfg = config_from(args)
-    os.makedirs(args.output, exist_ok=True)
-    items, missing = find_inputs(args.input, args.output, ext=args.ext)
-    opts = Options(args.segment_seconds, args.segments, args.warmup_frames, args.overwrite)
-    report = BatchReport(files=missing)
-    executor = executor_from(args, cfg)
-    try:
-        run_batch(items, cfg, executor, opts, quiet=args.quiet, report=report)
-    except KeyboardInterrupt:
-        report.interrupted = True
-    finally:
-        executor.close()   # waits for local worker processes, stops a Ray instance it started
-    if report.interrupted:   # a resumed batch redoes unfinished files whole: no .partial or temporary files
-        discard_unfinished(report)
-    if args.stats:
-        write_report(args.stats, report, cfg)
+    with stop_on_signals() as stop:
+        check_args(args)
+        cfg = config_from(args)
+        if args.stats:
+            refuse_existing(args.stats, True)
+        items, missing = find_inputs(args.input, args.output, ext=args.ext)
+        check_run_options(cfg, ["x" + ext for ext in sorted({os.path.splitext(i.output)[1] for i in items})])
+        stop.check()
+        folders_before = existing_folders(args.output)
+        os.makedirs(args.output, exist_ok=True)
+        opts = Options(args.segment_seconds, args.segments, args.warmup_frames, args.overwrite)
+        report = BatchReport(files=missing)
+        executor = executor_from(args, cfg)
+        try:
+            run_batch(items, cfg, executor, opts, quiet=args.quiet, report=report, stop=stop)
+        except KeyboardInterrupt:
+            report.interrupted = True
+        finally:
+            executor.close()   # waits for local worker processes, stops a Ray instance it started
+        if report.interrupted:   # a resumed batch redoes unfinished files whole: no .partial or temporary files
+            discard_unfinished(report)
+        prune_new_empty_folders(args.output, folders_before)   # e.g. when every file failed
+        if args.stats:
+            write_report(args.stats, report, cfg)
     failed = report.count("failed")
     if not args.quiet or failed or report.interrupted:
         print(summary(report), file=sys.stderr)
     return exit_code(report)
+
+
+def existing_folders(root: str) -> set[str]:
+    """The folders at and below `root` now (absolute paths)."""
+    if not os.path.isdir(root):
+        return set()
+    return {os.path.abspath(d) for d, _, _ in os.walk(root)}
+
+
+def prune_new_empty_folders(root: str, before: set[str]) -> None:
+    """Removes the folders at and below `root` that this run created and left empty (deepest
+    first), so that a batch whose files all failed leaves no empty output tree behind."""
+    if not os.path.isdir(root):
+        return
+    for folder, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+        path = os.path.abspath(folder)
+        if path not in before and not os.listdir(path):
+            os.rmdir(path)
 
 
 def exit_code(report: BatchReport) -> int:

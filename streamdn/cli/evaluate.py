@@ -7,7 +7,7 @@ import argparse
 from streamdn.cli.args import EXIT_OK
 from streamdn.config import parse_size
 from streamdn.errors import ConfigError
-from streamdn.tools.evaluate import evaluate, load_eval_config, write_results
+from streamdn.tools.evaluate import check_out_dir, evaluate, load_eval_config, write_results
 from streamdn.tools.report import check_report_dependencies
 
 
@@ -47,6 +47,7 @@ def _split(text: str | None) -> tuple[str, ...] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs `streamdn eval` from parsed arguments; prints the summary table. Returns the exit code."""
+    check_out_dir(args.out)   # before any work
     cfg = load_eval_config(
         args.config, clips=tuple(args.clips) if args.clips else None, synthetic=args.synthetic,
         noise=_split(args.noise), methods=_split(args.methods), frames=args.frames,

@@ -15,8 +15,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "live", help="denoise a camera (or a paced file) in real time",
         description="Camera -> denoiser -> preview window / virtual camera / recording / stream, dropping the "
-                    "oldest frames rather than falling behind. Stop with q, Esc or Ctrl-C: recordings are "
-                    "finished and kept.")
+                    "oldest frames rather than falling behind. A camera that stops delivering is waited for "
+                    "(--camera-timeout) and resumes where it left off. Stop with q, Esc, Ctrl-C, SIGTERM or "
+                    "SIGHUP: recordings are finished and kept.")
     src = p.add_argument_group("input (default: camera 0)")
     src.add_argument("--camera", metavar="INDEX|DEVICE", help="camera index (0, 1, ...) or device path (/dev/video2)")
     src.add_argument("--source", metavar="FILE|URL", help="a video file or stream instead of a camera")
@@ -24,6 +25,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument("--synthetic", action="store_true", help="a paced synthetic noisy scene instead of a camera")
     src.add_argument("--size", metavar="WxH", help="requested camera size, e.g. 1280x720")
     src.add_argument("--fps", type=float, help="requested camera frame rate")
+    src.add_argument("--camera-timeout", type=float, metavar="SECONDS", dest="camera_timeout",
+                     help="how long to wait for a camera that stops delivering frames (unplugged, driver reset) "
+                          "before ending the run, outputs finished (default 10; 0 waits until stopped)")
     src.add_argument("--list-cameras", action="store_true", help="list the cameras found and exit")
     out = p.add_argument_group("outputs")
     out.add_argument("--target-latency", type=float, metavar="MS", dest="target_latency",
@@ -43,13 +47,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs `streamdn live` (or lists the cameras); returns the exit code (1 when no camera is found).
+    """Runs `streamdn live` (or lists the cameras); returns the exit code: 0 when the input ended or
+    the run was stopped (q, Esc, Ctrl-C, SIGTERM, SIGHUP), 1 when no camera is found or the camera
+    was lost for longer than --camera-timeout (the recording is finished and kept).
 
     Raises:
         ConfigError: --realtime without --source, or other bad flags (main() prints it and exits 2).
     """
     from streamdn.io.camera import list_cameras
-    from streamdn.jobs.live import open_live_source, run_live
+    from streamdn.jobs.live import CAMERA_TIMEOUT, open_live_source, run_live
 
     if args.list_cameras:
         cams = list_cameras()
@@ -60,9 +66,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK if cams else EXIT_FAILED
     if args.realtime and not args.source:
         raise ConfigError("--realtime paces a --source FILE; give one, or drop --realtime for the camera.")
+    timeout = CAMERA_TIMEOUT if args.camera_timeout is None else args.camera_timeout
+    if not 0 <= timeout < float("inf"):   # False for NaN too
+        raise ConfigError(f"--camera-timeout {args.camera_timeout}: give seconds >= 0 (0 waits until stopped).")
     cfg = config_from(args)
     refuse_existing(cfg.live.record, args.overwrite)
-    with open_live_source(cfg, args.source, args.realtime, args.synthetic) as source:
+    with open_live_source(cfg, args.source, args.realtime, args.synthetic, camera_timeout=timeout or None) as source:
         result = run_live(cfg, source, overwrite=args.overwrite, quiet=args.quiet, stats_path=args.stats,
                           handle_signals=True)
     if not args.quiet:
@@ -73,4 +82,8 @@ def run(args: argparse.Namespace) -> int:
               f"({100 * s.dropped / max(total, 1):.1f} %), latency p50 {lat['p50']:.0f} / p95 {lat['p95']:.0f} / "
               f"p99 {lat['p99']:.0f} ms, model {s.model} on {s.device} ({result.ended_by})"
               + (f"; recorded {result.record}" if result.record else ""), file=sys.stderr)
+    if result.ended_by == "camera lost":
+        kept = f" The recording {result.record} is complete." if result.record else ""
+        print(f"streamdn: error: {result.message}{kept}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK

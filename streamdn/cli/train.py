@@ -7,8 +7,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import threading
 import tomllib
+from collections.abc import Iterator
 from typing import Any
 
 from streamdn.atomic import write_json
@@ -74,6 +79,31 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _stop_on_sighup() -> Iterator[None]:
+    """A closed terminal (SIGHUP) ends training like Ctrl-C and SIGTERM: a checkpoint, then exit
+    code 130 (the same command resumes). Once: a second SIGHUP must not break the clean-up. Only
+    this process acts on it (a worker forked from it ignores it); off the main thread, or where
+    there is no SIGHUP, nothing changes."""
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def stop(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            return
+        signal.signal(hup, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(hup, stop)
+    try:
+        yield
+    finally:
+        signal.signal(hup, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs `streamdn train` from parsed arguments; returns the exit code."""
     if args.validate:
@@ -88,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if args.minutes is not None and not args.minutes > 0:
         raise ConfigError(f"--minutes {args.minutes}: give a positive number of minutes.")
     try:
-        best = train(cfg, quiet=args.quiet, minutes=args.minutes)
+        with _stop_on_sighup():
+            best = train(cfg, quiet=args.quiet, minutes=args.minutes)
     except KeyboardInterrupt:
         print("streamdn: interrupted; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED

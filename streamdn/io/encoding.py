@@ -101,6 +101,53 @@ def _pick_pix_fmt(codec: av.codec.Codec, bit_depth: int, requested: str) -> str:
 EVEN_ONLY_420 = ("libx264", "libx265", "libsvtav1", "libaom-av1", "h264_nvenc", "hevc_nvenc")
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+NVENC_PRESETS = ("default", "slow", "medium", "fast", "hp", "hq", "bd", "ll", "llhq", "llhp", "lossless",
+                 "losslesshp", "p1", "p2", "p3", "p4", "p5", "p6", "p7")
+# The presets streamdn checks before encoding (a value FFmpeg would only reject when the first
+# frame is encoded); SVT-AV1 takes a number instead.
+PRESETS = {"libx264": X264_PRESETS, "libx265": X264_PRESETS, "h264_nvenc": NVENC_PRESETS,
+           "hevc_nvenc": NVENC_PRESETS, "av1_nvenc": NVENC_PRESETS}
+SVTAV1_PRESETS = range(-1, 14)
+# CRF ranges of the encoders that take one (others: 0 to 63).
+CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (4, 63),
+             "libsvtav1": (0, 63), "libaom-av1": (0, 63)}
+
+
+def check_preset(codec: str, preset: str | None) -> None:
+    """Checks an encoder speed preset for the encoders streamdn knows the presets of.
+
+    Raises:
+        ConfigError: a preset the encoder does not have; the message lists the valid ones.
+    """
+    if preset is None:
+        return
+    if codec in PRESETS and preset not in PRESETS[codec]:
+        raise ConfigError(f"preset '{preset}' is not a {codec} preset; use one of {', '.join(PRESETS[codec])}.")
+    if codec == "libsvtav1":
+        try:
+            ok = int(preset) in SVTAV1_PRESETS
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"preset '{preset}' is not a libsvtav1 preset; use a number from "
+                              f"{SVTAV1_PRESETS[0]} (slowest) to {SVTAV1_PRESETS[-1]} (fastest).")
+
+
+def check_crf(codec: str, crf: int | None) -> None:
+    """Checks a CRF against the encoder's range.
+
+    Raises:
+        ConfigError: out of range; the message gives the range.
+    """
+    if crf is None:
+        return
+    low, high = CRF_RANGE.get(codec, (0, 63))
+    if not low <= crf <= high:
+        raise ConfigError(f"crf {crf} is out of range for {codec}: use {low} (best) to {high} (smallest file).")
+
+
 def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int, size: tuple[int, int] = (2, 2)) -> EncoderPlan:
     """Chooses container, codec, pixel format and options for an output path.
 
@@ -111,7 +158,8 @@ def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int, size: tuple[int, 
         size: (width, height) of the frames.
 
     Raises:
-        ConfigError: unknown extension or codec, or a codec the container cannot hold.
+        ConfigError: unknown extension or codec, a codec the container cannot hold, or a preset
+            or CRF the codec does not take.
     """
     container = container_for(path)
     if cfg.lossless:
@@ -123,6 +171,9 @@ def plan_encoder(path: str, cfg: EncodeConfig, bit_depth: int, size: tuple[int, 
     if not (container_accepts(container, family) or container_accepts(container, codec.name)):
         raise ConfigError(f"codec '{name}' ({family}) cannot be stored in a .{path.rsplit('.', 1)[-1]} file; "
                           f"use another extension (e.g. .mkv) or another codec.")
+    check_preset(name, cfg.preset)
+    if not cfg.lossless:
+        check_crf(name, cfg.crf)
     options: dict[str, str] = {}
     if name in ("libx264", "libx265"):
         options["preset"] = cfg.preset or ("veryfast" if name == "libx264" else "fast")

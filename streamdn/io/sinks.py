@@ -4,6 +4,7 @@ input packet for packet), plus NullSink and ListSink for benchmarks and tests.""
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Iterator
 from types import TracebackType
@@ -15,7 +16,8 @@ from streamdn.config import EncodeConfig
 from streamdn.io.encoding import EncoderPlan, VideoEncoder, container_accepts, plan_encoder
 from streamdn.errors import SinkError, warn
 from streamdn.frames import Frame, FrameFormat
-from streamdn.io.sources import VideoMeta
+from streamdn.io.sources import VideoMeta, file_kind
+from streamdn.signals import protected
 
 
 class Sink:
@@ -61,13 +63,40 @@ def partial_name(path: str) -> str:
     return f"{stem}.partial{ext}"
 
 
+def is_devnull(path: str) -> bool:
+    """Whether `path` is the null device (/dev/null, or a link to it): frames are encoded and
+    thrown away, for a benchmark run."""
+    try:
+        return os.path.samefile(path, os.devnull) and not os.path.isfile(path)
+    except OSError:
+        return False
+
+
+def not_regular_output(path: str) -> str | None:
+    """Why `path` cannot be an output file: "a folder", "a character device", "a FIFO" ...; None
+    when it is a regular file, does not exist, or is the null device."""
+    if is_devnull(path):
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return "a folder" if stat.S_ISDIR(mode) else file_kind(mode)
+
+
 def check_output_path(path: str, *, input_path: str | None = None, overwrite: bool = False) -> None:
-    """Refuses outputs that would lose data or cannot be written.
+    """Refuses outputs that would lose data or cannot be written. The null device is accepted
+    (the frames are encoded and discarded).
 
     Raises:
-        SinkError: output equals the input, exists without overwrite, is a folder, or its folder
-            is missing or unwritable.
+        SinkError: output equals the input, exists without overwrite, is a folder or another
+            file that is not a regular file (a device, a FIFO), or its folder is missing or
+            unwritable.
     """
+    if is_devnull(path):
+        return
     if input_path is not None and "://" not in input_path and os.path.exists(input_path) and os.path.exists(path):
         if os.path.samefile(input_path, path):
             raise SinkError(f"output '{path}' is the input file; choose another output name "
@@ -76,6 +105,10 @@ def check_output_path(path: str, *, input_path: str | None = None, overwrite: bo
         raise SinkError(f"output '{path}' is the input file; choose another output name.")
     if os.path.isdir(path):
         raise SinkError(f"output '{path}' is a folder; give a file name such as {os.path.join(path, 'clean.mp4')}.")
+    kind = not_regular_output(path)
+    if kind is not None:
+        raise SinkError(f"output '{path}' is not a regular file: it is {kind}; streamdn writes video files "
+                        f"(or /dev/null to discard the frames). It was left untouched.")
     if os.path.exists(path) and not overwrite:
         raise SinkError(f"output '{path}' already exists; choose another name or pass overwrite=True "
                         f"to replace it.")
@@ -170,17 +203,23 @@ class FileSink(Sink):
         """
         cfg = cfg or EncodeConfig()
         self.path = path
-        self.plan: EncoderPlan = plan_encoder(path, cfg, fmt.bit_depth, (fmt.width, fmt.height))
+        self.devnull = is_devnull(path)
+        # The null device has no extension: the frames go through the container the codec suits.
+        planned = ("null.webm" if cfg.codec.startswith("libvpx") else "null.mkv") if self.devnull else path
+        self.plan: EncoderPlan = plan_encoder(planned, cfg, fmt.bit_depth, (fmt.width, fmt.height))
         self.overwrite = overwrite
         self.trim_copied_streams = trim_copied_streams
         self.final_path: str | None = None
         self._closed = False
         check_output_path(path, input_path=copy_streams_from, overwrite=overwrite)
-        try:
-            self.tmp_path = temp_path_for(path)
-        except OSError as err:
-            raise SinkError(f"cannot create a temporary file beside '{path}': {err.strerror or err}; "
-                            f"check the folder's permissions and free space.") from err
+        if self.devnull:
+            self.tmp_path = path   # written straight to it: no temporary file, no rename
+        else:
+            try:
+                self.tmp_path = temp_path_for(path)
+            except OSError as err:
+                raise SinkError(f"cannot create a temporary file beside '{path}': {err.strerror or err}; "
+                                f"check the folder's permissions and free space.") from err
         try:
             self._out = av.open(self.tmp_path, mode="w", format=self.plan.container)
             self._video = VideoEncoder(self._out, self.plan, fmt, meta, cfg.threads)
@@ -188,6 +227,9 @@ class FileSink(Sink):
         except Exception as err:
             self._discard()
             raise SinkError(f"cannot create output '{path}' with {self.plan.codec}: {err}.") from err
+        except BaseException:
+            self._discard()
+            raise
 
     def write(self, frame: Frame) -> None:
         """Encodes one frame, then copies the audio up to its time."""
@@ -219,23 +261,29 @@ class FileSink(Sink):
         self._closed = True
         try:
             self._finish_container()
-        except Exception:
+        except BaseException:   # an encoder error, or a second stop signal during the flush
             self._discard()
             raise
+        if self.devnull:
+            self.final_path = self.path
+            return
         if self.written == 0:
             self._discard()
             raise SinkError(f"no frame was written, so '{self.path}' was not created.")
-        if os.path.exists(self.path) and not self.overwrite:
-            self._discard()
-            raise SinkError(f"output '{self.path}' appeared while streamdn was writing; it was left "
-                            f"untouched. Choose another name or pass overwrite=True to replace it.")
-        os.replace(self.tmp_path, self.path)
-        self.final_path = self.path
+        with protected():
+            if os.path.exists(self.path) and not self.overwrite:
+                self._discard()
+                raise SinkError(f"output '{self.path}' appeared while streamdn was writing; it was left "
+                                f"untouched. Choose another name or pass overwrite=True to replace it.")
+            os.replace(self.tmp_path, self.path)
+            self.final_path = self.path
 
     def keep_partial(self) -> str | None:
         """After an interruption: finish what was written and keep it as clip.partial.ext.
 
-        Returns the partial file's path, or None when nothing playable was written.
+        Returns the partial file's path, or None when nothing playable was written (or the
+        output is the null device). A second stop signal during the flush discards the file and
+        propagates.
         """
         if self._closed:
             return self.final_path
@@ -245,24 +293,29 @@ class FileSink(Sink):
         except Exception:
             self._discard()
             return None
-        if self.written == 0:
+        except BaseException:
+            self._discard()
+            raise
+        if self.written == 0 or self.devnull:
             self._discard()
             return None
         target = partial_name(self.path)
-        os.replace(self.tmp_path, target)
-        self.final_path = target
+        with protected():
+            os.replace(self.tmp_path, target)
+            self.final_path = target
         return target
 
     def _discard(self) -> None:
-        self._closed = True
-        out = getattr(self, "_out", None)
-        if out is not None:
-            try:
-                out.close()
-            except Exception:  # noqa: BLE001 - best effort while cleaning up after another error
-                pass
-        if os.path.exists(self.tmp_path):
-            os.remove(self.tmp_path)
+        with protected():   # a stop signal must not leave the temporary file behind
+            self._closed = True
+            out = getattr(self, "_out", None)
+            if out is not None:
+                try:
+                    out.close()
+                except Exception:  # noqa: BLE001 - best effort while cleaning up after another error
+                    pass
+            if not self.devnull and os.path.exists(self.tmp_path):
+                os.remove(self.tmp_path)
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         if et is None:

@@ -4,6 +4,7 @@ moving scene with chosen noise (the embedded default for the demo and the tests)
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -64,6 +65,22 @@ def _is_url(path: str) -> bool:
     return "://" in path
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for messages: "a FIFO", "a character device"..."""
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _has_alpha(pix_fmt: str) -> bool:
+    try:
+        return any(getattr(c, "is_alpha", False) for c in av.video.format.VideoFormat(pix_fmt).components)
+    except (ValueError, TypeError):
+        return False
+
+
 def _depth_of(pix_fmt: str) -> int:
     try:
         bits = max(c.bits for c in av.video.format.VideoFormat(pix_fmt).components)
@@ -98,6 +115,10 @@ class FileSource(Source):
             if os.path.isdir(path):
                 raise SourceError(f"input '{path}' is a folder; give a video file (a folder of videos "
                                   f"is a batch job).")
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise SourceError(f"input '{path}' is not a regular file: it is {file_kind(mode)}; streamdn reads "
+                                  f"video files or URLs here (a camera: streamdn live --camera N|DEVICE).")
             if not os.access(path, os.R_OK):
                 raise SourceError(f"input '{path}' is not readable; check its permissions.")
             if os.path.getsize(path) == 0:
@@ -117,6 +138,11 @@ class FileSource(Source):
             raise SourceError(f"input '{path}' has no video stream; give a video file.")
         self.stream = self._container.streams.video[0]
         cc = self.stream.codec_context
+        if cc is None:   # a codec this FFmpeg does not know (or a damaged codec tag)
+            tag = _codec_tag(self.stream)
+            self._container.close()
+            raise SourceError(f"input '{path}': its video stream's codec{tag} is one this FFmpeg build cannot "
+                              f"decode (unknown or damaged); convert it (e.g. to H.264) or check the file.")
         if cc.width <= 0 or cc.height <= 0 or cc.pix_fmt is None:
             self._container.close()
             raise SourceError(f"input '{path}': the video stream has no usable size or pixel format; "
@@ -148,6 +174,10 @@ class FileSource(Source):
         self.total_frames = min(frames, max_frames) if frames and max_frames else (frames or max_frames)
         self.audio_streams = [s for s in self._container.streams if s.type in ("audio", "subtitle")]
         self._closed = False
+        self._resized = False
+        if _has_alpha(cc.pix_fmt):
+            self._warn(f"input '{path}': its alpha channel ({cc.pix_fmt}) is dropped; streamdn denoises and "
+                       f"writes the picture only.")
 
     def __iter__(self) -> Iterator[Frame]:
         yield from self._decode()
@@ -180,6 +210,8 @@ class FileSource(Source):
                     self._warn(f"input '{self.path}': skipping undecodable data near frame {self.decoded} ({err}).")
                 continue
             for vf in decoded:
+                if (vf.width, vf.height) != (self.format.width, self.format.height):
+                    vf = self._rescale(vf)
                 if vf.pts is None:  # raw streams without timestamps: count frames
                     vf.pts = 0 if last_pts is None else last_pts + step
                 last_pts = vf.pts
@@ -189,6 +221,18 @@ class FileSource(Source):
                 if self.max_frames is not None and self.decoded >= self.max_frames:
                     return
 
+    def _rescale(self, vf: av.VideoFrame) -> av.VideoFrame:
+        """A frame whose size differs from the stream's (a resolution change mid-stream): scaled
+        to the stream's size, so that the output keeps one size; said once."""
+        if not self._resized:
+            self._resized = True
+            size = f"{self.format.width}x{self.format.height}"
+            self._warn(f"input '{self.path}': frame {self.decoded} is {vf.width}x{vf.height}, not the stream's "
+                       f"{size} (the size changes mid-stream); such frames are scaled to {size}.")
+        out = vf.reformat(width=self.format.width, height=self.format.height)
+        out.pts, out.time_base = vf.pts, vf.time_base
+        return out
+
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
         warn(message)
@@ -197,6 +241,15 @@ class FileSource(Source):
         if not self._closed:
             self._closed = True
             self._container.close()
+
+
+def _codec_tag(stream: object) -> str:
+    """" ('zzzz')" from the stream's codec tag when it is printable, else ""."""
+    try:
+        tag = str(getattr(stream, "codec_tag", "") or "")
+    except Exception:  # noqa: BLE001 - only for the message
+        return ""
+    return f" ('{tag}')" if tag and tag.isprintable() and tag.strip() else ""
 
 
 def _opt(cc: object, name: str) -> int | None:

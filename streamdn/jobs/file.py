@@ -70,21 +70,26 @@ def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite
             if stats_path is not None:
                 check_output_path(stats_path, overwrite=True)
             bar = progress_bar(src.total_frames, os.path.basename(input_path), quiet)
-            sink = FileSink(output_path, src.format, cfg.encode, meta=src.meta,
-                            copy_streams_from=input_path if src.audio_streams else None,
-                            trim_copied_streams=cfg.pipeline.frames is not None, overwrite=overwrite)
 
             def progress(_noisy: object, _clean: object) -> None:
                 bar.update(1)
                 if on_frame is not None:
                     on_frame(1)
 
-            pipe = Pipeline(src, [sink], denoiser=dn, queue_size=cfg.pipeline.queue_size, on_frame=progress)
+            sink: FileSink | None = None
+            pipe: Pipeline | None = None
             try:
-                with sink:
+                # Entered as soon as it exists: however the run ends, the temporary file goes.
+                with FileSink(output_path, src.format, cfg.encode, meta=src.meta,
+                              copy_streams_from=input_path if src.audio_streams else None,
+                              trim_copied_streams=cfg.pipeline.frames is not None, overwrite=overwrite) as sink:
+                    pipe = Pipeline(src, [sink], denoiser=dn, queue_size=cfg.pipeline.queue_size,
+                                    on_frame=progress)
                     stats = pipe.run(handle_signals=handle_signals)
             except KeyboardInterrupt as stop:
                 bar.close()
+                if sink is None or pipe is None:   # stopped before the run began
+                    raise
                 result = JobResult(sink.final_path, pipe.stats, interrupted=True)
                 stop.result = result  # type: ignore[attr-defined]
                 _save_stats(stats_path, pipe.stats, input_path, sink.final_path, cfg, sink)
@@ -94,6 +99,7 @@ def denoise_file(input_path: str, output_path: str, cfg: RunConfig, *, overwrite
     finally:
         if own:
             dn.close()
+    assert sink is not None
     if sink.final_path is None:
         raise SinkError(f"'{output_path}' was not written.")
     _save_stats(stats_path, stats, input_path, sink.final_path, cfg, sink)

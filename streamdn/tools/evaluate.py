@@ -29,6 +29,7 @@ from streamdn.data.synthetic import MovingScene, SceneConfig
 from streamdn.tools.report import Crops, write_markdown, write_report
 
 SYNTHETIC_SEED = 1000   # validation scenes use seeds 1000, 1001, ... (tuning used 0 and 1)
+MIN_SIZE = 16           # the smallest clip side evaluated (SSIM's window is 11x11)
 NOISY = "noisy"         # the pseudo-method row: the noisy input as the denoiser sees it
 
 
@@ -120,8 +121,8 @@ def _check(cfg: EvalConfig) -> None:
             raise ConfigError(f"eval: noise: {err}") from err
     if cfg.strength != "oracle":
         parse_strength(cfg.strength)
-    if cfg.size is not None and min(cfg.size) < 16:
-        raise ConfigError(f"eval: size={cfg.size}: width and height must be at least 16.")
+    if cfg.size is not None and min(cfg.size) < MIN_SIZE:
+        raise ConfigError(f"eval: size={cfg.size}: width and height must be at least {MIN_SIZE}.")
 
 
 # -- clips and noise ---------------------------------------------------------------------------
@@ -144,6 +145,10 @@ def load_clips(cfg: EvalConfig) -> list[Clip]:
             frames = [cv2.resize(f, cfg.size, interpolation=cv2.INTER_AREA) for f in frames]
         if len(frames) < 2:
             raise ConfigError(f"clip '{path}' has {len(frames)} frame(s); evaluation needs at least 2.")
+        h, w = frames[0].shape[:2]
+        if min(w, h) < MIN_SIZE:
+            raise ConfigError(f"clip '{path}' is {w}x{h}; evaluation needs at least {MIN_SIZE}x{MIN_SIZE} "
+                              f"(SSIM compares 11x11 windows): pass --size to resize it, e.g. --size 64x64.")
         clips.append(Clip(os.path.basename(path), frames, fps))
     return clips
 
@@ -319,9 +324,25 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
+def check_out_dir(out_dir: str) -> None:
+    """Refuses an output folder that exists as something else (a file, a device).
+
+    Raises:
+        ConfigError: `out_dir` exists and is not a folder.
+    """
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"--out '{out_dir}' exists and is not a folder; give a folder name (it is created "
+                          f"if missing).")
+
+
 def write_results(results: dict[str, Any], crops: Crops, out_dir: str, *, report: bool = True) -> list[str]:
     """Writes results.json, results.md and (report=True) report.html with its plot and crops.
-    Returns the paths written: results.json, results.md, then the report's files."""
+    Returns the paths written: results.json, results.md, then the report's files.
+
+    Raises:
+        ConfigError: `out_dir` exists and is not a folder (check_out_dir).
+    """
+    check_out_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "results.json")
     write_json(path, results)

@@ -253,11 +253,12 @@ def _worker_init(_: int) -> None:
 
     import numba
 
-    # Ctrl-C (and a SIGTERM sent to the group) reaches every process: only the training process
+    # Ctrl-C (and a SIGTERM or SIGHUP sent to the group) reaches every process: only the training process
     # acts on it (checkpoint, then exit) and shuts its workers down; a worker killed by it mid-batch
     # would make that shutdown fail. A worker still exits when the training process dies.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)   # a closed terminal: the training process checkpoints
     numba.set_num_threads(1)  # the kernels are tiny at crop size; leave the cores to the step
 
 
