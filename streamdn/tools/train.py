@@ -12,6 +12,7 @@ Validation runs the real inference path (Denoiser, blind noise estimate) every e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from streamdn.atomic import temp_path_for, write_json
 from streamdn.config import read_toml
 from streamdn.errors import ConfigError
 from streamdn.metrics import frame_scores
+from streamdn.signals import stop_on_signals
 
 
 @dataclass(frozen=True)
@@ -280,24 +282,6 @@ def _train_device(name: str) -> str:
     return name
 
 
-def _stop_on_sigterm() -> Any:
-    """Makes SIGTERM (`kill PID`, a scheduler's stop) end training like Ctrl-C: checkpoint, exit
-    130. Background runs need it: a shell starts background jobs with SIGINT ignored. Returns the
-    function that puts the previous handler back (a no-op off the main thread)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def stop(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # once: a second one must not break the clean-up
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up, then cosine decay to lr * lr_floor."""
     if step < cfg.warmup:
@@ -462,10 +446,16 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
     last_ckpt, recent = time.monotonic(), []
     deadline = time.monotonic() + 60.0 * minutes if minutes else math.inf
     net.train()
-    restore = _stop_on_sigterm()
+    # Ctrl-C, SIGTERM (`kill PID`, a scheduler's stop) and SIGHUP (a closed terminal) stop the run
+    # between two steps: checkpoint, then exit 130. Deferred to a step boundary, a signal never
+    # lands inside the data loader's or the checkpoint's own bookkeeping (which could hang the
+    # shutdown of the workers); a second one stops at once.
+    signals = contextlib.ExitStack()
+    stop = signals.enter_context(stop_on_signals())
     batches = iter(loader)
     try:
         for batch in batches:
+            stop.check()
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step)
             batch = {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in batch.items()}
@@ -499,6 +489,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
             elif time.monotonic() - last_ckpt > cfg.ckpt_every_s:
                 checkpoint()
                 last_ckpt = time.monotonic()
+            stop.check()
             if time.monotonic() > deadline:
                 if not quiet:
                     tqdm.write(f"stopping at step {step} after {minutes:g} min; run again to resume",
@@ -509,8 +500,8 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
         bar.close()
         raise
     finally:
-        del batches   # stops the data workers now, while SIGTERM still cannot cut that short
-        restore()
+        del batches   # stops the data workers now, while a signal still cannot cut that short
+        signals.close()
     bar.close()
     checkpoint()
     return out / "best.safetensors"
