@@ -19,6 +19,27 @@ IN_CH = 6
 SIGMA_CH = 3
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _frame_channels(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, i: int, j: int, spread: float,
+                    out: np.ndarray) -> None:
+    """The first 16 input channels at pixel (i, j): current, previous, noise map x 10 and the
+    motion cue, whose sigmas are scaled by `spread` (1 but for raw-state networks)."""
+    sy = sigma[i, j, 0]
+    su = sigma[i, j, 1]
+    sv = sigma[i, j, 2]
+    m = np.float32(0.0)
+    for c in range(IN_CH):
+        a = cur[i, j, c]
+        b = prev[i, j, c]
+        out[i, j, c] = a
+        out[i, j, IN_CH + c] = b
+        s = (sy if c < 4 else (su if c == 4 else sv)) * spread
+        m += abs(a - b) / (s + np.float32(2e-3))
+    out[i, j, 12] = sy * np.float32(10.0)
+    out[i, j, 13] = su * np.float32(10.0)
+    out[i, j, 14] = sv * np.float32(10.0)
+    out[i, j, 15] = m * np.float32(0.25 / IN_CH)
+
 @njit(parallel=True, cache=True, nogil=True)
 def step_input(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, hidden: np.ndarray,
                out: np.ndarray) -> np.ndarray:
@@ -39,24 +60,11 @@ def step_input(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, hidden: np.
     base = 2 * IN_CH + SIGMA_CH + 1
     for i in prange(h):
         for j in range(w):
-            sy = sigma[i, j, 0]
-            su = sigma[i, j, 1]
-            sv = sigma[i, j, 2]
-            m = np.float32(0.0)
-            for c in range(IN_CH):
-                a = cur[i, j, c]
-                b = prev[i, j, c]
-                out[i, j, c] = a
-                out[i, j, IN_CH + c] = b
-                s = sy if c < 4 else (su if c == 4 else sv)
-                m += abs(a - b) / (s + np.float32(2e-3))
-            out[i, j, 12] = sy * np.float32(10.0)
-            out[i, j, 13] = su * np.float32(10.0)
-            out[i, j, 14] = sv * np.float32(10.0)
-            out[i, j, 15] = m * np.float32(0.25 / IN_CH)
+            _frame_channels(cur, prev, sigma, i, j, np.float32(1.0), out)
             for c in range(k):
                 out[i, j, base + c] = hidden[i, j, c]
     return out
+
 
 
 @njit(inline="always", fastmath=True, cache=True, nogil=True)
@@ -120,21 +128,7 @@ def step_input_count(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count
             f = np.float32(1.0)
             if raw:
                 f = np.float32(np.sqrt(1.0 + 1.0 / max(count[i, j, 0], np.float32(1.0))))
-            sy = sigma[i, j, 0] * f
-            su = sigma[i, j, 1] * f
-            sv = sigma[i, j, 2] * f
-            m = np.float32(0.0)
-            for c in range(IN_CH):
-                a = cur[i, j, c]
-                b = prev[i, j, c]
-                out[i, j, c] = a
-                out[i, j, IN_CH + c] = b
-                s = sy if c < 4 else (su if c == 4 else sv)
-                m += abs(a - b) / (s + np.float32(2e-3))
-            out[i, j, 12] = sigma[i, j, 0] * np.float32(10.0)
-            out[i, j, 13] = sigma[i, j, 1] * np.float32(10.0)
-            out[i, j, 14] = sigma[i, j, 2] * np.float32(10.0)
-            out[i, j, 15] = m * np.float32(0.25 / IN_CH)
+            _frame_channels(cur, prev, sigma, i, j, f, out)
             out[i, j, 16] = np.float32(np.log1p(count[i, j, 0]) * 0.25)
             for c in range(k):
                 out[i, j, base + c] = hidden[i, j, c]
