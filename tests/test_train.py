@@ -296,3 +296,51 @@ def test_train_config_images(tmp_path: Path) -> None:
         load_train_config(None, {"images": [1]})
     with pytest.raises(ConfigError, match="list of folder names"):
         load_train_config(None, {"images": str(tmp_path)})
+
+
+def _raw_batch(frames: int = 3) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(1)
+    clean = render_clip(ClipSpec(frames=frames, size=(32, 32), speed=0.0, objects=0), rng)
+    noisy = noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng)
+    return {k: torch.from_numpy(v)[None] for k, v in packed_clip(clean, noisy).items()}
+
+
+@pytest.mark.parametrize("gate_from_state", [False, True])
+def test_gate_from_state_keeps_the_output_loss_off_the_gate(gate_from_state: bool) -> None:
+    """With gate_from_state the gate rows of the head get no gradient from the output's loss
+    (only the state loss trains them); the residual rows still learn from it."""
+    torch.manual_seed(0)
+    net = build("tdn_tiny", {"motion": True, "raw_state": True})
+    cfg = TrainConfig(arch="tdn_tiny", bf16=False, motion=True, raw_state=True, state_loss=0.0,
+                      gate_from_state=gate_from_state)
+    clip_loss(net, _raw_batch(), cfg).backward()
+    grad = net.head.weight.grad
+    gate = grad[6:12].abs().sum().item()
+    assert grad[:6].abs().sum().item() > 0
+    assert (gate == 0.0) if gate_from_state else (gate > 0.0)
+    # The state loss reaches the gate either way.
+    net.zero_grad()
+    clip_loss(net, _raw_batch(), replace(cfg, state_loss=1.0)).backward()
+    assert net.head.weight.grad[6:12].abs().sum().item() > 0
+
+
+def test_long_validation_clips() -> None:
+    from streamdn.data.clips import LONG_LABEL, long_validation_clips
+
+    clips = long_validation_clips(frames=6, size=(48, 64))
+    assert [c.noise for c in clips] == [LONG_LABEL, LONG_LABEL]
+    static, pan = clips
+    assert static.clean.shape == (6, 48, 64, 3)
+    assert np.array_equal(static.clean[0], static.clean[-1])
+    assert not np.array_equal(pan.clean[0], pan.clean[-1])
+    assert np.array_equal(long_validation_clips(frames=6, size=(48, 64))[1].noisy, pan.noisy)
+    with pytest.raises(ConfigError):
+        long_validation_clips(frames=1)
+
+
+def test_keep_steps_keeps_every_validated_step(tmp_path: Path) -> None:
+    cfg, clips = _tiny_run(tmp_path, steps=2, epoch_steps=1, batch=1, crop=32, val_frames=2, workers=0,
+                           keep_steps=True)
+    train(cfg, quiet=True, clips=clips)
+    for step in (1, 2):
+        assert read_metadata(tmp_path / "run" / f"step{step}.safetensors")["step"] == str(step)

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamdn.errors import ConfigError
 from streamdn.frames import bgr_to_yuv420
 from streamdn.kernels import block_noise_stats, estimate_sigma, fit_noise_curve, noise_map, pack_yuv420
 from streamdn.data.images import ImagePool
@@ -357,4 +358,23 @@ def validation_clips(frames: int = 16, size: tuple[int, int] = (192, 320),
         for k, (name, clean) in enumerate(scenes):
             rng = np.random.default_rng(np.random.SeedSequence((VAL_KEY, 1000 + 10 * j + k)))
             out.append(ValClip(f"{name}-{noise}", clean, noisy_clip(clean, parse_noise(noise), rng), noise))
+    return out
+
+
+LONG_LABEL = "long"
+
+
+def long_validation_clips(frames: int = 40, size: tuple[int, int] = (192, 320)) -> list[ValClip]:
+    """Two long validation shots where only a long temporal average does well: a static and a
+    slowly panning (0.4 px/frame, sub-pixel) scene of held-out natural images, Gaussian sigma 20,
+    labelled LONG_LABEL. From validation seeds of their own (the fixed set is unchanged)."""
+    if frames < 2:
+        raise ConfigError(f"long validation clips: frames={frames}; give at least 2.")
+    h, w = size
+    out = []
+    for i, speed in enumerate((0.0, 0.4)):
+        rng = np.random.default_rng(np.random.SeedSequence((VAL_KEY, 200 + i)))
+        clean = render_clip(ClipSpec(frames=frames, size=(h, w), speed=speed, objects=0), rng, held_out=True)
+        rng = np.random.default_rng(np.random.SeedSequence((VAL_KEY, 2000 + i)))
+        out.append(ValClip(f"long{i}-awgn20", clean, noisy_clip(clean, parse_noise("awgn20"), rng), LONG_LABEL))
     return out

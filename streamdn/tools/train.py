@@ -64,6 +64,17 @@ class TrainConfig:
         state_loss: weight of the L1 loss of the carried estimate (motion networks), which keeps
             it a clean picture whatever the display residual does (for a raw state: which
             rewards averaging as many frames as match, the gain of a Kalman filter).
+        gate_from_state: (raw-state networks) the gate learns from the state loss alone; the
+            output's loss trains the residual and the trunk but does not reach the gate. The
+            state is detached between frames, so the output's loss sees only what averaging buys
+            the current frame, which the residual's spatial cleaning can also buy: a gate trained
+            on it drifts toward caution, and every later frame pays (measured: docs/motion.md).
+            The state loss is minimised by the blend that leaves the carried average closest to
+            the clean frame, the gain a Kalman filter would choose, which all later frames inherit.
+        val_long: frames of two extra validation shots, scored as "long" and counted in the mean
+            that picks the best weights: a static and a slowly panning natural scene (held-out
+            images, Gaussian sigma 20), where only a long average does well. 0: none.
+        keep_steps: also keep the weights of every validated step as step<N>.safetensors.
         images: folders of photographs to train on, besides the built-in images
             (streamdn.data.images; scripts/get-training-images.sh builds one); a tenth of the
             files, chosen by name, is held out.
@@ -94,6 +105,9 @@ class TrainConfig:
     raw_state: bool = False
     frames: int = 0
     state_loss: float = 0.25
+    gate_from_state: bool = False
+    val_long: int = 0
+    keep_steps: bool = False
     images: list[str] = field(default_factory=list)
 
 
@@ -303,6 +317,7 @@ def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
     motion = bool(net.cfg.motion)
     warper = StateWarper() if motion else None
     count = net.zero_count(noisy[:, 0]) if motion else None
+    gate_alone = bool(cfg.gate_from_state and net.cfg.raw_state)
     loss = noisy.new_zeros(())
     last = None
     for t in range(noisy.shape[1]):
@@ -312,6 +327,9 @@ def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
         with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             step = net(noisy[:, t], sigma[:, t], prev, hidden, 1.0 if t else 0.0, count)
         out = step.out
+        if gate_alone:
+            # out = state + residual: the output's gradient reaches the residual, not the gate.
+            out = out - step.state + step.state.detach()
         loss = loss + (out - clean[:, t]).abs().mean()
         if motion:
             loss = loss + cfg.state_loss * (step.state - clean[:, t]).abs().mean()
@@ -431,7 +449,10 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
             print(f"resumed {ckpt} at step {step} (best val {best:.2f} dB)", file=sys.stderr)
     card = {"macs_per_px": f"{network_macs(net):.0f}", "params": str(count_params(net))}
     info = ModelInfo(cfg.arch, "network", "validation", temporal=True)
-    clips = clips if clips is not None else validation_clips(frames=cfg.val_frames)
+    if clips is None:
+        from streamdn.data.clips import long_validation_clips
+
+        clips = validation_clips(frames=cfg.val_frames) + (long_validation_clips(cfg.val_long) if cfg.val_long else [])
 
     def checkpoint() -> None:
         _save_checkpoint(ckpt, {"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
@@ -481,6 +502,9 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
                 if val["mean"]["psnr"] > best:
                     best = val["mean"]["psnr"]
                     save_weights(net, out / "best.safetensors", cfg.arch,
+                                 {**card, "step": str(step), "val": json.dumps(val), "train_config": json.dumps(asdict(cfg))})
+                if cfg.keep_steps:
+                    save_weights(net, out / f"step{step}.safetensors", cfg.arch,
                                  {**card, "step": str(step), "val": json.dumps(val), "train_config": json.dumps(asdict(cfg))})
                 _plot(history, out / "curve.png")
                 write_json(out / "history.json", history)
