@@ -159,6 +159,7 @@ class LiveConfig:
     fps: float | None = None     # requested capture rate
     fourcc: str = "MJPG"         # requested capture compression ("" keeps the camera's default)
     target_latency_ms: float = 100.0   # frames older than this are dropped when a newer one waits
+    camera_timeout: float = 10.0  # seconds a camera that stops delivering is waited for (0: until stopped)
     preview: str = "auto"        # "split" | "side" | "off" | "auto" (split when a display exists)
     virtual_camera: bool = False
     record: str | None = None    # also record the clean video to this file
@@ -170,6 +171,7 @@ class LiveConfig:
             parse_size(self.size, what="[live] size")
         _number("live", "fps", self.fps, 0, 1000, above=True, optional=True)
         _number("live", "target_latency_ms", self.target_latency_ms, 0, above=True)
+        _number("live", "camera_timeout", self.camera_timeout, 0)
         _choice("live", "preview", self.preview, ("auto", "split", "side", "off"))
 
 

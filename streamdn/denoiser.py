@@ -317,6 +317,12 @@ class Denoiser:
             self._tensor_path.reset()
         self._sigmas = None
 
+    def reset_noise_level(self) -> None:
+        """Forgets the running noise estimate alone (the next frame's blind estimate starts it
+        afresh): for a source whose noise may have changed while the temporal state is reset
+        elsewhere, e.g. a camera that came back after a gap (new exposure, new gain)."""
+        self._sigmas = None
+
     def close(self) -> None:
         """Frees the model's device memory. Idempotent."""
         self.model.close()

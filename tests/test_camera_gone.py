@@ -194,7 +194,15 @@ def test_live_cli_camera_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert probe(rec)["frames"] > 0
     assert json.loads(stats.read_text())["ended_by"] == "camera lost"
     assert main(["live", "--camera-timeout", "-1", "--preview", "off"]) == 2
-    assert "--camera-timeout -1" in capsys.readouterr().err
+    assert "--camera-timeout '-1" in capsys.readouterr().err
+    # The same from a config file ([live] camera_timeout); the flag wins over the file.
+    cfg = tmp_path / "live.toml"
+    cfg.write_text("[live]\ncamera_timeout = 1.2\n")
+    code = main(["live", "--config", str(cfg), "--record", str(tmp_path / "rec2.mp4"), "--preview", "off"])
+    assert code == 1 and "giving up after 1.2 s" in capsys.readouterr().err
+    cfg.write_text("[live]\ncamera_timeout = -3\n")
+    assert main(["live", "--config", str(cfg), "--preview", "off"]) == 2
+    assert "camera_timeout" in capsys.readouterr().err
 
 
 def test_end_of_a_file_is_a_normal_end(video: Any, tmp_path: Path) -> None:
@@ -224,6 +232,20 @@ def test_reset_at_gaps_starts_the_state_afresh() -> None:
     assert dn.resets == 1
     step(frames[4])
     assert dn.resets == 1                              # once per gap
+
+
+def test_reset_at_gaps_estimates_the_noise_afresh() -> None:
+    """A blind run: after a gap the noise level comes from the new frames alone (a camera that
+    comes back may have a new gain), so the first frame after it is denoised as a new stream's."""
+    noisy = list(SyntheticSource(SourceConfig(width=64, height=48, frames=4, sigma=40.0)))
+    quiet = list(SyntheticSource(SourceConfig(width=64, height=48, frames=1, sigma=5.0)))[0]
+    dn = live_job.ResetAtGaps(Denoiser())
+    for f in noisy:
+        f.extra[SEGMENT_KEY] = 0
+        dn.unpack(dn.forward(dn.pack(f)), f)
+    quiet.extra[SEGMENT_KEY] = 1
+    after = dn.unpack(dn.forward(dn.pack(quiet)), quiet).to_bgr()
+    assert np.array_equal(after, Denoiser()(quiet).to_bgr())
 
 
 class CountingSource(PacedSource):

@@ -58,7 +58,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     for key in ("codec", "crf", "preset", "lossless", "pix_fmt"):
         put("encode", key, getattr(args, key, None))
     put("pipeline", "frames", getattr(args, "frames", None))
-    for key in ("camera", "fps", "target_latency", "preview", "virtual_camera", "record", "stream"):
+    for key in ("camera", "fps", "target_latency", "camera_timeout", "preview", "virtual_camera", "record", "stream"):
         put("live", "target_latency_ms" if key == "target_latency" else key, getattr(args, key, None))
     if getattr(args, "command", None) == "live":
         put("live", "size", getattr(args, "size", None))
@@ -82,7 +82,8 @@ _FLAG_OF = {("model", "name"): "--model", ("model", "strength"): "--strength", (
             ("model", "impulses"): "--impulses", ("encode", "codec"): "--codec", ("encode", "crf"): "--crf",
             ("encode", "preset"): "--preset", ("encode", "pix_fmt"): "--pix-fmt", ("pipeline", "frames"): "--frames",
             ("live", "fps"): "--fps", ("live", "target_latency_ms"): "--target-latency", ("live", "size"): "--size",
-            ("live", "camera"): "--camera", ("source", "sigma"): "--sigma", ("source", "noise"): "--noise"}
+            ("live", "camera"): "--camera",
+            ("live", "camera_timeout"): "--camera-timeout", ("source", "sigma"): "--sigma", ("source", "noise"): "--noise"}
 
 
 def _as_flag_error(err: ConfigError, values: dict[str, dict[str, Any]]) -> ConfigError:

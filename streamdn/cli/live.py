@@ -27,7 +27,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument("--fps", type=float, help="requested camera frame rate")
     src.add_argument("--camera-timeout", type=float, metavar="SECONDS", dest="camera_timeout",
                      help="how long to wait for a camera that stops delivering frames (unplugged, driver reset) "
-                          "before ending the run, outputs finished (default 10; 0 waits until stopped)")
+                          "before ending the run, outputs finished (default 10; 0 waits until stopped; "
+                          "config: [live] camera_timeout)")
     src.add_argument("--list-cameras", action="store_true", help="list the cameras found and exit")
     out = p.add_argument_group("outputs")
     out.add_argument("--target-latency", type=float, metavar="MS", dest="target_latency",
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         ConfigError: --realtime without --source, or other bad flags (main() prints it and exits 2).
     """
     from streamdn.io.camera import list_cameras
-    from streamdn.jobs.live import CAMERA_TIMEOUT, open_live_source, run_live
+    from streamdn.jobs.live import open_live_source, run_live
 
     if args.list_cameras:
         cams = list_cameras()
@@ -66,10 +67,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK if cams else EXIT_FAILED
     if args.realtime and not args.source:
         raise ConfigError("--realtime paces a --source FILE; give one, or drop --realtime for the camera.")
-    timeout = CAMERA_TIMEOUT if args.camera_timeout is None else args.camera_timeout
-    if not 0 <= timeout < float("inf"):   # False for NaN too
-        raise ConfigError(f"--camera-timeout {args.camera_timeout}: give seconds >= 0 (0 waits until stopped).")
-    cfg = config_from(args)
+    cfg = config_from(args)   # checks --camera-timeout / [live] camera_timeout (seconds >= 0)
+    timeout = cfg.live.camera_timeout
     refuse_existing(cfg.live.record, args.overwrite)
     with open_live_source(cfg, args.source, args.realtime, args.synthetic, camera_timeout=timeout or None) as source:
         result = run_live(cfg, source, overwrite=args.overwrite, quiet=args.quiet, stats_path=args.stats,

@@ -70,8 +70,8 @@ class ResetAtGaps:
     """The Denoiser as a live run's pipeline drives it: the first frame it gets after a gap in the
     camera's frames (a new frame.extra[SEGMENT_KEY]) starts the temporal state afresh, as a scene
     cut does, since the past no longer matches what the camera sees. The reset happens in the
-    forward stage, in stream order, so frames still in flight keep their past. `resets` counts
-    them."""
+    forward stage, in stream order, so frames still in flight keep their past; the running noise
+    estimate restarts at the same frame, in the pack stage. `resets` counts them."""
 
     def __init__(self, denoiser: Denoiser) -> None:
         self.denoiser = denoiser
@@ -93,9 +93,14 @@ class ResetAtGaps:
         self.denoiser.reset()
 
     def pack(self, frame: Frame) -> object:
-        packed = self.denoiser.pack(frame)
         segment, self._segment = self._segment, frame.extra.get(SEGMENT_KEY)
-        return _AfterGap(packed) if segment is not None and self._segment != segment else packed
+        gap = segment is not None and self._segment != segment
+        if gap:
+            # A camera that comes back may have a new exposure and gain: its noise is estimated
+            # afresh from this frame on (packing runs in stream order, before the model's reset).
+            self.denoiser.reset_noise_level()
+        packed = self.denoiser.pack(frame)
+        return _AfterGap(packed) if gap else packed
 
     def forward(self, packed: object) -> object:
         if isinstance(packed, _AfterGap):
