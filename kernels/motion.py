@@ -966,3 +966,68 @@ def flow_maps(flow: np.ndarray, scale: int, gx: np.ndarray, gy: np.ndarray) -> N
                     gx[yy, xx] = np.float32(xx) + v
                 else:
                     gy[yy, xx] = np.float32(yy) + v
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def keep_still_blocks(cur: np.ndarray, prev: np.ndarray, flow: np.ndarray, block: int, rel: float,
+                      margin: float, small: float, still: np.ndarray) -> int:
+    """Sets the flow of a block to exactly zero where zero motion matches as well: a dense
+    flow between two noisy frames of a still scene is small noise, not zero, and a state
+    re-interpolated along it at every frame is softened step after step, so a still part
+    of the picture must not move at all.
+
+    A block keeps zero motion when its sum of absolute differences against `prev` at zero
+    motion is at most (1 + rel) times the one along the flow (bilinear samples of `prev`) plus
+    `margin` per pixel, and (unless it was still at the previous frame) its mean flow is under
+    `small` pixels in length; blocks that moved match clearly better along the flow, or move
+    further, and keep it. The hysteresis lets a still block stay still through the larger
+    flow noise of a noisy frame, while a slow pan, which matches almost as well at zero motion
+    on one frame but drifts away over several, keeps its motion.
+
+    Args:
+        cur, prev: (H, W) uint8 lumas (the flow's grid).
+        flow: (H, W, 2) float32 (dx, dy) from `cur` to `prev`, edited in place.
+        block: block side in pixels. rel: relative tolerance. margin: tolerance in luma levels
+            per pixel (about the noise's mean absolute difference times a small factor).
+        small: the longest mean flow of a block that may become still, in pixels.
+        still: (blocks_y, blocks_x) uint8, 1 where the block was still at the previous frame
+            (zeros for a new stream); updated in place.
+
+    Returns:
+        How many blocks were set still.
+    """
+    h, w = cur.shape
+    by, bx = (h + block - 1) // block, (w + block - 1) // block
+    flat = still.reshape(-1)
+    for b in prange(by * bx):
+        y0 = (b // bx) * block
+        x0 = (b % bx) * block
+        y1, x1 = min(y0 + block, h), min(x0 + block, w)
+        s0 = np.float32(0.0)
+        sf = np.float32(0.0)
+        mx = np.float32(0.0)
+        my = np.float32(0.0)
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                c = np.float32(cur[y, x])
+                s0 += abs(c - np.float32(prev[y, x]))
+                mx += flow[y, x, 0]
+                my += flow[y, x, 1]
+                px = min(max(np.float32(x) + flow[y, x, 0], np.float32(0.0)), np.float32(w - 1))
+                py = min(max(np.float32(y) + flow[y, x, 1], np.float32(0.0)), np.float32(h - 1))
+                ix, iy = min(int(px), w - 2), min(int(py), h - 2)
+                ix, iy = max(ix, 0), max(iy, 0)
+                tx, ty = px - np.float32(ix), py - np.float32(iy)
+                a = np.float32(prev[iy, ix]) + tx * (np.float32(prev[iy, ix + 1]) - np.float32(prev[iy, ix]))
+                d = np.float32(prev[iy + 1, ix]) + tx * (np.float32(prev[iy + 1, ix + 1]) - np.float32(prev[iy + 1, ix]))
+                sf += abs(c - (a + ty * (d - a)))
+        n = np.float32((y1 - y0) * (x1 - x0))
+        slow = flat[b] == 1 or mx * mx + my * my <= np.float32(small * small) * n * n
+        flat[b] = 0
+        if slow and s0 <= sf * np.float32(1.0 + rel) + np.float32(margin) * n:
+            flat[b] = 1
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    flow[y, x, 0] = np.float32(0.0)
+                    flow[y, x, 1] = np.float32(0.0)
+    return int(flat.sum())

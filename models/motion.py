@@ -15,12 +15,14 @@ the current frame was at (j + dx, i + dy) in the carried one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
 
 from streamdn.kernels import packed_luma
-from streamdn.kernels.motion import flow_maps, luma_plane, repack_luma
+from streamdn.kernels.motion import flow_maps, keep_still_blocks, luma_plane, repack_luma
 
 FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -101,20 +103,72 @@ def warp_features(x: np.ndarray, flow: np.ndarray, outside: float | None = None,
     return out
 
 
+@dataclass(frozen=True)
+class StillTest:
+    """When a block of the flow is set to zero motion (streamdn.kernels.motion.keep_still_blocks):
+    its zero-motion difference is at most (1 + rel) times the one along the flow plus `margin`
+    luma levels per pixel, and, unless it was still at the previous frame, its mean flow is
+    under `small` half-resolution pixels."""
+
+    rel: float = 0.0
+    margin: float = 0.25
+    small: float = 0.1
+
+
 class StateWarper:
     """Brings a motion network's carried state onto the current frame: flow from the current
     noisy frame to the carried estimate (on the half-resolution luma), then the estimate, the
     hidden features and the effective frame count warped along it (the count is 0 where the
-    carried state has no sample: those pixels restart from the current frame)."""
+    carried state has no sample: those pixels restart from the current frame).
 
-    def __init__(self, preset: str = "ultrafast") -> None:
+    Two things keep the flow of a noisy frame from softening a still picture (docs/motion.md,
+    "Still parts of the picture"): both lumas are smoothed a little before the flow (noise makes
+    DIS's patches match at small false offsets), and 8x8 blocks that match as well at zero motion
+    keep exactly zero motion (StillTest), so a still scene is never re-interpolated and its
+    average stays sharp however long it runs. Which blocks were still is remembered from frame to
+    frame, per stream (reset() forgets it: a new stream, a scene cut).
+    """
+
+    def __init__(self, preset: str = "ultrafast", *, presmooth: float = 1.0,
+                 still: StillTest | None = StillTest()) -> None:
+        """Args:
+            preset: the DIS preset (FLOW_PRESETS).
+            presmooth: sigma in pixels of the Gaussian blur of both lumas before the flow; 0: none.
+            still: the zero-motion test; None: the flow as estimated.
+        """
         self.flow = FlowEstimator(preset)
+        self.presmooth = float(presmooth)
+        self.still = still
+        self._still_maps: dict[int, np.ndarray] = {}
+
+    def reset(self) -> None:
+        """Forgets which blocks were still (a new stream, a scene cut)."""
+        self._still_maps.clear()
+
+    def estimate(self, cur: np.ndarray, state: np.ndarray, stream: int = 0) -> np.ndarray:
+        """The flow from packed `cur` to packed `state` ((H2, W2, 6) float32), with still blocks
+        at exactly zero: (H2, W2, 2) float32 in half-resolution pixels. `stream` keeps the
+        still blocks of several streams (a training batch) apart."""
+        lc, ls = packed_luma_u8(cur), packed_luma_u8(state)
+        if self.presmooth > 0.0:
+            flow = self.flow(cv2.GaussianBlur(lc, (0, 0), self.presmooth),
+                             cv2.GaussianBlur(ls, (0, 0), self.presmooth))
+        else:
+            flow = self.flow(lc, ls)
+        if self.still is not None:
+            grid = ((lc.shape[0] + 7) // 8, (lc.shape[1] + 7) // 8)
+            still = self._still_maps.get(stream)
+            if still is None or still.shape != grid:
+                still = self._still_maps[stream] = np.zeros(grid, np.uint8)
+            keep_still_blocks(lc, ls, flow, 8, self.still.rel, self.still.margin, self.still.small, still)
+        return flow
 
     def __call__(self, cur: np.ndarray, state: np.ndarray, hidden: np.ndarray,
-                 count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 count: np.ndarray, stream: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Args: (H2, W2, C) float32 arrays: cur and state packed (C = 6), hidden (C = k),
-        count (C = 1). Returns the warped state, hidden and count."""
-        flow = self.flow(packed_luma_u8(cur), packed_luma_u8(state))
+        count (C = 1); the stream's index (see estimate). Returns the warped state, hidden and
+        count."""
+        flow = self.estimate(cur, state, stream)
         maps = _maps(flow, 1)
         return (warp_packed(state, flow, maps), warp_features(hidden, flow, maps=maps),
                 warp_features(count, flow, outside=0.0, maps=maps))
@@ -122,10 +176,10 @@ class StateWarper:
     def warp_tensors(self, cur: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor,
                      count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The same on (N, C, H2, W2) tensors (any device; the warp runs on the host, one
-        sample at a time). Returns float32 tensors on the inputs' device."""
+        sample at a time; sample i is stream i). Returns float32 tensors on the inputs' device."""
         outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for i in range(cur.shape[0]):
             arrs = [t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (cur, state, hidden, count)]
-            outs.append(self(*arrs))
+            outs.append(self(*arrs, stream=i))
         return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(cur.device)
                      for k in range(3))  # type: ignore[return-value]

@@ -198,6 +198,7 @@ class NetworkModel(FrameModel):
             has_prev = 0.0
             if self._warper is not None:
                 count = self.net.zero_count(cur)
+                self._warper.reset()
         else:
             prev, hidden = self._state[:2]
             has_prev = 1.0
@@ -277,6 +278,8 @@ class NetworkModel(FrameModel):
     def reset(self) -> None:
         self._state = None
         self._last_luma = None
+        if self._warper is not None:
+            self._warper.reset()
 
     def clone(self) -> NetworkModel:
         """The same network (shared, not copied) and settings with no temporal state."""

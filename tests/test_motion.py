@@ -227,3 +227,82 @@ def test_flow_maps_and_luma_plane_match_their_numpy_references() -> None:
     assert y[1, 0] == packed[0, 0, 2] and y[2 * h - 1, 2 * w - 1] == packed[h - 1, w - 1, 3]
     back = repack_luma(y, np.ascontiguousarray(packed[..., 4:]), np.empty_like(packed))
     np.testing.assert_array_equal(back, packed)
+
+
+def _still_ref(cur: np.ndarray, prev: np.ndarray, flow: np.ndarray, block: int, rel: float, margin: float,
+               small: float, still: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy reference of keep_still_blocks: the edited flow and still map."""
+    h, w = cur.shape
+    flow, still = flow.copy(), still.copy()
+    c, p = cur.astype(np.float64), prev.astype(np.float64)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    px = np.clip(xx + flow[..., 0], 0, w - 1)
+    py = np.clip(yy + flow[..., 1], 0, h - 1)
+    ix, iy = np.clip(px.astype(int), 0, w - 2), np.clip(py.astype(int), 0, h - 2)
+    tx, ty = px - ix, py - iy
+    top = p[iy, ix] + tx * (p[iy, ix + 1] - p[iy, ix])
+    bot = p[iy + 1, ix] + tx * (p[iy + 1, ix + 1] - p[iy + 1, ix])
+    along = np.abs(c - (top + ty * (bot - top)))
+    zero = np.abs(c - p)
+    for by in range(still.shape[0]):
+        for bx in range(still.shape[1]):
+            sl = np.s_[by * block:(by + 1) * block, bx * block:(bx + 1) * block]
+            n = zero[sl].size
+            mean = flow[sl].reshape(-1, 2).mean(0)
+            slow = still[by, bx] == 1 or float(np.hypot(*mean)) <= small
+            ok = slow and zero[sl].sum() <= along[sl].sum() * (1 + rel) + margin * n
+            still[by, bx] = int(ok)
+            if ok:
+                flow[sl] = 0.0
+    return flow, still
+
+
+def _noisy_luma(rng: np.random.Generator, img: np.ndarray, sigma: float) -> np.ndarray:
+    return np.clip(img + rng.normal(0, sigma, img.shape) + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_keep_still_blocks_matches_its_reference() -> None:
+    from streamdn.kernels.motion import keep_still_blocks
+
+    rng = np.random.default_rng(3)
+    img = _texture(rng, 36, 44)
+    cur, prev = _noisy_luma(rng, img, 8.0), _noisy_luma(rng, _shift(img, 0.6, 0.0), 3.0)
+    flow = rng.normal(0, 0.3, (36, 44, 2)).astype(np.float32)
+    still = (rng.random((5, 6)) < 0.5).astype(np.uint8)
+    want_flow, want_still = _still_ref(cur, prev, flow, 8, 0.02, 0.25, 0.1, still)
+    got_flow, got_still = flow.copy(), still.copy()
+    n = keep_still_blocks(cur, prev, got_flow, 8, 0.02, 0.25, 0.1, got_still)
+    assert np.array_equal(got_still, want_still) and n == int(want_still.sum())
+    assert 0 < n < still.size                          # both outcomes occur in this case
+    np.testing.assert_array_equal(got_flow, want_flow)
+
+
+def test_still_scene_keeps_zero_motion_and_a_pan_keeps_its_flow() -> None:
+    """The warper's flow between noisy frames of a still picture is exactly zero in most
+    blocks after a few frames (no re-interpolation), where the plain flow is noise everywhere;
+    between frames of a 1-pixel pan it stays near the pan."""
+    from streamdn.models.motion import StateWarper
+
+    rng = np.random.default_rng(4)
+    img = _texture(rng, 96, 128) * 255.0
+
+    def packed(luma: np.ndarray) -> np.ndarray:
+        out = np.empty((48, 64, 6), np.float32)
+        out[..., 0], out[..., 1] = luma[0::2, 0::2], luma[0::2, 1::2]
+        out[..., 2], out[..., 3] = luma[1::2, 0::2], luma[1::2, 1::2]
+        out[..., 4:] = 0.5
+        return out
+
+    warper = StateWarper()
+    state = packed(img / 255.0)
+    plain = StateWarper(presmooth=0.0, still=None)
+    for _ in range(4):
+        noisy = packed(_noisy_luma(rng, img, 20.0) / 255.0)
+        flow, raw = warper.estimate(noisy, state), plain.estimate(noisy, state)
+    assert (flow == 0.0).all(axis=-1).mean() > 0.6
+    assert (raw == 0.0).all(axis=-1).mean() < 0.1
+    warper.reset()
+    moved = packed(_shift(img, 2.0, 0.0) / 255.0)      # 2 full-resolution px = 1 packed px
+    for w in (warper, plain):
+        f = w.estimate(packed(_noisy_luma(rng, img, 20.0) / 255.0), moved)
+        assert abs(float(np.median(f[8:-8, 8:-8, 0])) - 1.0) < 0.2
