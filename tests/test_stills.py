@@ -213,3 +213,113 @@ def test_damaged_raw_file(tmp_path: Path, dn: Denoiser) -> None:
     with pytest.raises(SourceError, match=r"bad\.nef' could not be decoded as a camera raw file"):
         denoise_still(tmp_path / "bad.nef", tmp_path / "out.tif", denoiser=dn)
     assert not (tmp_path / "out.tif").exists()
+
+
+# -- EXIF directories through every format -------------------------------------------------------
+
+Rational = pytest.importorskip("PIL.TiffImagePlugin").IFDRational
+
+
+def camera_exif(maker_note: bool = True) -> bytes:
+    """What a camera writes: main tags, an EXIF IFD (exposure, ISO, aperture, lens, with an
+    interoperability IFD and a maker note) and a GPS IFD."""
+    ex = Image.Exif()
+    ex[0x0112] = 6
+    ex[0x010F] = "TestMake"
+    ex[0x0131] = "Camera firmware 1.2"
+    exif_ifd = {0x829A: Rational(1, 250), 0x8827: 800, 0x829D: Rational(28, 10), 0xA434: "TestLens 50mm F1.8",
+                0xA432: (Rational(50, 1), Rational(50, 1), Rational(18, 10), Rational(18, 10)),
+                0x9003: "2024:05:06 07:08:09", 0xA005: {0x0001: "R98"}}
+    if maker_note:
+        exif_ifd[0x927C] = b"PRIVATE\x00" + bytes(range(40))
+    ex[0x8769] = exif_ifd
+    ex[0x8825] = {0x0001: "N", 0x0002: (Rational(51, 1), Rational(30, 1), Rational(1234, 100))}
+    return ex.tobytes()
+
+
+def assert_camera_exif(path: Path, *, maker_note: bool) -> None:
+    """The EXIF of `path` (read by Pillow) holds everything camera_exif wrote."""
+    with Image.open(path) as im:
+        ex = im.getexif()
+        assert ex[0x0112] == 6 and ex[0x010F] == "TestMake" and ex[0x0131] == "Camera firmware 1.2"
+        sub = ex.get_ifd(0x8769)
+        assert sub[0x829A] == pytest.approx(1 / 250) and sub[0x8827] == 800 and sub[0x829D] == pytest.approx(2.8)
+        assert sub[0xA434] == "TestLens 50mm F1.8" and sub[0x9003] == "2024:05:06 07:08:09"
+        assert [float(v) for v in sub[0xA432]] == pytest.approx([50, 50, 1.8, 1.8])
+        assert ex.get_ifd(0xA005).get(0x0001) == "R98"
+        assert (0x927C in sub) == maker_note
+        gps = ex.get_ifd(0x8825)
+        assert gps[0x0001] == "N" and [float(v) for v in gps[0x0002]] == pytest.approx([51, 30, 12.34])
+
+
+def test_exif_directories_survive_jpeg_png_webp_unchanged(tmp_path: Path) -> None:
+    """JPEG, PNG (8 and 16 bits) and WebP carry the EXIF block byte for byte, maker note and all."""
+    _, noisy = noisy_scene(32, 48, 10)
+    Image.fromarray(noisy).save(tmp_path / "in.jpg", quality=95, exif=camera_exif())
+    still = read_still(tmp_path / "in.jpg")
+    for name, pic in (("out.jpg", still), ("out.png", still), ("out.webp", still),
+                      ("out16.png", still.with_rgb(still.rgb.astype(np.uint16) * 257))):
+        write_still(pic, tmp_path / name)
+        assert_camera_exif(tmp_path / name, maker_note=True)
+        assert read_still(tmp_path / name).exif == still.exif
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_tiff_keeps_the_exif_gps_and_interop_directories(tmp_path: Path, depth: int) -> None:
+    """JPEG -> TIFF -> TIFF -> JPEG: exposure, ISO, lens, GPS and interop survive every step (the
+    maker note, which breaks when moved, is left out of TIFF); other readers see them too."""
+    _, noisy = noisy_scene(32, 48, 10, np.uint8 if depth == 8 else np.uint16)
+    src = Still(noisy, exif=camera_exif(), source="JPEG")
+    write_still(src, tmp_path / "a.tif")
+    assert_camera_exif(tmp_path / "a.tif", maker_note=False)
+    with tifffile.TiffFile(tmp_path / "a.tif") as tf:          # an independent reader of TIFF
+        page = tf.pages[0]
+        assert page.asarray().tolist() == noisy.tolist()
+        exif = page.tags["ExifTag"].value
+        assert exif["ExposureTime"] == (1, 250) and exif["ISOSpeedRatings"] == 800
+        assert page.tags["GPSTag"].value["GPSLatitudeRef"] == "N"
+        assert page.tags["Software"].value == "Camera firmware 1.2"   # not tifffile's own name
+    again = read_still(tmp_path / "a.tif")
+    write_still(again, tmp_path / "b.tif")
+    assert_camera_exif(tmp_path / "b.tif", maker_note=False)
+    write_still(read_still(tmp_path / "b.tif"), tmp_path / "c.jpg")
+    assert_camera_exif(tmp_path / "c.jpg", maker_note=False)
+
+
+def test_tiff_without_exif_names_no_software(tmp_path: Path) -> None:
+    _, noisy = noisy_scene(16, 16, 10)
+    write_still(Still(noisy), tmp_path / "a.tif")
+    with tifffile.TiffFile(tmp_path / "a.tif") as tf:
+        assert "Software" not in tf.pages[0].tags and "ExifTag" not in tf.pages[0].tags
+
+
+def test_exif_directories_of_tiffs_from_other_writers(tmp_path: Path) -> None:
+    """A big-endian TIFF and one written by Pillow (whose interop pointer is stale): the EXIF
+    directories are read, a broken one is left out, the pixels are denoised regardless."""
+    _, noisy = noisy_scene(32, 48, 10)
+    Image.fromarray(noisy).save(tmp_path / "pil.tif", exif=camera_exif(maker_note=False))
+    tifffile.imwrite(tmp_path / "be.tif", noisy, photometric="rgb", byteorder=">")
+    from streamdn.io.stills import _add_tiff_ifds
+
+    _add_tiff_ifds(str(tmp_path / "be.tif"), {0x8769: {0x829A: Rational(1, 60), 0x8827: 3200}})
+    for name, exposure, iso in (("pil.tif", 1 / 250, 800), ("be.tif", 1 / 60, 3200)):
+        still = read_still(tmp_path / name)
+        assert still.rgb.tolist() == noisy.tolist()
+        write_still(still, tmp_path / f"out-{name}")
+        with Image.open(tmp_path / f"out-{name}") as im:
+            sub = im.getexif().get_ifd(0x8769)
+            assert sub[0x829A] == pytest.approx(exposure) and sub[0x8827] == iso
+
+
+def test_raw_exif_directory_reaches_the_tiff(tmp_path: Path, dn: Denoiser) -> None:
+    pytest.importorskip("rawpy")
+    from streamdn.io.stills import _add_tiff_ifds
+
+    src = write_dng(tmp_path / "in.dng", 64, 80, noise=0.05)
+    _add_tiff_ifds(str(src), {0x8769: {0x829A: Rational(1, 30), 0x8827: 6400, 0x927C: b"private"}})
+    denoise_still(src, tmp_path / "out.tif", denoiser=dn)
+    with Image.open(tmp_path / "out.tif") as im:
+        ex = im.getexif()
+        sub = ex.get_ifd(0x8769)
+        assert ex[0x010F] == "streamdn" and ex.get(0x0112, 1) == 1
+        assert sub[0x829A] == pytest.approx(1 / 30) and sub[0x8827] == 6400 and 0x927C not in sub

@@ -1,8 +1,8 @@
-"""Many files and long files: every video found in files, folders and globs, cleaned with the
-same settings into a mirror of the input tree by an executor (this process, local processes or
-Ray). Done outputs are skipped (so a killed batch resumes), a failing file does not stop the
-others, long files can be split at keyframes and joined by stream copy. `streamdn batch` is the
-command line over this module (streamdn.cli.batch)."""
+"""Many files and long files: every video and picture (photograph or camera raw file) found in
+files, folders and globs, cleaned with the same settings into a mirror of the input tree by an
+executor (this process, local processes or Ray). Done outputs are skipped (so a killed batch
+resumes), a failing file does not stop the others, long videos can be split at keyframes and
+joined by stream copy. `streamdn batch` is the command line over this module (streamdn.cli.batch)."""
 
 from __future__ import annotations
 
@@ -14,29 +14,43 @@ from typing import Any
 
 from streamdn.atomic import write_json
 from streamdn.batch.executors import Executor, Handle, InlineExecutor
-from streamdn.batch.tasks import FILE, JOIN, SEGMENT, Options, Task, TaskResult, clean_leftovers, plan_file
+from streamdn.batch.tasks import FILE, JOIN, SEGMENT, STILL, Options, Task, TaskResult, clean_leftovers, plan_file
 from streamdn.config import RunConfig, to_dict
 from streamdn.errors import ConfigError, StreamdnError
 from streamdn.io.encoding import CONTAINERS
 from streamdn.io.sinks import partial_name
 from streamdn.io.sources import file_kind
+from streamdn.io.stills import RAW_EXTENSIONS, STILL_FORMATS, is_still
 from streamdn.signals import StopRequest
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
                               ".mpeg", ".wmv", ".flv", ".3gp", ".mxf", ".nut", ".dv", ".y4m", ".ogv"})
+# Pictures: what streamdn.io.stills reads (photographs and camera raw files).
+PICTURE_EXTENSIONS = frozenset(STILL_FORMATS) | RAW_EXTENSIONS
+# still_format -> the extension of every picture's output ("same" keeps a picture's own format
+# and writes camera raw files as 16-bit TIFF).
+STILL_OUTPUT_EXTENSIONS = {"png": ".png", "tiff": ".tif", "tif": ".tif", "jpg": ".jpg", "jpeg": ".jpg",
+                           "webp": ".webp"}
+STILL_FORMAT_CHOICES = ("same", "png", "tiff", "jpg", "webp")
 
 
 @dataclass(frozen=True)
 class Item:
-    """One input video and where its output goes (absolute paths)."""
+    """One input (a video or a picture) and where its output goes (absolute paths)."""
 
     input: str
     output: str
 
+    @property
+    def kind(self) -> str:
+        """"picture" (by its extension: a photograph or camera raw file) or "video"."""
+        return "picture" if is_still(self.input) else "video"
+
 
 @dataclass
 class FileReport:
-    """The outcome for one input: status is "done", "skipped" (output already there) or "failed"."""
+    """The outcome for one input: status is "done", "skipped" (output already there) or "failed";
+    kind is "video" or "picture" (whose frames is 1 when done)."""
 
     input: str
     output: str
@@ -45,11 +59,12 @@ class FileReport:
     frames: int = 0
     seconds: float = 0.0
     segments: int = 1
+    kind: str = "video"
 
 
 @dataclass
 class BatchReport:
-    """The whole batch: per-file outcomes, frames written, wall time (s) and where it ran."""
+    """The whole batch: per-file outcomes, video frames written, wall time (s) and where it ran."""
 
     files: list[FileReport] = field(default_factory=list)
     frames: int = 0
@@ -63,8 +78,13 @@ class BatchReport:
         return sum(f.status == status for f in self.files)
 
     @property
+    def pictures(self) -> int:
+        """Pictures written."""
+        return sum(f.status == "done" and f.kind == "picture" for f in self.files)
+
+    @property
     def fps(self) -> float:
-        """Frames written per second of wall time."""
+        """Video frames written per second of wall time (pictures' time included)."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -83,37 +103,71 @@ def _glob_root(pattern: str) -> str:
 
 
 def _walk(folder: str, outdir: str) -> list[str]:
-    """Video files under `folder`, recursively, skipping hidden names and the output folder."""
+    """Video and picture files under `folder`, recursively, skipping hidden names and the output
+    folder."""
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
                          and os.path.abspath(os.path.join(root, d)) != outdir)
         found += [os.path.join(root, f) for f in sorted(files)
-                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in VIDEO_EXTENSIONS]
+                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in _SEARCHED]
     return found
 
 
-def output_name(rel: str, ext: str | None) -> str:
-    """The output's path relative to OUTDIR: the input's, with `ext` or, when streamdn cannot
-    write the input's container, .mkv."""
+_SEARCHED = VIDEO_EXTENSIONS | PICTURE_EXTENSIONS
+
+
+def output_name(rel: str, ext: str | None, still_format: str = "same") -> str:
+    """The output's path relative to OUTDIR: the input's, with a new extension where needed.
+
+    A video gets `ext` or, without it, keeps its own unless streamdn cannot write that container
+    (then .mkv). A picture (streamdn.io.stills.is_still) gets the extension of `still_format`
+    (see STILL_OUTPUT_EXTENSIONS); "same" keeps a JPEG, PNG, TIFF or WebP picture's own
+    extension and writes a camera raw file as .tif (16 bits per channel).
+    """
     stem, old = os.path.splitext(rel)
+    if is_still(rel):
+        if still_format == "same":
+            return rel if old.lower() in STILL_FORMATS else stem + ".tif"
+        return stem + STILL_OUTPUT_EXTENSIONS[still_format]
     if ext:
         return stem + (ext if ext.startswith(".") else f".{ext}")
     return rel if old.lower() in CONTAINERS else stem + ".mkv"
 
 
-def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None) -> tuple[list[Item], list[FileReport]]:
-    """Expands files, folders (recursively) and globs into (input, output) pairs.
-
-    A folder's videos keep their paths below it under OUTDIR; a glob's, their paths below its
-    leading folder; a file goes to OUTDIR directly. Hidden files and OUTDIR itself are skipped.
-
-    Returns:
-        The items, and a failed FileReport for each input that does not exist.
+def check_output_choices(ext: str | None, still_format: str) -> None:
+    """Checks the videos' `ext` and the pictures' `still_format` (see output_name).
 
     Raises:
-        ConfigError: nothing found, or two inputs would write the same output.
+        ConfigError: an unknown still_format, or an ext that names a picture format.
     """
+    if still_format not in STILL_OUTPUT_EXTENSIONS and still_format != "same":
+        raise ConfigError(f"still_format='{still_format}': give one of {', '.join(STILL_FORMAT_CHOICES)}.")
+    if ext and ("." + ext.lstrip(".")).lower() in PICTURE_EXTENSIONS:
+        raise ConfigError(f"ext='{ext}' is a picture format: ext sets the videos' container; the pictures' "
+                          f"format is still_format (e.g. still_format='{ext.lstrip('.').lower()}').")
+
+
+def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None,
+                still_format: str = "same") -> tuple[list[Item], list[FileReport]]:
+    """Expands files, folders (recursively) and globs into (input, output) pairs.
+
+    Folders and globs are searched for videos (VIDEO_EXTENSIONS) and pictures
+    (PICTURE_EXTENSIONS); a file named directly is taken whatever its extension (a picture by
+    its extension, else a video). A folder's files keep their paths below it under OUTDIR; a
+    glob's, their paths below its leading folder; a file goes to OUTDIR directly. Output names
+    follow output_name (`ext` for videos, `still_format` for pictures). Hidden files and OUTDIR
+    itself are skipped.
+
+    Returns:
+        The items, and a failed FileReport for each input that does not exist or whose output
+        would be the input itself.
+
+    Raises:
+        ConfigError: nothing found, a bad ext or still_format, or two inputs would write the
+            same output.
+    """
+    check_output_choices(ext, still_format)
     outdir = os.path.abspath(outdir)
     items: dict[str, Item] = {}
     missing: list[FileReport] = []
@@ -136,15 +190,22 @@ def find_inputs(inputs: list[str], outdir: str, *, ext: str | None = None) -> tu
             continue
         for path, rel in pairs:
             key = os.path.realpath(path)   # the same file named twice is cleaned once
-            out = os.path.join(outdir, output_name(rel, ext))
+            out = os.path.join(outdir, output_name(rel, ext, still_format))
+            if os.path.realpath(out) == key:
+                missing.append(FileReport(path, "", "failed", f"its output would be '{path}' itself; give an "
+                                                              f"output folder other than the input's.",
+                                          kind=Item(path, out).kind))
+                continue
             clash = next((i for k, i in items.items() if i.output == out and k != key), None)
             if clash is not None:
                 raise ConfigError(f"'{path}' and '{clash.input}' would both be written to '{out}'; "
                                   f"run them in separate batches or rename one.")
             items.setdefault(key, Item(os.path.abspath(path), out))
     if not items and not missing:
-        raise ConfigError(f"no video found in {' '.join(inputs)}; folders and globs are searched for "
-                          f"{' '.join(sorted(VIDEO_EXTENSIONS))} files (name files directly to take any other).")
+        raise ConfigError(f"no video found in {' '.join(inputs)} (nor any picture); folders and globs are "
+                          f"searched for {' '.join(sorted(VIDEO_EXTENSIONS))} videos, "
+                          f"{' '.join(sorted(STILL_FORMATS))} pictures and camera raw files (name files "
+                          f"directly to take any other).")
     return list(items.values()), missing
 
 
@@ -155,8 +216,9 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
               report: BatchReport | None = None, stop: StopRequest | None = None) -> BatchReport:
     """Cleans every item with `executor` (InlineExecutor, ProcessExecutor or RayExecutor).
 
-    Inputs are checked (header only) up front; each is planned (keyframes read, parts found)
-    only when the workers need more work, so the first tasks start at once. Segment tasks of a
+    Videos are checked (header only) up front; each input is planned (keyframes read, parts
+    found) only when the workers need more work, so the first tasks start at once. A picture is
+    one task and counts as one frame on the progress bar. Segment tasks of a
     long file run in parallel; its join is submitted when all of them have succeeded. At most
     2 x `executor.workers` tasks are in flight.
 
@@ -176,10 +238,14 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
     todo: list[Item] = []
     total = 0
     for item in items:
-        rep = reports[item.output] = FileReport(item.input, item.output)
+        rep = reports[item.output] = FileReport(item.input, item.output, kind=item.kind)
         report.files.append(rep)
         if os.path.exists(item.output) and not opts.overwrite:
             rep.status, rep.reason = "skipped", "output already exists"
+            continue
+        if rep.kind == "picture":   # read whole by its task: a damaged one fails there
+            total += 1
+            todo.append(item)
             continue
         try:
             with FileSource(item.input) as src:
@@ -250,7 +316,7 @@ def run_batch(items: list[Item], cfg: RunConfig, executor: Executor, opts: Optio
     finally:
         bar.close()
         report.seconds = time.perf_counter() - start
-        report.frames = sum(f.frames for f in report.files if f.status == "done")
+        report.frames = sum(f.frames for f in report.files if f.status == "done" and f.kind == "video")
     return report
 
 
@@ -284,7 +350,7 @@ def _record(result: TaskResult, rep: FileReport, bar: Any, already: int) -> None
     rep.seconds += result.seconds
     if not result.ok:
         rep.status, rep.reason = "failed", result.error
-    elif rep.status != "failed" and result.task.kind in (FILE, JOIN):
+    elif rep.status != "failed" and result.task.kind in (FILE, JOIN, STILL):
         rep.status, rep.frames = "done", result.frames
         clean_leftovers(rep.output)   # a dead attempt's temporary file, now that the output is complete
 
@@ -304,11 +370,17 @@ def discard_unfinished(report: BatchReport) -> None:
 
 
 def summary(report: BatchReport) -> str:
-    """A few lines: done / skipped / failed with reasons, frames and overall fps."""
+    """A few lines: done / skipped / failed with reasons, frames (and pictures), overall fps."""
     workers = f"{report.workers} worker{'s' * (report.workers > 1)}"
+    pictures = report.pictures
+    if not pictures:
+        written = f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps)"
+    elif not report.frames:
+        written = f"{pictures} picture{'s' * (pictures != 1)} in {report.seconds:.1f} s"
+    else:
+        written = f"{report.frames} frames and {pictures} picture{'s' * (pictures != 1)} in {report.seconds:.1f} s"
     lines = [(f"streamdn batch: {report.count('done')} done, {report.count('skipped')} skipped, "
-              f"{report.count('failed')} failed; {report.frames} frames in {report.seconds:.1f} s "
-              f"({report.fps:.1f} fps) on {report.backend} ({workers})")]
+              f"{report.count('failed')} failed; {written} on {report.backend} ({workers})")]
     lines += [f"  failed {f.input}: {f.reason}" for f in report.files if f.status == "failed"]
     if report.interrupted:
         lines.append("  interrupted: run the same batch again to resume (finished outputs are kept).")
@@ -316,10 +388,11 @@ def summary(report: BatchReport) -> str:
 
 
 def write_report(path: str, report: BatchReport, cfg: RunConfig) -> None:
-    """Writes the report as JSON, atomically: counts, frames, seconds, fps, where it ran, every
-    file's outcome and the resolved config."""
+    """Writes the report as JSON, atomically: counts, video frames, pictures, seconds, fps, where
+    it ran, every file's outcome and the resolved config."""
     write_json(path, {
         "done": report.count("done"), "skipped": report.count("skipped"), "failed": report.count("failed"),
-        "frames": report.frames, "seconds": round(report.seconds, 3), "fps": round(report.fps, 3),
+        "frames": report.frames, "pictures": report.pictures, "seconds": round(report.seconds, 3),
+        "fps": round(report.fps, 3),
         "backend": report.backend, "workers": report.workers, "interrupted": report.interrupted,
         "files": [asdict(f) for f in report.files], "config": to_dict(cfg)})

@@ -1,7 +1,8 @@
-"""Units of batch work and what a worker does with one: a whole file, one segment of a long
-file, or the join of its segments. Tasks name files on storage every worker sees (never frames);
-each worker process loads the model once and keeps it for every task it runs. Planning turns an
-input into its tasks, reusing the parts a killed run finished."""
+"""Units of batch work and what a worker does with one: a whole video, one segment of a long
+video, the join of its segments, or a picture (a photograph or camera raw file). Tasks name
+files on storage every worker sees (never frames); each worker process loads the model once and
+keeps it for every task it runs. Planning turns an input into its tasks, reusing the parts a
+killed run finished."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from streamdn.atomic import temp_glob_for
 from streamdn.config import ModelConfig, RunConfig, to_dict
 from streamdn.denoiser import Denoiser
 from streamdn.errors import ConfigError, StreamdnError, warn
+from streamdn.io.stills import is_still
 from streamdn.signals import stop_on_signals
 from streamdn.batch.segments import Segment, denoise_segment, join_segments, part_path, plan_segments, read_keyframes
 
-FILE, SEGMENT, JOIN = "file", "segment", "join"
+FILE, SEGMENT, JOIN, STILL = "file", "segment", "join", "still"
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,15 @@ class Task:
     """One unit of work, described by paths so that any worker can pick it up.
 
     Attributes:
-        kind: "file" (a whole file), "segment" (one piece of a long file) or "join" (the pieces
-            into the output).
-        input: input video path (absolute, on storage every worker sees).
-        output: final output path (absolute).
-        cfg: model, encoder and pipeline settings.
+        kind: "file" (a whole video), "segment" (one piece of a long video), "join" (the pieces
+            into the output) or "still" (a picture, denoised by streamdn.jobs.still).
+        input: input path (absolute, on storage every worker sees).
+        output: final output path (absolute); for a picture its extension picks the format.
+        cfg: model, encoder and pipeline settings (a picture uses the model settings).
         overwrite: replace an existing output.
         segments: "segment": the one piece; "join": all pieces, in order.
         parts_dir: folder of the part files of a long file.
+        quality: JPEG and WebP quality of a picture's output (1..100).
     """
 
     kind: str
@@ -50,6 +53,7 @@ class Task:
     overwrite: bool = False
     segments: tuple[Segment, ...] = ()
     parts_dir: str | None = None
+    quality: int = 95
 
 
 @dataclass
@@ -59,7 +63,7 @@ class TaskResult:
     Attributes:
         task: the task.
         ok: True when its output is complete.
-        frames: frames written (or found already written).
+        frames: frames written (or found already written); 1 for a picture.
         seconds: wall time of the task on its worker, seconds.
         error: why it failed (a message for the user), or None.
         worker: "host:pid" of the process that ran it.
@@ -143,6 +147,7 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None, *,
 
 def _execute(task: Task, on_frame: Callable[[int], None] | None, handle_signals: bool) -> TaskResult:
     from streamdn.jobs.file import denoise_file
+    from streamdn.jobs.still import denoise_still
 
     start = time.perf_counter()
     _threads_for_ray_task()
@@ -159,6 +164,11 @@ def _execute(task: Task, on_frame: Callable[[int], None] | None, handle_signals:
                                    denoiser=cached_denoiser(task.cfg.model), on_frame=on_frame,
                                    handle_signals=handle_signals)
                 result.frames = job.stats.frames
+        elif task.kind == STILL:
+            if not os.path.exists(task.output) or task.overwrite:
+                denoise_still(task.input, task.output, denoiser=cached_denoiser(task.cfg.model),
+                              overwrite=task.overwrite, quality=task.quality)
+            result.frames = 1
         elif task.kind == SEGMENT:
             seg = task.segments[0]
             assert task.parts_dir is not None
@@ -208,7 +218,7 @@ def _parts_dir(output: str) -> str:
 
 @dataclass(frozen=True)
 class Options:
-    """How to split files and whether to redo outputs.
+    """How to split files, whether to redo outputs, how to write pictures.
 
     Attributes:
         segment_seconds: cut files into pieces of about this many seconds (None: see segments).
@@ -216,6 +226,7 @@ class Options:
         warmup: frames before each cut that are denoised, not written, so that the temporal
             state has converged at the cut.
         overwrite: redo outputs that already exist.
+        still_quality: JPEG and WebP quality of the pictures written (1..100).
 
     Raises:
         ConfigError: a number out of range.
@@ -225,6 +236,7 @@ class Options:
     segments: int | None = None
     warmup: int = 30
     overwrite: bool = False
+    still_quality: int = 95
 
     def __post_init__(self) -> None:
         if self.segment_seconds is not None and not self.segment_seconds > 0:
@@ -233,12 +245,16 @@ class Options:
             raise ConfigError(f"segments={self.segments}: give a number >= 1.")
         if self.warmup < 0:
             raise ConfigError(f"warmup={self.warmup}: give a number of frames >= 0.")
+        if not 1 <= self.still_quality <= 100:
+            raise ConfigError(f"still_quality={self.still_quality}: give 1..100 (95 keeps fine grain, 85 is a "
+                              f"typical export).")
 
 
 def plan_file(input_path: str, output: str, cfg: RunConfig, opts: Options) -> tuple[list[Task], int]:
     """The tasks one input needs, and the frames they will write (for the progress bar).
 
-    Leftover temporary files of `output` from a killed run are removed first.
+    Leftover temporary files of `output` from a killed run are removed first. A picture (by its
+    extension, streamdn.io.stills.is_still) is one "still" task of one frame.
 
     A long file becomes segment tasks (those whose part file is not already there) and its join
     follows them; the parts folder carries a manifest so that parts from other settings are
@@ -251,6 +267,8 @@ def plan_file(input_path: str, output: str, cfg: RunConfig, opts: Options) -> tu
 
     os.makedirs(os.path.dirname(output), exist_ok=True)
     clean_leftovers(output)
+    if is_still(input_path):
+        return [Task(STILL, input_path, output, cfg, opts.overwrite, quality=opts.still_quality)], 1
     with FileSource(input_path) as src:
         expected = src.total_frames or 0
     split = (opts.segments or 0) > 1 or opts.segment_seconds is not None

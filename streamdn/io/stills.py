@@ -3,16 +3,17 @@ metadata, and camera raw files through rawpy (LibRaw).
 
 Pixels are read as stored: the EXIF orientation is not applied, and it is written back
 unchanged, so a viewer shows the result the way it showed the original. The ICC profile, EXIF
-and XMP travel with the pixels (TIFF output keeps the main descriptive EXIF tags, see
-write_still). Pillow reads and writes JPEG, PNG and WebP and reads all metadata; OpenCV
-handles the pixels of 16-bit PNG (Pillow has no 16-bit RGB mode); tifffile handles TIFF.
-Pillow and tifffile are the `stills` extra, rawpy the `raw` extra.
+and XMP travel with the pixels (see write_still for what TIFF keeps). Pillow reads and writes
+JPEG, PNG and WebP, reads all metadata and lays out EXIF directories; OpenCV handles the pixels
+of 16-bit PNG (Pillow has no 16-bit RGB mode); tifffile handles the pixels of TIFF. Pillow and
+tifffile are the `stills` extra, rawpy the `raw` extra.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,10 +34,12 @@ RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".ar
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")   # the output formats that keep 16 bits per channel
 
 # EXIF tags of the main IFD that describe the picture (not its storage): what moves between
-# formats. 0x8769 and 0x8825 point at the EXIF and GPS sub-IFDs.
+# formats. 0x8769 and 0x8825 point at the EXIF and GPS sub-IFDs, 0xA005 (inside the EXIF IFD)
+# at the interoperability IFD.
 _DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298)
-_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-_ORIENTATION = 0x0112
+_EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 0x8769, 0x8825, 0xA005
+_ORIENTATION, _SOFTWARE, _MAKER_NOTE = 0x0112, 0x0131, 0x927C
+_INTEROP_TAGS = (0x0001, 0x0002, 0x1000, 0x1001, 0x1002)   # the interoperability IFD's tags (index, version, ...)
 _XMP_PNG_KEY = "XML:com.adobe.xmp"
 _EXIF_PREFIX = b"Exif\x00\x00"   # how JPEG's APP1 (and Pillow) start an EXIF block
 
@@ -265,45 +268,74 @@ def _read_tiff(path: Path) -> Still:
 def _descriptive_exif(ex: Any) -> Any:
     """The descriptive part of a Pillow Exif: main-IFD tags that describe the picture, and the
     EXIF and GPS sub-IFDs (a TIFF's structural tags, such as its strip offsets, are dropped)."""
-    Image = _pillow()
-    out = Image.Exif()
+    out = _pillow().Exif()
     for tag in _DESCRIPTIVE_TAGS:
         if tag in ex:
             out[tag] = ex[tag]
-    for ifd in (_EXIF_IFD, _GPS_IFD):
-        sub = ex.get_ifd(ifd)
+    for tag, sub in _portable_ifds(ex.get_ifd).items():
+        out[tag] = sub
+    return out
+
+
+def _portable_ifds(get_ifd: Any) -> dict[int, dict[int, Any]]:
+    """The EXIF and GPS sub-IFDs, as `get_ifd(tag)` gives them (a Pillow Exif's get_ifd), made
+    into dicts that can be written at any place in a file: the interoperability IFD inside the
+    EXIF IFD becomes a nested dict (its old offset would point nowhere), and the maker note
+    (private camera data whose internal offsets break when it moves) is left out."""
+    out: dict[int, dict[int, Any]] = {}
+    for tag in (_EXIF_IFD, _GPS_IFD):
+        sub = dict(get_ifd(tag) or {})
+        if tag == _EXIF_IFD:
+            sub.pop(_MAKER_NOTE, None)
+            interop = sub.pop(_INTEROP_IFD, None)
+            if interop is not None:
+                inner = interop if isinstance(interop, dict) else get_ifd(_INTEROP_IFD)
+                inner = {k: v for k, v in (inner or {}).items() if k in _INTEROP_TAGS}
+                if inner:
+                    sub[_INTEROP_IFD] = inner
         if sub:
-            out[ifd] = dict(sub)
+            out[tag] = sub
     return out
 
 
 def _tiff_exif(path: Path) -> bytes | None:
-    """The descriptive EXIF of a TIFF-structured file (TIFF, DNG and most raw formats) read with
-    tifffile: the main IFD's descriptive tags and the EXIF and GPS sub-IFDs; None when the file
-    is not TIFF-structured or has none. Tags whose values do not convert are skipped."""
+    """The descriptive EXIF of a TIFF-structured file (TIFF, DNG and most raw formats), read
+    with Pillow's TIFF directory reader: the main IFD's descriptive tags and the EXIF, GPS and
+    interoperability IFDs (see _portable_ifds); None when the file is not TIFF-structured or has
+    none."""
     try:
-        tifffile = _tifffile()
-        from PIL.TiffImagePlugin import IFDRational
+        from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
-        with tifffile.TiffFile(path) as tf:
-            tags = tf.pages[0].tags
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # Pillow warns about odd tags it skips
+            head = fh.read(8)
+
+            def load(offset: int, group: int | None = None) -> Any:
+                ifd = ImageFileDirectory_v2(head, group=group)   # SyntaxError: not TIFF-structured
+                fh.seek(offset)
+                ifd.load(fh)
+                return ifd
+
+            main = load(ImageFileDirectory_v2(head).next)
+            subs: dict[int, dict[int, Any]] = {}
+
+            def get_ifd(tag: int) -> dict[int, Any]:
+                if tag not in subs:
+                    subs[tag] = {}
+                    offset = (subs.get(_EXIF_IFD, {}) if tag == _INTEROP_IFD else main).get(tag)
+                    if isinstance(offset, int) and offset > 0:
+                        try:
+                            subs[tag] = dict(load(offset, tag))
+                        except Exception:  # noqa: BLE001 - a broken directory is left out, the rest kept
+                            pass
+                return subs[tag]
+
             out = _pillow().Exif()
-            for code in _DESCRIPTIVE_TAGS:
-                if code in tags:
-                    out[code] = tags[code].value
-            for code in (_EXIF_IFD, _GPS_IFD):
-                if code in tags and isinstance(tags[code].value, dict):
-                    sub: dict[int, Any] = {}
-                    for name, value in tags[code].value.items():
-                        key = tifffile.TIFF.TAGS.get(name) if isinstance(name, str) else name
-                        if not isinstance(key, int):
-                            continue
-                        if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
-                            value = IFDRational(value[0], value[1] or 1)
-                        if isinstance(value, (int, float, str, bytes, IFDRational)):
-                            sub[key] = value
-                    if sub:
-                        out[code] = sub
+            for tag in _DESCRIPTIVE_TAGS:
+                if tag in main:
+                    out[tag] = main[tag]
+            for tag, sub in _portable_ifds(get_ifd).items():
+                out[tag] = sub
         return out.tobytes() if len(out) else None
     except Exception:  # metadata is a courtesy: a file whose pixels decode is still denoised
         return None
@@ -382,9 +414,10 @@ def write_still(still: Still, path: str | os.PathLike[str], *, quality: int = 95
 
     JPEG and WebP hold 8 bits: a 16-bit picture is rounded to 8 bits, with one warning.
     JPEG, PNG and WebP keep the ICC profile, the whole EXIF block and the XMP packet. TIFF keeps
-    the ICC profile, the XMP packet and the main EXIF tags (orientation, make, model, date,
-    artist, copyright, description); the EXIF sub-IFD (exposure, lens, GPS) is not written
-    to TIFF.
+    the ICC profile, the XMP packet, the descriptive tags of the main EXIF directory
+    (orientation, make, model, date, software, artist, copyright, description) and the EXIF,
+    GPS and interoperability directories (exposure, ISO, lens, dates, position ...); it leaves
+    out the maker note, private camera data that breaks when moved.
 
     Args:
         quality: JPEG and WebP quality (1..100).
@@ -487,18 +520,80 @@ def _write_tiff(still: Still, path: str) -> None:
     extra: list[tuple[int, int, int | None, Any, bool]] = []
     if still.xmp:
         extra.append((700, 1, len(still.xmp), still.xmp, True))
+    software: str | bool = False   # tifffile names itself unless told otherwise
+    ifds: dict[int, dict[int, Any]] = {}
     if still.exif:
         ex = _load_exif(still.exif)
         for tag in _DESCRIPTIVE_TAGS:
             value = ex.get(tag)
             if tag == _ORIENTATION and value:
                 extra.append((tag, 3, 1, int(value), True))
+            elif tag == _SOFTWARE and isinstance(value, str) and value.strip("\0 "):
+                software = value.strip("\0")
             elif isinstance(value, str) and value:
                 extra.append((tag, 2, None, value, True))
+        ifds = _portable_ifds(ex.get_ifd)
     photometric = "minisblack" if still.grey else "rgb"
     tifffile.imwrite(path, a, photometric=photometric, compression="zlib", iccprofile=still.icc_profile,
                      extrasamples=(2,) if still.alpha is not None else None,   # 2: unassociated alpha
-                     description=None, metadata=None, software=None, extratags=extra)
+                     description=None, metadata=None, software=software, extratags=extra)
+    if ifds:
+        _add_tiff_ifds(path, ifds)
+
+
+def _add_tiff_ifds(path: str, ifds: dict[int, dict[int, Any]]) -> None:
+    """Adds sub-IFDs (EXIF, GPS: tag -> {tag: value}) to the main IFD of the classic TIFF at
+    `path`, which tifffile cannot write: Pillow lays out each directory for its place at the end
+    of the file, a copy of the main IFD with their pointers follows them (the entries' values
+    stay where they are: their offsets are absolute), and the header points at the copy.
+    A tag Pillow cannot write is left out; a BigTIFF (over 4 GB) gets none, with a warning."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    with open(path, "r+b") as fh:
+        head = fh.read(8)
+        order = "<" if head[:2] == b"II" else ">"
+        if struct.unpack(order + "H", head[2:4])[0] != 42:
+            warn(f"'{path}' is a BigTIFF: its EXIF exposure, lens and GPS data are not written.")
+            return
+        fh.seek(struct.unpack(order + "I", head[4:8])[0])
+        (count,) = struct.unpack(order + "H", fh.read(2))
+        raw = fh.read(12 * count)
+        next_ifd = fh.read(4)
+        entries = {struct.unpack(order + "H", raw[i:i + 2])[0]: raw[i:i + 12] for i in range(0, len(raw), 12)}
+        pos = fh.seek(0, os.SEEK_END)
+        pad = pos % 2   # directories start on a word boundary
+        pos += pad
+        blobs = []
+        for tag, values in sorted(ifds.items()):
+            ifd = ImageFileDirectory_v2(head, group=tag)
+            for key, value in values.items():
+                if _writable(head, tag, key, value):
+                    ifd[key] = value
+            if len(ifd):
+                data = ifd.tobytes(pos)
+                entries[tag] = struct.pack(order + "HHII", tag, 4, 1, pos)   # type 4: LONG, one offset
+                blobs.append(data + b"\0" * (len(data) % 2))
+                pos += len(blobs[-1])
+        if not blobs:
+            return
+        main = struct.pack(order + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries)) + next_ifd
+        fh.write(b"\0" * pad + b"".join(blobs) + main)
+        fh.seek(4)
+        fh.write(struct.pack(order + "I", pos))
+
+
+def _writable(head: bytes, group: int, tag: int, value: Any) -> bool:
+    """Whether Pillow can write `tag` = `value` in a directory of `group` (a raw file's EXIF can
+    hold values of types Pillow reads but does not write)."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    try:
+        ifd = ImageFileDirectory_v2(head, group=group)
+        ifd[tag] = value
+        ifd.tobytes(8)
+        return True
+    except Exception:  # noqa: BLE001 - that one tag is left out
+        return False
 
 
 def _convert_depth(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
