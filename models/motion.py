@@ -5,9 +5,11 @@ effective frame count) onto the current frame.
 Everything here is at the packed resolution (H/2 x W/2, streamdn.kernels.pack_yuv420) except
 the luma, which is warped as the one full-resolution plane its four packed phases are: warping
 the phases as four half-resolution planes interpolates an aliased signal and smears detail on
-every sub-pixel move. The estimate is interpolated with an 8x8 Lanczos kernel: the state is
-warped again at every frame, and a softer kernel (bilinear, bicubic) compounds its blur step
-after step until a slow pan has lost its fine detail (measured: docs/motion.md).
+every sub-pixel move. The estimate is interpolated with a Lanczos kernel (6x6 taps, exact
+positions; streamdn.kernels.motion.warp_packed_lanczos): the state is warped again at every
+frame, and a softer kernel (bilinear, bicubic) compounds its blur step after step until a slow
+pan has lost its fine detail (measured: docs/motion.md). Still blocks keep exactly zero motion
+and are copied, never re-interpolated.
 
 Flow convention (OpenCV's DIS): flow[i, j] = (dx, dy) says the content at pixel (x=j, y=i) of
 the current frame was at (j + dx, i + dy) in the carried one.
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from streamdn.kernels import packed_luma
-from streamdn.kernels.motion import flow_maps, keep_still_blocks, luma_plane, repack_luma
+from streamdn.kernels.motion import flow_maps, keep_still_blocks, luma_plane, repack_luma, warp_packed_lanczos
 
 FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -130,16 +132,22 @@ class StateWarper:
     """
 
     def __init__(self, preset: str = "ultrafast", *, presmooth: float = 1.0,
-                 still: StillTest | None = StillTest()) -> None:
+                 still: StillTest | None = StillTest(), lanczos: int = 3) -> None:
         """Args:
             preset: the DIS preset (FLOW_PRESETS).
             presmooth: sigma in pixels of the Gaussian blur of both lumas before the flow; 0: none.
             still: the zero-motion test; None: the flow as estimated.
+            lanczos: the order of the estimate's Lanczos warp (streamdn.kernels.motion.
+                warp_packed_lanczos: exact positions, still pixels copied): 3 (6x6 taps) or 4
+                (8x8); 0 takes OpenCV's 8x8 Lanczos remap instead (warp_packed here).
         """
         self.flow = FlowEstimator(preset)
         self.presmooth = float(presmooth)
         self.still = still
         self._still_maps: dict[int, np.ndarray] = {}
+        if lanczos not in (0, 3, 4):
+            raise ValueError(f"lanczos={lanczos}: use 3, 4 or 0 (OpenCV's remap)")
+        self.lanczos = lanczos
 
     def reset(self) -> None:
         """Forgets which blocks were still (a new stream, a scene cut)."""
@@ -170,7 +178,11 @@ class StateWarper:
         count."""
         flow = self.estimate(cur, state, stream)
         maps = _maps(flow, 1)
-        return (warp_packed(state, flow, maps), warp_features(hidden, flow, maps=maps),
+        if self.lanczos:
+            warped = warp_packed_lanczos(np.ascontiguousarray(state), flow, self.lanczos)
+        else:
+            warped = warp_packed(state, flow, maps)
+        return (warped, warp_features(hidden, flow, maps=maps),
                 warp_features(count, flow, outside=0.0, maps=maps))
 
     def warp_tensors(self, cur: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor,
