@@ -19,7 +19,7 @@ from .motion import block_match, packed_luma, warp, warp_packed
 from .noise_level import block_noise_stats, estimate_sigma, percentile_bias, sigma_from_block_stats
 from .pack import (CUT_NOISE_FACTOR, fit_noise_curve, frame_difference, is_scene_cut, noise_map, pack_bgr,
                    pack_nv12, pack_yuv420, pack_yuv420_to, unpack_bgr, unpack_nv12, unpack_yuv420)
-from .step import step_input, step_input_count, step_tail, step_tail_raw
+from .step import step_input, step_input_count, step_tail, step_tail_display, step_tail_raw
 from .temporal import recursive_filter
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "step_input",
     "step_input_count",
     "step_tail",
+    "step_tail_display",
     "step_tail_raw",
     "unpack_bgr",
     "unpack_nv12",

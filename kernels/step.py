@@ -176,3 +176,45 @@ def step_tail_raw(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, count: np
             new_count[i, j, 0] = min(nc, np.float32(max_count))
             for c in range(k):
                 hidden[i, j, c] = fast_tanh(head[i, j, 2 * IN_CH + c])
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def step_tail_display(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, count: np.ndarray, has_prev: float,
+                      max_count: float, out: np.ndarray, state: np.ndarray, new_count: np.ndarray,
+                      hidden: np.ndarray) -> None:
+    """The end of the step of a motion network that carries its cleaned estimate and shows it
+    through a display residual (NetConfig.motion without raw_state, as its forward does).
+
+    Args:
+        head: (H, W, 18 + K) float32: 6 residual, 6 gate logits, 6 display residual, K hidden
+            pre-activations.
+        cur, prev: (H, W, 6) float32 current frame and warped carried estimate.
+        count: (H, W, 1) float32 effective frame count of `prev`.
+        has_prev: 0.0 on the first frame of a stream, else 1.0. max_count: the count's cap.
+        out: (H, W, 6) written: state + display residual (what is shown).
+        state: (H, W, 6) written: alpha * prev + (1 - alpha) * (cur + residual), alpha =
+            sigmoid(gate + log(count)) * has_prev.
+        new_count: (H, W, 1) written: 1 / (a^2 / count + (1 - a)^2), a the channels' mean alpha,
+            capped at max_count.
+        hidden: (H, W, K) written: tanh of the hidden pre-activations.
+    """
+    h, w = cur.shape[0], cur.shape[1]
+    k = hidden.shape[2]
+    g = np.float32(has_prev)
+    for i in prange(h):
+        for j in range(w):
+            c0 = max(count[i, j, 0], np.float32(1e-3))
+            prior = np.float32(np.log(c0))
+            asum = np.float32(0.0)
+            for c in range(IN_CH):
+                alpha = g / (np.float32(1.0) + np.float32(np.exp(-(head[i, j, IN_CH + c] + prior))))
+                est = cur[i, j, c] + head[i, j, c]
+                s = est + alpha * (prev[i, j, c] - est)
+                state[i, j, c] = s
+                out[i, j, c] = s + head[i, j, 2 * IN_CH + c]
+                asum += alpha
+            am = asum * np.float32(1.0 / IN_CH)
+            nc = np.float32(1.0) / (am * am / c0 + (np.float32(1.0) - am) * (np.float32(1.0) - am))
+            new_count[i, j, 0] = min(nc, np.float32(max_count))
+            for c in range(k):
+                hidden[i, j, c] = fast_tanh(head[i, j, 3 * IN_CH + c])

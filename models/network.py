@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
 from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, noise_map,
-                              pack_yuv420, step_input, step_input_count, step_tail, step_tail_raw,
+                              pack_yuv420, step_input, step_input_count, step_tail, step_tail_display, step_tail_raw,
                               unpack_yuv420)
 
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
@@ -149,9 +149,8 @@ class NetworkModel(FrameModel):
         self.net: RecurrentDenoiser | None = net.eval().to(device).to(memory_format=torch.channels_last)
         # On the CPU the element-wise ends of the step run fused in Numba (about a fifth of the
         # step at 720p in torch); `fused=False` keeps the plain torch forward.
-        # The fused kernels implement the plain recursion's step and the raw-state motion step
-        # (a motion network with a separate display residual runs in torch).
-        self.fused = fused and device == "cpu" and not net.has_display
+        # The fused kernels implement the plain recursion's step and both motion steps.
+        self.fused = fused and device == "cpu"
         self._warper = StateWarper() if net.cfg.motion else None
         s0, s1 = (float(v) for v in low_noise_blend)
         if not 0.0 <= s0 <= s1:
@@ -205,7 +204,7 @@ class NetworkModel(FrameModel):
             if self._warper is not None:
                 prev, hidden, count = self._warper.warp_tensors(cur, prev, hidden, self._state[2])
         if self.fused and count is not None:
-            out, state, hidden, count = self._fused_step_raw(cur, sigma, prev, hidden, count, has_prev)
+            out, state, hidden, count = self._fused_step_motion(cur, sigma, prev, hidden, count, has_prev)
             self._state = (state, hidden, count)
         elif self.fused:
             out, hidden = self._fused_step(cur, sigma, prev, hidden, has_prev)
@@ -251,22 +250,24 @@ class NetworkModel(FrameModel):
         step_tail(_hwc(y.float()), _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
         return _nchw(out), _nchw(new_hidden)
 
-    def _fused_step_raw(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
-                        count: torch.Tensor, has_prev: float) -> tuple[torch.Tensor, ...]:
-        """_fused_step for raw-state motion networks (streamdn.kernels.step_input_count and
-        step_tail_raw). Returns output, carried state, hidden state and count."""
+    def _fused_step_motion(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
+                           count: torch.Tensor, has_prev: float) -> tuple[torch.Tensor, ...]:
+        """_fused_step for motion networks (streamdn.kernels.step_input_count, then step_tail_raw
+        or, with a display residual, step_tail_display). Returns output, carried state, hidden
+        state and count."""
         assert self.net is not None
         _, _, h, w = cur.shape
         k = self.net.cfg.hidden
+        raw = self.net.cfg.raw_state
         x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 2 + k), np.float32)
         cnt = _hwc(count)
-        step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), True, x)
+        step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), raw, x)
         with torch.inference_mode(), _autocast(self.device, self.dtype):
             y = self.net.trunk(_nchw(x))
         out, state = np.empty((h, w, IN_CH), np.float32), np.empty((h, w, IN_CH), np.float32)
         new_count, new_hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
-        step_tail_raw(_hwc(y.float()), _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state, new_count,
-                      new_hidden)
+        tail = step_tail_raw if raw else step_tail_display
+        tail(_hwc(y.float()), _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state, new_count, new_hidden)
         return _nchw(out), _nchw(state), _nchw(new_hidden), _nchw(new_count)
 
     def is_scene_cut(self, score: float, sigma_y: float) -> bool:

@@ -133,12 +133,34 @@ def test_step_tail_raw_matches_the_raw_state_forward(has_prev: float) -> None:
         np.testing.assert_allclose(new_count, 1.0, rtol=1e-6)
 
 
-def test_fused_raw_state_step_matches_torch_forward() -> None:
+@pytest.mark.parametrize("has_prev", [0.0, 1.0])
+def test_step_tail_display_matches_the_motion_forward(has_prev: float) -> None:
+    from streamdn.kernels import step_tail_display
+
+    h, w, k = 6, 9, 4
+    head = (_rand((h, w, 18 + k), 0) - 0.5) * 16.0
+    cur, prev = _rand((h, w, 6), 1), _rand((h, w, 6), 2)
+    count = np.concatenate([np.zeros((h, 1, 1), np.float32), _rand((h, w - 1, 1), 3, 900.0)], 1)
+    out, state = np.empty((h, w, 6), np.float32), np.empty((h, w, 6), np.float32)
+    new_count, hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
+    step_tail_display(head, cur, prev, count, has_prev, 1000.0, out, state, new_count, hidden)
+    hd, c = head.astype(np.float64), np.maximum(count.astype(np.float64), 1e-3)
+    alpha = has_prev / (1.0 + np.exp(-(hd[..., 6:12] + np.log(c))))
+    want_state = alpha * prev + (1 - alpha) * (cur + hd[..., :6])
+    np.testing.assert_allclose(state, want_state, atol=1e-5)
+    np.testing.assert_allclose(out, want_state + hd[..., 12:18], atol=1e-5)
+    a = alpha.mean(-1, keepdims=True)
+    np.testing.assert_allclose(new_count, np.minimum(1.0 / (a * a / c + (1 - a) ** 2), 1000.0), rtol=1e-4)
+    np.testing.assert_allclose(hidden, np.tanh(hd[..., 18:]), atol=1e-4)
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_fused_motion_step_matches_torch_forward(raw: bool) -> None:
     from streamdn.models.network import NetworkModel
     from streamdn.models.registry import ModelInfo
 
     torch.manual_seed(0)
-    net = build("tdn_tiny", {"motion": True, "raw_state": True})
+    net = build("tdn_tiny", {"motion": True, "raw_state": raw})
     with torch.no_grad():
         net.head.weight.normal_(0.0, 0.05)               # a gate that is not the bare prior
     info = ModelInfo(name="raw", kind="network", summary="test")
