@@ -176,7 +176,11 @@ class StateWarper:
         """Args: (H2, W2, C) float32 arrays: cur and state packed (C = 6), hidden (C = k),
         count (C = 1); the stream's index (see estimate). Returns the warped state, hidden and
         count."""
-        flow = self.estimate(cur, state, stream)
+        return self.warp(self.estimate(cur, state, stream), state, hidden, count)
+
+    def warp(self, flow: np.ndarray, state: np.ndarray, hidden: np.ndarray,
+             count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The state, hidden features and count warped along `flow` (from estimate)."""
         maps = _maps(flow, 1)
         if self.lanczos:
             warped = warp_packed_lanczos(np.ascontiguousarray(state), flow, self.lanczos)
@@ -188,10 +192,17 @@ class StateWarper:
     def warp_tensors(self, cur: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor,
                      count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The same on (N, C, H2, W2) tensors (any device; the warp runs on the host, one
-        sample at a time; sample i is stream i). Returns float32 tensors on the inputs' device."""
+        sample at a time; sample i is stream i). Returns float32 tensors on the inputs' device;
+        when nothing moved (every flow exactly zero: a still camera on a still scene) the
+        inputs themselves, uncopied."""
+        host = [[t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (cur, state)]
+                for i in range(cur.shape[0])]
+        flows = [self.estimate(c, s, i) for i, (c, s) in enumerate(host)]
+        if not any(f.any() for f in flows):
+            return state.float(), hidden.float(), count.float()
         outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for i in range(cur.shape[0]):
-            arrs = [t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (cur, state, hidden, count)]
-            outs.append(self(*arrs, stream=i))
+        for i, flow in enumerate(flows):
+            h, c = (t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (hidden, count))
+            outs.append(self.warp(flow, host[i][1], h, c))
         return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(cur.device)
                      for k in range(3))  # type: ignore[return-value]
