@@ -373,3 +373,25 @@ def test_warp_packed_lanczos_moves_whole_pixels_exactly_and_follows_opencv() -> 
         assert diff.mean() < 2e-3 and diff.max() < 2e-2
     with pytest.raises(ValueError):
         warp_packed_lanczos(src, flow, 5)
+
+
+def test_warp_tensors_leaves_a_still_state_untouched() -> None:
+    """When every flow is zero the state, hidden features and count come back as they were
+    (no interpolation, no copy); when something moved they are warped."""
+    import torch
+
+    from streamdn.models.motion import StateWarper
+
+    rng = np.random.default_rng(7)
+    tex = _texture(rng, 64, 96)
+    packed = np.stack([tex[0::2, 0::2], tex[0::2, 1::2], tex[1::2, 0::2], tex[1::2, 1::2],
+                       np.full((32, 48), 0.5), np.full((32, 48), 0.5)], -1).astype(np.float32)
+    cur = torch.from_numpy(packed).permute(2, 0, 1)[None]
+    hidden, count = torch.rand(1, 4, 32, 48), torch.full((1, 1, 32, 48), 5.0)
+    warper = StateWarper()
+    state, h, c = warper.warp_tensors(cur, cur.clone(), hidden, count)
+    assert torch.equal(state, cur) and h is hidden and c is count
+    moved = torch.from_numpy(np.ascontiguousarray(np.roll(packed, 3, axis=1))).permute(2, 0, 1)[None]
+    state, h, c = warper.warp_tensors(cur, moved, hidden, count)
+    assert not torch.equal(state, moved)
+    assert float((state - cur)[..., 6:-6, 6:-6].abs().mean()) < float((moved - cur)[..., 6:-6, 6:-6].abs().mean()) / 4
