@@ -24,7 +24,8 @@ ARCH_FIGURES: dict[str, tuple[float, int]] = {
 
 # The keyword options of NetworkModel (streamdn.models.network; tests/test_network.py checks the
 # two agree): what create_model takes for a network besides `weights`.
-NETWORK_OPTIONS = ("device", "dtype", "signal_dependent", "cut_threshold", "fused", "low_noise_blend")
+NETWORK_OPTIONS = ("device", "dtype", "signal_dependent", "cut_threshold", "fused", "low_noise_blend",
+                   "long_average")
 
 SUMMARIES = {
     "fast": "recurrent gated U-Net, three scales, ~6k MAC/px: the CPU model",

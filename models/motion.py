@@ -145,6 +145,7 @@ class StateWarper:
         self.presmooth = float(presmooth)
         self.still = still
         self._still_maps: dict[int, np.ndarray] = {}
+        self._last_flows: list[np.ndarray] | None = None
         if lanczos not in (0, 3, 4):
             raise ValueError(f"lanczos={lanczos}: use 3, 4 or 0 (OpenCV's remap)")
         self.lanczos = lanczos
@@ -152,6 +153,7 @@ class StateWarper:
     def reset(self) -> None:
         """Forgets which blocks were still (a new stream, a scene cut)."""
         self._still_maps.clear()
+        self._last_flows = None
 
     def estimate(self, cur: np.ndarray, state: np.ndarray, stream: int = 0) -> np.ndarray:
         """The flow from packed `cur` to packed `state` ((H2, W2, 6) float32), with still blocks
@@ -198,7 +200,8 @@ class StateWarper:
         host = [[t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (cur, state)]
                 for i in range(cur.shape[0])]
         flows = [self.estimate(c, s, i) for i, (c, s) in enumerate(host)]
-        if not any(f.any() for f in flows):
+        self._last_flows = flows if any(f.any() for f in flows) else None
+        if self._last_flows is None:
             return state.float(), hidden.float(), count.float()
         outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for i, flow in enumerate(flows):
@@ -206,3 +209,28 @@ class StateWarper:
             outs.append(self.warp(flow, host[i][1], h, c))
         return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(cur.device)
                      for k in range(3))  # type: ignore[return-value]
+
+    def warp_again(self, state: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Another packed state (N, 6, H2, W2) and its count (N, 1, H2, W2) warped along the flows
+        of the last warp_tensors call (the same frame): the inputs themselves when nothing moved."""
+        flows = self._last_flows
+        if flows is None:
+            return state.float(), count.float()
+        outs = []
+        for i, flow in enumerate(flows):
+            st, c = (t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (state, count))
+            maps = _maps(flow, 1)
+            warped = (warp_packed_lanczos(np.ascontiguousarray(st), flow, self.lanczos) if self.lanczos
+                      else warp_packed(st, flow, maps))
+            outs.append((warped, warp_features(c, flow, outside=0.0, maps=maps)))
+        return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(state.device)
+                     for k in range(2))  # type: ignore[return-value]
+
+    def still_mask(self, like: torch.Tensor) -> torch.Tensor | float:
+        """1 where the last warp_tensors call's flow was exactly zero (a still block), else 0:
+        an (N, 1, H2, W2) float32 tensor on `like`'s device, or 1.0 when nothing moved."""
+        flows = self._last_flows
+        if flows is None:
+            return 1.0
+        still = np.stack([(f == 0.0).all(axis=-1) for f in flows]).astype(np.float32)[:, None]
+        return torch.from_numpy(still).to(like.device)

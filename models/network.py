@@ -90,6 +90,25 @@ def load_weights(path: str | Path) -> tuple[RecurrentDenoiser, dict[str, str]]:
 LOW_NOISE_BLEND = (0.5, 3.0)
 
 
+@dataclass(frozen=True)
+class LongAverage:
+    """The long average of a motion network that carries its cleaned estimate (docs/motion.md,
+    "The long average"): beside the network's state, the motion-compensated running mean of
+    the noisy frames themselves, along the same flow. Its frame count is cut where the frame
+    does not match it (the mean absolute difference over a `box` x `box` window, in units of
+    the noise expected from the count, between `match[0]`, full trust, and `match[1]`, none),
+    and it is blended into the output with the weight c / (c + k) of two estimates whose
+    errors are as one frame's noise over c and over k, ramped in from `ramp[0]` to `ramp[1]`
+    frames, so that only a long, consistent match is used. A network's output carries a bias
+    that averaging cleaned frames cannot remove (fine detail smoothed the same way in every
+    frame); the plain mean has none, so a still or well-tracked shot keeps improving."""
+
+    k: float = 8.0
+    ramp: tuple[float, float] = (10.0, 30.0)
+    match: tuple[float, float] = (0.9, 1.15)
+    box: int = 5
+
+
 @dataclass
 class Packed:
     """The network's input for one frame: what NetworkModel.pack makes from a Frame and
@@ -122,7 +141,8 @@ class NetworkModel(FrameModel):
 
     def __init__(self, net: RecurrentDenoiser, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
                  signal_dependent: bool = True, cut_threshold: float = 25.0, fused: bool = True,
-                 low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND) -> None:
+                 low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND,
+                 long_average: LongAverage | None | bool = True) -> None:
         """Args:
             net: the network (its weights are moved to `device`).
             info: what `streamdn models` shows.
@@ -140,6 +160,9 @@ class NetworkModel(FrameModel):
                 clip((sigma - s0) / (s1 - s0), 0, 1), so a clean picture passes through and
                 faint noise is only partly removed (the network alone smooths fine detail away
                 there). The recurrence keeps the network's own output. (0, 0) switches it off.
+            long_average: for motion networks with a display residual (`fast_mc`), the long
+                average blended into the output (LongAverage; True: its defaults; False or None:
+                none). Other networks ignore it.
         """
         self.info = info
         self.device = device
@@ -152,6 +175,10 @@ class NetworkModel(FrameModel):
         # The fused kernels implement the plain recursion's step and both motion steps.
         self.fused = fused and device == "cpu"
         self._warper = StateWarper() if net.cfg.motion else None
+        if long_average is True:
+            long_average = LongAverage()
+        self.long_average = long_average if (net.cfg.motion and net.has_display and long_average) else None
+        self._avg: tuple[torch.Tensor, torch.Tensor] | None = None   # the long average and its count
         s0, s1 = (float(v) for v in low_noise_blend)
         if not 0.0 <= s0 <= s1:
             raise ConfigError(f"low_noise_blend {low_noise_blend}: need 0 <= s0 <= s1 (8-bit sigma units).")
@@ -214,6 +241,8 @@ class NetworkModel(FrameModel):
                 step = self.net(cur, sigma, prev, hidden, has_prev, count)
             out, hidden = step.out, step.hidden
             self._state = (step.state, hidden) if step.count is None else (step.state, hidden, step.count)
+        if self.long_average is not None:
+            out = self._blend_long_average(out, cur, sigma, first=has_prev == 0.0)
         out = out[..., :h2, :w2]
         s0, s1 = self.low_noise_blend
         w = min(1.0, max(0.0, (packed.sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
@@ -232,6 +261,33 @@ class NetworkModel(FrameModel):
         y, u, v = np.empty_like(frame.y), np.empty_like(frame.u), np.empty_like(frame.v)
         unpack_yuv420(arr.numpy(), (1 << frame.bit_depth) - 1, y, u, v)
         return frame.with_planes(y, u, v)
+
+    def _blend_long_average(self, out: torch.Tensor, cur: torch.Tensor, sigma: torch.Tensor,
+                            first: bool) -> torch.Tensor:
+        """Updates the long average (LongAverage) with the current frame, along the flow the
+        state was just warped with, and blends it into `out` where it has averaged long enough."""
+        la = self.long_average
+        assert la is not None and self._warper is not None
+        cur = cur.float()
+        if first or self._avg is None or self._avg[0].shape != cur.shape:
+            self._avg = (cur, torch.ones_like(cur[:, :1]))
+            return out
+        avg, count = self._warper.warp_again(*self._avg)
+        still = self._warper.still_mask(cur)
+        sig6 = torch.cat([sigma[:, :1].expand(-1, 4, -1, -1), sigma[:, 1:]], 1).float()
+        # A matching mean differs from the frame by noise of sigma * sqrt(1 + 1 / count).
+        d = ((cur - avg).abs() / (sig6 * torch.sqrt(1.0 + 1.0 / count.clamp(min=1.0)) + 2e-3)).mean(1, keepdim=True)
+        d = F.avg_pool2d(d, la.box, 1, la.box // 2, count_include_pad=False)
+        lo, hi = la.match
+        kept = count * ((hi - d) / (hi - lo)).clamp(0.0, 1.0)
+        avg = (kept * avg + cur) / (kept + 1.0)
+        count = (kept + 1.0).clamp(max=MAX_COUNT)
+        self._avg = (avg, count)
+        r0, r1 = la.ramp
+        # Only where the picture is still: a moving part's mean has been re-interpolated at every
+        # frame, and the network's own state, which learnt how far to trust that, does better there.
+        w = count / (count + la.k) * ((count - r0) / (r1 - r0)).clamp(0.0, 1.0) * still
+        return torch.lerp(out, avg, w)
 
     def _fused_step(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
                     has_prev: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,6 +334,7 @@ class NetworkModel(FrameModel):
 
     def reset(self) -> None:
         self._state = None
+        self._avg = None
         self._last_luma = None
         if self._warper is not None:
             self._warper.reset()
