@@ -210,22 +210,6 @@ class StateWarper:
         return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(cur.device)
                      for k in range(3))  # type: ignore[return-value]
 
-    def warp_again(self, state: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Another packed state (N, 6, H2, W2) and its count (N, 1, H2, W2) warped along the flows
-        of the last warp_tensors call (the same frame): the inputs themselves when nothing moved."""
-        flows = self._last_flows
-        if flows is None:
-            return state.float(), count.float()
-        outs = []
-        for i, flow in enumerate(flows):
-            st, c = (t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (state, count))
-            maps = _maps(flow, 1)
-            warped = (warp_packed_lanczos(np.ascontiguousarray(st), flow, self.lanczos) if self.lanczos
-                      else warp_packed(st, flow, maps))
-            outs.append((warped, warp_features(c, flow, outside=0.0, maps=maps)))
-        return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(state.device)
-                     for k in range(2))  # type: ignore[return-value]
-
     def still_mask(self, like: torch.Tensor) -> torch.Tensor | float:
         """1 where the last warp_tensors call's flow was exactly zero (a still block), else 0:
         an (N, 1, H2, W2) float32 tensor on `like`'s device, or 1.0 when nothing moved."""

@@ -93,15 +93,16 @@ LOW_NOISE_BLEND = (0.5, 3.0)
 @dataclass(frozen=True)
 class LongAverage:
     """The long average of a motion network that carries its cleaned estimate (docs/motion.md,
-    "The long average"): beside the network's state, the motion-compensated running mean of
-    the noisy frames themselves, along the same flow. Its frame count is cut where the frame
-    does not match it (the mean absolute difference over a `box` x `box` window, in units of
-    the noise expected from the count, between `match[0]`, full trust, and `match[1]`, none),
-    and it is blended into the output with the weight c / (c + k) of two estimates whose
+    "The long average"): beside the network's state, the running mean of the noisy frames
+    themselves, kept on the still blocks of the state's flow (where it needs no warp and is
+    never re-interpolated; anywhere that moved, it restarts). Its frame count is cut where the
+    frame does not match it (the mean absolute difference over a `box` x `box` window, in units
+    of the noise expected from the count, between `match[0]`, full trust, and `match[1]`,
+    none), and it is blended into the output with the weight c / (c + k) of two estimates whose
     errors are as one frame's noise over c and over k, ramped in from `ramp[0]` to `ramp[1]`
     frames, so that only a long, consistent match is used. A network's output carries a bias
     that averaging cleaned frames cannot remove (fine detail smoothed the same way in every
-    frame); the plain mean has none, so a still or well-tracked shot keeps improving."""
+    frame); the plain mean has none, so a still shot keeps improving."""
 
     k: float = 8.0
     ramp: tuple[float, float] = (10.0, 30.0)
@@ -264,16 +265,19 @@ class NetworkModel(FrameModel):
 
     def _blend_long_average(self, out: torch.Tensor, cur: torch.Tensor, sigma: torch.Tensor,
                             first: bool) -> torch.Tensor:
-        """Updates the long average (LongAverage) with the current frame, along the flow the
-        state was just warped with, and blends it into `out` where it has averaged long enough."""
+        """Updates the long average (LongAverage) with the current frame where the state's flow
+        was exactly zero (still blocks) and blends it into `out` where it has averaged long enough."""
         la = self.long_average
         assert la is not None and self._warper is not None
         cur = cur.float()
         if first or self._avg is None or self._avg[0].shape != cur.shape:
             self._avg = (cur, torch.ones_like(cur[:, :1]))
             return out
-        avg, count = self._warper.warp_again(*self._avg)
+        # Kept where the picture is still only (there the flow is exactly zero, so the mean needs
+        # no warp and is never re-interpolated); anywhere that moved it restarts from this frame.
         still = self._warper.still_mask(cur)
+        avg, count = self._avg
+        count = count * still
         sig6 = torch.cat([sigma[:, :1].expand(-1, 4, -1, -1), sigma[:, 1:]], 1).float()
         # A matching mean differs from the frame by noise of sigma * sqrt(1 + 1 / count).
         d = ((cur - avg).abs() / (sig6 * torch.sqrt(1.0 + 1.0 / count.clamp(min=1.0)) + 2e-3)).mean(1, keepdim=True)
@@ -284,9 +288,7 @@ class NetworkModel(FrameModel):
         count = (kept + 1.0).clamp(max=MAX_COUNT)
         self._avg = (avg, count)
         r0, r1 = la.ramp
-        # Only where the picture is still: a moving part's mean has been re-interpolated at every
-        # frame, and the network's own state, which learnt how far to trust that, does better there.
-        w = count / (count + la.k) * ((count - r0) / (r1 - r0)).clamp(0.0, 1.0) * still
+        w = count / (count + la.k) * ((count - r0) / (r1 - r0)).clamp(0.0, 1.0)
         return torch.lerp(out, avg, w)
 
     def _fused_step(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
