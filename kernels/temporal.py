@@ -67,3 +67,56 @@ def recursive_filter(cur: np.ndarray, prev: np.ndarray, count: np.ndarray, sigma
             temporal = p + (obs - p) / kn
             out[i, j] = (1.0 - motion) * temporal + motion * spatial
             out_count[i, j] = (1.0 - motion) * kn + motion * 1.0
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.ndarray, count: np.ndarray,
+                 out: np.ndarray, k: float, ramp0: float, ramp1: float, match0: float, match1: float,
+                 box: int, max_count: float) -> None:
+    """One step of a long average of the noisy frames kept on still blocks, blended into `out`
+    (streamdn.models.network.LongAverage; the torch version there is the reference).
+
+    Args:
+        cur: (H, W, 6) float32 packed current frame. sigma: (H, W, 3) its noise map (Y, U, V).
+        flow: (H, W, 2) float32 flow of the state's warp: the average is kept where it is exactly
+            zero and restarts elsewhere.
+        avg: (H, W, 6) float32 running mean, updated in place. count: (H, W, 1) its frame count,
+            updated in place.
+        out: (H, W, 6) float32 the network's output, blended in place: out + w (avg - out), w =
+            c / (c + k) ramped in from ramp0 to ramp1 frames.
+        match0, match1: the mismatch (mean absolute difference over box x box pixels, in units of
+            the noise expected from the count) of full trust and of none.
+    """
+    h, w = cur.shape[0], cur.shape[1]
+    d = np.empty((h, w), np.float32)
+    for i in prange(h):
+        for j in range(w):
+            c = count[i, j, 0] if (flow[i, j, 0] == 0.0 and flow[i, j, 1] == 0.0) else np.float32(0.0)
+            count[i, j, 0] = c
+            spread = np.float32(np.sqrt(1.0 + 1.0 / max(c, np.float32(1.0))))
+            m = np.float32(0.0)
+            for ch in range(6):
+                s = sigma[i, j, 0] if ch < 4 else sigma[i, j, ch - 3]
+                m += abs(cur[i, j, ch] - avg[i, j, ch]) / (s * spread + np.float32(2e-3))
+            d[i, j] = m * np.float32(1.0 / 6.0)
+    r = box // 2
+    for i in prange(h):
+        for j in range(w):
+            acc = np.float32(0.0)
+            n = 0
+            for y in range(max(i - r, 0), min(i + r + 1, h)):
+                for x in range(max(j - r, 0), min(j + r + 1, w)):
+                    acc += d[y, x]
+                    n += 1
+            trust = min(max((np.float32(match1) - acc / np.float32(n)) / np.float32(match1 - match0),
+                            np.float32(0.0)), np.float32(1.0))
+            kept = count[i, j, 0] * trust
+            cn = min(kept + np.float32(1.0), np.float32(max_count))
+            wt = cn / (cn + np.float32(k)) * min(max((cn - np.float32(ramp0)) / np.float32(ramp1 - ramp0),
+                                                     np.float32(0.0)), np.float32(1.0))
+            inv = np.float32(1.0) / (kept + np.float32(1.0))
+            for ch in range(6):
+                a = (kept * avg[i, j, ch] + cur[i, j, ch]) * inv
+                avg[i, j, ch] = a
+                out[i, j, ch] += wt * (a - out[i, j, ch])
+            count[i, j, 0] = cn

@@ -210,6 +210,11 @@ class StateWarper:
         return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(cur.device)
                      for k in range(3))  # type: ignore[return-value]
 
+    def last_flow(self, i: int = 0) -> np.ndarray | None:
+        """Stream i's flow in the last warp_tensors call; None when nothing moved (every flow
+        exactly zero)."""
+        return None if self._last_flows is None else self._last_flows[i]
+
     def still_mask(self, like: torch.Tensor) -> torch.Tensor | float:
         """1 where the last warp_tensors call's flow was exactly zero (a still block), else 0:
         an (N, 1, H2, W2) float32 tensor on `like`'s device, or 1.0 when nothing moved."""

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
-from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, noise_map,
+from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, long_average, noise_map,
                               pack_yuv420, step_input, step_input_count, step_tail, step_tail_display, step_tail_raw,
                               unpack_yuv420)
 
@@ -271,7 +271,18 @@ class NetworkModel(FrameModel):
         assert la is not None and self._warper is not None
         cur = cur.float()
         if first or self._avg is None or self._avg[0].shape != cur.shape:
-            self._avg = (cur, torch.ones_like(cur[:, :1]))
+            self._avg = (_nchw(_hwc(cur).copy()), _nchw(np.ones(cur.shape[-2:] + (1,), np.float32)))
+            return out
+        if self.fused and cur.shape[0] == 1:
+            # On the CPU: one Numba pass (streamdn.kernels.long_average), the same as below.
+            flow = self._warper.last_flow(0)
+            if flow is None:
+                flow = np.zeros(cur.shape[-2:] + (2,), np.float32)
+            avg, count = self._avg
+            lo, hi = la.match
+            r0, r1 = la.ramp
+            long_average(_hwc(cur), _hwc(sigma.float()), flow, _hwc(avg), _hwc(count), _hwc(out), la.k, r0, r1,
+                         lo, hi, la.box, MAX_COUNT)
             return out
         # Kept where the picture is still only (there the flow is exactly zero, so the mean needs
         # no warp and is never re-interpolated); anywhere that moved it restarts from this frame.

@@ -216,3 +216,22 @@ def test_long_average_keeps_a_still_shot_improving_and_leaves_motion_alone() -> 
     a = _run(NetworkModel(net, INFO), noisy)[-1]
     b = _run(NetworkModel(net, INFO, long_average=False), noisy)[-1]
     assert abs(_psnr(a, pan[-1]) - _psnr(b, pan[-1])) < 0.3
+
+
+def test_long_average_kernel_matches_the_torch_path() -> None:
+    """The CPU's Numba long average (fused) against the torch version (fused=False), with a
+    ramp short enough that it is blended in from the second frame."""
+    from streamdn.models.network import LongAverage, load_weights
+
+    net, _ = load_weights("models/weights/fast_mc.safetensors")
+    la = LongAverage(ramp=(1.0, 2.0))
+    rng = np.random.default_rng(1)
+    clean = _texture(48, 64, seed=5)
+    frames = [np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8) for _ in range(8)]
+    fused, plain = NetworkModel(net, INFO, long_average=la), NetworkModel(net, INFO, long_average=la, fused=False)
+    assert fused.fused and not plain.fused
+    a, b = _run(fused, frames), _run(plain, frames)
+    off = _run(NetworkModel(net, INFO, long_average=False), frames)
+    assert not np.array_equal(a[-1], off[-1])            # it is blended in
+    for x, y in zip(a, b):
+        assert np.abs(x.astype(int) - y).max() <= 2
