@@ -49,37 +49,28 @@ class Trunk(torch.nn.Module):
 
 def calibration_inputs(net: torch.nn.Module, n: int, size: int = 128) -> list[np.ndarray]:
     """Step inputs (1, C, size/2, size/2) float32 of `n` training clips (training seeds only),
-    taken from the network's own recursion at frames 0 and 3, as inference would build them."""
+    taken from the network's own recursion at frames 0 and 3 (what its first convolution
+    receives; no motion warp: calibration only)."""
     from streamdn.data.clips import training_batch
 
+    seen: list[torch.Tensor] = []
+    hook = net.enc.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
     out: list[np.ndarray] = []
-    cfg = net.cfg
-    for step in range(n):
-        b = {k: torch.from_numpy(v) for k, v in training_batch(step, 1000, 1, size, frames=4).items()}
-        prev, hidden = net.init_state(b["noisy"][:, 0])
-        count = net.zero_count(b["noisy"][:, 0]) if cfg.motion else None
-        with torch.no_grad():
-            for t in range(4):
-                cur, sigma = b["noisy"][:, t], b["sigma"][:, t]
-                x = step_input(net, cur, sigma, prev, hidden, count)
-                if t in (0, 3):
-                    out.append(x.numpy())
-                s = net(cur, sigma, prev, hidden, 1.0 if t else 0.0, count)
-                prev, hidden, count = s.state, s.hidden, s.count
+    try:
+        for step in range(n):
+            b = {k: torch.from_numpy(v) for k, v in training_batch(step, 1000, 1, size, frames=4).items()}
+            prev, hidden = net.init_state(b["noisy"][:, 0])
+            count = net.zero_count(b["noisy"][:, 0]) if net.cfg.motion else None
+            with torch.no_grad():
+                for t in range(4):
+                    seen.clear()
+                    s = net(b["noisy"][:, t], b["sigma"][:, t], prev, hidden, 1.0 if t else 0.0, count)
+                    if t in (0, 3):
+                        out.append(seen[0].numpy())
+                    prev, hidden, count = s.state, s.hidden, s.count
+    finally:
+        hook.remove()
     return out
-
-
-def step_input(net: torch.nn.Module, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor,
-               hidden: torch.Tensor, count: torch.Tensor | None) -> torch.Tensor:
-    """The trunk's input as RecurrentDenoiser.forward builds it (no motion warp: calibration only)."""
-    sig6 = torch.cat([sigma[:, :1].expand(-1, 4, -1, -1), sigma[:, 1:]], 1)
-    if net.cfg.raw_state:
-        sig6 = sig6 * torch.sqrt(1.0 + 1.0 / count.clamp(min=1.0))
-    motion = ((cur - prev).abs() / (sig6 + 2e-3)).mean(1, keepdim=True) * 0.25
-    parts = [cur, prev, sigma * 10.0, motion]
-    if net.cfg.motion:
-        parts.append(torch.log1p(count) * 0.25)
-    return torch.cat([*parts, hidden], 1)
 
 
 def timed(run: Run, x: np.ndarray, seconds: float) -> float:
