@@ -455,7 +455,7 @@ def info_from_metadata(path: str | Path, meta: dict[str, str]) -> ModelInfo:
     params = meta.get("params")
     return ModelInfo(
         name=str(path), kind="network", temporal=True,
-        summary=f"{meta['arch']} network from {Path(path).name}",
+        summary=meta.get("summary") or f"{meta['arch']} network from {Path(path).name}",
         macs_per_px=float(macs) if macs else None, params=int(params) if params else None,
         trained_on=meta.get("trained_on"), val_psnr=float(val) if val and math.isfinite(float(val)) else None,
     )

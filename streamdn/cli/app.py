@@ -15,13 +15,13 @@ from collections.abc import Sequence
 import cv2  # noqa: F401
 
 from streamdn import __version__
-from streamdn.cli import batch, bench, demo, denoise, evaluate, live, models, targets, temporal, train
+from streamdn.cli import batch, bench, demo, denoise, evaluate, finetune, live, models, targets, temporal, train
 from streamdn.cli.args import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from streamdn.errors import ConfigError, DeviceError, ModelNotFoundError, StreamdnError
 
 # The commands, in the order `streamdn --help` lists them: everyday use first, then batch work,
 # then the tools for measuring and training models.
-COMMANDS = (denoise, demo, live, models, batch, evaluate, bench, train, targets, temporal)
+COMMANDS = (denoise, demo, live, models, batch, evaluate, bench, train, finetune, targets, temporal)
 
 EXAMPLES = """examples:
   streamdn demo                                   # synthetic noisy clip -> streamdn-demo.mp4

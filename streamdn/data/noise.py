@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-KINDS = ("gaussian", "poisson", "poisson_gaussian", "salt_pepper", "speckle", "camera")
+KINDS = ("gaussian", "poisson", "poisson_gaussian", "salt_pepper", "speckle", "camera", "bayer")
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,10 @@ class NoiseSpec:
 
     Attributes:
         kind: one of KINDS.
-        sigma: gaussian: standard deviation in 8-bit units; poisson_gaussian and camera: read-noise
+        sigma: gaussian: standard deviation in 8-bit units; poisson_gaussian, camera and bayer: read-noise
             standard deviation in 8-bit units; speckle: relative standard deviation x 100 (so 20
             means 20 % of the signal); salt_pepper: percent of pixels hit (so 5 means 5 %).
-        peak: poisson, poisson_gaussian and camera: photons collected at full white (lower is
+        peak: poisson, poisson_gaussian, camera and bayer: photons collected at full white (lower is
             darker and noisier; 30 is very low light, 1000 is a bright scene).
         quality: camera: JPEG quality of the lossy compression step (1..100).
     """
@@ -45,7 +45,7 @@ class NoiseSpec:
             return f"awgn{self.sigma:g}"
         if self.kind == "salt_pepper":
             return f"sp{self.sigma:g}"
-        if self.kind in ("poisson", "poisson_gaussian", "camera"):
+        if self.kind in ("poisson", "poisson_gaussian", "camera", "bayer"):
             return f"{self.kind}_p{self.peak:g}_s{self.sigma:g}"
         return f"{self.kind}{self.sigma:g}"
 
@@ -54,12 +54,15 @@ PRESETS: dict[str, NoiseSpec] = {
     "pg_lowlight": NoiseSpec("poisson_gaussian", sigma=4.0, peak=30.0),
     "pg_indoor": NoiseSpec("poisson_gaussian", sigma=2.0, peak=200.0),
     "camera_lowlight": NoiseSpec("camera", sigma=3.0, peak=40.0, quality=80),
+    # Sensor noise on a Bayer mosaic, demosaiced: spatially correlated, colour-blotchy noise that
+    # no training clip has (kept for checking fine-tuning on noise a model was not trained for).
+    "bayer_lowlight": NoiseSpec("bayer", sigma=3.0, peak=40.0),
 }
 
 
 def parse_noise(text: str) -> NoiseSpec:
     """Parses a short noise name: awgnS (gaussian, sigma S), spP (salt & pepper, P %), speckleS,
-    poissonP (peak P), or a preset (pg_lowlight, pg_indoor, camera_lowlight).
+    poissonP (peak P), or a preset (pg_lowlight, pg_indoor, camera_lowlight, bayer_lowlight).
 
     Raises:
         ValueError: the name is not one of these forms.
@@ -110,6 +113,32 @@ def _camera(img: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.nd
     return out
 
 
+def _bayer(img: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.ndarray:
+    """Linear-light shot + read noise on an RGGB mosaic, demosaiced (OpenCV's bilinear
+    demosaicing) and brought back to sRGB: the noise of a raw camera pipeline, spatially
+    correlated over two or three pixels and partly shared between the colours. What is added to
+    `img` is the difference the noise makes to the demosaiced picture, so the clean picture
+    itself is unchanged (no demosaicing blur)."""
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError("bayer noise needs an (H, W, 3) BGR image")
+    linear = _srgb_to_linear(img) * 255.0
+    h, w = img.shape[:2]
+    mosaic = np.empty((h, w), np.float32)
+    # RGGB: R at (even, even), G at (even, odd) and (odd, even), B at (odd, odd); BGR channels.
+    mosaic[0::2, 0::2] = linear[0::2, 0::2, 2]
+    mosaic[0::2, 1::2] = linear[0::2, 1::2, 1]
+    mosaic[1::2, 0::2] = linear[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = linear[1::2, 1::2, 0]
+    noisy = _shot(mosaic, spec.peak, rng) + rng.normal(0, spec.sigma, mosaic.shape).astype(np.float32)
+
+    def develop(m: np.ndarray) -> np.ndarray:
+        raw = np.clip(m * 256.0 + 0.5, 0, 65535).astype(np.uint16)
+        rgb = cv2.demosaicing(raw, cv2.COLOR_BayerRGGB2BGR).astype(np.float32) / (255.0 * 256.0)
+        return _linear_to_srgb(rgb)
+
+    return img + (develop(noisy) - develop(mosaic))
+
+
 def add_noise(img: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.ndarray:
     """Returns a noisy copy of `img`.
 
@@ -138,6 +167,8 @@ def add_noise(img: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.
         y = x.copy()
         y[hit & salt] = 255.0
         y[hit & ~salt] = 0.0
+    elif spec.kind == "bayer":
+        y = _bayer(x, spec, rng)
     else:
         y = _camera(x, spec, rng)
     return np.clip(y, 0.0, 255.0).astype(np.float32)
@@ -156,7 +187,7 @@ def noise_sigma_at(spec: NoiseSpec, level: np.ndarray | float) -> np.ndarray | f
         out = np.full_like(lvl, spec.sigma)
     elif spec.kind == "poisson":
         out = np.sqrt(lvl * 255.0 / spec.peak)
-    elif spec.kind in ("poisson_gaussian", "camera"):
+    elif spec.kind in ("poisson_gaussian", "camera", "bayer"):
         out = np.sqrt(lvl * 255.0 / spec.peak + spec.sigma ** 2)
     elif spec.kind == "speckle":
         out = lvl * spec.sigma / 100.0

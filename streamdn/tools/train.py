@@ -18,7 +18,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -304,28 +304,39 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
-def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
-    """Runs the recurrence over a batch of clips; returns the mean L1 (+ temporal) loss.
+def unroll(net: Any, noisy: Any, sigma: Any, bf16: bool) -> Iterator[Any]:
+    """Runs the recurrence over a batch of clips as inference does, yielding each frame's Step.
 
-    batch: "noisy", "clean" (B, T, 6, h, w) and "sigma" (B, T, 3, h, w) float32 tensors."""
+    noisy: (B, T, 6, h, w), sigma: (B, T, 3, h, w) float32 tensors. Motion networks get their
+    carried state warped to each frame on the host (streamdn.models.motion), detached there, so
+    their clip is a chain of one-step graphs; the plain recursion is back-propagated through
+    the whole clip. The state carried on is the yielded step's."""
     import torch
 
     from streamdn.models.motion import StateWarper
 
-    noisy, clean, sigma = batch["noisy"], batch["clean"], batch["sigma"]
     prev, hidden = net.init_state(noisy[:, 0])
+    warper = StateWarper() if net.cfg.motion else None
+    count = net.zero_count(noisy[:, 0]) if warper is not None else None
+    for t in range(noisy.shape[1]):
+        if warper is not None and t:
+            prev, hidden, count = warper.warp_tensors(noisy[:, t], prev, hidden, count)
+        with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=bf16):
+            step = net(noisy[:, t], sigma[:, t], prev, hidden, 1.0 if t else 0.0, count)
+        yield step
+        prev, hidden, count = step.state, step.hidden, step.count
+
+
+def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
+    """Runs the recurrence over a batch of clips; returns the mean L1 (+ temporal) loss.
+
+    batch: "noisy", "clean" (B, T, 6, h, w) and "sigma" (B, T, 3, h, w) float32 tensors."""
+    noisy, clean = batch["noisy"], batch["clean"]
     motion = bool(net.cfg.motion)
-    warper = StateWarper() if motion else None
-    count = net.zero_count(noisy[:, 0]) if motion else None
     gate_alone = bool(cfg.gate_from_state and net.cfg.raw_state)
     loss = noisy.new_zeros(())
     last = None
-    for t in range(noisy.shape[1]):
-        if warper is not None and t:
-            # The warp runs on the host, as in inference; the state is detached there.
-            prev, hidden, count = warper.warp_tensors(noisy[:, t], prev, hidden, count)
-        with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            step = net(noisy[:, t], sigma[:, t], prev, hidden, 1.0 if t else 0.0, count)
+    for t, step in enumerate(unroll(net, noisy, batch["sigma"], cfg.bf16)):
         out = step.out
         if gate_alone:
             # out = state + residual: the output's gradient reaches the residual, not the gate.
@@ -336,7 +347,6 @@ def clip_loss(net: Any, batch: dict[str, Any], cfg: TrainConfig) -> Any:
         if cfg.temporal_loss and last is not None:
             loss = loss + cfg.temporal_loss * ((out - last) - (clean[:, t] - clean[:, t - 1])).abs().mean()
         last = out
-        prev, hidden, count = step.state, step.hidden, step.count
     return loss / noisy.shape[1]
 
 

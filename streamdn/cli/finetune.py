@@ -1,0 +1,76 @@
+"""`streamdn finetune`: its flags and how it runs (the work itself is streamdn.tools.finetune).
+
+    streamdn finetune night1.mp4 night2.mp4 --base fast -o night.safetensors --minutes 10
+    streamdn denoise night3.mp4 -o clean.mp4 --model night.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streamdn.cli.args import EXIT_INTERRUPTED, EXIT_OK
+from streamdn.data.footage import FootageConfig
+from streamdn.errors import ConfigError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Adds `streamdn finetune` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "finetune", help="teach a network your own footage's noise (no clean frames needed)",
+        description="Fine-tune a network on your own noisy videos, with no clean reference: each output is "
+                    "scored against the next frame, aligned along the motion (its noise is new to the "
+                    "network). The last part of each video is held out to check the result; the new weights "
+                    "are kept only if they beat the base there, else the output holds the base unchanged. "
+                    "Writes OUT.safetensors (use it with --model OUT.safetensors) and its card OUT.md; "
+                    "checkpoints in OUT.safetensors.run/, so the same command continues a stopped run. "
+                    "Footage that moves little (a webcam, a tripod) works best; noise must change from "
+                    "frame to frame (not a fixed pattern or a frozen compression artefact).",
+        epilog="examples: streamdn finetune night1.mp4 night2.mp4 -o night.safetensors\n"
+               "          streamdn finetune footage/ --base fast_mc -o mine.safetensors --minutes 20\n"
+               "          streamdn denoise night3.mp4 -o clean.mp4 --model night.safetensors",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("footage", nargs="+", metavar="VIDEO",
+                   help="noisy videos from the camera to learn (folders: every video below them)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="the fine-tuned weights")
+    p.add_argument("--base", default="fast", metavar="MODEL",
+                   help="network to start from: fast (default), fast_mc or a .safetensors file")
+    p.add_argument("--minutes", type=float, default=10.0, metavar="M",
+                   help="wall time of the whole run, reading and checking included (default %(default)g)")
+    p.add_argument("--windows", type=int, default=FootageConfig.windows, metavar="N",
+                   help="stretches of footage to learn from, spread evenly over it (default %(default)s; "
+                        f"each holds {FootageConfig.frames + 1} frames of a {2 * FootageConfig.region}-pixel square)")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (default %(default)g)")
+    p.add_argument("--json", metavar="FILE.json", help="also write the run's figures here")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs `streamdn finetune` from parsed arguments; returns the exit code."""
+    from streamdn.atomic import write_json
+    from streamdn.tools.finetune import FinetuneConfig, finetune
+
+    if args.windows < 2:
+        raise ConfigError(f"--windows {args.windows}: need at least 2 (one to train on, one to check).")
+    cfg = FinetuneConfig(base=args.base, out=args.output, minutes=args.minutes, lr=args.lr,
+                         footage=FootageConfig(windows=args.windows))
+    try:
+        res = finetune(args.footage, cfg, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print("streamdn: interrupted; run the same command again to continue.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    s = res.summary
+    loss = s["held_out_loss"]
+    est = s["estimated_psnr_db"]
+    gain = f", estimated {est['gain']:+.2f} dB" if est["gain"] is not None else ""
+    if res.improved:
+        print(f"wrote {res.out} (card {res.card}): held-out loss {loss['change']:+.1%} against {s['base']}{gain}; "
+              f"{res.steps} steps, {res.train_seconds / 60:.1f} min", file=sys.stderr)
+    else:
+        print(f"wrote {res.out} (card {res.card}) with {s['base']}'s weights unchanged: fine-tuning did not beat "
+              f"it on the held-out footage ({res.steps} steps, {res.train_seconds / 60:.1f} min); more footage or "
+              f"more minutes may help.", file=sys.stderr)
+    if args.json:
+        write_json(args.json, s)
+    return EXIT_OK

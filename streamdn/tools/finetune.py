@@ -1,0 +1,483 @@
+"""Self-supervised fine-tuning of a network on a user's own noisy footage, with no clean
+reference (the work behind `streamdn finetune`, whose flags live in streamdn.cli.finetune):
+
+    streamdn finetune clip1.mp4 clip2.mp4 --base fast -o mine.safetensors --minutes 10
+    streamdn denoise new.mp4 -o clean.mp4 --model mine.safetensors
+
+The samples are streamdn.data.footage windows: the network runs causally over a few frames and
+each output is scored against the next noisy frame brought onto it along the motion (a
+Noise2Noise target: its noise is independent of everything the output has seen). The loss is
+the mean squared difference over the pixels whose target matches.
+
+A share of the footage (each file's last windows) is never trained on. The same loss on it is,
+up to a constant, the squared error against the unseen clean frames, so it says whether the
+network got better: it is measured for the base before training and for the network every
+`check_every_s` seconds, the best weights are kept, and they are written only if they beat the
+base by more than the measurement's own noise (two standard errors over the held-out windows);
+otherwise the output holds the base's weights unchanged, and says so. The run checkpoints
+beside the output (`<out>.run/`) and the same command continues it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamdn.atomic import temp_path_for, write_json
+from streamdn.data.footage import FootageConfig, Window, check_paths, gather_windows
+from streamdn.errors import ConfigError
+from streamdn.signals import stop_on_signals
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything a fine-tuning run needs.
+
+    Attributes:
+        base: the network to start from: a registry name (`fast`, `fast_mc`) or a .safetensors file.
+        out: the .safetensors file to write (a Markdown card is written beside it, same name).
+        minutes: wall time of the whole call (preparing the footage, training, the final check);
+            calling again continues the run for as long again.
+        crop: side of the training crops in packed pixels (twice that in frame pixels).
+        batch: crops per step. lr: AdamW learning rate (after a short warm-up).
+        threads: torch threads. bf16: bf16 autocast (None: where the CPU has native bf16).
+        check_every_s: seconds of training between two checks on the held-out windows.
+        seed: the order of crops and their flips.
+        footage: how windows are drawn (streamdn.data.footage.FootageConfig).
+    """
+
+    base: str = "fast"
+    out: str = "finetuned.safetensors"
+    minutes: float = 10.0
+    crop: int = 96
+    batch: int = 4
+    lr: float = 2e-4
+    threads: int = 2
+    bf16: bool | None = None
+    check_every_s: float = 60.0
+    seed: int = 0
+    footage: FootageConfig = field(default_factory=FootageConfig)
+
+    def __post_init__(self) -> None:
+        if not self.minutes > 0:
+            raise ConfigError(f"--minutes {self.minutes}: give a positive number of minutes.")
+        if self.crop < 16 or self.crop % 8:
+            raise ConfigError(f"crop={self.crop}: use a multiple of 8, at least 16 (packed pixels).")
+        if self.batch < 1 or not self.lr > 0:
+            raise ConfigError(f"batch={self.batch}, lr={self.lr}: need batch >= 1 and lr > 0.")
+        if not str(self.out).endswith(".safetensors"):
+            raise ConfigError(f"output '{self.out}': name it NAME.safetensors (it loads with --model NAME.safetensors).")
+
+
+@dataclass
+class Check:
+    """The held-out windows' loss of one network: `per_window` (mean weighted squared error
+    against the next frame, [0, 1]^2 units) and `noise_var` per window (the targets' own noise
+    variance, estimated from frame differences: see estimated_psnr)."""
+
+    per_window: np.ndarray
+    noise_var: np.ndarray
+
+    @property
+    def loss(self) -> float:
+        return float(self.per_window.mean())
+
+    def estimated_psnr(self) -> float | None:
+        """The held-out PSNR (dB, packed YUV) the loss implies: the loss less the targets' noise
+        variance is the squared error against the clean frames; None where that is not positive
+        (the estimate of the noise variance is off, e.g. noise correlated from frame to frame)."""
+        mse = float((self.per_window - self.noise_var).mean())
+        return 10.0 * math.log10(1.0 / mse) if mse > 1e-9 else None
+
+
+@dataclass
+class FinetuneResult:
+    """What a run did: the output and card paths, whether the fine-tuned weights were kept
+    (`improved`), the held-out checks of the base and of the kept weights, training steps and
+    seconds (all runs together), windows used for training and held out."""
+
+    out: Path
+    card: Path
+    improved: bool
+    base: Check
+    best: Check
+    steps: int
+    train_seconds: float
+    windows: tuple[int, int]
+    summary: dict[str, Any]
+
+
+# -- the network and its data ---------------------------------------------------------------------
+
+def base_weights(base: str) -> Path:
+    """The weight file of a base model: a shipped network's file, or the user's .safetensors.
+
+    Raises:
+        ConfigError: a name that is not a trained network, or a missing file.
+    """
+    from streamdn.models.network import WEIGHTS_DIR
+
+    if base.endswith(".safetensors"):
+        if not os.path.isfile(base):
+            raise ConfigError(f"--base '{base}' does not exist; give a .safetensors file or a model name.")
+        return Path(base)
+    path = WEIGHTS_DIR / f"{base}.safetensors"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+        raise ConfigError(f"--base '{base}' is not a trained network; use one of {', '.join(shipped)} or a "
+                          f".safetensors file.")
+    return path
+
+
+_PACKED_FLIPS = {
+    # (flip rows, flip columns, transpose) -> order of the four luma phases (y00, y01, y10, y11)
+    # that keeps the packed picture the packing of the transformed full-resolution picture.
+    "h": [1, 0, 3, 2, 4, 5], "v": [2, 3, 0, 1, 4, 5], "t": [0, 2, 1, 3, 4, 5],
+}
+
+
+def dihedral(x: Any, k: int, packed: bool) -> Any:
+    """One of the 8 flips/rotations (k in 0..7) of a (..., C, H, W) tensor; for packed 4:2:0
+    tensors (packed=True) the luma phases are reordered so the result is the packing of the
+    flipped picture."""
+    if k & 1:
+        x = x.flip(-1)
+        if packed:
+            x = x[..., _PACKED_FLIPS["h"], :, :]
+    if k & 2:
+        x = x.flip(-2)
+        if packed:
+            x = x[..., _PACKED_FLIPS["v"], :, :]
+    if k & 4:
+        x = x.transpose(-1, -2)
+        if packed:
+            x = x[..., _PACKED_FLIPS["t"], :, :]
+    return x
+
+
+def training_batch(windows: Sequence[Window], crop: int, batch: int, rng: np.random.Generator) -> dict[str, Any]:
+    """A batch of random crops (random flips) of random training windows, float32 tensors:
+    noisy/target (B, T, 6, c, c), sigma (B, T, 3, c, c), weight (B, T, 1, c, c)."""
+    import torch
+
+    parts: dict[str, list[Any]] = {"noisy": [], "sigma": [], "target": [], "weight": []}
+    for _ in range(batch):
+        w = windows[int(rng.integers(len(windows)))]
+        h, wd = w.noisy.shape[-2:]
+        c = min(crop, h - h % 8, wd - wd % 8)
+        y0, x0 = int(rng.integers(0, h - c + 1)), int(rng.integers(0, wd - c + 1))
+        k = int(rng.integers(8))
+        for name in parts:
+            arr = torch.from_numpy(np.ascontiguousarray(getattr(w, name)[..., y0:y0 + c, x0:x0 + c])).float()
+            parts[name].append(dihedral(arr, k, packed=name in ("noisy", "target")))
+    size = min(p.shape[-1] for p in parts["noisy"])
+    return {k: torch.stack([p[..., :size, :size] for p in v]).contiguous() for k, v in parts.items()}
+
+
+def n2n_loss(net: Any, batch: dict[str, Any], bf16: bool) -> Any:
+    """The mean weighted squared difference between each output and the next frame."""
+    from streamdn.tools.train import unroll
+
+    total = batch["noisy"].new_zeros(())
+    wsum = batch["weight"].sum().clamp(min=1.0)
+    for t, step in enumerate(unroll(net, batch["noisy"], batch["sigma"], bf16)):
+        total = total + (batch["weight"][:, t] * (step.out - batch["target"][:, t]) ** 2).sum()
+    return total / (wsum * 6.0)
+
+
+def check(net: Any, windows: Sequence[Window], bf16: bool) -> Check:
+    """The held-out loss of `net`, window by window (whole regions, no flips)."""
+    import torch
+
+    from streamdn.tools.train import unroll
+
+    losses, noise = [], []
+    with torch.no_grad():
+        for w in windows:
+            noisy, target, weight, sigma = (torch.from_numpy(getattr(w, k)).float()[None]
+                                            for k in ("noisy", "target", "weight", "sigma"))
+            wsum = float(weight.sum()) * 6.0
+            if wsum == 0.0:
+                continue
+            err = 0.0
+            for t, step in enumerate(unroll(net, noisy, sigma, bf16)):
+                err += float((weight[:, t] * (step.out.float() - target[:, t]) ** 2).sum())
+            losses.append(err / wsum)
+            # Target minus this frame: the two frames' noise (equal variances) where they match.
+            noise.append(float((weight * (target - noisy) ** 2).sum()) / wsum / 2.0)
+    if not losses:
+        raise ConfigError("no held-out pixel could be matched to its next frame (the footage moves too much "
+                          "or changes completely from frame to frame); fine-tuning cannot check its result.")
+    return Check(np.asarray(losses), np.asarray(noise))
+
+
+def significantly_better(new: Check, old: Check) -> bool:
+    """Whether `new` beats `old` by more than twice the standard error of the paired
+    per-window differences (and at all)."""
+    d = old.per_window - new.per_window
+    if d.size < 2:
+        return bool(d.mean() > 0)
+    se = float(d.std(ddof=1) / math.sqrt(d.size))
+    return bool(d.mean() > 0 and d.mean() > 2.0 * se)
+
+
+def _fingerprint(paths: Sequence[str], cfg: FinetuneConfig) -> str:
+    """What a checkpoint was made from: the footage (names, sizes, times), the base and settings
+    that shape the data and network (not the time budget)."""
+    items = [(os.path.abspath(p), os.path.getsize(p), int(os.path.getmtime(p))) for p in paths]
+    base = base_weights(cfg.base)
+    doc = {"footage": items, "base": [str(base.resolve()), base.stat().st_size], "crop": cfg.crop,
+           "footage_cfg": asdict(cfg.footage)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def _bf16(cfg: FinetuneConfig) -> bool:
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    from streamdn.models.network import _cpu_has_bf16
+
+    return _cpu_has_bf16()
+
+
+def _check_output(paths: Sequence[str], out: Path) -> None:
+    for p in paths:
+        if os.path.abspath(p) == os.path.abspath(out):
+            raise ConfigError(f"output '{out}' is one of the input files; choose another name.")
+    if out.parent and not out.parent.exists():
+        raise ConfigError(f"the output's folder '{out.parent}' does not exist; create it first.")
+
+
+def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) -> FinetuneResult:
+    """Fine-tunes cfg.base on the footage and writes cfg.out (and its card).
+
+    Raises:
+        ConfigError: bad settings, footage too short, an output that would overwrite an input.
+        SourceError: a footage file that cannot be read.
+        KeyboardInterrupt: Ctrl-C, SIGTERM or SIGHUP, after a checkpoint (the same call continues).
+    """
+    import torch
+    from tqdm import tqdm
+
+    from streamdn.denoiser import Denoiser
+    from streamdn.models.network import load_weights
+
+    t0 = time.monotonic()
+    deadline = t0 + 60.0 * cfg.minutes
+    files = check_paths(paths)
+    out = Path(cfg.out)
+    _check_output(files, out)
+    weights = base_weights(cfg.base)
+    torch.set_num_threads(cfg.threads)
+    bf16 = _bf16(cfg)
+    run_dir = Path(str(out) + ".run")
+    ckpt_path = run_dir / "ckpt.pt"
+    fingerprint = _fingerprint(files, cfg)
+
+    # The footage, through the base model as inference runs it.
+    with Denoiser(str(weights), device="cpu") as dn:
+        bar = tqdm(desc="reading footage", unit="window", disable=quiet, dynamic_ncols=True)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        windows = gather_windows(files, dn, cfg.footage, progress=progress)
+        bar.close()
+    train_w = [w for w in windows if not w.held_out]
+    held_w = [w for w in windows if w.held_out]
+
+    net, meta = load_weights(weights)
+    arch = meta["arch"]
+    base_check = check(net.eval(), held_w, bf16)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
+    step, seconds = 0, 0.0
+    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    best = base_check
+    history: list[dict[str, Any]] = []
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")   # tensors and plain values only
+        if state.get("fingerprint") != fingerprint:
+            raise ConfigError(f"{run_dir} holds a run on other footage or settings; remove that folder (or choose "
+                              f"another output name) to start afresh.")
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        best_state = state["best_model"]
+        step, seconds = int(state["step"]), float(state["seconds"])
+        history = json.loads(state["history"])
+        net_best, _ = load_weights(weights)
+        net_best.load_state_dict(best_state)
+        best = check(net_best.eval(), held_w, bf16)
+        if not quiet:
+            print(f"continuing {run_dir} at step {step} ({seconds / 60:.1f} min trained)", file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint() -> None:
+        _save(ckpt_path, {"model": net.state_dict(), "opt": opt.state_dict(), "best_model": best_state,
+                          "step": step, "seconds": seconds, "history": json.dumps(history),
+                          "fingerprint": fingerprint})
+
+    # Time kept back for the last check on the held-out windows: one window's check, measured.
+    t_check = time.monotonic()
+    check(net.eval(), held_w[:1], bf16)
+    check_cost = (time.monotonic() - t_check) * len(held_w)
+    train_until = deadline - check_cost - 5.0
+    rng = np.random.default_rng([cfg.seed, step])
+    budget = max(0.0, train_until - time.monotonic())
+    bar = tqdm(total=round(budget), desc=f"fine-tuning {arch}", unit="s", disable=quiet, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+    net.train()
+    last_check = time.monotonic()
+    recent: list[float] = []
+    signals = contextlib.ExitStack()
+    stop = signals.enter_context(stop_on_signals())
+    try:
+        while time.monotonic() < train_until:
+            stop.check()
+            ts = time.monotonic()
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * min(1.0, (step + 1) / 20)
+            loss = n2n_loss(net, training_batch(train_w, cfg.crop, cfg.batch, rng), bf16)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            step += 1
+            recent.append(loss.item())
+            now = time.monotonic()
+            seconds += now - ts
+            bar.update(min(now - ts, bar.total - bar.n))
+            if now - last_check > cfg.check_every_s or now >= train_until:
+                net.eval()
+                c = check(net, held_w, bf16)
+                net.train()
+                history.append({"step": step, "seconds": round(seconds, 1), "train_loss": float(np.mean(recent)),
+                                "held_out_loss": c.loss})
+                recent = []
+                if c.loss < best.loss:
+                    best, best_state = c, {k: v.detach().clone() for k, v in net.state_dict().items()}
+                bar.set_postfix_str(f"step {step}, held-out {c.loss / base_check.loss - 1:+.1%} vs base")
+                checkpoint()
+                last_check = time.monotonic()
+    except KeyboardInterrupt:
+        checkpoint()
+        bar.close()
+        raise
+    finally:
+        signals.close()
+    bar.close()
+    checkpoint()
+    improved = significantly_better(best, base_check)
+    final, _ = load_weights(weights)
+    if improved:
+        final.load_state_dict(best_state)
+    summary = _summary(files, cfg, arch, weights, base_check, best if improved else base_check, improved, step,
+                       seconds, len(train_w), len(held_w), history)
+    _write_weights(final, out, arch, meta, summary)
+    card = out.with_suffix(".md")
+    _write_card(card, summary)
+    write_json(run_dir / "summary.json", summary)
+    return FinetuneResult(out, card, improved, base_check, best if improved else base_check, step, seconds,
+                          (len(train_w), len(held_w)), summary)
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    tmp = temp_path_for(path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _summary(files: Sequence[str], cfg: FinetuneConfig, arch: str, weights: Path, base: Check, kept: Check,
+             improved: bool, steps: int, seconds: float, n_train: int, n_held: int,
+             history: list[dict[str, Any]]) -> dict[str, Any]:
+    pb, pk = base.estimated_psnr(), kept.estimated_psnr()
+    return {
+        "base": cfg.base, "base_file": weights.name, "arch": arch,
+        "footage": [os.path.basename(f) for f in files],
+        "windows": {"train": n_train, "held_out": n_held, "frames": cfg.footage.frames,
+                    "region_px": 2 * cfg.footage.region},
+        "steps": steps, "train_minutes": round(seconds / 60.0, 2), "crop_px": 2 * cfg.crop, "batch": cfg.batch,
+        "lr": cfg.lr, "improved": improved,
+        "held_out_loss": {"base": base.loss, "kept": kept.loss,
+                          "change": kept.loss / base.loss - 1.0 if base.loss else 0.0},
+        "estimated_psnr_db": {"base": pb, "kept": pk,
+                              "gain": (pk - pb) if pb is not None and pk is not None else None},
+        "history": history,
+    }
+
+
+def _write_weights(net: Any, out: Path, arch: str, base_meta: dict[str, str], summary: dict[str, Any]) -> None:
+    from streamdn.models.network import save_weights
+
+    footage = summary["footage"]
+    names = ", ".join(footage[:3]) + (f" and {len(footage) - 3} more" if len(footage) > 3 else "")
+    how = "fine-tuned, self-supervised," if summary["improved"] else "unchanged (fine-tuning did not beat it)"
+    extra = {k: v for k, v in base_meta.items() if k in ("macs_per_px", "params")}
+    extra.update({
+        "summary": f"{summary['base']} {how} on {names}",
+        "trained_on": f"{base_meta.get('trained_on', summary['base'] + ' training data')}; then self-supervised "
+                      f"fine-tuning on {names} (next-frame targets, no clean frames)",
+        "finetune": json.dumps({k: v for k, v in summary.items() if k != "history"}),
+    })
+    tmp = temp_path_for(out)
+    try:
+        save_weights(net, tmp, arch, extra)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_card(path: Path, s: dict[str, Any]) -> None:
+    """The fine-tuned model's card (Markdown), written atomically."""
+    est = s["estimated_psnr_db"]
+    est_line = (f"{est['base']:.2f} dB -> {est['kept']:.2f} dB ({est['gain']:+.2f} dB)"
+                if est["gain"] is not None else "not available (the footage's noise variance could not be estimated)")
+    lines = [
+        f"# {Path(path).stem}", "",
+        f"A `{s['arch']}` network from `{s['base']}` ({s['base_file']}), "
+        + ("fine-tuned without clean frames on the footage below." if s["improved"] else
+           "**unchanged**: fine-tuning did not beat the base on the held-out footage, so these are the base's "
+           "weights."), "",
+        "## Footage", "",
+        *[f"- {f}" for f in s["footage"]], "",
+        f"{s['windows']['train']} windows trained on, {s['windows']['held_out']} held out (the last of each "
+        f"file); {s['windows']['frames']} frames each, regions of {s['windows']['region_px']} px square.", "",
+        "## Training", "",
+        f"Self-supervised: each output is scored against the next noisy frame warped onto it (its noise is "
+        f"independent of what the network has seen), squared error on the pixels that match. "
+        f"{s['steps']} steps, {s['train_minutes']} min, crops of {s['crop_px']} px, batch {s['batch']}, "
+        f"learning rate {s['lr']:g}.", "",
+        "## Held-out check", "",
+        f"- loss against the next frame: {s['held_out_loss']['base']:.6g} (base) -> "
+        f"{s['held_out_loss']['kept']:.6g} ({s['held_out_loss']['change']:+.1%})",
+        f"- estimated PSNR against the clean frames (packed YUV): {est_line}", "",
+        "The estimate subtracts the footage's own noise variance from the loss; it is only as good as that "
+        "noise estimate. Use: `streamdn denoise in.mp4 -o out.mp4 --model " + Path(path).with_suffix(
+            ".safetensors").name + "`.", "",
+    ]
+    tmp = temp_path_for(path)
+    try:
+        Path(tmp).write_text("\n".join(lines), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
