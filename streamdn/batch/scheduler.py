@@ -19,12 +19,10 @@ from streamdn.config import RunConfig, to_dict
 from streamdn.errors import ConfigError, StreamdnError
 from streamdn.io.encoding import CONTAINERS
 from streamdn.io.sinks import partial_name
-from streamdn.io.sources import file_kind
+from streamdn.io.sources import VIDEO_EXTENSIONS, file_kind
 from streamdn.io.stills import RAW_EXTENSIONS, STILL_FORMATS, is_still
 from streamdn.signals import StopRequest
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
-                              ".mpeg", ".wmv", ".flv", ".3gp", ".mxf", ".nut", ".dv", ".y4m", ".ogv"})
 # Pictures: what streamdn.io.stills reads (photographs and camera raw files).
 PICTURE_EXTENSIONS = frozenset(STILL_FORMATS) | RAW_EXTENSIONS
 # still_format -> the extension of every picture's output ("same" keeps a picture's own format

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from streamdn.cli.args import EXIT_INTERRUPTED, EXIT_OK
-from streamdn.data.footage import FootageConfig
+from streamdn.tools.footage import FootageConfig
 from streamdn.errors import ConfigError
 
 
@@ -62,10 +62,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     s = res.summary
     loss = s["held_out_loss"]
-    est = s["estimated_psnr_db"]
-    gain = f", estimated {est['gain']:+.2f} dB" if est["gain"] is not None else ""
-    if res.improved:
-        print(f"wrote {res.out} (card {res.card}): held-out loss {loss['change']:+.1%} against {s['base']}{gain}; "
+    if res.steps == 0:
+        print(f"wrote {res.out} with {s['base']}'s weights unchanged: no time was left to train after reading the "
+              f"footage; give more --minutes.", file=sys.stderr)
+    elif res.improved:
+        print(f"wrote {res.out} (card {res.card}): held-out loss {loss['change']:+.1%} against {s['base']} "
+              f"(lower is better; most of it is the footage's own noise); "
               f"{res.steps} steps, {res.train_seconds / 60:.1f} min", file=sys.stderr)
     else:
         print(f"wrote {res.out} (card {res.card}) with {s['base']}'s weights unchanged: fine-tuning did not beat "

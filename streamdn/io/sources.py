@@ -32,6 +32,11 @@ class VideoMeta:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+# File extensions taken for videos where a folder is searched (batch jobs, fine-tuning footage).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
+                              ".mpeg", ".wmv", ".flv", ".3gp", ".mxf", ".nut", ".dv", ".y4m", ".ogv"})
+
+
 class Source:
     """Base: an iterator of Frames and a context manager with an idempotent close().
 

@@ -4,7 +4,7 @@ reference (the work behind `streamdn finetune`, whose flags live in streamdn.cli
     streamdn finetune clip1.mp4 clip2.mp4 --base fast -o mine.safetensors --minutes 10
     streamdn denoise new.mp4 -o clean.mp4 --model mine.safetensors
 
-The samples are streamdn.data.footage windows: the network runs causally over a few frames and
+The samples are streamdn.tools.footage windows: the network runs causally over a few frames and
 each output is scored against the next noisy frame brought onto it along the motion (a
 Noise2Noise target: its noise is independent of everything the output has seen). The loss is
 the mean squared difference over the pixels whose target matches.
@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from streamdn.atomic import temp_path_for, write_json
-from streamdn.data.footage import FootageConfig, Window, check_paths, gather_windows
+from streamdn.tools.footage import FootageConfig, Window, check_paths, gather_windows
 from streamdn.errors import ConfigError
 from streamdn.signals import stop_on_signals
 
@@ -54,7 +55,7 @@ class FinetuneConfig:
         threads: torch threads. bf16: bf16 autocast (None: where the CPU has native bf16).
         check_every_s: seconds of training between two checks on the held-out windows.
         seed: the order of crops and their flips.
-        footage: how windows are drawn (streamdn.data.footage.FootageConfig).
+        footage: how windows are drawn (streamdn.tools.footage.FootageConfig).
     """
 
     base: str = "fast"
@@ -82,23 +83,17 @@ class FinetuneConfig:
 
 @dataclass
 class Check:
-    """The held-out windows' loss of one network: `per_window` (mean weighted squared error
-    against the next frame, [0, 1]^2 units) and `noise_var` per window (the targets' own noise
-    variance, estimated from frame differences: see estimated_psnr)."""
+    """The held-out windows' loss of one network: `per_window`, the mean weighted squared
+    error against the next frame ([0, 1]^2 units). Up to the footage's own noise variance (the
+    same for every network) it is the squared error against the clean frames, so differences
+    between networks are differences in that error; the relative change of the loss
+    understates the relative change of the error."""
 
     per_window: np.ndarray
-    noise_var: np.ndarray
 
     @property
     def loss(self) -> float:
         return float(self.per_window.mean())
-
-    def estimated_psnr(self) -> float | None:
-        """The held-out PSNR (dB, packed YUV) the loss implies: the loss less the targets' noise
-        variance is the squared error against the clean frames; None where that is not positive
-        (the estimate of the noise variance is off, e.g. noise correlated from frame to frame)."""
-        mse = float((self.per_window - self.noise_var).mean())
-        return 10.0 * math.log10(1.0 / mse) if mse > 1e-9 else None
 
 
 @dataclass
@@ -202,7 +197,7 @@ def check(net: Any, windows: Sequence[Window], bf16: bool) -> Check:
 
     from streamdn.tools.train import unroll
 
-    losses, noise = [], []
+    losses = []
     with torch.no_grad():
         for w in windows:
             noisy, target, weight, sigma = (torch.from_numpy(getattr(w, k)).float()[None]
@@ -214,12 +209,10 @@ def check(net: Any, windows: Sequence[Window], bf16: bool) -> Check:
             for t, step in enumerate(unroll(net, noisy, sigma, bf16)):
                 err += float((weight[:, t] * (step.out.float() - target[:, t]) ** 2).sum())
             losses.append(err / wsum)
-            # Target minus this frame: the two frames' noise (equal variances) where they match.
-            noise.append(float((weight * (target - noisy) ** 2).sum()) / wsum / 2.0)
     if not losses:
         raise ConfigError("no held-out pixel could be matched to its next frame (the footage moves too much "
                           "or changes completely from frame to frame); fine-tuning cannot check its result.")
-    return Check(np.asarray(losses), np.asarray(noise))
+    return Check(np.asarray(losses))
 
 
 def significantly_better(new: Check, old: Check) -> bool:
@@ -408,7 +401,6 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 def _summary(files: Sequence[str], cfg: FinetuneConfig, arch: str, weights: Path, base: Check, kept: Check,
              improved: bool, steps: int, seconds: float, n_train: int, n_held: int,
              history: list[dict[str, Any]]) -> dict[str, Any]:
-    pb, pk = base.estimated_psnr(), kept.estimated_psnr()
     return {
         "base": cfg.base, "base_file": weights.name, "arch": arch,
         "footage": [os.path.basename(f) for f in files],
@@ -418,8 +410,7 @@ def _summary(files: Sequence[str], cfg: FinetuneConfig, arch: str, weights: Path
         "lr": cfg.lr, "improved": improved,
         "held_out_loss": {"base": base.loss, "kept": kept.loss,
                           "change": kept.loss / base.loss - 1.0 if base.loss else 0.0},
-        "estimated_psnr_db": {"base": pb, "kept": pk,
-                              "gain": (pk - pb) if pb is not None and pk is not None else None},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "history": history,
     }
 
@@ -448,9 +439,6 @@ def _write_weights(net: Any, out: Path, arch: str, base_meta: dict[str, str], su
 
 def _write_card(path: Path, s: dict[str, Any]) -> None:
     """The fine-tuned model's card (Markdown), written atomically."""
-    est = s["estimated_psnr_db"]
-    est_line = (f"{est['base']:.2f} dB -> {est['kept']:.2f} dB ({est['gain']:+.2f} dB)"
-                if est["gain"] is not None else "not available (the footage's noise variance could not be estimated)")
     lines = [
         f"# {Path(path).stem}", "",
         f"A `{s['arch']}` network from `{s['base']}` ({s['base_file']}), "
@@ -468,11 +456,11 @@ def _write_card(path: Path, s: dict[str, Any]) -> None:
         f"learning rate {s['lr']:g}.", "",
         "## Held-out check", "",
         f"- loss against the next frame: {s['held_out_loss']['base']:.6g} (base) -> "
-        f"{s['held_out_loss']['kept']:.6g} ({s['held_out_loss']['change']:+.1%})",
-        f"- estimated PSNR against the clean frames (packed YUV): {est_line}", "",
-        "The estimate subtracts the footage's own noise variance from the loss; it is only as good as that "
-        "noise estimate. Use: `streamdn denoise in.mp4 -o out.mp4 --model " + Path(path).with_suffix(
-            ".safetensors").name + "`.", "",
+        f"{s['held_out_loss']['kept']:.6g} ({s['held_out_loss']['change']:+.1%})", "",
+        "Lower is better. Most of this loss is the footage's own noise, the same for every network, so the "
+        "error against the (unknown) clean frames fell by more than the loss did. The weights are kept only "
+        "if the drop is more than twice its standard error over the held-out windows.", "",
+        "Use: `streamdn denoise in.mp4 -o out.mp4 --model " + Path(path).with_suffix(".safetensors").name + "`.", "",
     ]
     tmp = temp_path_for(path)
     try:

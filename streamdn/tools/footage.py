@@ -159,24 +159,23 @@ def _luma_mean(packed: np.ndarray) -> np.ndarray:
     return packed[..., :4].mean(axis=-1)
 
 
-def match_weight(out: np.ndarray, warped_next: np.ndarray, flow: np.ndarray, sigma_y: np.ndarray) -> np.ndarray:
+def match_weight(out: np.ndarray, warped_next: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """1 where the next frame, warped, shows what this frame shows; 0 elsewhere.
 
     Args:
         out: (H2, W2, 6) the base model's output at this frame.
         warped_next: (H2, W2, 6) its output at the next frame, warped onto this one.
         flow: (H2, W2, 2) the flow used (samples falling outside the frame get 0).
-        sigma_y: (H2, W2) the luma noise sigma of this frame ([0, 1] units).
 
-    The test is the 5x5 mean of the absolute luma difference against what the outputs' own
-    residual noise allows (a quarter of the input's sigma, at least 1.5 levels), widened by
-    one pixel so the edge of an occlusion goes too.
+    The test is on the 5x5 mean of the signed luma difference, which averages the outputs'
+    leftover noise away but not a real change: a pixel fails where it exceeds four times that
+    mean's spread over the frame (a robust estimate: most of a frame matches) plus one level,
+    and the failure is widened by a pixel so the edge of an occlusion goes too.
     """
     h, w = out.shape[:2]
-    diff = np.abs(_luma_mean(out) - _luma_mean(warped_next)).astype(np.float32)
-    diff = cv2.blur(diff, (5, 5))
-    limit = np.maximum(0.25 * sigma_y, 1.5 / 255.0) + 1.0 / 255.0
-    ok = (diff <= limit).astype(np.uint8)
+    diff = cv2.blur((_luma_mean(out) - _luma_mean(warped_next)).astype(np.float32), (5, 5))
+    spread = 1.4826 * float(np.median(np.abs(diff - np.median(diff))))
+    ok = (np.abs(diff) <= 4.0 * spread + 1.0 / 255.0).astype(np.uint8)
     gx = np.arange(w, dtype=np.float32)[None, :] + flow[..., 0]
     gy = np.arange(h, dtype=np.float32)[:, None] + flow[..., 1]
     ok &= ((gx >= 0) & (gx <= w - 1) & (gy >= 0) & (gy <= h - 1)).astype(np.uint8)
@@ -219,7 +218,7 @@ def build_window(frames: Sequence[Frame], denoiser: object, box: tuple[int, int,
         flow = warper.estimate(outs[t], outs[t + 1])
         nxt = warp_packed_lanczos(np.ascontiguousarray(cur[t + 1]), flow, 3)
         onxt = warp_packed_lanczos(np.ascontiguousarray(outs[t + 1]), flow, 3)
-        wgt = match_weight(outs[t], onxt, flow, sig[t][..., 0])
+        wgt = match_weight(outs[t], onxt, flow)
         target[t] = nxt[py:py + ry, px:px + rx]
         weight[t] = wgt[py:py + ry, px:px + rx]
     sl = (slice(py, py + ry), slice(px, px + rx))
@@ -310,7 +309,7 @@ def gather_windows(paths: Sequence[str], denoiser: object, cfg: FootageConfig,
 
 def check_paths(paths: Sequence[str]) -> list[str]:
     """The footage's paths, each an existing regular file (a folder adds the videos below it)."""
-    from streamdn.batch.scheduler import VIDEO_EXTENSIONS
+    from streamdn.io.sources import VIDEO_EXTENSIONS
 
     files: list[str] = []
     for p in paths:
