@@ -41,6 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="stretches of footage to learn from, spread evenly over it (default %(default)s; "
                         f"each holds {FootageConfig.frames + 1} frames of a {2 * FootageConfig.region}-pixel square)")
     p.add_argument("--lr", type=float, default=2e-4, help="learning rate (default %(default)g)")
+    p.add_argument("--rehearsal", type=float, default=0.5, metavar="R",
+                   help="synthetic clips with known clean frames mixed into each step, per footage crop, so "
+                        "the network keeps what it knew (default %(default)g; 0: footage only)")
     p.add_argument("--json", metavar="FILE.json", help="also write the run's figures here")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return p
@@ -51,9 +54,12 @@ def run(args: argparse.Namespace) -> int:
     from streamdn.atomic import write_json
     from streamdn.tools.finetune import FinetuneConfig, finetune
 
+    if args.rehearsal < 0:
+        raise ConfigError(f"--rehearsal {args.rehearsal}: give 0 or more.")
     if args.windows < 2:
         raise ConfigError(f"--windows {args.windows}: need at least 2 (one to train on, one to check).")
     cfg = FinetuneConfig(base=args.base, out=args.output, minutes=args.minutes, lr=args.lr,
+                         rehearsal=args.rehearsal,
                          footage=FootageConfig(windows=args.windows))
     try:
         res = finetune(args.footage, cfg, quiet=args.quiet)

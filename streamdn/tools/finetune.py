@@ -54,6 +54,10 @@ class FinetuneConfig:
         batch: crops per step. lr: AdamW learning rate (after a short warm-up).
         threads: torch threads. bf16: bf16 autocast (None: where the CPU has native bf16).
         check_every_s: seconds of training between two checks on the held-out windows.
+        rehearsal: synthetic clips with clean targets (the base's own kind of training data,
+            streamdn.data.clips) added to each step, per footage crop: they keep what the
+            network does on the noise and pictures it already knew while it learns the footage's
+            (without them it drifts toward the footage's scenes). 0: none.
         seed: the order of crops and their flips.
         footage: how windows are drawn (streamdn.tools.footage.FootageConfig).
     """
@@ -67,6 +71,7 @@ class FinetuneConfig:
     threads: int = 2
     bf16: bool | None = None
     check_every_s: float = 60.0
+    rehearsal: float = 0.5
     seed: int = 0
     footage: FootageConfig = field(default_factory=FootageConfig)
 
@@ -111,6 +116,11 @@ class FinetuneResult:
     train_seconds: float
     windows: tuple[int, int]
     summary: dict[str, Any]
+
+
+# Synthetic rehearsal clips are drawn from these training steps on (streamdn.data.clips seeds),
+# past any step a training run of the base reaches.
+REHEARSAL_SEED = 10_000_000
 
 
 # -- the network and its data ---------------------------------------------------------------------
@@ -191,6 +201,24 @@ def n2n_loss(net: Any, batch: dict[str, Any], bf16: bool) -> Any:
     return total / (wsum * 6.0)
 
 
+def rehearsal_loss(net: Any, step: int, clips: int, crop: int, frames: int, bf16: bool) -> tuple[Any, int]:
+    """The summed per-clip mean squared error against the clean frames on `clips` synthetic
+    training clips (streamdn.data.clips.training_batch, `crop` packed pixels, `frames` long), and
+    the number of clips."""
+    import torch
+
+    from streamdn.data.clips import training_batch as synthetic_batch
+    from streamdn.tools.train import unroll
+
+    if clips <= 0:
+        return None, 0
+    b = {k: torch.from_numpy(v) for k, v in synthetic_batch(step, 1, clips, 2 * crop, frames=frames).items()}
+    total = b["noisy"].new_zeros(())
+    for t, st in enumerate(unroll(net, b["noisy"], b["sigma"], bf16)):
+        total = total + ((st.out - b["clean"][:, t]) ** 2).mean(dim=(1, 2, 3)).sum()
+    return total / frames, clips
+
+
 def check(net: Any, windows: Sequence[Window], bf16: bool) -> Check:
     """The held-out loss of `net`, window by window (whole regions, no flips)."""
     import torch
@@ -231,6 +259,7 @@ def _fingerprint(paths: Sequence[str], cfg: FinetuneConfig) -> str:
     items = [(os.path.abspath(p), os.path.getsize(p), int(os.path.getmtime(p))) for p in paths]
     base = base_weights(cfg.base)
     doc = {"footage": items, "base": [str(base.resolve()), base.stat().st_size], "crop": cfg.crop,
+           "rehearsal": cfg.rehearsal,
            "footage_cfg": asdict(cfg.footage)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -343,6 +372,10 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (step + 1) / 20)
             loss = n2n_loss(net, training_batch(train_w, cfg.crop, cfg.batch, rng), bf16)
+            synth, n_synth = rehearsal_loss(net, REHEARSAL_SEED + step, round(cfg.rehearsal * cfg.batch), cfg.crop,
+                                            cfg.footage.frames, bf16)
+            if n_synth:
+                loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -407,7 +440,7 @@ def _summary(files: Sequence[str], cfg: FinetuneConfig, arch: str, weights: Path
         "windows": {"train": n_train, "held_out": n_held, "frames": cfg.footage.frames,
                     "region_px": 2 * cfg.footage.region},
         "steps": steps, "train_minutes": round(seconds / 60.0, 2), "crop_px": 2 * cfg.crop, "batch": cfg.batch,
-        "lr": cfg.lr, "improved": improved,
+        "lr": cfg.lr, "rehearsal": cfg.rehearsal, "improved": improved,
         "held_out_loss": {"base": base.loss, "kept": kept.loss,
                           "change": kept.loss / base.loss - 1.0 if base.loss else 0.0},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
