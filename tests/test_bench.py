@@ -11,7 +11,8 @@ import pytest
 
 from streamdn import ConfigError
 from streamdn.cli.bench import add_parser, run
-from streamdn.tools.bench import BenchConfig, bench
+from streamdn.tools.bench import BenchConfig, bench, text
+from streamdn.tools.roofline import KERNELS, cpu_has_native_bf16, cpu_peaks, roofline
 
 REQUIRED = {"size", "fps", "baseline_fps", "ratio", "model_fps", "stages_ms", "device", "threads", "peak_rss_mb",
             "latency_ms"}
@@ -28,7 +29,52 @@ def test_schema_classical() -> None:
     assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
     assert r["threads"]["cores"] >= 1 and r["peak_rss_mb"] > 0
     assert r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
+    assert r["roofline"] is None and r["cpu_peak_gmacs"] is None
+    assert r["backend"] is None and r["precision"] is None and r["macs_per_px"] is None
+    assert "network alone" not in text(r) and "backend" not in text(r)
     assert json.loads(json.dumps(r)) == r     # plain data: the --json document holds all of it
+
+
+def test_roofline_of_a_network() -> None:
+    r = bench(BenchConfig(synthetic=(64, 48), frames=4, model="tdn_tiny", device="cpu", model_seconds=0.05,
+                          peak_seconds=0.02))
+    assert r["backend"] == "torch eager (oneDNN, channels_last)"
+    assert r["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert r["macs_per_px"] == pytest.approx(705, rel=0.01)
+    roof = r["roofline"]
+    assert set(roof) == set(r["model_fps_by_device"]["cpu"]) == {"fp32", "bf16"}
+    for precision, x in roof.items():
+        assert x["fps"] == r["model_fps_by_device"]["cpu"][precision]
+        assert x["gmacs"] == pytest.approx(r["macs_per_px"] * 64 * 48 * x["fps"] / 1e9, rel=1e-3)
+        if precision == "bf16" and not cpu_has_native_bf16():
+            assert x["peak_gmacs"] is None and x["fraction"] is None and r["cpu_peak_gmacs"]["bf16"] is None
+            continue
+        kernels = r["cpu_peak_gmacs"][precision]
+        assert set(kernels) == set(KERNELS) and min(kernels.values()) > 0
+        assert x["peak_gmacs"] == max(kernels.values()) and kernels[x["peak_kernel"]] == x["peak_gmacs"]
+        assert 0 < x["fraction"] < 1.5
+        assert x["fraction"] == pytest.approx(x["gmacs"] / x["peak_gmacs"], rel=1e-3)
+    assert "network alone fp32" in text(r) and "2048^3 GEMM: torch.matmul" in text(r)
+    assert json.loads(json.dumps(r)) == r
+
+
+def test_roofline_without_peak() -> None:
+    roof = roofline(1000.0, 100, 50, {"fp32": 20.0, "bf16": 40.0}, {"fp32": None, "bf16": None})
+    assert roof["fp32"] == {"fps": 20.0, "gmacs": 0.1, "peak_gmacs": None, "peak_kernel": None, "fraction": None}
+    assert roof["bf16"]["gmacs"] == 0.2
+    fp32 = roofline(1000.0, 100, 50, {"fp32": 20.0}, {"fp32": {"matmul": 0.2, "conv1x1": 0.4}})["fp32"]
+    assert fp32["peak_gmacs"] == 0.4 and fp32["peak_kernel"] == "conv1x1" and fp32["fraction"] == 0.25
+
+
+def test_cpu_peaks() -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    peaks = cpu_peaks(0.01, size=128, threads=1)
+    assert torch.get_num_threads() == threads     # the model's thread count is left as it was
+    assert set(peaks["fp32"]) == set(KERNELS) and min(peaks["fp32"].values()) > 0
+    assert (peaks["bf16"] is not None) == cpu_has_native_bf16()
+    assert cpu_peaks(0.0) == {"fp32": None, "bf16": None}     # 0 s: nothing measured
 
 
 def test_library_errors_name_the_argument() -> None:
@@ -39,7 +85,8 @@ def test_library_errors_name_the_argument() -> None:
 
 
 def test_network_dtypes_on_a_file(video: Callable[..., Path]) -> None:
-    r = bench(BenchConfig(input=str(video(frames=5)), frames=5, model="tdn_tiny", device="cpu", model_seconds=0.05))
+    r = bench(BenchConfig(input=str(video(frames=5)), frames=5, model="tdn_tiny", device="cpu", model_seconds=0.05,
+                          peak_seconds=0))
     assert r["model_kind"] == "network"
     assert {"fp32", "bf16"} <= set(r["model_fps"]) and "cpu" in r["model_fps_by_device"]
 
@@ -51,6 +98,11 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
                               "--model-seconds", "0.05", "--json"])
     assert run(args) == 0
     assert REQUIRED <= set(json.loads(capsys.readouterr().out))
+    args = parser.parse_args(["bench", "--synthetic", "64x48", "--frames", "2", "--model", "tdn_tiny",
+                              "--device", "cpu", "--model-seconds", "0.02", "--no-peak"])
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "backend         torch eager (oneDNN, channels_last)" in out and "peak not measured" in out
     with pytest.raises(ConfigError, match="--synthetic 'big': use WxH"):
         run(parser.parse_args(["bench", "--synthetic", "big"]))
     with pytest.raises(ConfigError, match="--noise"):

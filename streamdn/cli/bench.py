@@ -22,8 +22,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "bench", help="measure end-to-end fps, per-stage time, latency and the model alone",
         description="Runs the file path (decode -> denoise -> encode with the default encoder) on a file or a "
                     "generated clip, then the same frames through decode + encode alone, then the model step "
-                    "alone per dtype and device.",
-        epilog="examples: streamdn bench --synthetic 1280x720 --json\n          streamdn bench --kernels",
+                    "alone per dtype and device. For a network it also reports its inference backend and "
+                    "default precision, and per precision its MAC/s on the CPU against the CPU's peak for "
+                    "that precision: the roofline. The peak is a 2048^3 matrix product, timed as torch.matmul and as a "
+                    "oneDNN 1x1 convolution (about 1.3 s; --no-peak skips it).",
+        epilog="examples: streamdn bench --synthetic 1280x720 --json\n          streamdn bench --kernels\n\n"
+               "Other CPU backends (torch.compile, ONNX Runtime, OpenVINO, int8) on the network's trunk:\n"
+               "python scripts/backends.py in a checkout (needs onnx, onnxruntime, openvino; docs/backends.md).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", metavar="FILE", help="video file to run on")
@@ -35,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--noise", default="awgn20", help="noise of the generated clip (default %(default)s)")
     p.add_argument("--model-seconds", type=float, default=2.0, metavar="S",
                    help="seconds per model-alone measurement (default %(default)s)")
+    p.add_argument("--no-peak", action="store_true",
+                   help="skip the CPU peak measurement (the roofline then gives GMAC/s without a fraction)")
     p.add_argument("--kernels", action="store_true",
                    help="instead: time each Numba kernel at the --synthetic size and its JIT cost (cold/warm cache)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -56,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--noise: {err}") from err
     cfg = BenchConfig(input=args.input, synthetic=size, frames=args.frames, model=args.model,
                       strength=args.strength, device=args.device, noise=args.noise,
-                      model_seconds=args.model_seconds)
+                      model_seconds=args.model_seconds,
+                      peak_seconds=0.0 if args.no_peak else BenchConfig.peak_seconds)
     result = bench(cfg)
     print(json.dumps(result, indent=2) if args.json else text(result))
     return EXIT_OK

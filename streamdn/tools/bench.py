@@ -1,6 +1,7 @@
 """The work behind `streamdn bench` (flags: streamdn.cli.bench): speed of the real file path
 (decode -> pack -> forward -> unpack -> encode, the stages overlapped in threads), the same file
-through decode + encode alone, the model step alone per dtype and device, and the machine it ran on."""
+through decode + encode alone, the model step alone per dtype and device, a network's MAC/s against
+the CPU's peak (streamdn.tools.roofline), and the machine it ran on."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from streamdn.pipeline import Pipeline, RunStats
 from streamdn.io.sinks import FileSink
 from streamdn.io.sources import FileSource
 from streamdn.data.synthetic import MovingScene, SceneConfig
+from streamdn.tools.roofline import PEAK_SIZE, cpu_peaks, roofline
+
+KERNEL_NAMES = {"matmul": "torch.matmul", "conv1x1": "oneDNN 1x1 conv"}   # how the text names the peak kernels
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class BenchConfig:
         device: "auto" | "cpu" | "cuda" | "cuda:N".
         noise: noise of the generated clip (streamdn.data.noise.parse_noise name).
         model_seconds: how long to time each model-alone measurement, in seconds.
+        peak_seconds: how long to time the CPU's peak (a matrix product per precision, two
+            ways: streamdn.tools.roofline.cpu_peaks), in seconds, all together; 0 skips it
+            (networks only; the roofline then has no peak or fraction).
     """
 
     input: str | None = None
@@ -50,6 +57,7 @@ class BenchConfig:
     device: str = "auto"
     noise: str = "awgn20"
     model_seconds: float = 2.0
+    peak_seconds: float = 0.8
 
 
 class _Passthrough(FrameModel):
@@ -144,6 +152,32 @@ def model_speeds(name: str, info: ModelInfo, frame: Frame, sigmas: tuple[float, 
     return out
 
 
+def backend(model: FrameModel) -> tuple[str | None, str | None]:
+    """(inference backend, precision it runs by default: "fp32" | "bf16" | "fp16") of a network
+    model as created; (None, None) for a classical filter (each has its own CPU path)."""
+    if model.info.kind != "network":
+        return None, None
+    dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
+    precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, dtype)
+    engine = "cuDNN" if model.device.startswith("cuda") else "oneDNN"
+    return f"torch eager ({engine}, channels_last)", precision
+
+
+def macs_per_px(model: FrameModel) -> float | None:
+    """The model's multiply-accumulates per full-resolution pixel: its registry figure, else
+    counted on its network (a weight file without the figure); None for a classical filter."""
+    if model.info.kind != "network":
+        return None
+    if model.info.macs_per_px:
+        return float(model.info.macs_per_px)
+    net = getattr(model, "net", None)
+    if net is None:
+        return None
+    from streamdn.models.macs import network_macs
+
+    return float(network_macs(net))
+
+
 def machine() -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(device description, thread counts, other facts) of this machine."""
     import cv2
@@ -169,8 +203,10 @@ def machine() -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 def bench(cfg: BenchConfig) -> dict[str, Any]:
     """Runs the whole benchmark and returns the figures (plain data, JSON-ready): end-to-end and
-    decode+encode fps, their ratio, model steps/s per device and dtype, per-stage ms/frame,
-    latency percentiles (ms), peak RSS (MB) and the machine.
+    decode+encode fps, their ratio, model steps/s per device and dtype, for a network its backend,
+    default precision and, on the CPU, GMAC/s against the peak of the same precision ("roofline",
+    None for a classical filter), per-stage ms/frame, latency percentiles (ms), peak RSS (MB) and
+    the machine.
 
     Raises:
         ConfigError: frames < 2, or a strength or noise that is not known.
@@ -195,6 +231,8 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
         with Denoiser(cfg.model, strength=cfg.strength, device=cfg.device) as dn:
             stats, encoder = run_file(source, os.path.join(tmp, "out.mp4"), dn, cfg.frames)
             run_device = dn.device
+            engine, precision = backend(dn.model)
+            macs = macs_per_px(dn.model)
             frame = first_frame(source)
             sigmas = dn.noise_sigmas(frame)
         with Denoiser(_Passthrough(), strength=0) as passthrough:
@@ -202,6 +240,9 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
         devices = ["cpu"] + ([run_device] if run_device != "cpu" else [])
         speeds = model_speeds(info.name, info, frame, sigmas, devices, cfg.model_seconds)
     main = speeds.get(run_device) or next(iter(speeds.values()))
+    # Measured after the model so that both see the same load; torch's thread count is the model's.
+    peaks = cpu_peaks(cfg.peak_seconds) if macs else None
+    roof = roofline(macs, frame.width, frame.height, speeds["cpu"], peaks) if macs and peaks else None
     return {
         "size": [frame.width, frame.height],
         "frames": stats.frames,
@@ -213,6 +254,11 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
         "ratio": round(stats.fps / base.fps, 4) if base.fps > 0 else 0.0,
         "model_fps": main,
         "model_fps_by_device": speeds,
+        "backend": engine,
+        "precision": precision,
+        "macs_per_px": macs,
+        "roofline": roof,
+        "cpu_peak_gmacs": peaks,
         "stages_ms": stats.stages_ms,
         "baseline_stages_ms": base.stages_ms,
         "latency_ms": stats.latency_ms,
@@ -241,6 +287,7 @@ def text(r: dict[str, Any]) -> str:
         f"  end to end    {r['fps']:7.1f} fps   (decode -> denoise -> {r['encoder']['codec']} encode)",
         f"  decode+encode {r['baseline_fps']:7.1f} fps   ratio {r['ratio']:.2f}",
         f"  model alone   {speeds} steps/s",
+        *_roofline_lines(r),
         f"  stage ms/frame  {stages}",
         f"  baseline ms     {base}",
         f"  latency ms      {lat}   (warm-up {r['warmup_s']:.2f} s, not counted)",
@@ -249,3 +296,24 @@ def text(r: dict[str, Any]) -> str:
         f"  peak RSS        {r['peak_rss_mb']:.0f} MB;  load average before/after "
         f"{r['load_avg_before'][0]} / {r['load_avg_after'][0]}",
     ])
+
+
+def _roofline_lines(r: dict[str, Any]) -> list[str]:
+    """The backend line and a line per precision of the CPU roofline; none for a classical filter."""
+    if r.get("backend") is None:
+        return []
+    lines = [f"  backend         {r['backend']}, {r['precision']} by default on {r['run_device']}"
+             + (f"; {r['macs_per_px']:,.0f} MAC/px" if r.get("macs_per_px") else "")]
+    where = "" if r["run_device"] == "cpu" else " (cpu)"    # the roofline is the CPU's
+    for precision, x in (r.get("roofline") or {}).items():
+        line = f"  network alone{where} {precision:<4} {x['fps']:6.1f} fps  {x['gmacs']:6.1f} GMAC/s"
+        if x["peak_gmacs"]:
+            kernels = r["cpu_peak_gmacs"][precision]
+            how = "; ".join(f"{KERNEL_NAMES[k]} {v:.0f}" for k, v in kernels.items())
+            line += f" = {x['fraction']:.0%} of {x['peak_gmacs']:.0f} ({PEAK_SIZE}^3 GEMM: {how})"
+        elif precision == "bf16" and (r["roofline"].get("fp32") or {}).get("peak_gmacs"):
+            line += "  (no peak: this CPU has no native bf16)"
+        else:
+            line += "  (peak not measured)"
+        lines.append(line)
+    return lines
