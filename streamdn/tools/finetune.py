@@ -121,6 +121,7 @@ class FinetuneResult:
 # Synthetic rehearsal clips are drawn from these training steps on (streamdn.data.clips seeds),
 # past any step a training run of the base reaches.
 REHEARSAL_SEED = 10_000_000
+REHEARSAL_CLIPS = 48   # clips in the rehearsal pool (made once per run, about 0.2 s each)
 
 
 # -- the network and its data ---------------------------------------------------------------------
@@ -201,22 +202,31 @@ def n2n_loss(net: Any, batch: dict[str, Any], bf16: bool) -> Any:
     return total / (wsum * 6.0)
 
 
-def rehearsal_loss(net: Any, step: int, clips: int, crop: int, frames: int, bf16: bool) -> tuple[Any, int]:
-    """The summed per-clip mean squared error against the clean frames on `clips` synthetic
-    training clips (streamdn.data.clips.training_batch, `crop` packed pixels, `frames` long), and
-    the number of clips."""
+def rehearsal_pool(clips: int, crop: int, frames: int) -> dict[str, np.ndarray]:
+    """Synthetic training clips with clean frames (streamdn.data.clips.training_batch, `crop`
+    packed pixels square, `frames` long), made once: float16 arrays "noisy", "clean" (N, T, 6,
+    c, c) and "sigma" (N, T, 3, c, c)."""
+    from streamdn.data.clips import training_batch as synthetic_batch
+
+    parts = [synthetic_batch(REHEARSAL_SEED + i, 1, 1, 2 * crop, frames=frames) for i in range(clips)]
+    return {k: np.concatenate([p[k] for p in parts]).astype(np.float16) for k in parts[0]}
+
+
+def rehearsal_loss(net: Any, pool: dict[str, np.ndarray], clips: int, rng: np.random.Generator,
+                   bf16: bool) -> Any:
+    """The summed per-clip mean squared error against the clean frames of `clips` clips drawn
+    from the pool (each flipped at random)."""
     import torch
 
-    from streamdn.data.clips import training_batch as synthetic_batch
     from streamdn.tools.train import unroll
 
-    if clips <= 0:
-        return None, 0
-    b = {k: torch.from_numpy(v) for k, v in synthetic_batch(step, 1, clips, 2 * crop, frames=frames).items()}
+    picks = [(int(rng.integers(len(pool["noisy"]))), int(rng.integers(8))) for _ in range(clips)]
+    b = {k: torch.stack([dihedral(torch.from_numpy(pool[k][i]).float(), f, packed=k != "sigma") for i, f in picks])
+         for k in ("noisy", "clean", "sigma")}
     total = b["noisy"].new_zeros(())
     for t, st in enumerate(unroll(net, b["noisy"], b["sigma"], bf16)):
         total = total + ((st.out - b["clean"][:, t]) ** 2).mean(dim=(1, 2, 3)).sum()
-    return total / frames, clips
+    return total / b["noisy"].shape[1]
 
 
 def check(net: Any, windows: Sequence[Window], bf16: bool) -> Check:
@@ -320,6 +330,8 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
         bar.close()
     train_w = [w for w in windows if not w.held_out]
     held_w = [w for w in windows if w.held_out]
+    n_synth = round(cfg.rehearsal * cfg.batch)
+    pool = rehearsal_pool(REHEARSAL_CLIPS, cfg.crop, cfg.footage.frames) if n_synth else {}
 
     net, meta = load_weights(weights)
     arch = meta["arch"]
@@ -372,9 +384,8 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (step + 1) / 20)
             loss = n2n_loss(net, training_batch(train_w, cfg.crop, cfg.batch, rng), bf16)
-            synth, n_synth = rehearsal_loss(net, REHEARSAL_SEED + step, round(cfg.rehearsal * cfg.batch), cfg.crop,
-                                            cfg.footage.frames, bf16)
             if n_synth:
+                synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
                 loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
             opt.zero_grad(set_to_none=True)
             loss.backward()
