@@ -69,6 +69,22 @@ def test_the_match_weight_drops_changed_pixels_and_samples_from_outside() -> Non
     assert w[:, 36:].max() == 0.0
 
 
+def test_pixels_near_black_or_white_are_left_out() -> None:
+    from streamdn.tools.footage import unclipped
+
+    colours = {(120, 120, 120): 1.0, (60, 60, 60): 1.0, (5, 120, 120): 0.0, (250, 250, 250): 0.0, (30, 30, 30): 0.0}
+    for bgr, want in colours.items():
+        y, u, v = bgr_to_yuv420(np.full((4, 4, 3), bgr, np.uint8))
+        out = np.zeros((2, 2, 6), np.float32)
+        out[..., :4], out[..., 4], out[..., 5] = y[0, 0] / 255, u[0, 0] / 255, v[0, 0] / 255
+        assert unclipped(out, np.full((2, 2), 13.4 / 255, np.float32))[0, 0] == want, bgr
+    # The margin follows the noise: a dark grey is kept when the noise is faint.
+    y, u, v = bgr_to_yuv420(np.full((4, 4, 3), 30, np.uint8))
+    out = np.zeros((2, 2, 6), np.float32)
+    out[..., :4], out[..., 4], out[..., 5] = y[0, 0] / 255, u[0, 0] / 255, v[0, 0] / 255
+    assert unclipped(out, np.full((2, 2), 2.0 / 255, np.float32))[0, 0] == 1.0
+
+
 def test_the_guard_wants_a_gain_beyond_the_measurements_noise() -> None:
     base = Check(np.array([1.0, 1.0, 1.0, 1.0]))
     assert significantly_better(Check(np.array([0.9, 0.91, 0.89, 0.9])), base)

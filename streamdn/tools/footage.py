@@ -13,7 +13,8 @@ frames 0..frames-1, and step t is scored against frame t + 1 warped onto frame t
 estimated between the base model's outputs (a cleaner picture than the noisy frames) with the
 motion networks' own flow (streamdn.models.motion.StateWarper: still blocks keep exactly zero
 motion, the rest is Lanczos-warped), and a pixel whose warped neighbour does not match (an
-occlusion, a failed match, the frame's edge) gets weight 0.
+occlusion, a failed match, the frame's edge) gets weight 0, as does one near black or white,
+where clipped noise would teach a bias (unclipped).
 
 Everything the network sees comes from the real inference path (streamdn.denoiser.Denoiser: the
 blind noise estimate, the noise map, impulse handling), so the fine-tuned network is trained on
@@ -31,7 +32,7 @@ import cv2
 import numpy as np
 
 from streamdn.errors import ConfigError, SourceError
-from streamdn.frames import Frame
+from streamdn.frames import BGR_TO_YUV, Frame
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,29 @@ def match_weight(out: np.ndarray, warped_next: np.ndarray, flow: np.ndarray) -> 
     return ok.astype(np.float32)
 
 
+# BT.601 limited-range YUV (8-bit units) -> BGR, as streamdn.frames converts.
+_YUV_TO_BGR = np.linalg.inv(np.vstack([BGR_TO_YUV, [0.0, 0.0, 0.0, 1.0]]))[:3].astype(np.float32)
+CLIP_MARGIN = 3.0   # luma noise sigmas kept between every colour channel and black or white
+
+
+def unclipped(out: np.ndarray, sigma_y: np.ndarray, margin: float = CLIP_MARGIN) -> np.ndarray:
+    """1 where no colour channel of the picture is near black or white, 0 elsewhere.
+
+    Near black and white a camera's noise is clipped, so the mean of noisy frames there is
+    brighter (or darker) than the scene: a next-frame target would teach the network that
+    bias (measured: 2.1 dB lost on dark pixels of Gaussian-noise footage). Those pixels are
+    left out; what the network does there is kept by the rehearsal clips.
+
+    Args:
+        out: (H2, W2, 6) the base model's output (packed, [0, 1]).
+        sigma_y: (H2, W2) the luma noise sigma, [0, 1] units.
+    """
+    yuv = np.dstack([out[..., :4].mean(axis=-1), out[..., 4], out[..., 5]]).astype(np.float32) * 255.0
+    bgr = cv2.transform(yuv, _YUV_TO_BGR) / 255.0
+    m = margin * sigma_y
+    return ((bgr.min(axis=-1) > m) & (bgr.max(axis=-1) < 1.0 - m)).astype(np.float32)
+
+
 def build_window(frames: Sequence[Frame], denoiser: object, box: tuple[int, int, int, int, int, int],
                  region: tuple[int, int], source: str, start: int) -> Window:
     """Runs the base model over the cropped frames and makes one Window.
@@ -218,7 +242,7 @@ def build_window(frames: Sequence[Frame], denoiser: object, box: tuple[int, int,
         flow = warper.estimate(outs[t], outs[t + 1])
         nxt = warp_packed_lanczos(np.ascontiguousarray(cur[t + 1]), flow, 3)
         onxt = warp_packed_lanczos(np.ascontiguousarray(outs[t + 1]), flow, 3)
-        wgt = match_weight(outs[t], onxt, flow)
+        wgt = match_weight(outs[t], onxt, flow) * unclipped(outs[t], sig[t][..., 0])
         target[t] = nxt[py:py + ry, px:px + rx]
         weight[t] = wgt[py:py + ry, px:px + rx]
     sl = (slice(py, py + ry), slice(px, px + rx))
