@@ -18,7 +18,7 @@ from streamdn.errors import ConfigError
 from streamdn.frames import bgr_to_yuv420
 from streamdn.kernels import pack_yuv420
 from streamdn.tools.finetune import Check, FinetuneConfig, dihedral, finetune, significantly_better
-from tests.videos import Spec, make_video
+from videos import Spec, make_video
 
 
 def _packed(bgr: np.ndarray) -> np.ndarray:
@@ -180,3 +180,17 @@ def test_the_command_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
                           str(tmp_path / "m.safetensors"), "--quiet"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "too short" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.gpu
+def test_finetune_runs_on_a_cuda_device(tmp_path: Path, tiny_base: Path) -> None:
+    out = tmp_path / "gpu.safetensors"
+    res = finetune(_footage(tmp_path), _cfg(tiny_base, out, lr=3e-3, device="cuda"), quiet=True)
+    assert out.is_file() and res.steps > 0
+
+
+def test_asking_for_cuda_without_it_says_so(tmp_path: Path, tiny_base: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        finetune(_footage(tmp_path), _cfg(tiny_base, tmp_path / "m.safetensors", device="cuda"), quiet=True)

@@ -44,6 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--rehearsal", type=float, default=0.5, metavar="R",
                    help="synthetic clips with known clean frames mixed into each step, per footage crop, so "
                         "the network keeps what it knew (default %(default)g; 0: footage only)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="auto (a CUDA GPU when present, default), cpu, cuda or cuda:N")
     p.add_argument("--json", metavar="FILE.json", help="also write the run's figures here")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return p
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.windows < 2:
         raise ConfigError(f"--windows {args.windows}: need at least 2 (one to train on, one to check).")
     cfg = FinetuneConfig(base=args.base, out=args.output, minutes=args.minutes, lr=args.lr,
-                         rehearsal=args.rehearsal,
+                         rehearsal=args.rehearsal, device=args.device,
                          footage=FootageConfig(windows=args.windows))
     try:
         res = finetune(args.footage, cfg, quiet=args.quiet)

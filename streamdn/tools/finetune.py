@@ -52,7 +52,10 @@ class FinetuneConfig:
             calling again continues the run for as long again.
         crop: side of the training crops in packed pixels (twice that in frame pixels).
         batch: crops per step. lr: AdamW learning rate (after a short warm-up).
-        threads: torch threads. bf16: bf16 autocast (None: where the CPU has native bf16).
+        threads: torch threads. bf16: bf16 autocast (None: on CPUs with native bf16 and on CUDA
+            GPUs that have it).
+        device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present), for the base model's pass
+            over the footage and for training.
         check_every_s: seconds of training between two checks on the held-out windows.
         rehearsal: synthetic clips with clean targets (the base's own kind of training data,
             streamdn.data.clips) added to each step, per footage crop: they keep what the
@@ -70,6 +73,7 @@ class FinetuneConfig:
     lr: float = 2e-4
     threads: int = 2
     bf16: bool | None = None
+    device: str = "cpu"
     check_every_s: float = 60.0
     rehearsal: float = 0.5
     seed: int = 0
@@ -192,7 +196,8 @@ def training_batch(windows: Sequence[Window], crop: int, batch: int, rng: np.ran
 
 
 def n2n_loss(net: Any, batch: dict[str, Any], bf16: bool) -> Any:
-    """The mean weighted squared difference between each output and the next frame."""
+    """The mean weighted squared difference between each output and the next frame (the batch's
+    tensors on the network's device)."""
     from streamdn.tools.train import unroll
 
     total = batch["noisy"].new_zeros(())
@@ -221,8 +226,9 @@ def rehearsal_loss(net: Any, pool: dict[str, np.ndarray], clips: int, rng: np.ra
     from streamdn.tools.train import unroll
 
     picks = [(int(rng.integers(len(pool["noisy"]))), int(rng.integers(8))) for _ in range(clips)]
-    b = {k: torch.stack([dihedral(torch.from_numpy(pool[k][i]).float(), f, packed=k != "sigma") for i, f in picks])
-         for k in ("noisy", "clean", "sigma")}
+    device = next(net.parameters()).device
+    b = {k: torch.stack([dihedral(torch.from_numpy(pool[k][i]).float(), f, packed=k != "sigma") for i, f in picks]
+                        ).to(device) for k in ("noisy", "clean", "sigma")}
     total = b["noisy"].new_zeros(())
     for t, st in enumerate(unroll(net, b["noisy"], b["sigma"], bf16)):
         total = total + ((st.out - b["clean"][:, t]) ** 2).mean(dim=(1, 2, 3)).sum()
@@ -236,9 +242,10 @@ def check(net: Any, windows: Sequence[Window], bf16: bool) -> Check:
     from streamdn.tools.train import unroll
 
     losses = []
+    device = next(net.parameters()).device
     with torch.no_grad():
         for w in windows:
-            noisy, target, weight, sigma = (torch.from_numpy(getattr(w, k)).float()[None]
+            noisy, target, weight, sigma = (torch.from_numpy(getattr(w, k)).float()[None].to(device)
                                             for k in ("noisy", "target", "weight", "sigma"))
             wsum = float(weight.sum()) * 6.0
             if wsum == 0.0:
@@ -276,12 +283,14 @@ def _fingerprint(paths: Sequence[str], cfg: FinetuneConfig) -> str:
 
 # -- the run --------------------------------------------------------------------------------------
 
-def _bf16(cfg: FinetuneConfig) -> bool:
+def _bf16(cfg: FinetuneConfig, device: str) -> bool:
     if cfg.bf16 is not None:
         return cfg.bf16
+    import torch
+
     from streamdn.models.network import _cpu_has_bf16
 
-    return _cpu_has_bf16()
+    return bool(torch.cuda.is_bf16_supported()) if device.startswith("cuda") else _cpu_has_bf16()
 
 
 def _check_output(paths: Sequence[str], out: Path) -> None:
@@ -313,13 +322,16 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
     _check_output(files, out)
     weights = base_weights(cfg.base)
     torch.set_num_threads(cfg.threads)
-    bf16 = _bf16(cfg)
+    from streamdn.tools.train import _train_device
+
+    device = _train_device(cfg.device)
+    bf16 = _bf16(cfg, device)
     run_dir = Path(str(out) + ".run")
     ckpt_path = run_dir / "ckpt.pt"
     fingerprint = _fingerprint(files, cfg)
 
     # The footage, through the base model as inference runs it.
-    with Denoiser(str(weights), device="cpu") as dn:
+    with Denoiser(str(weights), device=device) as dn:
         bar = tqdm(desc="reading footage", unit="window", disable=quiet, dynamic_ncols=True)
 
         def progress(done: int, total: int) -> None:
@@ -334,6 +346,7 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
     pool = rehearsal_pool(REHEARSAL_CLIPS, cfg.crop, cfg.footage.frames) if n_synth else {}
 
     net, meta = load_weights(weights)
+    net.to(device)
     arch = meta["arch"]
     base_check = check(net.eval(), held_w, bf16)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -353,6 +366,7 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
         history = json.loads(state["history"])
         net_best, _ = load_weights(weights)
         net_best.load_state_dict(best_state)
+        net_best.to(device)
         best = check(net_best.eval(), held_w, bf16)
         if not quiet:
             print(f"continuing {run_dir} at step {step} ({seconds / 60:.1f} min trained)", file=sys.stderr)
@@ -383,7 +397,8 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
             ts = time.monotonic()
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (step + 1) / 20)
-            loss = n2n_loss(net, training_batch(train_w, cfg.crop, cfg.batch, rng), bf16)
+            batch = {k: v.to(device, non_blocking=True) for k, v in training_batch(train_w, cfg.crop, cfg.batch, rng).items()}
+            loss = n2n_loss(net, batch, bf16)
             if n_synth:
                 synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
                 loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
