@@ -100,14 +100,21 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
                 m += abs(cur[i, j, ch] - avg[i, j, ch]) / (s * spread + np.float32(2e-3))
             d[i, j] = m * np.float32(1.0 / 6.0)
     r = box // 2
+    # The box mean, separably: row sums first, then sums of those down the columns.
+    rows = np.empty((h, w), np.float32)
     for i in prange(h):
         for j in range(w):
             acc = np.float32(0.0)
-            n = 0
-            for y in range(max(i - r, 0), min(i + r + 1, h)):
-                for x in range(max(j - r, 0), min(j + r + 1, w)):
-                    acc += d[y, x]
-                    n += 1
+            for x in range(max(j - r, 0), min(j + r + 1, w)):
+                acc += d[i, x]
+            rows[i, j] = acc
+    for i in prange(h):
+        y0, y1 = max(i - r, 0), min(i + r + 1, h)
+        for j in range(w):
+            acc = np.float32(0.0)
+            for y in range(y0, y1):
+                acc += rows[y, j]
+            n = (y1 - y0) * (min(j + r + 1, w) - max(j - r, 0))
             trust = min(max((np.float32(match1) - acc / np.float32(n)) / np.float32(match1 - match0),
                             np.float32(0.0)), np.float32(1.0))
             kept = count[i, j, 0] * trust
