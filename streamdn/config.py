@@ -164,9 +164,14 @@ class LiveConfig:
     virtual_camera: bool = False
     record: str | None = None    # also record the clean video to this file
     stream: str | None = None    # also stream it to this URL (udp://, srt://, rtsp://, rtmp://)
+    # With model "default" or "auto": start on the best of `rungs` the machine keeps up with
+    # (timed on the stream's first frames) and change rung while running rather than fall behind.
+    ladder: bool = True
+    rungs: str = "fast_mc,fast,fast@0.75,fast@0.5,classical:gaussian"   # best first; MODEL[@SCALE]
 
     def __post_init__(self) -> None:
         _text("live", "camera", self.camera)
+        _text("live", "rungs", self.rungs)
         if self.size is not None:
             parse_size(self.size, what="[live] size")
         _number("live", "fps", self.fps, 0, 1000, above=True, optional=True)

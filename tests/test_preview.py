@@ -89,6 +89,16 @@ def test_overlay_is_one_clean_line_inside_its_box() -> None:
     assert ((box == 128 * 3 // 8) | (box > 128 * 3 // 8)).all()   # the box is darkened, the text lighter
 
 
+def test_overlay_names_the_rung_of_the_quality_ladder() -> None:
+    view = Preview.__new__(Preview)   # no window
+    controls = Controls()
+    controls.name = "fast@0.5"
+    controls.rung_position = (4, 5)   # type: ignore[attr-defined]
+    view.denoiser = controls
+    view._times, view._latency, view._scale = deque([0.0, 0.5, 1.0]), deque([0.045]), 1.0
+    assert view.overlay_text() == "2.0 fps   latency 45 ms   strength auto \u00d71.00   fast@0.5 (rung 4/5)"
+
+
 def test_draw_label_stays_in_its_box() -> None:
     img = grey(100, 200, 60)
     x0, y0, x1, y1 = draw_label(img, "noisy", 190, 55, 0.6, align="right", valign="bottom")

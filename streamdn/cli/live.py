@@ -15,7 +15,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "live", help="denoise a camera (or a paced file) in real time",
         description="Camera -> denoiser -> preview window / virtual camera / recording / stream, dropping the "
-                    "oldest frames rather than falling behind. A camera that stops delivering is waited for "
+                    "oldest frames rather than falling behind. Without --model, the model and its processing size "
+                    "are chosen from a ladder ([live] rungs) by timing the first frames, and changed while running "
+                    "so that the stream keeps up; --model NAME pins one. A camera that stops delivering is waited for "
                     "(--camera-timeout) and resumes where it left off. Stop with q, Esc, Ctrl-C, SIGTERM or "
                     "SIGHUP: recordings are finished and kept.")
     src = p.add_argument_group("input (default: camera 0)")
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         ConfigError: --realtime without --source, or other bad flags (main() prints it and exits 2).
     """
     from streamdn.io.camera import list_cameras
+    from streamdn.jobs.ladder import usage_text
     from streamdn.jobs.live import open_live_source, run_live
 
     if args.list_cameras:
@@ -81,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
               f"({100 * s.dropped / max(total, 1):.1f} %), latency p50 {lat['p50']:.0f} / p95 {lat['p95']:.0f} / "
               f"p99 {lat['p99']:.0f} ms, model {s.model} on {s.device} ({result.ended_by})"
               + (f"; recorded {result.record}" if result.record else ""), file=sys.stderr)
+        usage = result.ladder.get("usage")
+        if isinstance(usage, dict) and not result.ladder.get("pinned") and usage:
+            switches = result.ladder.get("switches")
+            n = len(switches) if isinstance(switches, list) else 0
+            print(f"streamdn live: rungs used: {usage_text(usage)}; {n} switch{'es' if n != 1 else ''}",
+                  file=sys.stderr)
     if result.ended_by == "camera lost":
         kept = f" The recording {result.record} is complete." if result.record else ""
         print(f"streamdn: error: {result.message}{kept}", file=sys.stderr)

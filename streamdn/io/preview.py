@@ -1,8 +1,9 @@
 """The live preview window (OpenCV): before/after as a split wipe or side by side, with a divider
-and a label on each side ("original", "denoised"), an overlay of fps, latency and strength, a
-banner while the camera is lost, and keys: space toggles denoising, +/- change the strength,
-s saves a screenshot, q or Esc quits. The window opens at the picture's size, or fitted to the
-screen (aspect kept) when the picture is larger."""
+and a label on each side ("original", "denoised"), an overlay of fps, latency, strength and the
+model in use (with its rung of the live quality ladder), a banner while the camera is lost, and
+keys: space toggles denoising, +/- change the strength, s saves a screenshot, q or Esc quits.
+The window opens at the picture's size, or fitted to the screen (aspect kept) when the picture is
+larger."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ _ASCII = {"\u2014": "-", "\u2026": "...", "\u00d7": "x"}
 
 
 class LiveControls(Protocol):
-    """What the preview reads and sets on the denoiser it shows (streamdn.Denoiser has these)."""
+    """What the preview reads and sets on the denoiser it shows (streamdn.Denoiser has these).
+    A live quality ladder also has `rung_position`, (the rung in use counted from 1, the number
+    of rungs) or None, which the overlay shows after the name."""
 
     enabled: bool            # False: frames pass through (space toggles it)
     gain: float              # multiplies the strength (+/- change it)
@@ -188,7 +191,7 @@ class Preview:
         self._scale = max(1.0, picture[1] / shown[1])
 
     def overlay_text(self) -> str:
-        """The overlay's line: fps, latency, strength and model."""
+        """The overlay's line: fps, latency, strength and model (its rung on a quality ladder)."""
         fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 else 0.0
         lat = float(np.median(self._latency)) * 1000 if self._latency else 0.0
         dn = self.denoiser
@@ -198,7 +201,11 @@ class Preview:
             strength = f"auto \u00d7{dn.gain:.2f}"
         else:
             strength = f"{dn.strength * dn.gain:.1f}"
-        return f"{fps:.1f} fps   latency {lat:.0f} ms   strength {strength}   {dn.name}"
+        model = dn.name
+        position = getattr(dn, "rung_position", None)
+        if position is not None:
+            model = f"{model} (rung {position[0]}/{position[1]})"
+        return f"{fps:.1f} fps   latency {lat:.0f} ms   strength {strength}   {model}"
 
     def overlay(self, img: np.ndarray) -> np.ndarray:
         """Draws the overlay line at the top left of `img` (on a darkened box) and returns it."""

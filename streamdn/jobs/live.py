@@ -1,6 +1,10 @@
 """`streamdn live`: camera (or a paced file) -> Denoiser -> preview window, virtual camera,
 recording and network stream at once, holding a target latency by dropping old frames.
 
+Unless a model is named, the denoiser is a quality ladder (streamdn.jobs.ladder): the best of
+[live] rungs the machine keeps up with, timed on the stream's first frames, changed while running
+rather than falling behind.
+
 The pipeline runs in a worker thread; the calling thread (the main one, for a command) shows the
 preview, also while no frame comes (a lost camera is shown as such), and takes the stop requests:
 the preview's q, a stop signal, Ctrl-C. A camera that stops delivering is waited for: frames
@@ -15,7 +19,7 @@ import queue
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from streamdn.config import RunConfig, parse_size, to_dict
 from streamdn.denoiser import Denoiser
@@ -26,6 +30,7 @@ from streamdn.io.preview import Preview, QuitRequested, display_available
 from streamdn.io.sinks import FileSink, Sink, StreamSink, VirtualCameraSink, check_output_path
 from streamdn.io.sources import FileSource, Source, SyntheticSource
 from streamdn.jobs.file import write_stats
+from streamdn.jobs.ladder import AUTO_MODELS, Ladder, LadderPolicy, build_rung, make_ladder, parse_rungs
 from streamdn.pipeline import Pipeline, RunStats
 from streamdn.signals import StopRequest, stop_on_signals
 
@@ -36,13 +41,15 @@ CAMERA_TIMEOUT = 10.0   # seconds a lost camera is waited for before the run end
 class LiveResult:
     """Attributes: the run's stats (dropped includes frames the camera replaced before the
     pipeline took them), the recording's path, how the run ended, the message that says why
-    when the camera was lost, and the length in seconds of each gap the camera came back from."""
+    when the camera was lost, the length in seconds of each gap the camera came back from, and
+    the rungs of the quality ladder: which were used, when and why it switched."""
 
     stats: RunStats
     record: str | None
     ended_by: str   # "end of input" | "quit" | "interrupted" | "camera lost"
     message: str | None = None
     gaps_s: list[float] = field(default_factory=list)
+    ladder: dict[str, object] = field(default_factory=dict)   # Ladder.summary(): rungs, switches, usage
 
 
 def open_live_source(cfg: RunConfig, source: str | None, realtime: bool, synthetic: bool = False,
@@ -61,56 +68,47 @@ def open_live_source(cfg: RunConfig, source: str | None, realtime: bool, synthet
                         fps=live.fps, fourcc=live.fourcc or None, max_frames=frames, give_up_after=camera_timeout)
 
 
-@dataclass
-class _AfterGap:
-    packed: object
-
-
 class ResetAtGaps:
-    """The Denoiser as a live run's pipeline drives it: the first frame it gets after a gap in the
-    camera's frames (a new frame.extra[SEGMENT_KEY]) starts the temporal state afresh, as a scene
-    cut does, since the past no longer matches what the camera sees. The reset happens in the
-    forward stage, in stream order, so frames still in flight keep their past; the running noise
-    estimate restarts at the same frame, in the pack stage. `resets` counts them."""
+    """The live run's denoiser as the pipeline drives it: a Ladder (or one Denoiser, a ladder of
+    one rung) whose first frame after a gap in the camera's frames (a new frame.extra[SEGMENT_KEY])
+    starts the temporal state afresh, as a scene cut does, since the past no longer matches what
+    the camera sees. The running noise estimate restarts at that frame, in the pack stage, and the
+    model's state in the forward stage, in stream order, so frames still in flight keep their
+    past. `resets` counts the gaps."""
 
-    def __init__(self, denoiser: Denoiser) -> None:
+    def __init__(self, denoiser: Denoiser | Ladder) -> None:
         self.denoiser = denoiser
+        self.ladder = denoiser if isinstance(denoiser, Ladder) else Ladder.pinned(denoiser)
         self.resets = 0
         self._segment: object = None   # the segment of the last frame packed
 
     @property
     def name(self) -> str:
-        return self.denoiser.name
+        return self.ladder.name
 
     @property
     def device(self) -> str:
-        return self.denoiser.device
+        return self.ladder.device
 
     def __call__(self, frame: Frame) -> Frame:
-        return cast(Frame, self.denoiser(frame))
+        return self.ladder(frame)
 
     def reset(self) -> None:
-        self.denoiser.reset()
+        self.ladder.reset()
 
     def pack(self, frame: Frame) -> object:
         segment, self._segment = self._segment, frame.extra.get(SEGMENT_KEY)
         gap = segment is not None and self._segment != segment
-        if gap:
-            # A camera that comes back may have a new exposure and gain: its noise is estimated
-            # afresh from this frame on (packing runs in stream order, before the model's reset).
-            self.denoiser.reset_noise_level()
-        packed = self.denoiser.pack(frame)
-        return _AfterGap(packed) if gap else packed
+        # A camera that comes back may have a new exposure and gain: the noise is estimated afresh
+        # from this frame on, and the model starts afresh at the same frame.
+        self.resets += gap
+        return self.ladder.pack(frame, restart=gap)
 
     def forward(self, packed: object) -> object:
-        if isinstance(packed, _AfterGap):
-            self.denoiser.model.reset()
-            self.resets += 1
-            packed = packed.packed
-        return self.denoiser.forward(packed)
+        return self.ladder.forward(cast(Any, packed))
 
     def unpack(self, result: object, frame: Frame) -> Frame:
-        return self.denoiser.unpack(result, frame)
+        return self.ladder.unpack(cast(Any, result), frame)
 
 
 class _Quit(Exception):
@@ -120,8 +118,8 @@ class _Quit(Exception):
 class _LiveRun:
     """The pipeline in a worker thread and the preview in the calling thread."""
 
-    def __init__(self, source: Source, sinks: list[Sink], denoiser: Denoiser, cfg: RunConfig, view: Preview | None,
-                 stop: StopRequest) -> None:
+    def __init__(self, source: Source, sinks: list[Sink], denoiser: Denoiser | Ladder, cfg: RunConfig,
+                 view: Preview | None, stop: StopRequest) -> None:
         self.source = source
         self.view = view
         self.stop = stop
@@ -130,6 +128,7 @@ class _LiveRun:
         self.pipe = Pipeline(source, sinks, denoiser=cast(Denoiser, self.denoiser),
                              queue_size=1 if live else cfg.pipeline.queue_size,
                              max_age=cfg.live.target_latency_ms / 1000.0 if live else None, on_frame=self._on_frame)
+        self.warmup_s = 0.0                    # the ladder's warm-up of every rung
         self.reason: str | None = None        # why a stop was asked for ("quit", "interrupted")
         self.ended_by = "end of input"
         self.message: str | None = None
@@ -155,6 +154,9 @@ class _LiveRun:
 
     def _work(self) -> None:
         try:
+            ladder = self.denoiser.ladder
+            if ladder.controller is not None:   # every rung before the clock starts (the preview shows "starting")
+                self.warmup_s = ladder.warmup(self.source.format)
             # Inside run_live's stop_on_signals block the pipeline honours its request itself.
             self.pipe.run()
         except _Quit:
@@ -228,8 +230,29 @@ class _LiveRun:
             self._thread.join(timeout=10.0)
 
 
+def live_denoiser(cfg: RunConfig, source: Source, policy: LadderPolicy | None = None) -> Ladder:
+    """The denoiser of a live run: the ladder of [live] rungs (calibrated on the stream, adapted
+    while running) when the model is "auto", or "default" with [live] ladder on, and the source
+    is live; else the one model (a named model is pinned; "auto" on a file that is not paced
+    is the best rung).
+
+    Raises:
+        ConfigError, ModelNotFoundError: a bad rung list or model name.
+        DeviceError: CUDA asked for and absent.
+    """
+    name = cfg.model.name.strip().lower()
+    if name not in AUTO_MODELS or (name == "default" and not (cfg.live.ladder and source.live)):
+        return Ladder.pinned(Denoiser.from_config(cfg.model))
+    rungs = parse_rungs(cfg.live.rungs)
+    if not source.live or len(rungs) == 1:
+        return Ladder.pinned(build_rung(rungs[0], cfg.model))
+    fps = float(source.format.fps) if source.format.fps else None
+    return make_ladder(rungs, cfg.model, fps=fps, latency_s=cfg.live.target_latency_ms / 1000.0, policy=policy)
+
+
 def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: bool = False,
-             stats_path: str | None = None, handle_signals: bool = False) -> LiveResult:
+             stats_path: str | None = None, handle_signals: bool = False,
+             denoiser: Denoiser | Ladder | None = None) -> LiveResult:
     """Runs until the input ends, the preview is closed (q/Esc), a stop signal or Ctrl-C comes,
     or the camera is lost for longer than its source's give_up_after; every output stays valid
     (the recording is finished and renamed, the stream flushed). A camera that comes back within
@@ -238,6 +261,8 @@ def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: 
     `handle_signals`: command-line programs set it so that Ctrl-C, SIGTERM and SIGHUP end the run
     between two frames (streamdn.signals.stop_on_signals); by default the process's handlers are
     left alone, and a KeyboardInterrupt ends the run the same way.
+
+    `denoiser`: the caller's Denoiser or Ladder (the caller closes it); by default live_denoiser's.
 
     Raises:
         ConfigError, SinkError, SourceError: with what to do.
@@ -258,7 +283,10 @@ def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: 
         preview = "off"
     fmt = source.format
     with stop_on_signals(handle_signals) as stop, contextlib.ExitStack() as stack:
-        dn = stack.enter_context(Denoiser.from_config(cfg.model))
+        if denoiser is None:
+            denoiser = live_denoiser(cfg, source)
+            stack.callback(denoiser.close)
+        ladder = denoiser if isinstance(denoiser, Ladder) else Ladder.pinned(denoiser)
         sinks: list[Sink] = []
         if live.record:
             sinks.append(stack.enter_context(FileSink(live.record, fmt, cfg.encode, meta=source.meta,
@@ -270,17 +298,21 @@ def run_live(cfg: RunConfig, source: Source, *, overwrite: bool = False, quiet: 
             sinks.append(cam)
             if not quiet:
                 print(f"streamdn: virtual camera on {cam.device}", file=sys.stderr)
-        view = Preview(dn, preview, size=(fmt.width, fmt.height)) if preview != "off" else None
+        view = Preview(ladder, preview, size=(fmt.width, fmt.height)) if preview != "off" else None
         if view is not None:
             stack.callback(view.close)
-        run = _LiveRun(source, sinks, dn, cfg, view, stop)
+        run = _LiveRun(source, sinks, ladder, cfg, view, stop)
         stack.callback(run.finish)   # the worker ends before the outputs close
         run.wait()
         stats = run.pipe.stats
+        stats.warmup_s += run.warmup_s
+        used = ladder.usage()
+        if used:
+            stats.model = max(used, key=lambda k: used[k]["frames"])   # the rung most frames had
         stats.dropped += getattr(source, "dropped", 0)
         gaps = list(getattr(source, "gaps", []))
     record = live.record if live.record and sinks and getattr(sinks[0], "final_path", None) else None
     if stats_path:
         write_stats(stats_path, stats, {"source": source.path, "record": record, "ended_by": run.ended_by,
-                                        "camera_gaps_s": gaps, "config": to_dict(cfg)})
-    return LiveResult(stats, record, run.ended_by, run.message, gaps)
+                                        "camera_gaps_s": gaps, "ladder": ladder.summary(), "config": to_dict(cfg)})
+    return LiveResult(stats, record, run.ended_by, run.message, gaps, ladder.summary())
