@@ -70,6 +70,15 @@ def test_priors_skip_rungs_too_slow_anyway() -> None:
     assert [s[1] for s in switches] == [3]
 
 
+def test_calibration_starts_below_rungs_the_warm_up_rules_out() -> None:
+    ctl = controller(5)
+    ctl.set_priors([300 * MS, 60 * MS, 16 * MS, 9 * MS, 4 * MS])   # budget 27 ms; twice that: 53 ms
+    assert ctl.rung == 2 and ctl.reason.startswith("calibration starts at r2")
+    switches = simulate(ctl, lambda r, t: (300, 60, 20, 9, 4)[r] * MS, 3.0)
+    assert switches == [] and ctl.phase == "running"
+    assert set(ctl.calibration) == {"r2"}                       # r0 and r1 never dropped a frame
+
+
 def test_steps_down_quickly_when_falling_behind() -> None:
     ctl = controller()
     switches = simulate(ctl, lambda r, t: ((20 if t < 3.0 else 60), 10, 5)[r] * MS, 8.0)

@@ -226,6 +226,9 @@ class LadderPolicy:
         calib_frames: frames timed per rung in the calibration, taking at most calib_max_s.
         calib_slack: the calibration tries next the best rung predicted within this factor of
             the budget (the rungs between are skipped).
+        start_slack: the calibration starts on the best rung whose warm-up time (before the
+            clock starts, on grey frames) is within this factor of the budget: a rung several
+            times too slow there would only drop frames while it is timed.
         min_dwell_s: the shortest time on a rung before stepping down again.
         up_after_s: the sustained period of headroom a step up needs.
         hold_s, max_hold_s: a rung that fell behind is not tried again for hold_s, doubled at
@@ -246,6 +249,7 @@ class LadderPolicy:
     calib_frames: int = 8
     calib_max_s: float = 1.0
     calib_slack: float = 1.25
+    start_slack: float = 2.0
     window_s: float = 1.0
     min_dwell_s: float = 0.5
     up_after_s: float = 5.0
@@ -308,8 +312,18 @@ class LadderController:
         self._measured_at = [-math.inf] * len(self.names)   # when each rung was last timed
 
     def set_priors(self, costs: Sequence[float]) -> None:
-        """Each rung's cost per frame measured before the run (seconds, e.g. the warm-up's)."""
+        """Each rung's cost per frame measured before the run (seconds, e.g. the warm-up's); the
+        calibration then starts on the best rung they do not rule out (LadderPolicy.start_slack)."""
         self._rel = {i: float(c) for i, c in enumerate(costs) if c > 0}
+        if self.phase != "calibrating" or self._start is not None or not costs:
+            return
+        budget = self.policy.margin * self.interval_s
+        start = next((i for i, c in enumerate(costs) if c <= self.policy.start_slack * budget), len(costs) - 1)
+        if start:
+            self.rung = start
+            self.reason = (f"calibration starts at {self.names[start]}: in the warm-up "
+                           + ", ".join(f"{self.names[i]} took {costs[i] * 1000:.0f} ms" for i in range(start))
+                           + f" a frame, over {self.policy.start_slack:g} x the {budget * 1000:.0f} ms budget")
 
     # -- the decision --------------------------------------------------------------------------
 
