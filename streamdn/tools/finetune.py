@@ -314,6 +314,7 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
 
     from streamdn.denoiser import Denoiser
     from streamdn.models.network import load_weights
+    from streamdn.tools.train import _train_device
 
     t0 = time.monotonic()
     deadline = t0 + 60.0 * cfg.minutes
@@ -322,8 +323,6 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
     _check_output(files, out)
     weights = base_weights(cfg.base)
     torch.set_num_threads(cfg.threads)
-    from streamdn.tools.train import _train_device
-
     device = _train_device(cfg.device)
     bf16 = _bf16(cfg, device)
     run_dir = Path(str(out) + ".run")
