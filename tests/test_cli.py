@@ -22,7 +22,7 @@ from streamdn.io.sinks import FileSink, partial_name
 from videos import Spec, make_video, probe
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["denoise", "demo", "live", "models", "batch", "eval", "bench", "train", "targets", "temporal"]
+ORDER = ["denoise", "demo", "live", "models", "batch", "eval", "bench", "train", "finetune", "targets", "temporal"]
 
 
 def test_help_lists_every_command_in_order_with_one_line_each(capsys: pytest.CaptureFixture[str]) -> None:

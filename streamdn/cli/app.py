@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   streamdn denoise in.mov -o out.mkv --lossless   # FFV1, every bit kept
   streamdn live --record clean.mp4                # camera 0, preview window, recording
   streamdn batch footage/ -o clean/               # every video below footage/
+  streamdn finetune cam.mp4 -o cam.safetensors    # learn your camera's noise (no clean frames)
   streamdn models                                 # what --model accepts
 
 `streamdn COMMAND --help` lists a command's flags.
