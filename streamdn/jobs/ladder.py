@@ -248,7 +248,7 @@ class LadderPolicy:
     min_frames: int = 4
     calib_frames: int = 8
     calib_max_s: float = 1.0
-    calib_slack: float = 1.25
+    calib_slack: float = 2.0
     start_slack: float = 2.0
     window_s: float = 1.0
     min_dwell_s: float = 0.5
@@ -408,6 +408,10 @@ class LadderController:
             if calibrating:
                 self.calibration_s = now - (self._start or now)
             self.phase = "running"
+            # The running checks start afresh: frames dropped while slower rungs were timed are
+            # not this rung's doing.
+            self._samples.clear()
+            self._switched_at = now
             return None
         self._hold(self.rung, now)
         why = (f"takes {cost * 1000:.0f} ms a frame, over {budget * 1000:.0f} ms" if cost > budget else
