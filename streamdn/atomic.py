@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+from collections.abc import Callable
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,16 +34,27 @@ def temp_glob_for(path: str | Path) -> str:
     return f".{glob.escape(name)}.*.tmp{glob.escape(os.path.splitext(name)[1])}"
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Writes `data` as indented JSON, atomically (to the null device: nothing is written)."""
-    if os.path.exists(path) and not os.path.isfile(path) and os.path.samefile(path, os.devnull):
-        return
+def write_atomically(path: str | Path, write: Callable[[str], object]) -> None:
+    """Calls `write(tmp)` on a temporary file beside `path` (temp_path_for), then renames it to
+    `path`: an interruption never leaves a half-written file, and the temporary file is removed
+    whatever happens."""
     tmp = temp_path_for(path)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Writes `data` as indented JSON, atomically (to the null device: nothing is written)."""
+    if os.path.exists(path) and not os.path.isfile(path) and os.path.samefile(path, os.devnull):
+        return
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+
+    write_atomically(path, write)

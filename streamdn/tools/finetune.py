@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from streamdn.atomic import temp_path_for, write_json
+from streamdn.atomic import write_atomically, write_json
 from streamdn.tools.footage import FootageConfig, Window, check_paths, gather_windows
 from streamdn.errors import ConfigError
 from streamdn.signals import stop_on_signals
@@ -314,7 +314,7 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
 
     from streamdn.denoiser import Denoiser
     from streamdn.models.network import load_weights
-    from streamdn.tools.train import _train_device
+    from streamdn.tools.train import _save_checkpoint, _train_device
 
     t0 = time.monotonic()
     deadline = t0 + 60.0 * cfg.minutes
@@ -347,7 +347,10 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
     net, meta = load_weights(weights)
     net.to(device)
     arch = meta["arch"]
+    t_check = time.monotonic()
     base_check = check(net.eval(), held_w, bf16)
+    # Time kept back for the last check on the held-out windows: as long as the base's took.
+    check_cost = time.monotonic() - t_check
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     step, seconds = 0, 0.0
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -372,14 +375,10 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def checkpoint() -> None:
-        _save(ckpt_path, {"model": net.state_dict(), "opt": opt.state_dict(), "best_model": best_state,
+        _save_checkpoint(ckpt_path, {"model": net.state_dict(), "opt": opt.state_dict(), "best_model": best_state,
                           "step": step, "seconds": seconds, "history": json.dumps(history),
                           "fingerprint": fingerprint})
 
-    # Time kept back for the last check on the held-out windows: one window's check, measured.
-    t_check = time.monotonic()
-    check(net.eval(), held_w[:1], bf16)
-    check_cost = (time.monotonic() - t_check) * len(held_w)
     train_until = deadline - check_cost - 5.0
     rng = np.random.default_rng([cfg.seed, step])
     budget = max(0.0, train_until - time.monotonic())
@@ -444,18 +443,6 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
                           (len(train_w), len(held_w)), summary)
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
-    import torch
-
-    tmp = temp_path_for(path)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _summary(files: Sequence[str], cfg: FinetuneConfig, arch: str, weights: Path, base: Check, kept: Check,
              improved: bool, steps: int, seconds: float, n_train: int, n_held: int,
              history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -486,13 +473,7 @@ def _write_weights(net: Any, out: Path, arch: str, base_meta: dict[str, str], su
                       f"fine-tuning on {names} (next-frame targets, no clean frames)",
         "finetune": json.dumps({k: v for k, v in summary.items() if k != "history"}),
     })
-    tmp = temp_path_for(out)
-    try:
-        save_weights(net, tmp, arch, extra)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(out, lambda tmp: save_weights(net, tmp, arch, extra))
 
 
 def _write_card(path: Path, s: dict[str, Any]) -> None:
@@ -520,10 +501,4 @@ def _write_card(path: Path, s: dict[str, Any]) -> None:
         "if the drop is more than twice its standard error over the held-out windows.", "",
         "Use: `streamdn denoise in.mp4 -o out.mp4 --model " + Path(path).with_suffix(".safetensors").name + "`.", "",
     ]
-    tmp = temp_path_for(path)
-    try:
-        Path(tmp).write_text("\n".join(lines), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(path, lambda tmp: Path(tmp).write_text("\n".join(lines), encoding="utf-8"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from streamdn.atomic import temp_path_for, write_json
+from streamdn.atomic import write_atomically, write_json
 from streamdn.config import read_toml
 from streamdn.errors import ConfigError
 from streamdn.metrics import frame_scores
@@ -354,13 +353,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """torch.save, atomically: an interruption never leaves a half-written checkpoint."""
     import torch
 
-    tmp = temp_path_for(path)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(path, lambda tmp: torch.save(state, tmp))
 
 
 def _plot(history: dict[str, list], path: Path) -> None:
