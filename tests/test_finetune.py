@@ -3,7 +3,6 @@ held-out guard, the written weights and card, resuming, and the command's errors
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
