@@ -37,6 +37,9 @@ from streamdn.frames import Frame, FrameFormat
 from streamdn.models import FrameModel, create_model, model_info
 
 AUTO_MODELS = ("auto", "default")   # model names that let `streamdn live` use the ladder ([live] rungs)
+# Warm-up frames timed per rung after an untimed first one (one frame's time varied by up to 1.4x
+# between runs at 1280x720 on 2 cores: the median of three is steadier).
+WARMUP_TIMED = 3
 
 
 # -- rungs ---------------------------------------------------------------------------------------
@@ -208,13 +211,18 @@ class LadderPolicy:
         up_load: a step up needs the rung above to be predicted at no more than this share of
             the interval (and of the latency target), from `up_after_s` without drops.
         settle: frames after a switch left out of the measurements (the backlog of the old rung).
+        startup_settle: the same at the start of the stream, where the stages' threads start
+            and the first frames pile up (measured at 1280x720 on 2 cores: fast@0.5's first
+            frames took 60, 60, 34, 28 ms, then 17-22).
         min_frames: the fewest measured frames a decision is made on.
         calib_frames: frames timed per rung in the calibration, taking at most calib_max_s.
         calib_slack: the calibration tries next the best rung predicted within this factor of
             the budget (the rungs between are skipped).
         start_slack: the calibration starts on the best rung whose warm-up time (before the
-            clock starts, on grey frames) is within this factor of the budget: a rung several
-            times too slow there would only drop frames while it is timed.
+            clock starts, on grey frames, its stages one after another) is within this factor
+            of the budget: a rung slower than that there drops frames while it is timed in the
+            stream, where its stages share the cores with decoding and with each other and the
+            first frames are slower still.
         min_dwell_s: the shortest time on a rung before stepping down again.
         up_after_s: the sustained period of headroom a step up needs.
         hold_s, max_hold_s: a rung that fell behind is not tried again for hold_s, doubled at
@@ -231,11 +239,12 @@ class LadderPolicy:
     drop_share: float = 0.1
     up_drop_share: float = 0.01
     settle: int = 1
+    startup_settle: int = 4
     min_frames: int = 4
     calib_frames: int = 8
     calib_max_s: float = 1.0
     calib_slack: float = 2.0
-    start_slack: float = 2.0
+    start_slack: float = 1.0
     window_s: float = 1.0
     min_dwell_s: float = 0.5
     up_after_s: float = 5.0
@@ -287,6 +296,7 @@ class LadderController:
         self.calibration: dict[str, float] = {}        # rung name -> median seconds per frame
         self.calibration_s: float | None = None        # how long the calibration took
         self._start: float | None = None
+        self._switched = False                         # a switch was made (the stream's start is past)
         self._switched_at = 0.0
         self._seen = 0                                 # frames seen on the rung since the switch
         self._samples: deque[_Sample] = deque()
@@ -329,7 +339,8 @@ class LadderController:
         if self._start is None:
             self._start = self._switched_at = now
         self._seen += 1
-        if self._seen <= self.policy.settle:
+        settle = self.policy.settle if self._switched else self.policy.startup_settle
+        if self._seen <= settle:
             return None
         self._samples.append(_Sample(now, cost_s, latency_s, dropped))
         self._measured_at[rung] = now
@@ -474,7 +485,7 @@ class LadderController:
         recent = list(self._samples)[-self.policy.min_frames:]   # what the rung costs as it is left
         self._left = (self.rung, self._median_cost(recent)) if recent else None
         self.rung, self.reason = rung, reason
-        self._switched_at, self._seen, self._learned = now, 0, False
+        self._switched_at, self._seen, self._learned, self._switched = now, 0, False, True
         self._samples.clear()
         return rung
 
@@ -651,9 +662,14 @@ class Ladder:
         return self.denoisers[self._packing](frame)
 
     def warmup(self, fmt: FrameFormat) -> float:
-        """Runs every rung on two grey frames of `fmt` with a little noise (JIT, buffers, network
-        kernels for each size), then resets it; the second frame's time (its slowest stage) is
-        the controller's first idea of the rungs' relative costs. Returns the seconds it took."""
+        """Runs every rung on 1 + WARMUP_TIMED grey frames of `fmt` with a little noise (JIT,
+        buffers, network kernels for each size), then resets it; the median time of the frames
+        after the first (each frame's three stages one after another) is the controller's first
+        idea of the rungs' costs. The sum, not the
+        slowest stage: each stage uses every core, so in the pipeline the stages mostly take
+        turns (measured at 1280x720 on 2 cores: the sum predicted 27 and 17 ms a frame for
+        fast@0.75 and fast@0.5 where the stream took 35 and 17; the slowest stage, 19 and 11).
+        Returns the seconds it took."""
         start = time.perf_counter()
         rng = np.random.default_rng(0)
         mid = 1 << (fmt.bit_depth - 1)
@@ -663,16 +679,15 @@ class Ladder:
                   for shape in ((fmt.height, fmt.width), (ch, cw), (ch, cw))]
         costs = []
         for dn in self.denoisers:
-            for i in range(2):
+            times = []
+            for i in range(1 + WARMUP_TIMED):
                 frame = Frame(y=planes[0], u=planes[1], v=planes[2], bit_depth=fmt.bit_depth, index=i)
                 t0 = time.perf_counter()
                 packed = dn.pack(frame)
-                t1 = time.perf_counter()
                 result = dn.forward(packed)
-                t2 = time.perf_counter()
                 dn.unpack(result, frame)
-                cost = max(t1 - t0, t2 - t1, time.perf_counter() - t2)
-            costs.append(cost)
+                times.append(time.perf_counter() - t0)
+            costs.append(statistics.median(times[1:]))
             dn.reset()
         self.priors = costs
         if self.controller is not None:
