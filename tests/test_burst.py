@@ -16,6 +16,7 @@ from streamdn import Denoiser
 from streamdn.cli import main
 from streamdn.errors import ConfigError
 from streamdn.io.stills import Still, read_still, write_still
+from streamdn.jobs import burst as burst_job
 from streamdn.jobs.burst import Aligner, burst_files, burst_model, feed_order, merge_burst, merge_frames
 from streamdn.jobs.still import denoise_still, frame_to_rgb, rgb_to_frame
 from streamdn.metrics import psnr
@@ -160,6 +161,20 @@ def test_tiles_match_one_piece(dn: Denoiser) -> None:
     tiled, _, many = merge_frames(dn, iter(shots), tile=128)
     assert (one, many) == (1, 4)
     assert psnr(frame_to_rgb(whole, np.dtype(np.uint8)), frame_to_rgb(tiled, np.dtype(np.uint8))) > 40
+
+
+def test_the_mean_of_the_shots_is_blended_from_the_first_shots_and_the_settings_come_back(
+        dn: Denoiser, monkeypatch: pytest.MonkeyPatch) -> None:
+    shots = [rgb_to_frame(n) for n in noisy(clean_shots(96, 128, ((0, 0),) * 6))]
+    before = (dn.model.long_average, dn.model.cut_threshold)
+    merged, _, _ = merge_frames(dn, iter(shots))
+    assert (dn.model.long_average, dn.model.cut_threshold) == before   # the video settings are back
+    # With the video's ramp (the mean blended in only after 10 frames) six shots merge worse.
+    monkeypatch.setattr(burst_job, "BURST_RAMP", before[0].ramp)
+    network_only, _, _ = merge_frames(dn, iter(shots))
+    clean = clean_shots(96, 128, ((0, 0),))[0]
+    u8 = np.dtype(np.uint8)
+    assert psnr(frame_to_rgb(merged, u8), clean) > psnr(frame_to_rgb(network_only, u8), clean) + 0.2
 
 
 def test_folder_burst_sorted_by_name_without_the_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
