@@ -669,11 +669,10 @@ class Ladder:
         """Runs every rung on 1 + WARMUP_TIMED grey frames of `fmt` with a little noise (JIT,
         buffers, network kernels for each size), then resets it; the median time of the frames
         after the first (each frame's three stages one after another) is the controller's first
-        idea of the rungs' costs. The sum, not the
-        slowest stage: each stage uses every core, so in the pipeline the stages mostly take
-        turns (measured at 1280x720 on 2 cores: the sum predicted 27 and 17 ms a frame for
-        fast@0.75 and fast@0.5 where the stream took 35 and 17; the slowest stage, 19 and 11).
-        Returns the seconds it took."""
+        idea of the rungs' costs. The sum, not the slowest stage: each stage uses every core, so
+        in the pipeline the stages mostly take turns (measured at 1280x720 on 2 cores: the sum
+        predicted 27 and 17 ms a frame for fast@0.75 and fast@0.5 where the stream took 35 and
+        17; the slowest stage, 19 and 11). Returns the seconds it took."""
         start = time.perf_counter()
         rng = np.random.default_rng(0)
         mid = 1 << (fmt.bit_depth - 1)
