@@ -35,6 +35,7 @@ FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.D
 # 720p frame (2 cores), and with `fast_mc` +0.25-0.35 dB on every validation noise and up to
 # +1.9 dB on pans (docs/motion.md, "Flow settings of the recursion"). MEDIUM gains no more at 12 ms.
 FLOW_SETTINGS = {"fine": (1, 5, 12, 3)}
+MIN_FLOW_SIDE = 16   # pictures smaller both ways are padded to this for the flow (DIS needs 12)
 
 
 def packed_luma_u8(packed: np.ndarray) -> np.ndarray:
@@ -64,6 +65,13 @@ class FlowEstimator:
     def __call__(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """(H2, W2) uint8 lumas -> (H2, W2, 2) float32 flow from `cur` to `prev` (see the module
         doc), in half-resolution pixels."""
+        h, w = cur.shape
+        if h < MIN_FLOW_SIDE and w < MIN_FLOW_SIDE:
+            # DIS refuses pictures under 12 pixels both ways (a frame under 24 pixels): pad
+            # them by repeating the border, and keep the flow of the picture itself.
+            pad = ((0, MIN_FLOW_SIDE - h), (0, MIN_FLOW_SIDE - w))
+            flow = self._dis.calc(np.pad(cur, pad, mode="edge"), np.pad(prev, pad, mode="edge"), None)
+            return np.ascontiguousarray(flow[:h, :w])
         return self._dis.calc(np.ascontiguousarray(cur), np.ascontiguousarray(prev), None)
 
 

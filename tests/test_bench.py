@@ -107,3 +107,14 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
         run(parser.parse_args(["bench", "--synthetic", "big"]))
     with pytest.raises(ConfigError, match="--noise"):
         run(parser.parse_args(["bench", "--synthetic", "64x48", "--noise", "awgn"]))
+
+
+def test_kernel_timings_cover_the_motion_recursion() -> None:
+    from streamdn.tools.kernelbench import kernel_report, kernel_text
+
+    r = kernel_report(64, 48, with_jit=False)
+    ms = r["ms_per_call"]
+    assert {"pack_yuv420 (8-bit)", "motion: flow (DIS + still blocks)", "motion: Lanczos warp of the state",
+            "motion: long_average"} <= set(ms)
+    assert all(v >= 0.0 for v in ms.values())
+    assert "motion: flow (DIS + still blocks)" in kernel_text(r)

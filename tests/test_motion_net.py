@@ -63,6 +63,24 @@ def test_flow_finds_a_shift() -> None:
     assert abs(float(np.median(flow[8:-8, 8:-8, 1]))) < 0.25
 
 
+@pytest.mark.parametrize("size", [(6, 5), (11, 30), (1, 1)])
+def test_flow_of_pictures_too_small_for_dis(size: tuple[int, int]) -> None:
+    # DIS refuses pictures under 12 pixels both ways: a frame under 24 pixels is padded for it.
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, size).astype(np.uint8)
+    flow = FlowEstimator()(a, a)
+    assert flow.shape == (*size, 2) and np.isfinite(flow).all()
+
+
+def test_motion_model_on_a_tiny_stream() -> None:
+    from streamdn import Denoiser
+
+    rng = np.random.default_rng(1)
+    with Denoiser("fast_mc", device="cpu") as dn:
+        outs = [dn((rng.random((20, 22, 3)) * 255).astype(np.uint8)) for _ in range(3)]
+    assert all(o.shape == (20, 22, 3) for o in outs)
+
+
 def _inputs(n: int = 2, h: int = 16, w: int = 16) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
     cur = torch.rand(n, 6, h, w, generator=g)

@@ -45,6 +45,28 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     prev, count = plane.copy(), np.zeros_like(plane)
     tout, tcount = np.empty_like(plane), np.empty_like(plane)
     bgr_out = np.empty((h, w, 3), np.uint8)
+    # The motion recursion (fast_mc): a smooth scene and the same moved by (1.3, 0.4) pixels, so
+    # that the flow, the warp and the still-block test see a real pan.
+    import cv2
+
+    from streamdn.kernels.motion import warp_packed_lanczos
+    from streamdn.models.motion import StateWarper
+
+    scene = cv2.GaussianBlur(rng.random((h + 8, w + 8)).astype(np.float32), (0, 0), 2.0)
+    scene = (scene - scene.min()) / max(float(np.ptp(scene)), 1e-6)
+    moved = cv2.warpAffine(scene, np.float32([[1, 0, 1.3], [0, 1, 0.4]]), scene.shape[::-1])
+    def packed_of(img: np.ndarray) -> np.ndarray:
+        y8 = np.clip(img[4:4 + h, 4:4 + w] * 255 + rng.normal(0, 8, (h, w)), 0, 255).astype(np.uint8)
+        return k.pack_yuv420(y8, u, v, 1 / 255, np.empty((h2, w2, 6), np.float32))
+    state, cur = packed_of(scene), packed_of(moved)
+    warper = StateWarper()
+    flow = warper.estimate(cur, state)
+    count1 = np.full((h2, w2, 1), 5.0, np.float32)
+    head22 = rng.standard_normal((h2, w2, 18 + 4)).astype(np.float32)
+    x21 = np.empty((h2, w2, 21), np.float32)
+    state6, count_out = np.empty((h2, w2, 6), np.float32), np.empty((h2, w2, 1), np.float32)
+    avg, avg_count = packed.copy(), np.full((h2, w2, 1), 5.0, np.float32)
+    zero = np.zeros((h2, w2, 2), np.float32)
     return {
         "pack_yuv420 (8-bit)": lambda: k.pack_yuv420(y, u, v, 1 / 255, f32),
         "pack_yuv420 (10-bit)": lambda: k.pack_yuv420(y16, u.astype(np.uint16), v.astype(np.uint16), 1 / 1023, f32),
@@ -61,6 +83,13 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
         "step_input": lambda: k.step_input(packed, packed, smap, hidden, x27),
         "step_tail": lambda: k.step_tail(head, packed, packed, 1.0, out6, hid4),
         "recursive_filter": lambda: k.recursive_filter(plane, prev, count, 10.0, 8.0, 1, tout, tcount),
+        "motion: flow (DIS + still blocks)": lambda: warper.estimate(cur, state),
+        "motion: Lanczos warp of the state": lambda: warp_packed_lanczos(state, flow, 3, out6),
+        "motion: step_input_count": lambda: k.step_input_count(cur, state, smap, count1, hidden, False, x21),
+        "motion: step_tail_display": lambda: k.step_tail_display(head22, cur, state, count1, 1.0, 1000.0, out6,
+                                                                 state6, count_out, hid4),
+        "motion: long_average": lambda: k.long_average(cur, smap, zero, avg, avg_count, out6, 8.0, 10.0, 30.0,
+                                                       0.9, 1.15, 5, 1000.0),
     }
 
 
@@ -117,7 +146,7 @@ def kernel_text(r: dict[str, object]) -> str:
     w, h = r["size"]  # type: ignore[misc]
     lines = [f"Numba kernels at {w}x{h} (median ms per call)"]
     for name, ms in r["ms_per_call"].items():  # type: ignore[union-attr]
-        lines.append(f"  {name:30} {ms:8.3f}")
+        lines.append(f"  {name:36} {ms:8.3f}")
     if "jit" in r:
         j = r["jit"]
         lines.append(f"  first use of all kernels: cold cache {j['cold_first_calls_s']:.2f} s, "  # type: ignore[index]
