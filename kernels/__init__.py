@@ -20,7 +20,7 @@ from .noise_level import block_noise_stats, estimate_sigma, percentile_bias, sig
 from .pack import (CUT_NOISE_FACTOR, fit_noise_curve, frame_difference, is_scene_cut, noise_map, pack_bgr,
                    pack_nv12, pack_yuv420, pack_yuv420_to, unpack_bgr, unpack_nv12, unpack_yuv420)
 from .step import step_input, step_input_count, step_tail, step_tail_display, step_tail_raw
-from .temporal import long_average, recursive_filter
+from .temporal import long_average, match_add, recursive_filter
 
 __all__ = [
     "CUT_NOISE_FACTOR",
@@ -33,6 +33,7 @@ __all__ = [
     "frame_difference",
     "is_scene_cut",
     "long_average",
+    "match_add",
     "noise_map",
     "pack_bgr",
     "pack_nv12",

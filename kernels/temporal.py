@@ -70,6 +70,29 @@ def recursive_filter(cur: np.ndarray, prev: np.ndarray, count: np.ndarray, sigma
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _box_mean(d: np.ndarray, r: int) -> np.ndarray:
+    """The mean of (H, W) float32 `d` over (2r + 1)^2 windows clipped at the borders, separably
+    (row sums, then sums of those down the columns)."""
+    h, w = d.shape
+    rows = np.empty((h, w), np.float32)
+    for i in prange(h):
+        for j in range(w):
+            acc = np.float32(0.0)
+            for x in range(max(j - r, 0), min(j + r + 1, w)):
+                acc += d[i, x]
+            rows[i, j] = acc
+    out = np.empty((h, w), np.float32)
+    for i in prange(h):
+        y0, y1 = max(i - r, 0), min(i + r + 1, h)
+        for j in range(w):
+            acc = np.float32(0.0)
+            for y in range(y0, y1):
+                acc += rows[y, j]
+            out[i, j] = acc / np.float32((y1 - y0) * (min(j + r + 1, w) - max(j - r, 0)))
+    return out
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.ndarray, count: np.ndarray,
                  out: np.ndarray, k: float, ramp0: float, ramp1: float, match0: float, match1: float,
                  box: int, max_count: float) -> None:
@@ -99,23 +122,10 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
                 s = sigma[i, j, 0] if ch < 4 else sigma[i, j, ch - 3]
                 m += abs(cur[i, j, ch] - avg[i, j, ch]) / (s * spread + np.float32(2e-3))
             d[i, j] = m * np.float32(1.0 / 6.0)
-    r = box // 2
-    # The box mean, separably: row sums first, then sums of those down the columns.
-    rows = np.empty((h, w), np.float32)
+    mean = _box_mean(d, box // 2)
     for i in prange(h):
         for j in range(w):
-            acc = np.float32(0.0)
-            for x in range(max(j - r, 0), min(j + r + 1, w)):
-                acc += d[i, x]
-            rows[i, j] = acc
-    for i in prange(h):
-        y0, y1 = max(i - r, 0), min(i + r + 1, h)
-        for j in range(w):
-            acc = np.float32(0.0)
-            for y in range(y0, y1):
-                acc += rows[y, j]
-            n = (y1 - y0) * (min(j + r + 1, w) - max(j - r, 0))
-            trust = min(max((np.float32(match1) - acc / np.float32(n)) / np.float32(match1 - match0),
+            trust = min(max((np.float32(match1) - mean[i, j]) / np.float32(match1 - match0),
                             np.float32(0.0)), np.float32(1.0))
             kept = count[i, j, 0] * trust
             cn = min(kept + np.float32(1.0), np.float32(max_count))
@@ -127,3 +137,38 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
                 avg[i, j, ch] = a
                 out[i, j, ch] += wt * (a - out[i, j, ch])
             count[i, j, 0] = cn
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def match_add(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, acc: np.ndarray, count: np.ndarray,
+              match0: float, match1: float, box: int) -> None:
+    """Adds a shot already warped onto a reference to a sum on the reference's grid where it
+    matches the reference (a burst's mean: the reference is the anchor, a shot that does not
+    match it there is left out, not the past).
+
+    Args:
+        shot, ref: (H, W, 6) float32 packed frames. sigma: (H, W, 3) the reference's noise map.
+        acc: (H, W, 6) float32 the sum, updated in place: + trust x shot. count: (H, W, 1) the
+            sum of the trusts, updated in place.
+        match0, match1: the mismatch (mean absolute difference of shot and reference over box x
+            box pixels, in units of the noise of a difference of two frames) of full trust and
+            of none.
+    """
+    h, w = shot.shape[0], shot.shape[1]
+    d = np.empty((h, w), np.float32)
+    two = np.float32(np.sqrt(2.0))
+    for i in prange(h):
+        for j in range(w):
+            m = np.float32(0.0)
+            for ch in range(6):
+                s = sigma[i, j, 0] if ch < 4 else sigma[i, j, ch - 3]
+                m += abs(shot[i, j, ch] - ref[i, j, ch]) / (s * two + np.float32(2e-3))
+            d[i, j] = m * np.float32(1.0 / 6.0)
+    mean = _box_mean(d, box // 2)
+    for i in prange(h):
+        for j in range(w):
+            trust = min(max((np.float32(match1) - mean[i, j]) / np.float32(match1 - match0), np.float32(0.0)),
+                        np.float32(1.0))
+            for ch in range(6):
+                acc[i, j, ch] += trust * shot[i, j, ch]
+            count[i, j, 0] += trust

@@ -137,8 +137,9 @@ def merged(dn: Denoiser, burst: Burst, variant: str, tile: int) -> np.ndarray:
     ("unaligned"), or aligned and fed in another order ("near-last", "near-first")."""
     order = order_of(burst, "taken" if variant in ("aligned", "unaligned") else variant)
     align = Aligner(burst.shots[0]) if variant != "unaligned" else (lambda rgb: rgb)
-    frames = (rgb_to_frame(burst.shots[i] if i == 0 else align(burst.shots[i])) for i in order)
-    out, _, _ = merge_frames(dn, frames, tile=tile, overlap=OVERLAP)
+    ref = rgb_to_frame(burst.shots[0])
+    frames = (ref if i == 0 else rgb_to_frame(align(burst.shots[i])) for i in order)
+    out, _, _ = merge_frames(dn, frames, tile=tile, overlap=OVERLAP, reference=ref)
     return frame_to_rgb(out, np.dtype(np.uint8))
 
 

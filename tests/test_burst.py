@@ -177,6 +177,27 @@ def test_the_mean_of_the_shots_is_blended_from_the_first_shots_and_the_settings_
     assert psnr(frame_to_rgb(merged, u8), clean) > psnr(frame_to_rgb(network_only, u8), clean) + 0.2
 
 
+def test_the_mean_on_the_reference_grid_helps_and_leaves_no_ghost(dn: Denoiser) -> None:
+    # A square crosses the scene in every shot but the reference (fed last): where it passed,
+    # the reference's own content must come out, not a trace of the square.
+    clean = clean_shots(96, 128, ((0, 0),) * 6)
+    shots = [c.copy() for c in clean]
+    passed = np.zeros((96, 128), bool)
+    for k in range(1, 6):
+        shots[k][30:54, 12 + 18 * k:36 + 18 * k] = (250, 240, 40)
+        passed[30:54, 12 + 18 * k:36 + 18 * k] = True
+    frames = [rgb_to_frame(n) for n in noisy(shots, seed=5)]
+    ref = frames[0]
+    order = [*frames[1:], ref]
+    u8 = np.dtype(np.uint8)
+    with_mean = frame_to_rgb(merge_frames(dn, iter(order), reference=ref)[0], u8)
+    without = frame_to_rgb(merge_frames(dn, iter(order))[0], u8)
+    target = clean[0]
+    assert psnr(with_mean, target) > psnr(without, target) + 0.2
+    assert psnr(with_mean[passed], target[passed]) > psnr(without[passed], target[passed]) - 0.3
+    assert np.abs(with_mean[passed].astype(float) - target[passed]).mean() < 10.0
+
+
 def test_folder_burst_sorted_by_name_without_the_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shifts = ((0, 0), (2, 1), (3, 3))
     clean = clean_shots(48, 64, shifts)
