@@ -11,7 +11,7 @@ gains 1.1-1.6 dB less (scripts/burst_eval.py: 8 shots, up to 3 px and 1 degree o
 Beside the model, the plain mean of the shots on the reference's grid (ReferenceMean: each shot
 warped once along its own flow to the reference, kept where it matches) is blended into the
 result: the model's own long average needs exactly zero flow, which a sub-pixel residual of the
-alignment rarely leaves (measured: +0.3-0.7 dB over the model alone, coffee in low light +2.64
+alignment rarely leaves (measured: -0.1 to +0.7 dB over the model alone, coffee in low light +2.64
 -> +3.02-3.14 dB over the single shot).
 
 The result is aligned to the LAST shot fed, so the reference (the first shot given, or the one
