@@ -54,7 +54,10 @@ from streamdn.errors import ConfigError, SourceError, warn
 from streamdn.frames import Frame
 from streamdn.io.stills import STILL_FORMATS, Still, is_still, output_format, read_still, write_still
 from streamdn.jobs.still import TILE, check_still_paths, frame_to_rgb, rgb_to_frame
+from streamdn.kernels import match_add, unpack_yuv420
+from streamdn.kernels.motion import warp_packed_lanczos
 from streamdn.models import FrameModel
+from streamdn.models.motion import FlowEstimator, packed_luma_u8
 
 OVERLAP = 64   # luma pixels of context on each side of a tile (the motion between shots must fit)
 # The long average of a motion network (LongAverage) blends in the plain mean of the aligned
@@ -319,9 +322,6 @@ class ReferenceMean:
     clip: float = 3.0
 
     def __init__(self, dn: Denoiser, reference: Frame) -> None:
-        from streamdn.models.motion import FlowEstimator, packed_luma_u8
-
-        self._luma_u8 = packed_luma_u8
         self._packer = dn.model.clone()          # weights shared, a state of its own
         packed = self._packer.pack(reference, dn.single_sigmas(dn.estimate_sigmas(reference)))
         self.ref = _host(packed.cur)
@@ -334,19 +334,14 @@ class ReferenceMean:
     def add(self, shot: Frame, sigmas: tuple[float, float, float]) -> None:
         """Warps `shot` (aligned to the reference as a whole) onto the reference and adds it
         where it matches."""
-        from streamdn.kernels import match_add
-        from streamdn.kernels.motion import warp_packed_lanczos
-
         packed = _host(self._packer.pack(shot, sigmas).cur)
-        flow = self._flow(self._ref_luma, cv2.GaussianBlur(self._luma_u8(packed), (0, 0), 1.0))
+        flow = self._flow(self._ref_luma, cv2.GaussianBlur(packed_luma_u8(packed), (0, 0), 1.0))
         warped = warp_packed_lanczos(packed, flow, 3)
         lo, hi = self.match
         match_add(warped, self.ref, self.sigma, self.sum, self.count, lo, hi, self.box)
 
     def blend_into(self, merged: Frame) -> None:
         """Blends the mean into `merged` (the reference's result, 16-bit YUV) in place."""
-        from streamdn.kernels import unpack_yuv420
-
         net = _host(self._packer.pack(merged, (0.0, 0.0, 0.0)).cur)
         mean = self.sum / self.count
         w = self.count / (self.count + np.float32(self.k))
