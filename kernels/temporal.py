@@ -69,6 +69,24 @@ def recursive_filter(cur: np.ndarray, prev: np.ndarray, count: np.ndarray, sigma
             out_count[i, j] = (1.0 - motion) * kn + motion * 1.0
 
 
+@njit(inline="always")
+def _mismatch(a: np.ndarray, b: np.ndarray, sigma: np.ndarray, i: int, j: int, spread: float) -> float:
+    """The mean over the 6 packed channels of |a - b| at (i, j) in units of the noise (sigma's
+    Y for the four luma phases, U and V for the chroma) times `spread`."""
+    m = np.float32(0.0)
+    for ch in range(6):
+        s = sigma[i, j, 0] if ch < 4 else sigma[i, j, ch - 3]
+        m += abs(a[i, j, ch] - b[i, j, ch]) / (s * spread + np.float32(2e-3))
+    return m * np.float32(1.0 / 6.0)
+
+
+@njit(inline="always")
+def _trust(mismatch: float, match0: float, match1: float) -> float:
+    """1 up to a mismatch of match0, 0 from match1, linear between."""
+    return min(max((np.float32(match1) - mismatch) / np.float32(match1 - match0), np.float32(0.0)),
+               np.float32(1.0))
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _box_mean(d: np.ndarray, r: int) -> np.ndarray:
     """The mean of (H, W) float32 `d` over (2r + 1)^2 windows clipped at the borders, separably
@@ -116,18 +134,11 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
         for j in range(w):
             c = count[i, j, 0] if (flow[i, j, 0] == 0.0 and flow[i, j, 1] == 0.0) else np.float32(0.0)
             count[i, j, 0] = c
-            spread = np.float32(np.sqrt(1.0 + 1.0 / max(c, np.float32(1.0))))
-            m = np.float32(0.0)
-            for ch in range(6):
-                s = sigma[i, j, 0] if ch < 4 else sigma[i, j, ch - 3]
-                m += abs(cur[i, j, ch] - avg[i, j, ch]) / (s * spread + np.float32(2e-3))
-            d[i, j] = m * np.float32(1.0 / 6.0)
+            d[i, j] = _mismatch(cur, avg, sigma, i, j, np.float32(np.sqrt(1.0 + 1.0 / max(c, np.float32(1.0)))))
     mean = _box_mean(d, box // 2)
     for i in prange(h):
         for j in range(w):
-            trust = min(max((np.float32(match1) - mean[i, j]) / np.float32(match1 - match0),
-                            np.float32(0.0)), np.float32(1.0))
-            kept = count[i, j, 0] * trust
+            kept = count[i, j, 0] * _trust(mean[i, j], match0, match1)
             cn = min(kept + np.float32(1.0), np.float32(max_count))
             wt = cn / (cn + np.float32(k)) * min(max((cn - np.float32(ramp0)) / np.float32(ramp1 - ramp0),
                                                      np.float32(0.0)), np.float32(1.0))
@@ -159,16 +170,11 @@ def match_add(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, acc: np.ndar
     two = np.float32(np.sqrt(2.0))
     for i in prange(h):
         for j in range(w):
-            m = np.float32(0.0)
-            for ch in range(6):
-                s = sigma[i, j, 0] if ch < 4 else sigma[i, j, ch - 3]
-                m += abs(shot[i, j, ch] - ref[i, j, ch]) / (s * two + np.float32(2e-3))
-            d[i, j] = m * np.float32(1.0 / 6.0)
+            d[i, j] = _mismatch(shot, ref, sigma, i, j, two)
     mean = _box_mean(d, box // 2)
     for i in prange(h):
         for j in range(w):
-            trust = min(max((np.float32(match1) - mean[i, j]) / np.float32(match1 - match0), np.float32(0.0)),
-                        np.float32(1.0))
+            trust = _trust(mean[i, j], match0, match1)
             for ch in range(6):
                 acc[i, j, ch] += trust * shot[i, j, ch]
             count[i, j, 0] += trust
