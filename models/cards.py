@@ -1,4 +1,5 @@
-"""Registry entries of the trained networks (`fast`, `fast_mc`, `quality`, `tdn_tiny`), filled from their
+"""Registry entries of the trained networks (video: `fast`, `fast_mc`, `quality`, `tdn_tiny`; still
+pictures: `photo`, `photo_tiny`), filled from their
 model cards in weights/<name>.toml where one ships, and the loader of .safetensors weight files.
 Importing this module does not import torch: streamdn.models.network is imported when a network
 is built or a weight file read."""
@@ -20,7 +21,11 @@ ARCH_FIGURES: dict[str, tuple[float, int]] = {
     "fast_mc": (6426.0, 120286),
     "quality": (38160.0, 554324),
     "tdn_tiny": (705.0, 4422),
+    "photo": (96048.0, 384908),
+    "photo_tiny": (630.0, 2548),
 }
+PHOTO_ARCHS = ("photo", "photo_tiny")   # the still-image networks (streamdn.models.photo)
+TEST_ARCHS = ("tdn_tiny", "photo_tiny")   # listed with random weights, for tests
 
 # The keyword options of NetworkModel (streamdn.models.network; tests/test_network.py checks the
 # two agree): what create_model takes for a network besides `weights`.
@@ -32,6 +37,8 @@ SUMMARIES = {
     "fast_mc": "fast with a motion-compensated recursion (warped state, frame count): sharper, ~1.7x the time",
     "quality": "recurrent gated U-Net, ~38k MAC/px (GPU)",
     "tdn_tiny": "tiny recurrent network for tests (random weights)",
+    "photo": "still-image network (FFDNet-style, full-resolution RGB, ~96k MAC/px): photographs",
+    "photo_tiny": "tiny still-image network for tests (random weights)",
 }
 
 
@@ -50,8 +57,8 @@ def _info(name: str) -> ModelInfo:
     val = card.get("validation", {})
     trained = (WEIGHTS_DIR / f"{name}.safetensors").is_file()
     return ModelInfo(
-        name=name, kind="network", temporal=True,
-        summary=SUMMARIES[name] + ("" if trained or name == "tdn_tiny" else " (no weights shipped: random init)"),
+        name=name, kind="network", temporal=name not in PHOTO_ARCHS,
+        summary=SUMMARIES[name] + ("" if trained or name in TEST_ARCHS else " (no weights shipped: random init)"),
         macs_per_px=float(card.get("macs_per_px", macs)), params=int(card.get("params", params)),
         trained_on=card.get("training", {}).get("noise"),
         val_psnr=val.get("psnr_awgn20"),
@@ -63,9 +70,13 @@ def _factory(name: str) -> Any:
 
     @register(info, options=(*NETWORK_OPTIONS, "weights"))
     def factory(**kw: Any) -> FrameModel:
+        weights = kw.pop("weights", "default" if name not in TEST_ARCHS else None)
+        if name in PHOTO_ARCHS:
+            from .picture import create_photo_model
+
+            return create_photo_model(name, info, weights, **kw)
         from .network import create_network  # torch is imported only when a network is built
 
-        weights = kw.pop("weights", "default" if name != "tdn_tiny" else None)
         return create_network(name, info, weights, **kw)
 
     factory.__name__ = name
@@ -78,6 +89,9 @@ if (WEIGHTS_DIR / "fast_mc.safetensors").is_file():
 tdn_tiny = _factory("tdn_tiny")
 if (WEIGHTS_DIR / "quality.safetensors").is_file():  # listed only once trained weights ship
     quality = _factory("quality")
+if (WEIGHTS_DIR / "photo.safetensors").is_file():
+    photo = _factory("photo")
+photo_tiny = _factory("photo_tiny")
 
 
 def _file_info(path: str) -> ModelInfo:
@@ -87,8 +101,12 @@ def _file_info(path: str) -> ModelInfo:
 
 
 def _file_model(path: str, **options: Any) -> FrameModel:
-    from .network import load_network
+    from .network import load_network, read_metadata
 
+    if read_metadata(path).get("family") == "photo":
+        from .picture import load_photo_model
+
+        return load_photo_model(path, **options)
     return load_network(path, **options)
 
 

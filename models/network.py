@@ -65,15 +65,20 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 
 def load_weights(path: str | Path) -> tuple[RecurrentDenoiser, dict[str, str]]:
-    """Builds the network a weight file describes and loads its tensors (safetensors only: no
-    pickle is ever read). Returns the network (float32, CPU, eval mode) and the metadata.
+    """Builds the video network a weight file describes and loads its tensors (safetensors only:
+    no pickle is ever read). Returns the network (float32, CPU, eval mode) and the metadata.
 
     Raises:
-        ModelNotFoundError: see read_metadata; or the tensors do not fit the architecture.
+        ModelNotFoundError: see read_metadata; a still-image network's file
+            (streamdn.models.picture.load_photo_weights reads those); or the tensors do not fit
+            the architecture.
     """
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
+    if meta.get("family", "video") != "video":
+        raise ModelNotFoundError(f"'{path}' holds a still-image network ('{meta['arch']}'), not a video network; "
+                                 f"use it to denoise pictures, or give a video network here.")
     try:
         # Files written before NetConfig.deep existed have no eighth-resolution level, whatever
         # their preset has now.
@@ -192,12 +197,7 @@ class NetworkModel(FrameModel):
 
     def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> Packed:
         """Frame + per-plane sigmas (8-bit units) -> packed tensors on the device."""
-        maxv = float((1 << frame.bit_depth) - 1)
-        h2, w2 = (frame.height + 1) // 2, (frame.width + 1) // 2
-        packed = pack_yuv420(frame.y, frame.u, frame.v, 1.0 / maxv, np.empty((h2, w2, 6), np.float32))
-        curve = self._curve(frame.y, maxv) if self.signal_dependent else np.array([1.0, 0.0, 0.0])
-        sig = np.asarray(sigmas, np.float32) / np.float32(255.0)
-        smap = noise_map(packed, sig, curve, np.empty((h2, w2, 3), np.float32))
+        packed, smap = pack_with_noise_map(frame, sigmas, self.signal_dependent)
         cut = self._is_cut(frame, sigmas[0])
         cur = torch.from_numpy(packed).permute(2, 0, 1).unsqueeze(0)   # NCHW view, channels_last memory
         sigma = torch.from_numpy(smap).permute(2, 0, 1).unsqueeze(0)
@@ -371,14 +371,6 @@ class NetworkModel(FrameModel):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _curve(self, y: np.ndarray, maxv: float) -> np.ndarray:
-        block = 16
-        h, w = y.shape
-        if h < 2 * block or w < 2 * block:
-            return np.array([1.0, 0.0, 0.0])
-        stats = block_noise_stats(y, block, np.empty((h // block, w // block, 2), np.float32))
-        return fit_noise_curve(stats, maxv)
-
     def _is_cut(self, frame: Frame, sigma_y: float) -> bool:
         """Compares the luma with the previous frame's on a sparse grid (pack runs in stream order)."""
         last, self._last_luma = self._last_luma, frame.y
@@ -386,6 +378,29 @@ class NetworkModel(FrameModel):
             return False
         score = frame_difference(frame.y, last, 4) * 255.0 / ((1 << frame.bit_depth) - 1)
         return self.is_scene_cut(score, sigma_y)
+
+
+def pack_with_noise_map(frame: Frame, sigmas: tuple[float, float, float],
+                        signal_dependent: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A frame packed for the networks, (H2, W2, 6) float32 in [0, 1] (streamdn.kernels.pack_yuv420),
+    and its noise map, (H2, W2, 3) float32: the sigmas of Y, U, V (8-bit units, given) in [0, 1]
+    units, shaped by brightness with the frame's fitted noise curve when `signal_dependent`."""
+    maxv = float((1 << frame.bit_depth) - 1)
+    h2, w2 = (frame.height + 1) // 2, (frame.width + 1) // 2
+    packed = pack_yuv420(frame.y, frame.u, frame.v, 1.0 / maxv, np.empty((h2, w2, 6), np.float32))
+    curve = _noise_curve(frame.y, maxv) if signal_dependent else np.array([1.0, 0.0, 0.0])
+    sig = np.asarray(sigmas, np.float32) / np.float32(255.0)
+    return packed, noise_map(packed, sig, curve, np.empty((h2, w2, 3), np.float32))
+
+
+def _noise_curve(y: np.ndarray, maxv: float) -> np.ndarray:
+    """The luma noise variance against brightness, fitted on 16x16 blocks (flat below 32 px)."""
+    block = 16
+    h, w = y.shape
+    if h < 2 * block or w < 2 * block:
+        return np.array([1.0, 0.0, 0.0])
+    stats = block_noise_stats(y, block, np.empty((h // block, w // block, 2), np.float32))
+    return fit_noise_curve(stats, maxv)
 
 
 def _hwc(t: torch.Tensor) -> np.ndarray:
@@ -443,7 +458,8 @@ def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "def
 
 
 def load_network(path: str | Path, **options: object) -> NetworkModel:
-    """A NetworkModel from a user's .safetensors file (`--model path/to/file.safetensors`)."""
+    """A NetworkModel from a user's .safetensors file of a video network (streamdn.models.cards
+    sends still-image networks' files to streamdn.models.picture)."""
     net, meta = load_weights(path)
     return NetworkModel(net, info_from_metadata(path, meta), **options)  # type: ignore[arg-type]
 
@@ -454,7 +470,7 @@ def info_from_metadata(path: str | Path, meta: dict[str, str]) -> ModelInfo:
     macs = meta.get("macs_per_px")
     params = meta.get("params")
     return ModelInfo(
-        name=str(path), kind="network", temporal=True,
+        name=str(path), kind="network", temporal=meta.get("family", "video") == "video",
         summary=meta.get("summary") or f"{meta['arch']} network from {Path(path).name}",
         macs_per_px=float(macs) if macs else None, params=int(params) if params else None,
         trained_on=meta.get("trained_on"), val_psnr=float(val) if val and math.isfinite(float(val)) else None,

@@ -403,8 +403,8 @@ class Denoiser:
 
     def _on_model_device(self, t: Any) -> bool:
         """Whether tensor `t` is denoised where it lives: a network on the tensor's own device."""
-        if t.device.type == "cpu" or self.model.info.kind != "network":
-            return False
+        if t.device.type == "cpu" or self.model.info.kind != "network" or hasattr(self.model, "pack_picture"):
+            return False   # (a still-image network takes the host path: it works in RGB, not packed 4:2:0)
         import torch
 
         from streamdn.tensors import takes_device_path

@@ -282,3 +282,56 @@ def frame_from_bgr(bgr: np.ndarray, index: int = 0, pts: int | None = None,
     y, u, v = bgr_to_yuv420(bgr)
     return Frame(y=y, u=u, v=v, bit_depth=8, pts=pts, time_base=time_base, index=index,
                  captured=time.monotonic() if captured is None else captured)
+
+
+# RGB in 8-bit units -> YUV in 8-bit units (BT.601 limited range), RGB column order; and back.
+_RGB_TO_YUV_F32 = np.hstack([BGR_TO_YUV[:, [2, 1, 0]], BGR_TO_YUV[:, 3:]]).astype(np.float32)
+_YUV_TO_RGB_F32 = np.linalg.inv(np.vstack([_RGB_TO_YUV_F32.astype(np.float64), [0, 0, 0, 1]]))[:3].astype(np.float32)
+
+
+def rgb_to_planes(rgb: np.ndarray, bit_depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An (H, W, 3) RGB picture -> Y, U, V 4:2:0 planes of `bit_depth` bits (uint8 up to 8 bits,
+    else uint16), BT.601 limited range scaled from 8-bit by (2^bits - 1) / 255, chroma the mean of
+    each 2x2 block, rounded and clipped.
+
+    Args:
+        rgb: uint8 or uint16 (full range of its type), or float32 in [0, 1].
+        bit_depth: 8 to 16.
+    """
+    h, w = rgb.shape[:2]
+    if rgb.dtype == np.uint8:
+        f = rgb.astype(np.float32)
+    elif rgb.dtype == np.uint16:
+        f = rgb.astype(np.float32) * np.float32(255.0 / 65535.0)
+    else:
+        f = np.asarray(rgb, np.float32) * np.float32(255.0)
+    maxv = (1 << bit_depth) - 1
+    yuv = cv2.transform(f, _RGB_TO_YUV_F32 * np.float32(maxv / 255.0))
+    chroma = _even(yuv[..., 1:])
+    half = cv2.resize(np.ascontiguousarray(chroma), ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+    dtype = np.uint8 if bit_depth <= 8 else np.uint16
+    y = np.clip(yuv[..., 0] + 0.5, 0, maxv).astype(dtype)
+    uv = np.clip(half + 0.5, 0, maxv).astype(dtype)
+    return y, np.ascontiguousarray(uv[..., 0]), np.ascontiguousarray(uv[..., 1])
+
+
+def planes_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, bit_depth: int,
+                  dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """Y, U, V 4:2:0 planes of `bit_depth` bits -> (H, W, 3) RGB, chroma upsampled bilinearly;
+    the inverse of rgb_to_planes up to the chroma subsampling.
+
+    Args:
+        dtype: uint8 or uint16 (rounded and clipped to the type's full range), or float32
+            (in [0, 1] for in-gamut colours; not clipped).
+    """
+    h, w = y.shape
+    ch, cw = u.shape
+    scale = np.float32(255.0 / ((1 << bit_depth) - 1))
+    uv = cv2.resize(np.dstack([u, v]).astype(np.float32), (cw * 2, ch * 2), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    rgb = cv2.transform(np.dstack([y.astype(np.float32), uv]) * scale, _YUV_TO_RGB_F32)
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.clip(rgb * np.float32(257.0) + 0.5, 0, 65535).astype(np.uint16)
+    return rgb * np.float32(1.0 / 255.0)

@@ -43,9 +43,10 @@ def test_shipped_train_configs_load(path: Path) -> None:
     builds with its settings, a schedule that fits, an even crop and, for fine-tuning, weights
     to start from."""
     from streamdn.models.fast import build
+    from streamdn.models.photo import build_photo, is_photo_arch
 
     cfg = load_train_config(str(path))
-    net = build(cfg.arch, {"deep": cfg.deep} if cfg.deep else None)
+    net = build_photo(cfg.arch) if is_photo_arch(cfg.arch) else build(cfg.arch, {"deep": cfg.deep} if cfg.deep else None)
     assert sum(p.numel() for p in net.parameters()) > 0
     assert 0 <= cfg.warmup < cfg.steps and 0 < cfg.epoch_steps <= cfg.steps
     assert cfg.crop % 2 == 0 and cfg.crop >= 32 and cfg.batch >= 1

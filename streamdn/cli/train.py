@@ -25,20 +25,29 @@ from streamdn.tools.train import export, load_train_config, train, validate_mode
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Adds `streamdn train` to the CLI's subparsers."""
     p = subparsers.add_parser(
-        "train", help="train a temporal network (resumes an interrupted run)",
-        description="Train a network on generated clips. Re-running the same command resumes from the "
+        "train", help="train a network (resumes an interrupted run)",
+        description="Train a video network on generated clips, or a still-image network (--arch photo) on "
+                    "generated pictures. Re-running the same command resumes from the "
                     "run folder's checkpoint. With --validate, score models on the fixed validation clips instead.",
         epilog="examples: streamdn train --config configs/train-fast.toml\n"
+               "          streamdn train --config configs/train-photo.toml --images ~/.cache/streamdn/images\n"
                "          streamdn train --validate fast tfilter --noises awgn20,pg_lowlight",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE.toml", help="training settings, e.g. configs/train-fast.toml")
+    p.add_argument("--arch", metavar="NAME",
+                   help="network to train, replacing [train] arch: a video network (fast, fast_mc, quality, "
+                        "tdn_tiny) or a still-image one (photo: FFDNet-style, photo_dncnn: DnCNN-style, photo_tiny)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override one [train] value, e.g. --set steps=1000 (repeatable)")
     p.add_argument("--validate", nargs="+", metavar="MODEL",
                    help="print PSNR/SSIM/flicker of these models (names, .safetensors paths, 'noisy', or 'bm3d': "
                         "the per-frame BM3D reference given the true noise, needs the bm3d package) and exit")
-    p.add_argument("--noises", default="awgn20,pg_lowlight", metavar="N1,N2",
-                   help="with --validate: noises of the clips (streamdn.data.noise.parse_noise names; default %(default)s)")
+    p.add_argument("--noises", metavar="N1,N2",
+                   help="with --validate: noises of the clips (streamdn.data.noise.parse_noise names; default "
+                        "awgn20,pg_lowlight, or with --pictures awgn20,awgn30,pg_lowlight,camera_lowlight,bayer_lowlight)")
+    p.add_argument("--pictures", action="store_true",
+                   help="with --validate: score single pictures through the still path (held-out images, plus the "
+                        "held-out photographs of --images) instead of video clips")
     p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
     p.add_argument("--export", metavar="FILE.safetensors",
                    help="copy the run's best weights here (with their validation figures) and exit")
@@ -46,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="stop after M minutes of training with a checkpoint (run again to resume)")
     p.add_argument("--images", metavar="DIR", action="append", default=[],
                    help="a folder of photographs to train on, besides the built-in images (repeatable; "
-                        "scripts/get-training-images.sh builds one in ~/.cache/streamdn/images); replaces [train] images")
+                        "scripts/get-training-images.sh builds one in ~/.cache/streamdn/images); replaces [train] "
+                        "images. With --validate --pictures: its held-out photographs join the validation pictures")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -71,9 +81,16 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    noises = list(parse_noises(args.noises))
-    table = validate_models(args.validate, noises)
-    print(validation_text(table))
+    if args.pictures:
+        from streamdn.data.pictures import VAL_PICTURE_NOISES
+        from streamdn.tools.picture_train import validate_picture_models
+
+        noises = list(parse_noises(args.noises)) if args.noises else list(VAL_PICTURE_NOISES)
+        table = validate_picture_models(args.validate, noises, args.images)
+        print(validation_text(table, "validation pictures (still path)"))
+    else:
+        table = validate_models(args.validate, list(parse_noises(args.noises or "awgn20,pg_lowlight")))
+        print(validation_text(table))
     if args.json:
         write_json(args.json, table)
     return EXIT_OK
@@ -111,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_set(args.set)
     if args.images:
         overrides["images"] = args.images
+    if args.arch:
+        overrides["arch"] = args.arch
     cfg = load_train_config(args.config, overrides)
     if args.export:
         print(f"exported {export(cfg, args.export)}", file=sys.stderr)

@@ -25,13 +25,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 
 from streamdn.denoiser import Denoiser, remove_frame_impulses
 from streamdn.errors import ConfigError, SinkError, SourceError
-from streamdn.frames import BGR_TO_YUV, Frame
+from streamdn.frames import Frame, planes_to_rgb, rgb_to_planes
 from streamdn.io.stills import (RAW_EXTENSIONS, STILL_FORMATS, output_format, read_still,
                                 write_still)
 
@@ -159,9 +159,13 @@ def denoise_pixels(dn: Denoiser, rgb: np.ndarray, *, tile: int = TILE,
     sigmas = dn.single_sigmas(est)
     dn.reset()
     h, w = frame.height, frame.width
-    out_y, out_u, out_v = np.empty_like(frame.y), np.empty_like(frame.u), np.empty_like(frame.v)
     tile -= tile % 2
+    overlap = max(overlap, int(getattr(model, "context", 0)))
     overlap += overlap % 2
+    if hasattr(model, "pack_picture"):
+        # A still-image network takes the picture's own RGB: full colour resolution.
+        return _denoise_rgb_tiles(model, rgb, frame, sigmas, tile, overlap), sigmas, _tiles(h, tile) * _tiles(w, tile)
+    out_y, out_u, out_v = np.empty_like(frame.y), np.empty_like(frame.u), np.empty_like(frame.v)
     count = 0
     for t0 in range(0, h, tile):
         for s0 in range(0, w, tile):
@@ -182,26 +186,37 @@ def denoise_pixels(dn: Denoiser, rgb: np.ndarray, *, tile: int = TILE,
     return frame_to_rgb(frame.with_planes(out_y, out_u, out_v), rgb.dtype), sigmas, count
 
 
-# BT.601 limited range (the model's training colour space) on 16-bit values, RGB column order.
-_RGB_TO_YUV16 = np.hstack([BGR_TO_YUV[:, [2, 1, 0]], BGR_TO_YUV[:, 3:] * 257.0]).astype(np.float32)
-_YUV16_TO_RGB = np.linalg.inv(np.vstack([_RGB_TO_YUV16.astype(np.float64), [0, 0, 0, 1]]))[:3].astype(np.float32)
+def _tiles(n: int, tile: int) -> int:
+    return (n + tile - 1) // tile
+
+
+def _denoise_rgb_tiles(model: Any, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float],
+                       tile: int, overlap: int) -> np.ndarray:
+    """denoise_pixels for a model that takes pictures in RGB (streamdn.models.picture.PhotoModel):
+    the same tiles, each given its RGB and its part of the 4:2:0 frame (for the noise map)."""
+    h, w = frame.height, frame.width
+    out = np.empty_like(rgb)
+    if frame.extra.get("impulses_removed"):
+        # The impulse filter worked on the frame: take its pixels (the chroma resolution of the
+        # frame is the price of removing salt and pepper).
+        rgb = frame_to_rgb(frame, rgb.dtype)
+    for t0 in range(0, h, tile):
+        for s0 in range(0, w, tile):
+            t1, s1 = min(t0 + tile, h), min(s0 + tile, w)
+            a0, b0 = max(t0 - overlap, 0), max(s0 - overlap, 0)
+            a1, b1 = min(t1 + overlap, h), min(s1 + overlap, w)
+            part = frame.with_planes(frame.y[a0:a1, b0:b1], frame.u[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2],
+                                     frame.v[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
+            res = model.forward(model.pack_picture(rgb[a0:a1, b0:b1], part, sigmas))
+            out[t0:t1, s0:s1] = model.unpack_picture(res, rgb.dtype)[t0 - a0:t1 - a0, s0 - b0:s1 - b0]
+    return out
 
 
 def rgb_to_frame(rgb: np.ndarray) -> Frame:
-    """(H, W, 3) uint8 or uint16 RGB -> a 16-bit YUV 4:2:0 Frame (BT.601 limited range; chroma the
-    mean of each 2x2 block; 8-bit values scaled by 257)."""
-    h, w = rgb.shape[:2]
-    f = rgb.astype(np.float32)
-    if rgb.dtype == np.uint8:
-        f *= np.float32(257.0)
-    yuv = cv2.transform(f, _RGB_TO_YUV16)
-    y = np.clip(yuv[..., 0] + 0.5, 0, 65535).astype(np.uint16)
-    chroma = yuv[..., 1:]
-    if h % 2 or w % 2:
-        chroma = np.pad(chroma, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    half = cv2.resize(np.ascontiguousarray(chroma), ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
-    uv = np.clip(half + 0.5, 0, 65535).astype(np.uint16)
-    return Frame(y=y, u=np.ascontiguousarray(uv[..., 0]), v=np.ascontiguousarray(uv[..., 1]), bit_depth=16)
+    """(H, W, 3) uint8 or uint16 RGB -> a 16-bit YUV 4:2:0 Frame (BT.601 limited range, the
+    model's training colour space; chroma the mean of each 2x2 block; 8-bit values scaled by 257)."""
+    y, u, v = rgb_to_planes(rgb, 16)
+    return Frame(y=y, u=u, v=v, bit_depth=16)
 
 
 def frame_to_rgb(frame: Frame, dtype: np.dtype) -> np.ndarray:
@@ -209,12 +224,4 @@ def frame_to_rgb(frame: Frame, dtype: np.dtype) -> np.ndarray:
     bilinearly; the inverse of rgb_to_frame up to the chroma subsampling."""
     if frame.bit_depth != 16:
         raise ConfigError(f"frame_to_rgb takes 16-bit frames, not {frame.bit_depth}-bit.")
-    h, w = frame.height, frame.width
-    ch, cw = frame.u.shape
-    uv = cv2.resize(np.dstack([frame.u, frame.v]).astype(np.float32), (cw * 2, ch * 2),
-                    interpolation=cv2.INTER_LINEAR)[:h, :w]
-    rgb = cv2.transform(np.dstack([frame.y.astype(np.float32), uv]), _YUV16_TO_RGB)
-    if np.dtype(dtype) == np.uint8:
-        return np.clip(rgb * np.float32(1 / 257.0) + 0.5, 0, 255).astype(np.uint8)
-    return np.clip(rgb + 0.5, 0, 65535).astype(np.uint16)
-
+    return planes_to_rgb(frame.y, frame.u, frame.v, 16, dtype)

@@ -227,10 +227,12 @@ def validate_models(models: Sequence[str], noises: Sequence[str] = ("awgn20", "p
     return {m: validate(m, clips, device) for m in models}
 
 
-def validation_text(table: dict[str, dict[str, dict[str, float]]]) -> str:
-    """validate_models' figures as a text table: one row per model, PSNR dB / SSIM / flicker per noise."""
+def validation_text(table: dict[str, dict[str, dict[str, float]]],
+                    of: str = "fixed validation clips") -> str:
+    """validate_models' figures as a text table: one row per model, PSNR dB / SSIM / flicker per
+    noise (flicker is nan for pictures); `of` names the set in the title."""
     labels = list(next(iter(table.values())))
-    lines = ["PSNR dB / SSIM / flicker on RGB, blind (estimated strength), fixed validation clips",
+    lines = [f"PSNR dB / SSIM / flicker on RGB, blind (estimated strength), {of}",
              f"{'model':32}" + "".join(f"{lab:>26}" for lab in labels)]
     for m, res in table.items():
         lines.append(f"{m:32}" + "".join(f"{res[lab]['psnr']:>11.2f} {res[lab]['ssim']:.4f} {res[lab]['flicker']:5.2f}"
@@ -384,7 +386,8 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
     Args:
         cfg: the run's settings.
         quiet: no progress bar or messages.
-        clips: validation clips (streamdn.data.clips.ValClip); the fixed validation set when None.
+        clips: validation clips (streamdn.data.clips.ValClip), or for a still-image network
+            validation pictures (streamdn.data.pictures.ValPicture); the fixed sets when None.
         minutes: stop (checkpoint, return) after this much wall time, for runs done in chunks
             (a GPU machine for a few minutes, a shared machine); the same call resumes. None: no limit.
 
@@ -404,8 +407,12 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
 
     if minutes is not None and not minutes > 0:
         raise ConfigError(f"minutes={minutes}: give a positive number of minutes, or None for no limit.")
-    if cfg.arch not in PRESETS:
-        raise ConfigError(f"[train] arch '{cfg.arch}' is not known; choose one of {', '.join(PRESETS)}.")
+    from streamdn.models.photo import PHOTO_PRESETS, is_photo_arch
+
+    photo = is_photo_arch(cfg.arch)
+    if cfg.arch not in PRESETS and not photo:
+        raise ConfigError(f"[train] arch '{cfg.arch}' is not known; choose one of "
+                          f"{', '.join([*PRESETS, *PHOTO_PRESETS])}.")
     torch.set_num_threads(cfg.threads)
     device = _train_device(cfg.device)
     from streamdn.data.clips import photo_pool
@@ -424,8 +431,11 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
         if not cfg.motion:
             raise ConfigError("[train] raw_state needs motion = true.")
         overrides["raw_state"] = True
-    net = build(cfg.arch, overrides or None)
-    if cfg.init:
+    if photo:
+        net = _build_photo(cfg)
+    else:
+        net = build(cfg.arch, overrides or None)
+    if cfg.init and not photo:
         from streamdn.models.fast import adapt_state_dict
         from streamdn.models.network import load_weights
 
@@ -450,9 +460,16 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
         step, best, history = int(state["step"]), float(state["best"]), json.loads(state["history"])
         if not quiet:
             print(f"resumed {ckpt} at step {step} (best val {best:.2f} dB)", file=sys.stderr)
-    card = {"macs_per_px": f"{network_macs(net):.0f}", "params": str(count_params(net))}
-    info = ModelInfo(cfg.arch, "network", "validation", temporal=True)
-    if clips is None:
+    card = {"macs_per_px": f"{_photo_macs(net) if photo else network_macs(net):.0f}", "params": str(count_params(net)),
+            **({"family": "photo"} if photo else {})}
+    info = ModelInfo(cfg.arch, "network", "validation", temporal=not photo)
+    if photo:
+        from streamdn.data.pictures import validation_pictures
+        from streamdn.models.picture import PhotoModel
+        from streamdn.tools.picture_train import PictureBatches, picture_loss, validate_pictures
+
+        pictures = clips if clips is not None else validation_pictures(images=cfg.images)
+    elif clips is None:
         from streamdn.data.clips import long_validation_clips
 
         clips = validation_clips(frames=cfg.val_frames) + (long_validation_clips(cfg.val_long) if cfg.val_long else [])
@@ -462,7 +479,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
                                 "history": json.dumps(history), "config": json.dumps(asdict(cfg))})
 
     loader = torch.utils.data.DataLoader(
-        _Batches(cfg), batch_size=None, sampler=range(step, cfg.steps), num_workers=cfg.workers,
+        PictureBatches(cfg.steps, cfg.batch, cfg.crop, cfg.images) if photo else _Batches(cfg), batch_size=None, sampler=range(step, cfg.steps), num_workers=cfg.workers,
         prefetch_factor=4 if cfg.workers else None, worker_init_fn=_worker_init, collate_fn=_as_is,
         # spawn, not fork: a forked child of a process whose Numba/OpenMP threads already ran can hang.
         multiprocessing_context="spawn" if cfg.workers else None)
@@ -483,7 +500,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step)
             batch = {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in batch.items()}
-            loss = clip_loss(net, batch, cfg)
+            loss = picture_loss(net, batch, cfg.bf16) if photo else clip_loss(net, batch, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -497,7 +514,11 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
             bar.set_postfix(loss=f"{recent[-1] if recent else 0:.4f}", lr=f"{lr_at(cfg, step):.1e}", best=f"{best:.2f}")
             if step % cfg.epoch_steps == 0 or step == cfg.steps:
                 net.eval()
-                val = validate(NetworkModel(net, info, device=device, dtype="bf16" if cfg.bf16 else "fp32"), clips)
+                dtype = "bf16" if cfg.bf16 else "fp32"
+                if photo:
+                    val = validate_pictures(PhotoModel(net, info, device=device, dtype=dtype), pictures)
+                else:
+                    val = validate(NetworkModel(net, info, device=device, dtype=dtype), clips)
                 net.train()
                 history["val"].append((step, val))
                 tqdm.write(f"step {step}: " + "  ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.4f}"
@@ -534,8 +555,37 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
     return out / "best.safetensors"
 
 
+def _build_photo(cfg: TrainConfig) -> Any:
+    """The still-image network of a run: the preset, or the `init` weights (which must be a
+    still-image network's file)."""
+    from streamdn.errors import ModelNotFoundError
+    from streamdn.models.photo import build_photo
+    from streamdn.models.picture import load_photo_weights
+
+    if not cfg.init:
+        return build_photo(cfg.arch)
+    try:
+        net, _ = load_photo_weights(cfg.init)
+    except ModelNotFoundError as err:
+        raise ConfigError(f"[train] init: {err}") from err
+    return net.train()
+
+
+def _photo_macs(net: Any) -> float:
+    """MAC per pixel of a still-image network (streamdn.models.macs.count_macs on a 64x64 picture)."""
+    import torch
+
+    from streamdn.models.macs import count_macs
+
+    return count_macs(net, lambda: net(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 32, 32)), 64 * 64)
+
+
 TRAINED_ON = ("near-clean (gaussian sigma 0-2.5, 10 %), gaussian sigma 2-50, poisson-gaussian peak 10-500 + read 0-6, poisson, camera (linear-light "
               "shot+read, sRGB, JPEG 4:2:0), speckle 5-30 %, salt & pepper 0.5-8 %; RGB noise -> YUV 4:2:0")
+
+
+PHOTO_TRAINED_ON = ("single pictures (no past) with the video networks' noises and demosaiced sensor noise "
+                    "(bayer: linear-light shot + read on an RGGB mosaic, 12 %); RGB, full resolution")
 
 
 def export(cfg: TrainConfig, dest: str | Path) -> Path:
@@ -545,15 +595,17 @@ def export(cfg: TrainConfig, dest: str | Path) -> Path:
     Raises:
         ConfigError: the run has no best.safetensors yet.
     """
-    from streamdn.models.network import load_weights, save_weights
+    from streamdn.models.network import load_weights, read_metadata, save_weights
+    from streamdn.models.picture import load_photo_weights
 
     best = Path(cfg.out) / "best.safetensors"
     if not best.is_file():
         raise ConfigError(f"{best} does not exist: train this config first (train(cfg)).")
-    net, meta = load_weights(best)
+    photo = read_metadata(best).get("family") == "photo"
+    net, meta = load_photo_weights(best) if photo else load_weights(best)
     val = json.loads(meta.get("val", "{}"))
     extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "config")}
-    extra["trained_on"] = TRAINED_ON
+    extra["trained_on"] = PHOTO_TRAINED_ON if photo else TRAINED_ON
     if "awgn20" in val:
         extra["val_psnr"] = f"{val['awgn20']['psnr']:.2f}"
     return save_weights(net, dest, meta["arch"], extra)

@@ -1,0 +1,114 @@
+"""The still-image networks: one picture, no past, full-resolution RGB (a photograph keeps its
+colour detail: the video networks work on 4:2:0, whose chroma has a quarter of the samples).
+
+Two architectures, both residual (they predict the noise and subtract it) and both given the
+noise map, so one network covers every noise level and follows noise that varies with
+brightness:
+
+- "ffdnet": the picture pixel-unshuffled into four half-resolution sub-images (12 channels)
+  beside the noise map, a plain stack of 3x3 convolutions, shuffled back. Working at half
+  resolution makes each layer four times cheaper and its receptive field twice as wide.
+- "dncnn": the same stack at full resolution, the noise map upsampled beside the picture.
+
+Inputs are NCHW float32: the picture (N, 3, H, W) RGB in [0, 1] (H and W even) and the noise
+map (N, 3, H/2, W/2), the sigma of Y, U and V at each 2x2 block in [0, 1] units, the map the
+video networks take (streamdn.models.network).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+KINDS = ("ffdnet", "dncnn")
+FAMILY = "photo"   # the "family" metadata of a still-image weight file
+
+
+@dataclass(frozen=True)
+class PhotoConfig:
+    """Architecture of a PhotoNet.
+
+    Attributes:
+        kind: "ffdnet" (half resolution, pixel-unshuffled) or "dncnn" (full resolution).
+        width: channels of every hidden layer.
+        depth: 3x3 convolutions in all (the first and last included).
+    """
+
+    kind: str = "ffdnet"
+    width: int = 64
+    depth: int = 12
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"photo network kind '{self.kind}' is not one of {', '.join(KINDS)}")
+        if self.depth < 2 or self.width < 1:
+            raise ValueError(f"photo network width {self.width}, depth {self.depth}: need width >= 1, depth >= 2")
+
+    def to_dict(self) -> dict[str, int | str]:
+        return asdict(self)
+
+    @property
+    def radius(self) -> int:
+        """How far (full-resolution pixels) an output pixel sees: tiles need this much context."""
+        return self.depth * (2 if self.kind == "ffdnet" else 1) + 1
+
+
+PHOTO_PRESETS: dict[str, PhotoConfig] = {
+    "photo": PhotoConfig("ffdnet", width=64, depth=12),
+    "photo_dncnn": PhotoConfig("dncnn", width=64, depth=17),
+    "photo_tiny": PhotoConfig("ffdnet", width=8, depth=3),
+}
+
+
+class PhotoNet(nn.Module):
+    """(picture, noise map) -> denoised picture; see the module doc."""
+
+    def __init__(self, cfg: PhotoConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        half = cfg.kind == "ffdnet"
+        c_io = 12 if half else 3
+        self.first = nn.Conv2d(c_io + 3, cfg.width, 3, padding=1)
+        self.body = nn.ModuleList(nn.Conv2d(cfg.width, cfg.width, 3, padding=1) for _ in range(cfg.depth - 2))
+        self.last = nn.Conv2d(cfg.width, c_io, 3, padding=1)
+        with torch.no_grad():   # starts close to the identity: a small residual
+            self.last.weight.mul_(0.1)
+            self.last.bias.zero_()
+
+    def forward(self, rgb: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """rgb (N, 3, H, W), sigma (N, 3, H/2, W/2) -> (N, 3, H, W) float32, not clamped."""
+        inplace = not torch.is_grad_enabled()
+        if self.cfg.kind == "ffdnet":
+            x = F.pixel_unshuffle(rgb, 2)
+        else:
+            x = rgb
+            sigma = F.interpolate(sigma, scale_factor=2.0, mode="nearest")
+        f = F.relu(self.first(torch.cat([x, sigma * 10.0], 1)), inplace=inplace)
+        for conv in self.body:
+            f = F.relu(conv(f), inplace=inplace)
+        res = self.last(f).float()
+        if self.cfg.kind == "ffdnet":
+            res = F.pixel_shuffle(res, 2)
+        return rgb.float() - res
+
+
+def is_photo_arch(arch: str) -> bool:
+    """Whether `arch` names a still-image network preset."""
+    return arch in PHOTO_PRESETS
+
+
+def build_photo(arch: str, config: dict[str, int | str] | None = None) -> PhotoNet:
+    """A PhotoNet from a preset name, optionally with config overrides (a weight file's config
+    fully describes its network).
+
+    Raises:
+        KeyError: `arch` is not a preset and no config is given.
+        TypeError, ValueError: the config has unknown keys or bad values.
+    """
+    if arch not in PHOTO_PRESETS and not config:
+        raise KeyError(f"still-image network '{arch}' is not one of {', '.join(PHOTO_PRESETS)}")
+    base = PHOTO_PRESETS.get(arch, PhotoConfig())
+    return PhotoNet(PhotoConfig(**{**base.to_dict(), **(config or {})}))

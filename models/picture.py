@@ -1,0 +1,196 @@
+"""The still-image networks (streamdn.models.photo) behind the FrameModel API, and their weight
+files.
+
+A PhotoModel denoises every frame on its own (no past), in full-resolution RGB. Stills give it
+the picture's own RGB (`pack_picture`), so a photograph keeps its full colour resolution; video
+frames are converted from their 4:2:0 planes and back. The noise map is the video networks'
+(streamdn.models.network.pack_with_noise_map): per-plane sigmas shaped by brightness.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from streamdn.errors import ConfigError, ModelNotFoundError
+from streamdn.frames import Frame, planes_to_rgb, rgb_to_planes
+
+from .network import LOW_NOISE_BLEND, _autocast, _resolve_dtype, pack_with_noise_map, read_metadata
+from .photo import FAMILY, PhotoNet, build_photo
+from .registry import FrameModel, ModelInfo
+
+# Options of the video networks that a still-image network accepts and ignores (a weight file is
+# created with the same options whatever it holds).
+VIDEO_ONLY_OPTIONS = ("cut_threshold", "fused", "long_average")
+
+
+@dataclass
+class PhotoPacked:
+    """A picture ready for the network: rgb (1, 3, H, W) and sigma (1, 3, H/2, W/2) float32 on the
+    device (H, W even: odd sizes padded by replication), the picture's size before padding, and
+    its luma noise sigma in 8-bit units (the low-noise blend; inf: none)."""
+
+    rgb: torch.Tensor
+    sigma: torch.Tensor
+    height: int
+    width: int
+    sigma_y: float = math.inf
+
+
+class PhotoModel(FrameModel):
+    """A PhotoNet on one device. It keeps no state: reset() and clone() are trivial."""
+
+    impulse_filter = True
+
+    def __init__(self, net: PhotoNet, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
+                 signal_dependent: bool = True, low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND,
+                 **video_options: Any) -> None:
+        """Args:
+            net: the network (moved to `device`).
+            info: what `streamdn models` shows.
+            device: "cpu", "cuda" or "cuda:N" (already resolved).
+            dtype: compute dtype of the convolutions ("auto", "fp32", "bf16", "fp16"), as for
+                the video networks; the residual is subtracted in float32.
+            signal_dependent: shape the noise map by brightness (see NetworkModel).
+            low_noise_blend: (s0, s1), 8-bit units: below s1 the output leans back to the input
+                (see NetworkModel).
+            **video_options: cut_threshold, fused and long_average are accepted and ignored.
+
+        Raises:
+            ConfigError: an option no network knows, or a bad low_noise_blend.
+        """
+        unknown = set(video_options) - set(VIDEO_ONLY_OPTIONS)
+        if unknown:
+            raise ConfigError(f"model '{info.name}': unknown option(s) {sorted(unknown)}.")
+        self.info = info
+        self.device = device
+        self.dtype = _resolve_dtype(dtype, device)
+        self.signal_dependent = signal_dependent
+        s0, s1 = (float(v) for v in low_noise_blend)
+        if not 0.0 <= s0 <= s1:
+            raise ConfigError(f"low_noise_blend {low_noise_blend}: need 0 <= s0 <= s1 (8-bit sigma units).")
+        self.low_noise_blend = (s0, s1)
+        self.net: PhotoNet | None = net.eval().to(device).to(memory_format=torch.channels_last)
+
+    @property
+    def context(self) -> int:
+        """Pixels of context a tile needs on each side for its result not to depend on the tiling."""
+        return self.net.cfg.radius if self.net is not None else 0
+
+    # -- the three stages --------------------------------------------------------------------
+
+    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> PhotoPacked:
+        """A video frame: its 4:2:0 planes converted to RGB."""
+        rgb = planes_to_rgb(frame.y, frame.u, frame.v, frame.bit_depth, np.float32)
+        return self._pack(rgb, frame, sigmas)
+
+    def pack_picture(self, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float]) -> PhotoPacked:
+        """A picture given as RGB ((H, W, 3) uint8 or uint16) with its YUV 4:2:0 frame (the noise
+        map is computed on the frame, as for video)."""
+        if rgb.shape[:2] != (frame.height, frame.width):
+            raise ConfigError(f"pack_picture: picture {rgb.shape[:2]} and frame {(frame.height, frame.width)} differ in size.")
+        scale = np.float32(1.0 / np.iinfo(rgb.dtype).max)
+        return self._pack(rgb.astype(np.float32) * scale, frame, sigmas)
+
+    def forward(self, packed: PhotoPacked) -> torch.Tensor:
+        """The denoised (1, 3, H, W) float32 RGB (unclamped), at the picture's size."""
+        if self.net is None:
+            raise ConfigError(f"model '{self.info.name}' was closed; create a new Denoiser to continue.")
+        with torch.inference_mode(), _autocast(self.device, self.dtype):
+            out = self.net(packed.rgb, packed.sigma)
+        out = out[..., :packed.height, :packed.width]
+        s0, s1 = self.low_noise_blend
+        w = min(1.0, max(0.0, (packed.sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
+        if w < 1.0:
+            out = torch.lerp(packed.rgb[..., :packed.height, :packed.width].float(), out, w)
+        return out
+
+    def unpack(self, result: torch.Tensor, frame: Frame) -> Frame:
+        """The result as a Frame with `frame`'s size, depth, timing and metadata."""
+        y, u, v = rgb_to_planes(self._hwc(result), frame.bit_depth)
+        return frame.with_planes(y, u, v)
+
+    def unpack_picture(self, result: torch.Tensor, dtype: np.dtype | type) -> np.ndarray:
+        """The result as an (H, W, 3) RGB picture of `dtype` (uint8 or uint16), rounded and clipped."""
+        maxv = float(np.iinfo(np.dtype(dtype)).max)
+        return np.clip(self._hwc(result) * np.float32(maxv) + 0.5, 0, maxv).astype(dtype)
+
+    def close(self) -> None:
+        """Drops the network; frees cached CUDA memory. Idempotent."""
+        if self.net is not None:
+            self.net = None
+            if self.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _pack(self, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float]) -> PhotoPacked:
+        _, smap = pack_with_noise_map(frame, sigmas, self.signal_dependent)
+        h, w = rgb.shape[:2]
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        if h % 2 or w % 2:
+            t = F.pad(t, (0, w % 2, 0, h % 2), mode="replicate")
+        sigma = torch.from_numpy(smap).permute(2, 0, 1).unsqueeze(0)
+        if self.device != "cpu":
+            t, sigma = t.to(self.device, non_blocking=True), sigma.to(self.device, non_blocking=True)
+        level = math.inf if frame.extra.get("impulses_removed") else float(sigmas[0])
+        return PhotoPacked(t.contiguous(memory_format=torch.channels_last), sigma, h, w, level)
+
+    @staticmethod
+    def _hwc(result: torch.Tensor) -> np.ndarray:
+        arr = result[0].permute(1, 2, 0)
+        if arr.device.type != "cpu":
+            arr = arr.cpu()
+        return np.ascontiguousarray(arr.float().numpy())
+
+
+def load_photo_weights(path: str | Path) -> tuple[PhotoNet, dict[str, str]]:
+    """The still-image network of a weight file (safetensors only) and its metadata.
+
+    Raises:
+        ModelNotFoundError: not a readable streamdn file, a video network's file, or tensors
+            that do not fit the architecture.
+    """
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    if meta.get("family") != FAMILY:
+        raise ModelNotFoundError(f"'{path}' holds a video network ('{meta['arch']}'), not a still-image network.")
+    try:
+        net = build_photo(meta["arch"], json.loads(meta.get("config", "{}")))
+        net.load_state_dict(load_file(str(path)))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ModelNotFoundError(f"'{path}': the weights do not match still-image architecture '{meta['arch']}' "
+                                 f"({err}); re-export them with `streamdn train`.") from err
+    return net.eval(), meta
+
+
+def load_photo_model(path: str | Path, **options: Any) -> PhotoModel:
+    """A PhotoModel from a user's .safetensors file."""
+    from .network import info_from_metadata
+
+    net, meta = load_photo_weights(path)
+    return PhotoModel(net, info_from_metadata(path, meta), **options)
+
+
+def create_photo_model(arch: str, info: ModelInfo, weights: str | Path | None = "default", **options: Any) -> PhotoModel:
+    """A PhotoModel for a registered architecture: "default" weights are the shipped
+    models/weights/<arch>.safetensors (random init if none ships), None random init (tests)."""
+    from .network import WEIGHTS_DIR
+
+    if weights == "default":
+        shipped = WEIGHTS_DIR / f"{arch}.safetensors"
+        weights = shipped if shipped.is_file() else None
+    if weights is None:
+        torch.manual_seed(0)
+        net = build_photo(arch)
+    else:
+        net, _ = load_photo_weights(weights)
+    return PhotoModel(net, info, **options)
