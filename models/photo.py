@@ -10,6 +10,12 @@ brightness:
   resolution makes each layer four times cheaper and its receptive field twice as wide.
 - "dncnn": the same stack at full resolution, the noise map upsampled beside the picture.
 
+The input (centred on 0) also goes straight to the last convolution beside the stack's features.
+Without that, a deep plain stack from random weights first learns to output nothing and stays
+there for hundreds of steps (its random features carry little of the fine-grained noise), as
+measured while building it: 12 layers, 300 steps on one batch, L1 0.0364 (the noisy input's)
+without the input at the last layer, 0.0278 with it, centred.
+
 Inputs are NCHW float32: the picture (N, 3, H, W) RGB in [0, 1] (H and W even) and the noise
 map (N, 3, H/2, W/2), the sigma of Y, U and V at each 2x2 block in [0, 1] units, the map the
 video networks take (streamdn.models.network).
@@ -64,7 +70,9 @@ PHOTO_PRESETS: dict[str, PhotoConfig] = {
 
 
 class PhotoNet(nn.Module):
-    """(picture, noise map) -> denoised picture; see the module doc."""
+    """(picture, noise map) -> denoised picture; see the module doc. A `first` 3x3 convolution
+    and ReLU, `depth` - 2 more in the `body`, and a `last` one on the features and the input
+    giving the residual."""
 
     def __init__(self, cfg: PhotoConfig) -> None:
         super().__init__()
@@ -73,9 +81,14 @@ class PhotoNet(nn.Module):
         c_io = 12 if half else 3
         self.first = nn.Conv2d(c_io + 3, cfg.width, 3, padding=1)
         self.body = nn.ModuleList(nn.Conv2d(cfg.width, cfg.width, 3, padding=1) for _ in range(cfg.depth - 2))
-        self.last = nn.Conv2d(cfg.width, c_io, 3, padding=1)
-        with torch.no_grad():   # starts close to the identity: a small residual
-            self.last.weight.mul_(0.1)
+        self.last = nn.Conv2d(cfg.width + c_io + 3, c_io, 3, padding=1)
+        with torch.no_grad():
+            # He initialisation keeps the activations' scale through the plain stack (PyTorch's
+            # default shrinks it about 2.4x per layer: a 12-layer stack starts dead and stays so).
+            for conv in (self.first, *self.body):
+                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+                conv.bias.zero_()
+            self.last.weight.zero_()   # starts as the identity: no residual
             self.last.bias.zero_()
 
     def forward(self, rgb: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -86,10 +99,11 @@ class PhotoNet(nn.Module):
         else:
             x = rgb
             sigma = F.interpolate(sigma, scale_factor=2.0, mode="nearest")
-        f = F.relu(self.first(torch.cat([x, sigma * 10.0], 1)), inplace=inplace)
+        x = torch.cat([x - 0.5, sigma * 10.0], 1)
+        f = F.relu(self.first(x), inplace=inplace)
         for conv in self.body:
             f = F.relu(conv(f), inplace=inplace)
-        res = self.last(f).float()
+        res = self.last(torch.cat([f, x], 1)).float()
         if self.cfg.kind == "ffdnet":
             res = F.pixel_shuffle(res, 2)
         return rgb.float() - res

@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import av
@@ -147,7 +147,7 @@ def execute(task: Task, on_frame: Callable[[int], None] | None = None, *,
 
 def _execute(task: Task, on_frame: Callable[[int], None] | None, handle_signals: bool) -> TaskResult:
     from streamdn.jobs.file import denoise_file
-    from streamdn.jobs.still import denoise_still
+    from streamdn.jobs.still import denoise_still, still_model
 
     start = time.perf_counter()
     _threads_for_ray_task()
@@ -166,7 +166,10 @@ def _execute(task: Task, on_frame: Callable[[int], None] | None, handle_signals:
                 result.frames = job.stats.frames
         elif task.kind == STILL:
             if not os.path.exists(task.output) or task.overwrite:
-                denoise_still(task.input, task.output, denoiser=cached_denoiser(task.cfg.model),
+                model = task.cfg.model
+                if model.name == "default":   # pictures take the still-image network where installed
+                    model = replace(model, name=still_model())
+                denoise_still(task.input, task.output, denoiser=cached_denoiser(model),
                               overwrite=task.overwrite, quality=task.quality)
             result.frames = 1
         elif task.kind == SEGMENT:

@@ -20,7 +20,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="model name (see `streamdn models`), classical:median, classical:gaussian, "
                                    "or a .safetensors file (default: the config's, else 'default'; 'auto' and "
                                    "'default' make `streamdn live` pick a rung of its quality ladder, a name pins "
-                                   "that model)")
+                                   "that model; for a photograph 'default' is the still-image network 'photo' "
+                                   "where installed, for a burst 'fast_mc')")
     g.add_argument("--strength", help="'auto' (estimate the noise per frame, default) or the noise sigma "
                                       "on the RGB picture in 8-bit units, e.g. 5 (light) to 40 (heavy)")
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: CUDA when present)")

@@ -74,7 +74,8 @@ def denoise_still(input_path: str | os.PathLike[str], output_path: str | os.Path
         input_path: the picture or raw file.
         output_path: where to write; must differ from the input.
         model, strength, device, impulses: as for streamdn.Denoiser (strength "auto" estimates
-            the noise on the picture; a number is the RGB noise sigma in 8-bit units).
+            the noise on the picture; a number is the RGB noise sigma in 8-bit units); model
+            "default" is still_model() (`photo` where installed).
         denoiser: a Denoiser to use instead of making one (a folder of pictures shares one; its
             stream state is reset). model, strength, device and impulses are then ignored.
         overwrite: replace an existing output file.
@@ -96,6 +97,8 @@ def denoise_still(input_path: str | os.PathLike[str], output_path: str | os.Path
         raise ConfigError(f"tile {tile}: use at least 128 pixels (2048 is the default).")
     still = read_still(src)   # raw files are developed into 16-bit sRGB
     own = denoiser is None
+    if denoiser is None and model == "default":
+        model = still_model()
     dn = Denoiser(model, strength=strength, device=device, impulses=impulses) if denoiser is None else denoiser
     try:
         clean, sigmas, tiles = denoise_pixels(dn, still.rgb, tile=tile)
@@ -106,6 +109,15 @@ def denoise_still(input_path: str | os.PathLike[str], output_path: str | os.Path
     write_still(out, dst, quality=quality)
     depth = 16 if out.bit_depth == 16 and output_format(dst) in ("PNG", "TIFF") else 8
     return StillResult(str(dst), still.width, still.height, depth, sigmas, time.perf_counter() - start, tiles)
+
+
+def still_model() -> str:
+    """The model pictures use when none is chosen: the still-image network `photo` where it is
+    installed (full-resolution colour, more compute per pixel than a video frame can spend),
+    else the default model."""
+    from streamdn.models import list_models
+
+    return "photo" if any(i.name == "photo" for i in list_models()) else "default"
 
 
 def check_still_paths(src: Path, dst: Path, overwrite: bool) -> None:

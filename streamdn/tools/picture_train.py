@@ -62,12 +62,22 @@ def picture_outputs(model: Any, pictures: Sequence[Any], device: str = "cpu") ->
 
 def validate_pictures(model: Any, pictures: Sequence[Any] | None = None, device: str = "cpu") -> dict[str, dict[str, float]]:
     """{noise label: {"psnr", "ssim", "flicker" (NaN: no time)}} averaged over the validation
-    pictures (streamdn.data.pictures.validation_pictures() when None), plus "mean"; "noisy"
-    scores the inputs themselves."""
+    pictures (streamdn.data.pictures.validation_pictures() when None), plus "mean". `model`:
+    see picture_outputs, or "noisy" (the inputs themselves) or "bm3d" (streamdn.tools.reference,
+    given the true noise: not blind)."""
     from streamdn.data.pictures import validation_pictures
 
     pictures = pictures if pictures is not None else validation_pictures()
-    outs = [p.noisy for p in pictures] if model == "noisy" else picture_outputs(model, pictures, device)
+    if isinstance(model, str) and model == "noisy":
+        outs = [p.noisy for p in pictures]
+    elif isinstance(model, str) and model == "bm3d":
+        from streamdn.data.noise import parse_noise
+        from streamdn.tools.reference import bm3d_frame
+
+        outs = [bm3d_frame(np.ascontiguousarray(p.noisy[..., ::-1]), parse_noise(p.noise),
+                           np.ascontiguousarray(p.clean[..., ::-1]))[..., ::-1] for p in pictures]
+    else:
+        outs = picture_outputs(model, pictures, device)
     per: dict[str, list[tuple[float, float]]] = {}
     for p, out in zip(pictures, outs):
         per.setdefault(p.noise, []).append((psnr(p.clean, out), ssim(p.clean, out)))
