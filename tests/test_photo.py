@@ -202,3 +202,30 @@ def test_a_tiny_run_validates_resumes_and_exports(tmp_path: Path) -> None:
     out = export(cfg, tmp_path / "mine.safetensors")
     assert "single pictures" in read_metadata(out)["trained_on"]
     assert isinstance(create_model(str(out)), PhotoModel)
+
+
+def test_pictures_default_to_the_still_image_network_where_installed(tmp_path: Path, monkeypatch) -> None:
+    from streamdn.jobs import still
+    from streamdn.models import list_models
+
+    installed = any(i.name == "photo" for i in list_models())
+    assert still.still_model() == ("photo" if installed else "default")
+    # With `photo` reported installed (here: its tiny test twin stands in), a picture with no
+    # model chosen uses it, and says so.
+    monkeypatch.setattr(still, "still_model", lambda: "photo_tiny")
+    src = tmp_path / "in.png"
+    import cv2
+
+    cv2.imwrite(str(src), np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    res = still.denoise_still(src, tmp_path / "out.png")
+    assert res.model == "photo_tiny" and (tmp_path / "out.png").is_file()
+    assert still.denoise_still(src, tmp_path / "fast.png", model="fast").model == "fast"
+
+
+def test_the_dncnn_baseline_trains_too(tmp_path: Path) -> None:
+    pics = validation_pictures(("awgn20",))[:1]
+    pics = [type(p)(p.name, p.clean[:64, :64], p.noisy[:64, :64], p.noise) for p in pics]
+    cfg = TrainConfig(arch="photo_dncnn", out=str(tmp_path / "run"), steps=2, epoch_steps=2, batch=2, crop=32,
+                      warmup=1, workers=0, threads=1)
+    meta = read_metadata(train(cfg, quiet=True, clips=pics))
+    assert meta["arch"] == "photo_dncnn" and json.loads(meta["config"])["kind"] == "dncnn"

@@ -101,8 +101,8 @@ def _run_still(args: argparse.Namespace) -> int:
     result = denoise_still(args.input, args.output, model=m.name, strength=m.strength, device=m.device,
                            impulses=m.impulses, overwrite=args.overwrite)
     if not args.quiet:
-        print(f"wrote {result.output}: {result.width}x{result.height}, {result.bit_depth}-bit, noise sigma "
-              f"{result.sigmas[0]:.1f} (luma, 8-bit units), {result.seconds:.1f} s", file=sys.stderr)
+        print(f"wrote {result.output}: {result.width}x{result.height}, {result.bit_depth}-bit, model {result.model}, "
+              f"noise sigma {result.sigmas[0]:.1f} (luma, 8-bit units), {result.seconds:.1f} s", file=sys.stderr)
     return EXIT_OK
 
 

@@ -50,6 +50,7 @@ class StillResult:
         sigmas: the Y, U, V noise sigmas used (8-bit units): estimated, or from the strength.
         seconds: wall time of the whole job (read, denoise, write).
         tiles: how many tiles the model ran on.
+        model: the name of the model used.
     """
 
     output: str
@@ -60,6 +61,7 @@ class StillResult:
     seconds: float
     tiles: int = 1
     notes: list[str] = field(default_factory=list)
+    model: str = ""
 
 
 def denoise_still(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *,
@@ -102,13 +104,15 @@ def denoise_still(input_path: str | os.PathLike[str], output_path: str | os.Path
     dn = Denoiser(model, strength=strength, device=device, impulses=impulses) if denoiser is None else denoiser
     try:
         clean, sigmas, tiles = denoise_pixels(dn, still.rgb, tile=tile)
+        used = dn.name
     finally:
         if own:
             dn.close()
     out = still.with_rgb(clean)
     write_still(out, dst, quality=quality)
     depth = 16 if out.bit_depth == 16 and output_format(dst) in ("PNG", "TIFF") else 8
-    return StillResult(str(dst), still.width, still.height, depth, sigmas, time.perf_counter() - start, tiles)
+    return StillResult(str(dst), still.width, still.height, depth, sigmas, time.perf_counter() - start, tiles,
+                       model=used)
 
 
 def still_model() -> str:

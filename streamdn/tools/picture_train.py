@@ -4,8 +4,8 @@ RGB) and its validation (the still path, streamdn.jobs.still.denoise_pixels, bli
 held-out validation pictures), scored against any other model run the same way (`fast` on a
 still is its first frame: no past).
 
-    streamdn train --arch photo --images ~/.cache/streamdn/images --set out=runs/photo
-    streamdn train --validate-pictures photo fast --images ~/.cache/streamdn/images
+    streamdn train --config configs/train-photo.toml --images ~/.cache/streamdn/images
+    streamdn train --validate photo fast --pictures --images ~/.cache/streamdn/images
 """
 
 from __future__ import annotations
