@@ -15,6 +15,9 @@ the model's single-shot result on ONE exposure that collected all the burst's li
 noise's variance divided by the number of shots): what the same model reaches when the light
 is not split over several shots, a yardstick for the merge.
 
+`--single-model photo` adds the single-shot result of another model (the still-image network,
+which `streamdn denoise photo.jpg` uses by default where installed) and each burst's gain over it.
+
 Variants (`--variants`): "aligned" is merge_burst (each shot first aligned with the reference as
 a whole, then fed in merge_burst's order: shots 8..2, the reference last); "unaligned" leaves
 the whole alignment to the model's own flow; "near-last" and "near-first" are aligned but fed by
@@ -23,6 +26,7 @@ decreasing (increasing) true displacement from the reference.
 Usage:
     python scripts/burst_eval.py [--models fast_mc,runs/fast-mc-raw2/step1000.safetensors]
         [--noises awgn20,pg_lowlight] [--shots 8] [--seeds 0,1] [--variants aligned,unaligned] [--tile 2048]
+        [--single-model photo]
 
 Needs scikit-image (pip install -e ".[eval]"). Runs on the CPU in a few minutes.
 """
@@ -155,11 +159,16 @@ def main(argv: list[str] | None = None) -> int:
                                                           "near-last, near-first")
     p.add_argument("--tile", type=int, default=TILE)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--single-model", metavar="MODEL", help="also score this model's single-shot result (e.g. photo)")
     args = p.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     orders = [o for o in args.variants.split(",") if o]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     head = ["scene", "noise", "seed", "noisy", "4:2:0 cap", "mean (true motion)"]
+    if args.single_model:
+        head.append(f"{args.single_model} single")
+    other = Denoiser(args.single_model, device=args.device) if args.single_model else None
+    other_gains: dict[str, list[float]] = {m: [] for m in models}
     for m in models:
         short = m.rsplit("/", 2)[-2] + "/" + m.rsplit("/", 1)[-1].removesuffix(".safetensors") if "/" in m else m
         head += [f"{short} single", f"{short} one shot, {args.shots}x light"] + [f"{short} burst ({o})" for o in orders] + [f"{short} gain ({orders[0]})"]
@@ -173,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                 cap = frame_to_rgb(rgb_to_frame(burst.clean), np.dtype(np.uint8))
                 row = [name.removesuffix(".png"), noise, str(seed), f"{psnr(burst.clean, burst.shots[0]):.2f}",
                        f"{psnr(burst.clean, cap):.2f}", f"{psnr(burst.clean, true_mean(burst)):.2f}"]
+                alone = None
+                if other is not None:
+                    alone = psnr(burst.clean, denoise_pixels(other, burst.shots[0], tile=args.tile)[0])
+                    row.append(f"{alone:.2f}")
                 for m in models:
                     single = psnr(burst.clean, denoise_pixels(dns[m], burst.shots[0], tile=args.tile)[0])
                     pooled = pooled_light(noise, args.shots)
@@ -182,11 +195,15 @@ def main(argv: list[str] | None = None) -> int:
                         ideal = f"{psnr(burst.clean, denoise_pixels(dns[m], one.astype(np.uint8), tile=args.tile)[0]):.2f}"
                     scores = [psnr(burst.clean, merged(dns[m], burst, o, args.tile)) for o in orders]
                     gains[m].append(scores[0] - single)
+                    if alone is not None:
+                        other_gains[m].append(scores[0] - alone)
                     row += [f"{single:.2f}", ideal] + [f"{s:.2f}" for s in scores] + [f"{scores[0] - single:+.2f}"]
                 rows.append(row)
                 print(" | ".join(row), file=sys.stderr, flush=True)
     for d in dns.values():
         d.close()
+    if other is not None:
+        other.close()
     print(f"{args.shots} shots, shake up to {args.shift:g} px and {args.rotate:g} deg, RGB PSNR (dB) against the "
           f"clean reference shot\n")
     print("| " + " | ".join(head) + " |")
@@ -196,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for m in models:
         print(f"{m}: mean gain of the burst ({orders[0]}) over the single shot {np.mean(gains[m]):+.2f} dB")
+        if other_gains[m]:
+            print(f"{m}: mean gain of the burst ({orders[0]}) over {args.single_model}'s single shot "
+                  f"{np.mean(other_gains[m]):+.2f} dB (min {np.min(other_gains[m]):+.2f})")
     return 0
 
 

@@ -67,7 +67,7 @@ class StillResult:
 def denoise_still(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *,
                   model: str = "default", strength: str | float | None = "auto", device: str = "auto",
                   impulses: str = "auto", denoiser: Denoiser | None = None, overwrite: bool = False,
-                  quality: int = 95, tile: int = TILE) -> StillResult:
+                  quality: int = 95, tile: int | None = None) -> StillResult:
     """Denoises one picture (JPEG, PNG, TIFF, WebP) or camera raw file (DNG, CR2, CR3, NEF, ARW,
     ... through rawpy) into `output_path`, whose extension picks the format (.jpg, .png, .tif,
     .webp). The output is written atomically; the input is never touched.
@@ -82,7 +82,8 @@ def denoise_still(input_path: str | os.PathLike[str], output_path: str | os.Path
             stream state is reset). model, strength, device and impulses are then ignored.
         overwrite: replace an existing output file.
         quality: JPEG and WebP quality (1..100).
-        tile: the side of the tiles large pictures are cut into, in pixels (at least 128; 2048 by default).
+        tile: the side of the tiles large pictures are cut into, in pixels (at least 128); None:
+            the model's own (`tile` attribute: 1024 for the still-image networks), else TILE (2048).
 
     Returns:
         What was written and the noise level used.
@@ -95,8 +96,8 @@ def denoise_still(input_path: str | os.PathLike[str], output_path: str | os.Path
     start = time.perf_counter()
     src, dst = Path(input_path), Path(output_path)
     check_still_paths(src, dst, overwrite)
-    if tile < 128:
-        raise ConfigError(f"tile {tile}: use at least 128 pixels (2048 is the default).")
+    if tile is not None and tile < 128:
+        raise ConfigError(f"tile {tile}: use at least 128 pixels (leave it unset for the model's own).")
     still = read_still(src)   # raw files are developed into 16-bit sRGB
     own = denoiser is None
     if denoiser is None and model == "default":
@@ -151,13 +152,14 @@ def check_still_paths(src: Path, dst: Path, overwrite: bool) -> None:
 # -- the pixels ----------------------------------------------------------------------------------
 
 
-def denoise_pixels(dn: Denoiser, rgb: np.ndarray, *, tile: int = TILE,
+def denoise_pixels(dn: Denoiser, rgb: np.ndarray, *, tile: int | None = None,
                    overlap: int = OVERLAP) -> tuple[np.ndarray, tuple[float, float, float], int]:
     """Denoises an (H, W, 3) uint8 or uint16 RGB picture as one image with no past.
 
     The noise sigmas come from the whole picture (the Denoiser's strength, or its blind
     estimate), impulse noise is removed on the whole picture as the Denoiser would, then the
-    model runs on tiles of `tile` pixels plus `overlap` of context each side.
+    model runs on tiles of `tile` pixels (None: the model's `tile` attribute, else TILE) plus
+    `overlap` of context each side (at least the model's `context`).
 
     Returns:
         The denoised picture (same shape and dtype), the Y, U, V sigmas used (8-bit units) and
@@ -175,6 +177,8 @@ def denoise_pixels(dn: Denoiser, rgb: np.ndarray, *, tile: int = TILE,
     sigmas = dn.single_sigmas(est)
     dn.reset()
     h, w = frame.height, frame.width
+    if tile is None:
+        tile = int(getattr(model, "tile", TILE))
     tile -= tile % 2
     overlap = max(overlap, int(getattr(model, "context", 0)))
     overlap += overlap % 2

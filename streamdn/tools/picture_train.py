@@ -62,7 +62,8 @@ def picture_outputs(model: Any, pictures: Sequence[Any], device: str = "cpu") ->
 
 def validate_pictures(model: Any, pictures: Sequence[Any] | None = None, device: str = "cpu") -> dict[str, dict[str, float]]:
     """{noise label: {"psnr", "ssim", "flicker" (NaN: no time)}} averaged over the validation
-    pictures (streamdn.data.pictures.validation_pictures() when None), plus "mean". `model`:
+    pictures (streamdn.data.pictures.validation_pictures() when None), plus "mean"; "identical"
+    counts the results equal to the clean picture, left out of the PSNR mean. `model`:
     see picture_outputs, or "noisy" (the inputs themselves) or "bm3d" (streamdn.tools.reference,
     given the true noise: not blind)."""
     from streamdn.data.pictures import validation_pictures
@@ -81,8 +82,13 @@ def validate_pictures(model: Any, pictures: Sequence[Any] | None = None, device:
     per: dict[str, list[tuple[float, float]]] = {}
     for p, out in zip(pictures, outs):
         per.setdefault(p.noise, []).append((psnr(p.clean, out), ssim(p.clean, out)))
-    res = {k: {"psnr": float(np.mean([a for a, _ in v])), "ssim": float(np.mean([b for _, b in v])),
-               "flicker": float("nan")} for k, v in per.items()}
+    res: dict[str, dict[str, float]] = {}
+    for k, v in per.items():
+        finite = [a for a, _ in v if np.isfinite(a)]
+        # A result identical to the clean picture (a clean input passed through) has an infinite
+        # PSNR: the mean is over the others, and "identical" counts them.
+        res[k] = {"psnr": float(np.mean(finite)) if finite else float("inf"), "ssim": float(np.mean([b for _, b in v])),
+                  "flicker": float("nan"), "identical": float(len(v) - len(finite))}
     res["mean"] = {m: float(np.mean([r[m] for r in res.values()])) for m in ("psnr", "ssim")}
     res["mean"]["flicker"] = float("nan")
     return res

@@ -232,11 +232,17 @@ def validation_text(table: dict[str, dict[str, dict[str, float]]],
     """validate_models' figures as a text table: one row per model, PSNR dB / SSIM / flicker per
     noise (flicker is nan for pictures); `of` names the set in the title."""
     labels = list(next(iter(table.values())))
-    lines = [f"PSNR dB / SSIM / flicker on RGB, blind (estimated strength), {of}",
-             f"{'model':32}" + "".join(f"{lab:>26}" for lab in labels)]
+    timed = any(math.isfinite(r[lab]["flicker"]) for r in table.values() for lab in labels)
+    what, width = ("PSNR dB / SSIM / flicker", 26) if timed else ("PSNR dB / SSIM", 20)
+    lines = [f"{what} on RGB, blind (estimated strength), {of}",
+             f"{'model':32}" + "".join(f"{lab:>{width}}" for lab in labels)]
     for m, res in table.items():
-        lines.append(f"{m:32}" + "".join(f"{res[lab]['psnr']:>11.2f} {res[lab]['ssim']:.4f} {res[lab]['flicker']:5.2f}"
-                                         for lab in labels))
+        cells = []
+        for lab in labels:
+            r = res[lab]
+            cell = f"{r['psnr']:>{width - 9 if timed else width - 7}.2f} {r['ssim']:.4f}" + (f" {r['flicker']:5.2f}" if timed else "")
+            cells.append(cell)
+        lines.append(f"{m:32}" + "".join(cells))
     return "\n".join(lines)
 
 
