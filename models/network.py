@@ -446,15 +446,22 @@ def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "def
             ships), None (random init, for tests), or a path to a .safetensors file.
         **options: NetworkModel options (device, dtype, signal_dependent, cut_threshold).
     """
-    if weights == "default":
-        shipped = WEIGHTS_DIR / f"{arch}.safetensors"
-        weights = shipped if shipped.is_file() else None
+    weights = resolve_weights(arch, weights)
     if weights is None:
         torch.manual_seed(0)
         net = build(arch)
     else:
         net, _ = load_weights(weights)
     return NetworkModel(net, info, **options)  # type: ignore[arg-type]
+
+
+def resolve_weights(arch: str, weights: str | Path | None) -> str | Path | None:
+    """The weight file a registered network loads: "default" is the shipped
+    models/weights/<arch>.safetensors, or None (random init) when none ships; anything else as given."""
+    if weights == "default":
+        shipped = WEIGHTS_DIR / f"{arch}.safetensors"
+        return shipped if shipped.is_file() else None
+    return weights
 
 
 def load_network(path: str | Path, **options: object) -> NetworkModel:

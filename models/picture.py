@@ -186,14 +186,10 @@ def load_photo_model(path: str | Path, **options: Any) -> PhotoModel:
 def create_photo_model(arch: str, info: ModelInfo, weights: str | Path | None = "default", **options: Any) -> PhotoModel:
     """A PhotoModel for a registered architecture: "default" weights are the shipped
     models/weights/<arch>.safetensors (random init if none ships), None random init (tests)."""
-    from .network import WEIGHTS_DIR
+    from .network import resolve_weights
 
-    if weights == "default":
-        shipped = WEIGHTS_DIR / f"{arch}.safetensors"
-        weights = shipped if shipped.is_file() else None
-    if weights is None:
+    path = resolve_weights(arch, weights)
+    if path is None:
         torch.manual_seed(0)
-        net = build_photo(arch)
-    else:
-        net, _ = load_photo_weights(weights)
-    return PhotoModel(net, info, **options)
+        return PhotoModel(build_photo(arch), info, **options)
+    return PhotoModel(load_photo_weights(path)[0], info, **options)

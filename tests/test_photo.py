@@ -24,12 +24,7 @@ from streamdn.models.picture import PhotoModel, load_photo_weights
 from streamdn.tools.train import TrainConfig, _photo_macs, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from test_train import one_thread  # noqa: F401,E402  (autouse: one torch thread, as the training tests)
 
 
 def tiny_file(tmp_path: Path) -> Path:

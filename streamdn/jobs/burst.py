@@ -42,7 +42,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,7 +53,7 @@ from streamdn.denoiser import Denoiser, remove_frame_impulses
 from streamdn.errors import ConfigError, SourceError, warn
 from streamdn.frames import Frame
 from streamdn.io.stills import STILL_FORMATS, Still, is_still, output_format, read_still, write_still
-from streamdn.jobs.still import TILE, check_still_paths, frame_to_rgb, rgb_to_frame
+from streamdn.jobs.still import TILE, check_still_paths, crop_frame, frame_to_rgb, rgb_to_frame, tile_boxes
 from streamdn.kernels import match_add, unpack_yuv420
 from streamdn.kernels.motion import warp_packed_lanczos
 from streamdn.models import FrameModel
@@ -272,7 +272,7 @@ def _merge(dn: Denoiser, frames: Iterable[Frame], tile: int, overlap: int,
     sigmas = (0.0, 0.0, 0.0)
     for frame in frames:
         if out is None:
-            boxes = list(_tiles(frame.height, frame.width, tile, overlap))
+            boxes = list(tile_boxes(frame.height, frame.width, tile, overlap))
             models = _tile_models(dn, len(boxes))
             out = frame.with_planes(np.empty_like(frame.y), np.empty_like(frame.u), np.empty_like(frame.v))
         elif (frame.height, frame.width) != (out.height, out.width):
@@ -288,7 +288,7 @@ def _merge(dn: Denoiser, frames: Iterable[Frame], tile: int, overlap: int,
             mean.add(frame, sigmas)
         # Every frame's result is written over the last one's: what stays is the last frame's.
         for (keep, ctx), model in zip(boxes, models):
-            part = _crop(frame, ctx)
+            part = crop_frame(frame, ctx)
             _paste(out, model.unpack(model.forward(model.pack(part, sigmas)), part), keep, ctx)
     if out is None:
         raise ConfigError("merge_frames got no frame; give at least one.")
@@ -368,23 +368,6 @@ def _paste(out: Frame, part: Frame, keep: tuple[int, int, int, int], ctx: tuple[
     c = (slice((t0 - a0) // 2, (t1 - a0 + 1) // 2), slice((s0 - b0) // 2, (s1 - b0 + 1) // 2))
     out.u[t0 // 2:(t1 + 1) // 2, s0 // 2:(s1 + 1) // 2] = part.u[c]
     out.v[t0 // 2:(t1 + 1) // 2, s0 // 2:(s1 + 1) // 2] = part.v[c]
-
-
-def _tiles(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[tuple[int, int, int, int],
-                                                                      tuple[int, int, int, int]]]:
-    """(kept box, box with context) per tile, each (top, left, bottom, right) in luma pixels,
-    on even coordinates (whole 2x2 chroma blocks) as streamdn.jobs.still.denoise_pixels cuts."""
-    for t0 in range(0, h, tile):
-        for s0 in range(0, w, tile):
-            t1, s1 = min(t0 + tile, h), min(s0 + tile, w)
-            yield (t0, s0, t1, s1), (max(t0 - overlap, 0), max(s0 - overlap, 0),
-                                     min(t1 + overlap, h), min(s1 + overlap, w))
-
-
-def _crop(frame: Frame, box: tuple[int, int, int, int]) -> Frame:
-    a0, b0, a1, b1 = box
-    return frame.with_planes(frame.y[a0:a1, b0:b1], frame.u[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2],
-                             frame.v[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
 
 
 def _tile_models(dn: Denoiser, count: int) -> list[FrameModel]:

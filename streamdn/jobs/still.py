@@ -22,6 +22,7 @@ denoising, `fast` model: 29.6 vs 30.5 dB at 200 photons at white, 27.7 vs 28.9 d
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,52 +185,60 @@ def denoise_pixels(dn: Denoiser, rgb: np.ndarray, *, tile: int | None = None,
     overlap += overlap % 2
     if hasattr(model, "pack_picture"):
         # A still-image network takes the picture's own RGB: full colour resolution.
-        return _denoise_rgb_tiles(model, rgb, frame, sigmas, tile, overlap), sigmas, _tiles(h, tile) * _tiles(w, tile)
+        out, count = _denoise_rgb_tiles(model, rgb, frame, sigmas, tile, overlap)
+        return out, sigmas, count
     out_y, out_u, out_v = np.empty_like(frame.y), np.empty_like(frame.u), np.empty_like(frame.v)
     count = 0
-    for t0 in range(0, h, tile):
-        for s0 in range(0, w, tile):
-            t1, s1 = min(t0 + tile, h), min(s0 + tile, w)
-            # The tile with its context, on even luma coordinates (whole 2x2 chroma blocks).
-            a0, b0 = max(t0 - overlap, 0), max(s0 - overlap, 0)
-            a1, b1 = min(t1 + overlap, h), min(s1 + overlap, w)
-            part = frame.with_planes(frame.y[a0:a1, b0:b1], frame.u[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2],
-                                     frame.v[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
-            model.reset()
-            res = model.unpack(model.forward(model.pack(part, sigmas)), part)
-            out_y[t0:t1, s0:s1] = res.y[t0 - a0:t1 - a0, s0 - b0:s1 - b0]
-            c = (slice((t0 - a0) // 2, (t1 - a0 + 1) // 2), slice((s0 - b0) // 2, (s1 - b0 + 1) // 2))
-            out_u[t0 // 2:(t1 + 1) // 2, s0 // 2:(s1 + 1) // 2] = res.u[c]
-            out_v[t0 // 2:(t1 + 1) // 2, s0 // 2:(s1 + 1) // 2] = res.v[c]
-            count += 1
+    for (t0, s0, t1, s1), box in tile_boxes(h, w, tile, overlap):
+        a0, b0 = box[:2]
+        part = crop_frame(frame, box)
+        model.reset()
+        res = model.unpack(model.forward(model.pack(part, sigmas)), part)
+        out_y[t0:t1, s0:s1] = res.y[t0 - a0:t1 - a0, s0 - b0:s1 - b0]
+        c = (slice((t0 - a0) // 2, (t1 - a0 + 1) // 2), slice((s0 - b0) // 2, (s1 - b0 + 1) // 2))
+        out_u[t0 // 2:(t1 + 1) // 2, s0 // 2:(s1 + 1) // 2] = res.u[c]
+        out_v[t0 // 2:(t1 + 1) // 2, s0 // 2:(s1 + 1) // 2] = res.v[c]
+        count += 1
     model.reset()
     return frame_to_rgb(frame.with_planes(out_y, out_u, out_v), rgb.dtype), sigmas, count
 
 
-def _tiles(n: int, tile: int) -> int:
-    return (n + tile - 1) // tile
+def tile_boxes(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[tuple[int, int, int, int],
+                                                                         tuple[int, int, int, int]]]:
+    """(kept box, box with context) per tile of an h x w picture, each (top, left, bottom,
+    right) in luma pixels; with an even `tile` and `overlap`, on even coordinates (whole 2x2
+    chroma blocks)."""
+    for t0 in range(0, h, tile):
+        for s0 in range(0, w, tile):
+            t1, s1 = min(t0 + tile, h), min(s0 + tile, w)
+            yield (t0, s0, t1, s1), (max(t0 - overlap, 0), max(s0 - overlap, 0),
+                                     min(t1 + overlap, h), min(s1 + overlap, w))
+
+
+def crop_frame(frame: Frame, box: tuple[int, int, int, int]) -> Frame:
+    """The part of a 4:2:0 frame inside `box` (top, left, bottom, right; even top and left)."""
+    a0, b0, a1, b1 = box
+    return frame.with_planes(frame.y[a0:a1, b0:b1], frame.u[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2],
+                             frame.v[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
 
 
 def _denoise_rgb_tiles(model: Any, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float],
-                       tile: int, overlap: int) -> np.ndarray:
+                       tile: int, overlap: int) -> tuple[np.ndarray, int]:
     """denoise_pixels for a model that takes pictures in RGB (streamdn.models.picture.PhotoModel):
-    the same tiles, each given its RGB and its part of the 4:2:0 frame (for the noise map)."""
-    h, w = frame.height, frame.width
+    the same tiles, each given its RGB and its part of the 4:2:0 frame (for the noise map).
+    Returns the picture and the number of tiles."""
     out = np.empty_like(rgb)
     if frame.extra.get("impulses_removed"):
         # The impulse filter worked on the frame: take its pixels (the chroma resolution of the
         # frame is the price of removing salt and pepper).
         rgb = frame_to_rgb(frame, rgb.dtype)
-    for t0 in range(0, h, tile):
-        for s0 in range(0, w, tile):
-            t1, s1 = min(t0 + tile, h), min(s0 + tile, w)
-            a0, b0 = max(t0 - overlap, 0), max(s0 - overlap, 0)
-            a1, b1 = min(t1 + overlap, h), min(s1 + overlap, w)
-            part = frame.with_planes(frame.y[a0:a1, b0:b1], frame.u[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2],
-                                     frame.v[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
-            res = model.forward(model.pack_picture(rgb[a0:a1, b0:b1], part, sigmas))
-            out[t0:t1, s0:s1] = model.unpack_picture(res, rgb.dtype)[t0 - a0:t1 - a0, s0 - b0:s1 - b0]
-    return out
+    count = 0
+    for (t0, s0, t1, s1), box in tile_boxes(frame.height, frame.width, tile, overlap):
+        a0, b0, a1, b1 = box
+        res = model.forward(model.pack_picture(rgb[a0:a1, b0:b1], crop_frame(frame, box), sigmas))
+        out[t0:t1, s0:s1] = model.unpack_picture(res, rgb.dtype)[t0 - a0:t1 - a0, s0 - b0:s1 - b0]
+        count += 1
+    return out, count
 
 
 def rgb_to_frame(rgb: np.ndarray) -> Frame:
