@@ -98,7 +98,8 @@ class PhotoModel(FrameModel):
         """A picture given as RGB ((H, W, 3) uint8 or uint16) with its YUV 4:2:0 frame (the noise
         map is computed on the frame, as for video)."""
         if rgb.shape[:2] != (frame.height, frame.width):
-            raise ConfigError(f"pack_picture: picture {rgb.shape[:2]} and frame {(frame.height, frame.width)} differ in size.")
+            raise ConfigError(f"pack_picture: picture {rgb.shape[:2]} and frame {(frame.height, frame.width)} "
+                              f"differ in size.")
         scale = np.float32(1.0 / np.iinfo(rgb.dtype).max)
         return self._pack(rgb.astype(np.float32) * scale, frame, sigmas)
 

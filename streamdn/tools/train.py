@@ -240,8 +240,8 @@ def validation_text(table: dict[str, dict[str, dict[str, float]]],
         cells = []
         for lab in labels:
             r = res[lab]
-            cell = f"{r['psnr']:>{width - 9 if timed else width - 7}.2f} {r['ssim']:.4f}" + (f" {r['flicker']:5.2f}" if timed else "")
-            cells.append(cell)
+            cells.append(f"{r['psnr']:>{width - 9 if timed else width - 7}.2f} {r['ssim']:.4f}"
+                         + (f" {r['flicker']:5.2f}" if timed else ""))
         lines.append(f"{m:32}" + "".join(cells))
     return "\n".join(lines)
 
@@ -484,8 +484,9 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
         _save_checkpoint(ckpt, {"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
                                 "history": json.dumps(history), "config": json.dumps(asdict(cfg))})
 
+    data = PictureBatches(cfg.steps, cfg.batch, cfg.crop, cfg.images) if photo else _Batches(cfg)
     loader = torch.utils.data.DataLoader(
-        PictureBatches(cfg.steps, cfg.batch, cfg.crop, cfg.images) if photo else _Batches(cfg), batch_size=None, sampler=range(step, cfg.steps), num_workers=cfg.workers,
+        data, batch_size=None, sampler=range(step, cfg.steps), num_workers=cfg.workers,
         prefetch_factor=4 if cfg.workers else None, worker_init_fn=_worker_init, collate_fn=_as_is,
         # spawn, not fork: a forked child of a process whose Numba/OpenMP threads already ran can hang.
         multiprocessing_context="spawn" if cfg.workers else None)
