@@ -34,4 +34,6 @@ def run(args: argparse.Namespace) -> int:
         params = f"{i.params:,}" if i.params else "-"
         vp = f"{i.val_psnr:.2f}" if i.val_psnr else "-"
         print(f"{i.name:22} {i.kind:10} {macs:>8} {params:>8} {vp:>8}  {i.summary}{mark}")
+    print("\nval PSNR: RGB dB, blind, Gaussian sigma 20 - video networks on the validation clips, still-image "
+          "networks on the validation pictures (`streamdn train --validate NAME [--pictures]`); the two sets differ.")
     return EXIT_OK
