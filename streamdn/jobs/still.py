@@ -22,8 +22,8 @@ denoising, `fast` model: 29.6 vs 30.5 dB at 200 photons at white, 27.7 vs 28.9 d
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
