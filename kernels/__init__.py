@@ -15,15 +15,17 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 from .convert import float_to_plane, plane_to_float
 from .impulse import count_impulses, remove_impulses
+from .merge import add_shot, unclip_mean
 from .motion import block_match, packed_luma, warp, warp_packed
 from .noise_level import block_noise_stats, estimate_sigma, percentile_bias, sigma_from_block_stats
 from .pack import (CUT_NOISE_FACTOR, fit_noise_curve, frame_difference, is_scene_cut, noise_map, pack_bgr,
                    pack_nv12, pack_yuv420, pack_yuv420_to, unpack_bgr, unpack_nv12, unpack_yuv420)
 from .step import step_input, step_input_count, step_tail, step_tail_display, step_tail_raw
-from .temporal import long_average, match_add, recursive_filter
+from .temporal import long_average, match_add, match_weights, recursive_filter
 
 __all__ = [
     "CUT_NOISE_FACTOR",
+    "add_shot",
     "block_match",
     "block_noise_stats",
     "count_impulses",
@@ -34,6 +36,7 @@ __all__ = [
     "is_scene_cut",
     "long_average",
     "match_add",
+    "match_weights",
     "noise_map",
     "pack_bgr",
     "pack_nv12",
@@ -50,6 +53,7 @@ __all__ = [
     "step_tail",
     "step_tail_display",
     "step_tail_raw",
+    "unclip_mean",
     "unpack_bgr",
     "unpack_nv12",
     "unpack_yuv420",

@@ -151,19 +151,18 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def match_add(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, acc: np.ndarray, count: np.ndarray,
-              match0: float, match1: float, box: int) -> None:
-    """Adds a shot already warped onto a reference to a sum on the reference's grid where it
-    matches the reference (a burst's mean: the reference is the anchor, a shot that does not
-    match it there is left out, not the past).
+def match_weights(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, match0: float, match1: float,
+                  box: int, out: np.ndarray) -> np.ndarray:
+    """How far a shot already warped onto a reference may be trusted, per pixel: 1 where it
+    matches the reference as noise would, 0 where it clearly does not (a burst's mean: the
+    reference is the anchor, a shot that does not match it there is left out).
 
     Args:
         shot, ref: (H, W, 6) float32 packed frames. sigma: (H, W, 3) the reference's noise map.
-        acc: (H, W, 6) float32 the sum, updated in place: + trust x shot. count: (H, W, 1) the
-            sum of the trusts, updated in place.
         match0, match1: the mismatch (mean absolute difference of shot and reference over box x
             box pixels, in units of the noise of a difference of two frames) of full trust and
             of none.
+        out: (H, W) float32, written and returned.
     """
     h, w = shot.shape[0], shot.shape[1]
     d = np.empty((h, w), np.float32)
@@ -174,7 +173,27 @@ def match_add(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, acc: np.ndar
     mean = _box_mean(d, box // 2)
     for i in prange(h):
         for j in range(w):
-            trust = _trust(mean[i, j], match0, match1)
+            out[i, j] = _trust(mean[i, j], match0, match1)
+    return out
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def match_add(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, acc: np.ndarray, count: np.ndarray,
+              match0: float, match1: float, box: int) -> None:
+    """Adds a shot already warped onto a reference to a sum on the reference's grid where it
+    matches the reference (see match_weights).
+
+    Args:
+        shot, ref: (H, W, 6) float32 packed frames. sigma: (H, W, 3) the reference's noise map.
+        acc: (H, W, 6) float32 the sum, updated in place: + trust x shot. count: (H, W, 1) the
+            sum of the trusts, updated in place.
+        match0, match1, box: as for match_weights.
+    """
+    h, w = shot.shape[0], shot.shape[1]
+    trust = match_weights(shot, ref, sigma, match0, match1, box, np.empty((h, w), np.float32))
+    for i in prange(h):
+        for j in range(w):
+            t = trust[i, j]
             for ch in range(6):
-                acc[i, j, ch] += trust * shot[i, j, ch]
-            count[i, j, 0] += trust
+                acc[i, j, ch] += t * shot[i, j, ch]
+            count[i, j, 0] += t

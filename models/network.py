@@ -388,12 +388,12 @@ def pack_with_noise_map(frame: Frame, sigmas: tuple[float, float, float],
     maxv = float((1 << frame.bit_depth) - 1)
     h2, w2 = (frame.height + 1) // 2, (frame.width + 1) // 2
     packed = pack_yuv420(frame.y, frame.u, frame.v, 1.0 / maxv, np.empty((h2, w2, 6), np.float32))
-    curve = _noise_curve(frame.y, maxv) if signal_dependent else np.array([1.0, 0.0, 0.0])
+    curve = noise_curve(frame.y, maxv) if signal_dependent else np.array([1.0, 0.0, 0.0])
     sig = np.asarray(sigmas, np.float32) / np.float32(255.0)
     return packed, noise_map(packed, sig, curve, np.empty((h2, w2, 3), np.float32))
 
 
-def _noise_curve(y: np.ndarray, maxv: float) -> np.ndarray:
+def noise_curve(y: np.ndarray, maxv: float) -> np.ndarray:
     """The luma noise variance against brightness, fitted on 16x16 blocks (flat below 32 px)."""
     block = 16
     h, w = y.shape

@@ -94,14 +94,22 @@ class PhotoModel(FrameModel):
         rgb = planes_to_rgb(frame.y, frame.u, frame.v, frame.bit_depth, np.float32)
         return self._pack(rgb, frame, sigmas)
 
-    def pack_picture(self, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float]) -> PhotoPacked:
-        """A picture given as RGB ((H, W, 3) uint8 or uint16) with its YUV 4:2:0 frame (the noise
-        map is computed on the frame, as for video)."""
+    def pack_picture(self, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float],
+                     noise_scale: np.ndarray | None = None) -> PhotoPacked:
+        """A picture given as RGB ((H, W, 3) uint8 or uint16, or float32 in [0, 1]) with its YUV
+        4:2:0 frame (the noise map is computed on the frame, as for video).
+
+        noise_scale: ((H + 1) // 2, (W + 1) // 2) float32, a factor on the noise map per 2x2
+            block (a burst's mean: 1 / sqrt(shots averaged there)); the low-noise blend then
+            goes by the sigma times its mean."""
         if rgb.shape[:2] != (frame.height, frame.width):
             raise ConfigError(f"pack_picture: picture {rgb.shape[:2]} and frame {(frame.height, frame.width)} "
                               f"differ in size.")
-        scale = np.float32(1.0 / np.iinfo(rgb.dtype).max)
-        return self._pack(rgb.astype(np.float32) * scale, frame, sigmas)
+        if rgb.dtype == np.float32:
+            pixels = rgb
+        else:
+            pixels = rgb.astype(np.float32) * np.float32(1.0 / np.iinfo(rgb.dtype).max)
+        return self._pack(pixels, frame, sigmas, noise_scale)
 
     def forward(self, packed: PhotoPacked) -> torch.Tensor:
         """The denoised (1, 3, H, W) float32 RGB (unclamped), at the picture's size."""
@@ -135,8 +143,16 @@ class PhotoModel(FrameModel):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _pack(self, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float]) -> PhotoPacked:
+    def _pack(self, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float],
+              noise_scale: np.ndarray | None = None) -> PhotoPacked:
         _, smap = pack_with_noise_map(frame, sigmas, self.signal_dependent)
+        level = math.inf if frame.extra.get("impulses_removed") else float(sigmas[0])
+        if noise_scale is not None:
+            if noise_scale.shape != smap.shape[:2]:
+                raise ConfigError(f"pack_picture: noise_scale {noise_scale.shape} does not fit the noise map "
+                                  f"{smap.shape[:2]}.")
+            smap *= noise_scale[..., None]
+            level *= float(np.mean(noise_scale))
         h, w = rgb.shape[:2]
         t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
         if h % 2 or w % 2:
@@ -144,7 +160,6 @@ class PhotoModel(FrameModel):
         sigma = torch.from_numpy(smap).permute(2, 0, 1).unsqueeze(0)
         if self.device != "cpu":
             t, sigma = t.to(self.device, non_blocking=True), sigma.to(self.device, non_blocking=True)
-        level = math.inf if frame.extra.get("impulses_removed") else float(sigmas[0])
         return PhotoPacked(t.contiguous(memory_format=torch.channels_last), sigma, h, w, level)
 
     @staticmethod

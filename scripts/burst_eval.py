@@ -44,6 +44,7 @@ import numpy as np
 from streamdn import Denoiser
 from streamdn.data.noise import NoiseSpec, add_noise, parse_noise
 from streamdn.jobs.burst import OVERLAP, Aligner, feed_order, merge_frames
+from streamdn.jobs.merge_rgb import merge_pictures
 from streamdn.jobs.still import TILE, denoise_pixels, frame_to_rgb, rgb_to_frame
 from streamdn.metrics import psnr
 from streamdn.tools.temporal import SCENES, _picture
@@ -142,6 +143,8 @@ def merged(dn: Denoiser, burst: Burst, variant: str, tile: int) -> np.ndarray:
     order = order_of(burst, "taken" if variant in ("aligned", "unaligned") else variant)
     align = Aligner(burst.shots[0]) if variant != "unaligned" else (lambda rgb: rgb)
     ref = rgb_to_frame(burst.shots[0])
+    if hasattr(dn.model, "pack_picture"):   # a still-image network: the RGB mean, then the network
+        return merge_pictures(dn, burst.shots[0], (align(burst.shots[i]) for i in order if i != 0), tile=tile)[0]
     frames = (ref if i == 0 else rgb_to_frame(align(burst.shots[i])) for i in order)
     out, _, _ = merge_frames(dn, frames, tile=tile, overlap=OVERLAP, reference=ref)
     return frame_to_rgb(out, np.dtype(np.uint8))

@@ -299,20 +299,32 @@ def rgb_to_planes(rgb: np.ndarray, bit_depth: int) -> tuple[np.ndarray, np.ndarr
         bit_depth: 8 to 16.
     """
     h, w = rgb.shape[:2]
-    if rgb.dtype == np.uint8:
-        f = rgb.astype(np.float32)
-    elif rgb.dtype == np.uint16:
-        f = rgb.astype(np.float32) * np.float32(255.0 / 65535.0)
-    else:
-        f = np.asarray(rgb, np.float32) * np.float32(255.0)
     maxv = (1 << bit_depth) - 1
-    yuv = cv2.transform(f, _RGB_TO_YUV_F32 * np.float32(maxv / 255.0))
-    chroma = _even(yuv[..., 1:])
-    half = cv2.resize(np.ascontiguousarray(chroma), ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
-    y = np.clip(yuv[..., 0] + 0.5, 0, maxv).astype(dtype)
-    uv = np.clip(half + 0.5, 0, maxv).astype(dtype)
-    return y, np.ascontiguousarray(uv[..., 0]), np.ascontiguousarray(uv[..., 1])
+    y = np.empty((h, w), dtype)
+    u = np.empty(((h + 1) // 2, (w + 1) // 2), dtype)
+    v = np.empty_like(u)
+    # In strips of rows, so that a large picture never has more than a strip in float.
+    for r0 in range(0, h, _STRIP):
+        r1 = min(r0 + _STRIP, h)
+        part = rgb[r0:r1]
+        if rgb.dtype == np.uint8:
+            f = part.astype(np.float32)
+        elif rgb.dtype == np.uint16:
+            f = part.astype(np.float32) * np.float32(255.0 / 65535.0)
+        else:
+            f = np.asarray(part, np.float32) * np.float32(255.0)
+        yuv = cv2.transform(f, _RGB_TO_YUV_F32 * np.float32(maxv / 255.0))
+        del f
+        half = cv2.resize(np.ascontiguousarray(_even(yuv[..., 1:])), ((w + 1) // 2, (r1 - r0 + 1) // 2),
+                          interpolation=cv2.INTER_AREA)
+        y[r0:r1] = np.clip(yuv[..., 0] + 0.5, 0, maxv)
+        u[r0 // 2:(r1 + 1) // 2] = np.clip(half[..., 0] + 0.5, 0, maxv)
+        v[r0 // 2:(r1 + 1) // 2] = np.clip(half[..., 1] + 0.5, 0, maxv)
+    return y, u, v
+
+
+_STRIP = 256   # rows per strip in rgb_to_planes (even: whole 2x2 chroma blocks)
 
 
 def planes_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, bit_depth: int,

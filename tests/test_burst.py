@@ -17,8 +17,10 @@ from streamdn.cli import main
 from streamdn.errors import ConfigError
 from streamdn.io.stills import Still, read_still, write_still
 from streamdn.jobs import burst as burst_job
-from streamdn.jobs.burst import Aligner, burst_files, burst_model, feed_order, merge_burst, merge_frames
-from streamdn.jobs.still import denoise_still, frame_to_rgb, rgb_to_frame
+from streamdn.jobs.burst import (Aligner, burst_files, burst_model, feed_order, merge_burst, merge_frames,
+                                 motion_model)
+from streamdn.jobs.merge_rgb import PictureMean, merge_pictures, restore_detail
+from streamdn.jobs.still import denoise_pixels, denoise_still, frame_to_rgb, rgb_to_frame
 from streamdn.metrics import psnr
 
 from stills_helpers import scene
@@ -64,12 +66,21 @@ def digest(paths: list[Path]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dn() -> Denoiser:
-    with Denoiser(burst_model(), device="cpu") as d:
+    """The video path's model (a motion network's recursion over the shots)."""
+    with Denoiser(motion_model(), device="cpu") as d:
         yield d
 
 
-def test_default_model_is_the_best_motion_model() -> None:
-    assert burst_model() == "fast_mc"
+@pytest.fixture(scope="module")
+def photo() -> Denoiser:
+    """The still-image path's model (the mean of the shots, then the network)."""
+    with Denoiser("photo", device="cpu") as d:
+        yield d
+
+
+def test_default_model_is_the_still_image_network_and_the_best_motion_model_next() -> None:
+    assert burst_model() == "photo"
+    assert motion_model() == "fast_mc"
 
 
 def test_feed_order_walks_towards_the_reference_and_ends_on_it() -> None:
@@ -86,7 +97,7 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     out = tmp_path / "merged.png"
     assert main(["denoise", *map(str, shots), "-o", str(out), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert f"6 shots merged onto {shots[0]}" in err and "64x48" in err and "fast_mc" in err
+    assert f"6 shots merged onto {shots[0]}" in err and "64x48" in err and "model photo" in err
     merged = read_still(out)
     assert merged.rgb.shape == (48, 64, 3) and merged.rgb.dtype == np.uint8
     assert digest(shots) == before                                       # inputs untouched
@@ -264,3 +275,100 @@ def test_a_model_without_past_warns_and_denoises_the_reference(tmp_path: Path,
     assert main(["denoise", *map(str, paths), "-o", str(out), "--model", "classical:median", "-q"]) == 0
     assert "keeps no past" in capsys.readouterr().err
     assert read_still(out).rgb.shape == (48, 64, 3)
+
+
+# -- a still-image network: the mean of the shots, then the network ------------------------------
+
+
+def aligned_shots(shots: list[np.ndarray]) -> list[np.ndarray]:
+    """The shots after the reference, each aligned with it as a whole (as merge_burst does)."""
+    aligner = Aligner(shots[0])
+    return [aligner(s) for s in shots[1:]]
+
+
+def test_photo_merge_beats_its_single_shot_and_follows_the_reference(tmp_path: Path, photo: Denoiser) -> None:
+    clean = clean_shots(64, 96)
+    paths = write_burst(tmp_path, noisy(clean, seed=1))
+    single = denoise_still(paths[0], tmp_path / "single.png", denoiser=photo)
+    merged = merge_burst(paths, tmp_path / "merged.png", denoiser=photo)
+    assert merged.model == "photo" and merged.shots == 6
+    p_single = psnr(clean[0], read_still(single.output).rgb)
+    p_merged = psnr(clean[0], read_still(merged.output).rgb)
+    assert p_merged > p_single + 2.0, (p_merged, p_single)          # measured: +4.7 dB
+    out = merge_burst(paths, tmp_path / "ref3.png", reference=2, denoiser=photo)
+    rgb = read_still(out.output).rgb
+    assert int(np.argmax([psnr(c, rgb) for c in clean])) == 2
+
+
+def test_photo_merge_leaves_no_ghost(photo: Denoiser) -> None:
+    # A square crosses the scene in every shot but the reference: where it passed, the
+    # reference's content comes out, and the merge still beats the single shot elsewhere.
+    clean = clean_shots(96, 128, ((0, 0),) * 6)
+    shots = [c.copy() for c in clean]
+    passed = np.zeros((96, 128), bool)
+    for k in range(1, 6):
+        shots[k][30:54, 12 + 18 * k:36 + 18 * k] = (250, 240, 40)
+        passed[30:54, 12 + 18 * k:36 + 18 * k] = True
+    shots = noisy(shots, seed=5)
+    merged = merge_pictures(photo, shots[0], iter(shots[1:]))[0]
+    single = denoise_pixels(photo, shots[0])[0]
+    target = clean[0]
+    assert psnr(merged[~passed], target[~passed]) > psnr(single[~passed], target[~passed]) + 2.0
+    assert psnr(merged[passed], target[passed]) > psnr(single[passed], target[passed]) - 0.3
+    assert np.abs(merged[passed].astype(float) - target[passed]).mean() < 6.0   # measured: 3.1
+
+
+def test_photo_merge_tiles_match_one_piece(photo: Denoiser) -> None:
+    shots = noisy(clean_shots(160, 200, SHIFTS[:4]), seed=4)
+    others = aligned_shots(shots)
+    whole, sigmas, one = merge_pictures(photo, shots[0], iter(others))
+    tiled, _, many = merge_pictures(photo, shots[0], iter(others), tile=128)
+    assert (one, many) == (1, 4) and sigmas[0] > 5.0
+    assert psnr(whole, tiled) > 45
+
+
+def test_photo_merge_of_clean_shots_stays_clean(photo: Denoiser) -> None:
+    clean = clean_shots(64, 96, SHIFTS[:4])
+    merged = merge_pictures(photo, clean[0], iter(aligned_shots(clean)))[0]
+    assert psnr(merged, clean[0]) > 40
+
+
+def test_photo_merge_sixteen_bit_and_bad_shots(photo: Denoiser) -> None:
+    shots = noisy(clean_shots(48, 64, SHIFTS[:3], depth=16), seed=6)
+    merged = merge_pictures(photo, shots[0], iter(shots[1:]))[0]
+    assert merged.dtype == np.uint16 and merged.shape == (48, 64, 3) and len(np.unique(merged)) > 256
+    with pytest.raises(ConfigError, match="one size"):
+        merge_pictures(photo, shots[0], iter([shots[1][:40]]))
+    with Denoiser(motion_model(), device="cpu") as video, pytest.raises(ConfigError, match="still-image"):
+        merge_pictures(video, shots[0], iter(shots[1:]))
+
+
+def test_the_picture_mean_counts_only_the_shots_that_match() -> None:
+    clean = clean_shots(64, 96, ((0, 0),) * 4)
+    shots = noisy(clean, seed=7)
+    shots[3] = np.full_like(shots[3], 128)                       # a shot of something else
+    frame = rgb_to_frame(shots[0])
+    sig = (20.0 * 0.574, 20.0 * 0.274, 20.0 * 0.289)
+    acc = PictureMean(shots[0], frame, sig, signal_dependent=False)
+    for s in shots[1:]:
+        acc.add(s)
+    assert acc.shots == 4
+    assert acc.count.mean() == pytest.approx(3.0, abs=0.15)       # the grey shot left out nearly everywhere
+    mean = acc.mean()
+    err = mean * 255 - clean[0]
+    assert err.std() == pytest.approx(20.0 / np.sqrt(3), rel=0.2)
+    # The noise it expects of the mean: one shot's over sqrt(count), times the safety factor.
+    assert acc.noise(mean, acc.count).mean() * 255 == pytest.approx(20 / np.sqrt(3) * acc.noise_factor, rel=0.1)
+
+
+def test_restore_detail_keeps_noise_out_and_gives_detail_back() -> None:
+    rng = np.random.default_rng(8)
+    base = np.full((64, 64, 3), 0.5, np.float32)
+    noise = np.full_like(base, 0.02)
+    # The difference is noise alone: little of it comes back.
+    pure = base + rng.normal(0, 0.02, base.shape).astype(np.float32)
+    assert np.abs(restore_detail(pure, base, noise) - base).mean() < 0.3 * np.abs(pure - base).mean()
+    # The difference is a strong texture the network smoothed away: nearly all of it comes back.
+    texture = base + np.float32(0.2) * np.sign(np.sin(np.arange(64) / 2.0)).astype(np.float32)[None, :, None]
+    back = restore_detail(texture, base, noise)
+    assert np.abs(back - texture).mean() < 0.05 * np.abs(texture - base).mean()

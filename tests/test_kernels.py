@@ -110,3 +110,55 @@ def test_recursive_filter_averages_static_noise() -> None:
         recursive_filter(cur, cur if prev is None else prev, count, 10.0, 10.0, 2, out, count)
         prev = out
     assert np.std(prev - clean) < 10 / 4
+
+
+def test_unclip_mean_undoes_the_bias_of_clipped_noise() -> None:
+    from streamdn.kernels import unclip_mean
+
+    rng = np.random.default_rng(1)
+    level = np.linspace(-0.02, 1.02, 27)
+    for sigma, curve in ((0.05, (1.0, 0.0, 0.5)), (0.08, (0.0, 1.0, 0.5))):
+        s = sigma * np.sqrt(np.maximum(curve[0] + curve[1] * np.clip(level, 0, 1), 1e-6) / (curve[0] + curve[1] * 0.5))
+        samples = np.clip(level + s * rng.standard_normal((100_000, level.size)), 0.0, 1.0)
+        mean = samples.mean(0).astype(np.float32).reshape(1, -1, 1)
+        count = np.ones((1, level.size), np.float32)
+        out = unclip_mean(mean, count, sigma, *curve, 8, np.empty_like(mean))
+        assert np.abs(mean[0, :, 0] - level).max() > 0.015                 # the plain mean is biased
+        inside = (level > 0.0) & (level < 1.0)
+        np.testing.assert_allclose(out[0, inside, 0], level[inside], atol=3e-3)
+        # Far from black and white the mean is kept as it is; no mean (count 0) too.
+        mid = np.abs(level - 0.5) < 0.1
+        np.testing.assert_array_equal(out[0, mid, 0], mean[0, mid, 0])
+    empty = unclip_mean(mean, np.zeros_like(count), 0.05, 1.0, 0.0, 0.5, 8, np.empty_like(mean))
+    np.testing.assert_array_equal(empty, mean)
+
+
+def test_match_weights_are_what_match_add_adds() -> None:
+    from streamdn.kernels import match_add, match_weights
+
+    rng = np.random.default_rng(2)
+    ref = rng.uniform(0.2, 0.8, (13, 18, 6)).astype(np.float32)
+    shot = ref + rng.normal(0, 0.03, ref.shape).astype(np.float32)
+    shot[4:9, 6:12] += 0.3                                              # a part that does not match
+    sigma = np.full((13, 18, 3), 0.03, np.float32)
+    w = match_weights(shot, ref, sigma, 1.0, 1.3, 5, np.empty((13, 18), np.float32))
+    assert w[6, 9] == 0.0 and w[0, 0] > 0.5 and ((0 <= w) & (w <= 1)).all()
+    acc, count = np.zeros_like(ref), np.zeros((13, 18, 1), np.float32)
+    match_add(shot, ref, sigma, acc, count, 1.0, 1.3, 5)
+    np.testing.assert_allclose(count[..., 0], w, atol=1e-6)
+    np.testing.assert_allclose(acc, w[..., None] * shot, atol=1e-6)
+
+
+def test_add_shot_spreads_the_half_resolution_trust() -> None:
+    from streamdn.kernels import add_shot
+
+    rng = np.random.default_rng(3)
+    trust = rng.uniform(0, 1, (4, 5)).astype(np.float32)
+    trust[1, 2] = 0.0
+    full = np.repeat(np.repeat(trust, 2, 0), 2, 1)[:7, :9]
+    for dtype, maxv in ((np.float32, 1.0), (np.uint8, 255.0), (np.uint16, 65535.0)):
+        shot = (rng.uniform(0, 1, (7, 9, 3)) * maxv).astype(dtype)
+        acc, count = np.ones((7, 9, 3), np.float32), np.ones((7, 9), np.float32)
+        add_shot(acc, count, shot, 1.0 / maxv, trust)
+        np.testing.assert_allclose(count, 1 + full, rtol=1e-6)
+        np.testing.assert_allclose(acc, 1 + full[..., None] * shot.astype(np.float64) / maxv, rtol=1e-5)

@@ -1,5 +1,10 @@
 """Merge a burst of hand-held photographs of one scene into one picture.
 
+With a still-image network (`photo`, the default where it is installed) the shots are aligned
+with the reference as a whole (below), then averaged in full-resolution RGB where they match it
+and the network cleans that mean: streamdn.jobs.merge_rgb. What follows is the merge for a
+video network.
+
 Two stages align the shots. First each shot is brought onto the reference as a whole: one
 homography (the camera's shake: shift, rotation, perspective) fitted to the optical flow
 between scaled-down lumas, the shot resampled along it (Aligner). Then the shots go through the
@@ -53,7 +58,9 @@ from streamdn.denoiser import Denoiser, remove_frame_impulses
 from streamdn.errors import ConfigError, SourceError, warn
 from streamdn.frames import Frame
 from streamdn.io.stills import STILL_FORMATS, Still, is_still, output_format, read_still, write_still
-from streamdn.jobs.still import TILE, check_still_paths, crop_frame, frame_to_rgb, rgb_to_frame, tile_boxes
+from streamdn.jobs.merge_rgb import merge_pictures
+from streamdn.jobs.still import (TILE, check_still_paths, crop_frame, frame_to_rgb, rgb_to_frame, still_model,
+                                 tile_boxes)
 from streamdn.kernels import match_add, unpack_yuv420
 from streamdn.kernels.motion import warp_packed_lanczos
 from streamdn.models import FrameModel
@@ -101,9 +108,19 @@ class BurstResult:
 
 
 def burst_model() -> str:
-    """The model bursts use by default: the registered network with a motion-compensated
-    recursion and the best validation PSNR (`fast_mc` today); the default model when none is
-    installed."""
+    """The model bursts use by default: the still-image network `photo` where it is installed
+    (streamdn.jobs.merge_rgb: the shots' mean in full-resolution RGB, then the network; 0.7-1.7
+    dB ahead of fast_mc's merge on scripts/burst_eval.py's bursts), else the registered network
+    with a motion-compensated recursion and the best validation PSNR (`fast_mc` today), else the
+    default model."""
+    if still_model() != "default":
+        return still_model()
+    return motion_model()
+
+
+def motion_model() -> str:
+    """The registered network with a motion-compensated recursion and the best validation PSNR
+    (`fast_mc` today); the default model when none is installed."""
     from streamdn.models import list_models
     from streamdn.models.fast import PRESETS
 
@@ -148,7 +165,7 @@ def feed_order(count: int, reference: int) -> list[int]:
 def merge_burst(shots: Sequence[str | os.PathLike[str]], output_path: str | os.PathLike[str], *,
                 reference: int = 0, model: str | None = None, strength: str | float | None = "auto",
                 device: str = "auto", impulses: str = "auto", denoiser: Denoiser | None = None,
-                overwrite: bool = False, quality: int = 95, tile: int = TILE,
+                overwrite: bool = False, quality: int = 95, tile: int | None = None,
                 overlap: int = OVERLAP) -> BurstResult:
     """Aligns and merges hand-held shots of one scene into `output_path` (its extension picks
     the format: .jpg, .png, .tif, .webp), aligned to the reference shot and with its metadata,
@@ -165,7 +182,7 @@ def merge_burst(shots: Sequence[str | os.PathLike[str]], output_path: str | os.P
         overwrite: replace an existing output file.
         quality: JPEG and WebP quality (1..100).
         tile, overlap: the tiles large pictures are cut into and their context each side, in
-            pixels (tile at least 128).
+            pixels (tile at least 128; None: the model's own tile size, else 2048).
 
     Returns:
         What was written.
@@ -183,7 +200,7 @@ def merge_burst(shots: Sequence[str | os.PathLike[str]], output_path: str | os.P
                           f"without --burst.")
     if not 0 <= reference < len(paths):
         raise ConfigError(f"reference shot {reference + 1}: the burst has shots 1..{len(paths)}.")
-    if tile < 128:
+    if tile is not None and tile < 128:
         raise ConfigError(f"tile {tile}: use at least 128 pixels (2048 is the default).")
     for p in paths:
         check_still_paths(p, dst, overwrite)
@@ -197,30 +214,37 @@ def merge_burst(shots: Sequence[str | os.PathLike[str]], output_path: str | os.P
 
     aligner = Aligner(ref.rgb)
 
-    def shot(path: Path) -> Frame:
-        """A shot read, checked and aligned with the reference (only the frame outlives the call)."""
+    def aligned(path: Path) -> np.ndarray:
+        """A shot read, checked and aligned with the reference (only its pixels outlive the call)."""
         still = read_still(path)
         _check_same(path, still, ref_path, ref)
         hom = aligner.homography(still.rgb)
         if hom is None:
             warn(f"'{path}' could not be aligned with the reference as a whole (too little detail, or another "
-                 f"scene); only the model's own motion estimate aligns it.")
-        return rgb_to_frame(aligner.warp(still.rgb, hom))
+                 f"scene); only its own motion estimate aligns it.")
+        return aligner.warp(still.rgb, hom)
 
-    ref_frame = rgb_to_frame(ref.rgb)
-    frames = (shot(paths[i]) if i != reference else ref_frame for i in order)
     own = denoiser is None
     dn = Denoiser(model or burst_model(), strength=strength, device=device, impulses=impulses) if own else denoiser
     try:
-        if not dn.model.info.temporal:
-            warn(f"model {dn.name} keeps no past: the result is the reference shot denoised alone; use a "
-                 f"temporal model (e.g. {burst_model()}) to merge the shots.")
-        merged, sigmas, tiles = merge_frames(dn, frames, tile=tile, overlap=overlap, reference=ref_frame)
+        if hasattr(dn.model, "pack_picture"):
+            # A still-image network: the mean of the shots, then the network over it.
+            others = (aligned(paths[i]) for i in order if i != reference)
+            rgb, sigmas, tiles = merge_pictures(dn, ref.rgb, others, tile=tile, overlap=overlap)
+        else:
+            if not dn.model.info.temporal:
+                warn(f"model {dn.name} keeps no past: the result is the reference shot denoised alone; use "
+                     f"{burst_model()} or a temporal model (e.g. {motion_model()}) to merge the shots.")
+            ref_frame = rgb_to_frame(ref.rgb)
+            frames = (rgb_to_frame(aligned(paths[i])) if i != reference else ref_frame for i in order)
+            merged, sigmas, tiles = merge_frames(dn, frames, tile=tile or TILE, overlap=overlap,
+                                                 reference=ref_frame)
+            rgb = frame_to_rgb(merged, ref.rgb.dtype)
         name = dn.name
     finally:
         if own:
             dn.close()
-    out = ref.with_rgb(frame_to_rgb(merged, ref.rgb.dtype))
+    out = ref.with_rgb(rgb)
     write_still(out, dst, quality=quality)
     depth = 16 if out.bit_depth == 16 and output_format(dst) in ("PNG", "TIFF") else 8
     return BurstResult(str(dst), len(paths), str(ref_path), ref.width, ref.height, depth, name, sigmas,

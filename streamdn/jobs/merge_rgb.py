@@ -1,0 +1,219 @@
+"""A burst merged for a still-image network: the mean of the shots in full-resolution RGB, then
+the network over it with a noise map lowered by the number of shots averaged at each pixel.
+
+Where a motion network merges a burst by running its recursion over the shots (streamdn.jobs.
+burst), a still-image network (`photo`) has no past to carry. It gets the picture a long
+exposure would have given instead: every shot, already aligned with the reference as a whole
+(the caller's homography), is warped onto the reference along its own optical flow (DIS on the
+half-resolution lumas, 8x8 blocks that match as well at zero motion kept at exactly zero: after
+the homography most of the picture should not move, and a flow estimated between two noisy
+shots is noise there), resampled once with an 8x8 Lanczos kernel, and added where it matches
+the reference (streamdn.kernels.match_weights: the mean absolute difference over 5x5 pixels
+against the noise of a difference of two shots): a moving subject or an occlusion keeps the
+reference's pixels alone, so no ghost. Near black and white the mean of clipped noise is biased
+(the noise cut off below 0 and above 1 is missing); streamdn.kernels.unclip_mean takes it back
+to the level the shots measure. The network then sees that mean with the reference's noise
+map times 1 / sqrt(shots averaged): it removes what noise is left and no more. At such low
+noise a network also smooths fine texture, which the mean of many shots still holds:
+restore_detail gives back whatever the network took beyond the mean's expected noise.
+
+Measured on synthetic hand-held bursts (`python scripts/burst_eval.py --models photo`), see
+docs/photo.md. Memory: the mean's sum and the shot being added, about 40 bytes per pixel,
+whatever the number of shots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA, Denoiser, remove_frame_impulses
+from streamdn.errors import ConfigError
+from streamdn.frames import Frame
+from streamdn.jobs.still import TILE, crop_frame, frame_to_rgb, rgb_to_frame, tile_boxes
+from streamdn.kernels import add_shot, match_weights, pack_yuv420, unclip_mean
+from streamdn.kernels.motion import flow_maps
+from streamdn.models.motion import StateWarper, StillTest
+from streamdn.models.network import noise_curve, pack_with_noise_map
+
+OVERLAP = 32   # luma pixels of context each side of the network's tiles (at least its own context)
+DETAIL_BOX = 7   # restore_detail's window
+
+
+class PictureMean:
+    """The mean of a burst's shots on the reference's grid, in full-resolution RGB.
+
+    Attributes (chosen on synthetic bursts, scripts/burst_eval.py seeds 0 and 1):
+        match: the mismatch of full trust and of none (streamdn.kernels.match_weights); the
+            tighter (1.0, 1.3) of the video path left shots out in low light for no gain.
+        still: the zero-motion test of the shots' flow: a block keeps exactly zero motion when
+            it matches as well (5 % and half a level per pixel) and moves under 0.6
+            half-resolution pixels. Against the flow as estimated: +0.1-0.3 dB.
+        noise_factor: the mean's noise as restore_detail takes it, times the one expected from
+            the count (1.0 left noise in low light; 1.5 gave back less texture in daylight).
+    """
+
+    match: tuple[float, float] = (1.2, 1.6)
+    noise_factor: float = 1.2
+    box: int = 5
+    still: StillTest = StillTest(rel=0.05, margin=0.5, small=0.6)
+
+    def __init__(self, reference: np.ndarray, frame: Frame, sigmas: tuple[float, float, float],
+                 signal_dependent: bool = True) -> None:
+        """Args:
+            reference: (H, W, 3) uint8 or uint16 RGB, the shot the others are brought onto.
+            frame: its 16-bit YUV 4:2:0 frame (streamdn.jobs.still.rgb_to_frame).
+            sigmas: the Y, U, V noise sigmas of one shot (8-bit units).
+            signal_dependent: shape the noise by brightness (the picture's fitted noise curve).
+        """
+        self.height, self.width = reference.shape[:2]
+        self._scale = np.float32(1.0 / np.iinfo(reference.dtype).max)
+        self.ref_packed, self.sigma_map = pack_with_noise_map(frame, sigmas, signal_dependent)
+        self.sum = reference.astype(np.float32) * self._scale
+        self.count = np.ones((self.height, self.width), np.float32)
+        self.count_half = np.ones(self.ref_packed.shape[:2], np.float32)
+        self.shots = 1
+        self._warper = StateWarper(still=self.still)
+        self._gx = np.empty((2 * self.ref_packed.shape[0], 2 * self.ref_packed.shape[1]), np.float32)
+        self._gy = np.empty_like(self._gx)
+        self.curve = noise_curve(frame.y, 65535.0) if signal_dependent else np.array([1.0, 0.0, 0.0])
+        self.sigma_rgb = float(sigmas[0]) / PLANE_SIGMA_PER_RGB_SIGMA[0] / 255.0
+
+    def add(self, rgb: np.ndarray) -> None:
+        """Warps a shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) onto the
+        reference along its own flow and adds it where it matches."""
+        if rgb.shape != (self.height, self.width, 3):
+            raise ConfigError(f"shot of shape {rgb.shape}; the reference is {self.height}x{self.width}.")
+        self._warper.reset()
+        flow = self._warper.estimate(self.ref_packed, _packed(rgb_to_frame(rgb)))
+        flow_maps(flow, 2, self._gx, self._gy)
+        gx, gy = self._gx[:self.height, :self.width], self._gy[:self.height, :self.width]
+        if gx.shape != self._gx.shape:
+            gx, gy = np.ascontiguousarray(gx), np.ascontiguousarray(gy)
+        # Resampled in the picture's own depth: the rounding (a twelfth of a level squared) is
+        # nothing beside any noise worth merging, and the shot is never held in float.
+        warped = cv2.remap(rgb, gx, gy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+        trust = match_weights(_packed(rgb_to_frame(warped)), self.ref_packed, self.sigma_map, self.match[0],
+                              self.match[1], self.box, np.empty(self.count_half.shape, np.float32))
+        add_shot(self.sum, self.count, warped, float(self._scale), trust)
+        self.count_half += trust
+        self.shots += 1
+
+    def mean(self) -> np.ndarray:
+        """The mean, (H, W, 3) float32 in [0, 1], taken back from the bias of clipped noise. The
+        sum becomes the mean in place and what only adding needs is let go (the flow's buffers,
+        the packed reference): call it once, after the last shot."""
+        self._warper = self._gx = self._gy = None  # type: ignore[assignment]
+        self.ref_packed = self.sigma_map = None  # type: ignore[assignment]
+        mean = np.divide(self.sum, self.count[..., None], out=self.sum)
+        a, b, ref = (float(v) for v in self.curve)
+        unclip_mean(mean, self.count, self.sigma_rgb, a, b, ref, 8, mean)
+        return np.clip(mean, 0.0, 1.0, out=mean)
+
+    def noise(self, mean: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """The noise sigma of (part of) the mean per pixel and channel, (H, W, 3) float32: one
+        shot's at each channel's level (the noise curve), over sqrt(count), times noise_factor."""
+        a, b, ref = (float(v) for v in self.curve)
+        var = np.maximum(np.float32(a) + np.float32(b) * mean, 0.0) / np.float32(max(a + b * ref, 1e-12))
+        return np.sqrt(var / count[..., None]) * np.float32(self.sigma_rgb * self.noise_factor)
+
+
+def merge_pictures(dn: Denoiser, reference: np.ndarray, shots: Iterable[np.ndarray], *,
+                   tile: int | None = None,
+                   overlap: int = OVERLAP) -> tuple[np.ndarray, tuple[float, float, float], int]:
+    """Merges a burst for `dn`'s still-image network (a model with `pack_picture`).
+
+    Args:
+        dn: the Denoiser (its strength, impulse setting and gain apply).
+        reference: (H, W, 3) uint8 or uint16 RGB of the reference shot.
+        shots: the other shots, each already aligned with the reference as a whole, same shape
+            and dtype; read one at a time.
+        tile, overlap: the network's tiles (None: the model's own tile size) and their context.
+
+    Returns:
+        The merged picture (reference's shape and dtype), the Y, U, V sigmas of one shot (8-bit
+        units) and the number of tiles.
+
+    Raises:
+        ConfigError: a model without pack_picture, or shots of another shape.
+    """
+    model: Any = dn.model
+    if not hasattr(model, "pack_picture"):
+        raise ConfigError(f"model '{dn.name}' is not a still-image network; merge_frames merges for a video model.")
+    if not dn.enabled:
+        return reference.copy(), (0.0, 0.0, 0.0), 0
+    ref_rgb, frame = _prepared(dn, reference)
+    est = (0.0, 0.0, 0.0) if dn.strength is not None else dn.estimate_sigmas(frame)
+    sigmas = dn.single_sigmas(est)
+    acc = PictureMean(ref_rgb, frame, sigmas, getattr(model, "signal_dependent", True))
+    for rgb in shots:
+        if rgb.shape != reference.shape or rgb.dtype != reference.dtype:
+            raise ConfigError(f"a shot of shape {rgb.shape} {rgb.dtype}; the reference is {reference.shape} "
+                              f"{reference.dtype}: a burst needs shots of one size and depth.")
+        acc.add(_prepared(dn, rgb)[0])
+    mean = acc.mean()
+    scale = (1.0 / np.sqrt(acc.count_half)).astype(np.float32)
+    if tile is None:
+        tile = int(getattr(model, "tile", TILE))
+    tile -= tile % 2
+    overlap = max(overlap, int(getattr(model, "context", 0)), DETAIL_BOX)
+    overlap += overlap % 2
+    out = np.empty_like(reference)
+    maxv = np.float32(np.iinfo(reference.dtype).max)
+    tiles = 0
+    for (t0, s0, t1, s1), box in tile_boxes(frame.height, frame.width, tile, overlap):
+        a0, b0, a1, b1 = box
+        part = mean[a0:a1, b0:b1]
+        packed = model.pack_picture(part, crop_frame(frame, box), sigmas,
+                                    noise_scale=scale[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
+        res = model.forward(packed)[0].permute(1, 2, 0).float().cpu().numpy()
+        res = restore_detail(part, res, acc.noise(part, acc.count[a0:a1, b0:b1]))
+        k = (slice(t0 - a0, t1 - a0), slice(s0 - b0, s1 - b0))
+        out[t0:t1, s0:s1] = np.clip(res[k] * maxv + np.float32(0.5), 0, maxv).astype(reference.dtype)
+        tiles += 1
+    dn.reset()
+    return out, sigmas, tiles
+
+
+def restore_detail(mean: np.ndarray, denoised: np.ndarray, noise: np.ndarray, box: int = 7) -> np.ndarray:
+    """Gives back what the network took from the mean beyond its noise (a local Wiener gain on
+    the difference, per channel): at low noise a network smooths fine texture along with the
+    noise, and the mean of many shots still holds it.
+
+    With r = mean - denoised and v its local mean square over box x box pixels, the result is
+    denoised + max(v - noise^2, 0) / v * r: where r is no larger than the mean's noise it is
+    noise and stays removed, where it is larger the excess is detail and comes back.
+
+    Args:
+        mean, denoised: (H, W, 3) float32.
+        noise: (H, W, 3) float32, the mean's noise sigma per pixel and channel.
+        box: the window's side.
+
+    Returns:
+        (H, W, 3) float32, a new array.
+    """
+    r = mean - denoised
+    power = cv2.boxFilter(r * r, -1, (box, box), normalize=True, borderType=cv2.BORDER_REFLECT)
+    gain = np.clip(1.0 - noise * noise / np.maximum(power, np.float32(1e-12)), 0.0, 1.0)
+    return denoised + gain * r
+
+
+def _prepared(dn: Denoiser, rgb: np.ndarray) -> tuple[np.ndarray, Frame]:
+    """A shot and its 16-bit YUV frame, impulse noise removed as for a single picture (its
+    pixels then come from the cleaned frame)."""
+    frame = rgb_to_frame(rgb)
+    if dn.impulses != "off" and getattr(dn.model, "impulse_filter", False):
+        frame = remove_frame_impulses(frame, always=dn.impulses == "on")
+        if frame.extra.get("impulses_removed"):
+            rgb = frame_to_rgb(frame, rgb.dtype)
+    return rgb, frame
+
+
+def _packed(frame: Frame) -> np.ndarray:
+    """A 16-bit frame packed as the networks take it, (H2, W2, 6) float32 in [0, 1]."""
+    h2, w2 = (frame.height + 1) // 2, (frame.width + 1) // 2
+    return pack_yuv420(frame.y, frame.u, frame.v, 1.0 / 65535.0, np.empty((h2, w2, 6), np.float32))
+
