@@ -151,17 +151,14 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def match_weights(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, match0: float, match1: float,
-                  box: int, out: np.ndarray) -> np.ndarray:
-    """How far a shot already warped onto a reference may be trusted, per pixel: 1 where it
-    matches the reference as noise would, 0 where it clearly does not (a burst's mean: the
-    reference is the anchor, a shot that does not match it there is left out).
+def mismatch_map(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, box: int, out: np.ndarray) -> np.ndarray:
+    """The mean absolute difference of a shot already warped onto a reference and the
+    reference over box x box pixels, per pixel, in units of the noise of a difference of two
+    frames (about 0.8 where they differ by noise alone, as the noise map says it).
 
     Args:
         shot, ref: (H, W, 6) float32 packed frames. sigma: (H, W, 3) the reference's noise map.
-        match0, match1: the mismatch (mean absolute difference of shot and reference over box x
-            box pixels, in units of the noise of a difference of two frames) of full trust and
-            of none.
+        box: the window's side.
         out: (H, W) float32, written and returned.
     """
     h, w = shot.shape[0], shot.shape[1]
@@ -170,7 +167,25 @@ def match_weights(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, match0: 
     for i in prange(h):
         for j in range(w):
             d[i, j] = _mismatch(shot, ref, sigma, i, j, two)
-    mean = _box_mean(d, box // 2)
+    out[:, :] = _box_mean(d, box // 2)
+    return out
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def match_weights(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, match0: float, match1: float,
+                  box: int, out: np.ndarray) -> np.ndarray:
+    """How far a shot already warped onto a reference may be trusted, per pixel: 1 where it
+    matches the reference as noise would, 0 where it clearly does not (a burst's mean: the
+    reference is the anchor, a shot that does not match it there is left out).
+
+    Args:
+        shot, ref: (H, W, 6) float32 packed frames. sigma: (H, W, 3) the reference's noise map.
+        match0, match1: the mismatch (mismatch_map) of full trust and of none.
+        box: the window's side.
+        out: (H, W) float32, written and returned.
+    """
+    h, w = shot.shape[0], shot.shape[1]
+    mean = mismatch_map(shot, ref, sigma, box, np.empty((h, w), np.float32))
     for i in prange(h):
         for j in range(w):
             out[i, j] = _trust(mean[i, j], match0, match1)

@@ -34,13 +34,23 @@ from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA, Denoiser, remove_frame_
 from streamdn.errors import ConfigError
 from streamdn.frames import Frame
 from streamdn.jobs.still import TILE, crop_frame, frame_to_rgb, rgb_to_frame, tile_boxes
-from streamdn.kernels import add_shot, match_weights, pack_yuv420, unclip_mean
+from streamdn.kernels import add_shot, mismatch_map, pack_yuv420, unclip_mean
 from streamdn.kernels.motion import flow_maps
 from streamdn.models.motion import StateWarper, StillTest
 from streamdn.models.network import noise_curve, pack_with_noise_map
 
 OVERLAP = 32   # luma pixels of context each side of the network's tiles (at least its own context)
 DETAIL_BOX = 7   # restore_detail's window
+# The 10th percentile and the median of streamdn.kernels.mismatch_map between two shots that differ
+# by noise alone, at the level the noise map gives (measured 0.65-0.71 and 0.74-0.80 on synthetic
+# bursts with Gaussian and Poisson-Gaussian noise; 1.10-1.14 and 1.40-1.47 under JPEG-compressed
+# low-light noise).
+NOISE_MISMATCH = (0.68, 0.77)
+CONSISTENT = 1.25   # a shot's unit is at most this times the lowest of the shots added before it
+# Below this luma noise sigma (8-bit units) the unit stays 1: two nearly clean shots differ by
+# their alignment's errors, which the match test must see (measured: salt-and-pepper noise,
+# removed on each shot, left sigma 0.4; with the measured unit the merge lost 2 dB there).
+MIN_UNIT_SIGMA = 2.0
 
 
 class PictureMean:
@@ -52,12 +62,15 @@ class PictureMean:
         still: the zero-motion test of the shots' flow: a block keeps exactly zero motion when
             it matches as well (5 % and half a level per pixel) and moves under 0.6
             half-resolution pixels. Against the flow as estimated: +0.1-0.3 dB.
-        noise_factor: the mean's noise as restore_detail takes it, times the one expected from
-            the count (1.0 left noise in low light; 1.5 gave back less texture in daylight).
+        max_unit: the most the measured noise unit may exceed the noise map's (see add): 1.65
+            was measured under JPEG-compressed low-light noise, where the noise map's own unit
+            left half the shots out. A shot of another scene measures 1.9-3.3 and is then
+            judged with this unit, or with 1.25 times the lowest unit of the shots before it: its
+            low-contrast parts may be taken for noise when it comes first.
     """
 
     match: tuple[float, float] = (1.2, 1.6)
-    noise_factor: float = 1.2
+    max_unit: float = 2.0
     box: int = 5
     still: StillTest = StillTest(rel=0.05, margin=0.5, small=0.6)
 
@@ -76,11 +89,14 @@ class PictureMean:
         self.count = np.ones((self.height, self.width), np.float32)
         self.count_half = np.ones(self.ref_packed.shape[:2], np.float32)
         self.shots = 1
+        self.units: list[float] = []        # per shot: the unit of its match test
+        self.noise_units: list[float] = []  # per shot: the unit of its typical noise (noise())
         self._warper = StateWarper(still=self.still)
         self._gx = np.empty((2 * self.ref_packed.shape[0], 2 * self.ref_packed.shape[1]), np.float32)
         self._gy = np.empty_like(self._gx)
         self.curve = noise_curve(frame.y, 65535.0) if signal_dependent else np.array([1.0, 0.0, 0.0])
-        self.sigma_rgb = float(sigmas[0]) / PLANE_SIGMA_PER_RGB_SIGMA[0] / 255.0
+        self.sigma_y = float(sigmas[0])
+        self.sigma_rgb = self.sigma_y / PLANE_SIGMA_PER_RGB_SIGMA[0] / 255.0
 
     def add(self, rgb: np.ndarray) -> None:
         """Warps a shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) onto the
@@ -96,8 +112,24 @@ class PictureMean:
         # Resampled in the picture's own depth: the rounding (a twelfth of a level squared) is
         # nothing beside any noise worth merging, and the shot is never held in float.
         warped = cv2.remap(rgb, gx, gy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
-        trust = match_weights(_packed(rgb_to_frame(warped)), self.ref_packed, self.sigma_map, self.match[0],
-                              self.match[1], self.box, np.empty(self.count_half.shape, np.float32))
+        d = mismatch_map(_packed(rgb_to_frame(warped)), self.ref_packed, self.sigma_map, self.box,
+                         np.empty(self.count_half.shape, np.float32))
+        # The noise as the shots show it: where the noise map under-rates the noise of a
+        # difference (noise correlated by compression or demosaicing, a mis-estimated level),
+        # the whole shot would look mismatched. The best-matching tenth of the shot against its
+        # value for noise alone sets the unit (within 1 and max_unit); a low quantile, so that
+        # a subject moving over much of the picture does not raise it.
+        # The noise is the burst's, not a shot's: a shot measuring far more than those before it
+        # is of something else, and is judged with their unit.
+        top = min(self.max_unit, CONSISTENT * min(self.units)) if self.units else self.max_unit
+        if self.sigma_y < MIN_UNIT_SIGMA:
+            top = 1.0   # nearly clean: what mismatches is the alignment, not the noise
+        low, mid = np.percentile(d[::2, ::2], (10, 50))
+        unit = float(np.clip(low / NOISE_MISMATCH[0], 1.0, top))
+        self.units.append(unit)
+        self.noise_units.append(float(np.clip(mid / NOISE_MISMATCH[1], 1.0, top)))
+        lo, hi = self.match[0] * unit, self.match[1] * unit
+        trust = np.clip((hi - d) / (hi - lo), 0.0, 1.0, out=d)
         add_shot(self.sum, self.count, warped, float(self._scale), trust)
         self.count_half += trust
         self.shots += 1
@@ -115,10 +147,14 @@ class PictureMean:
 
     def noise(self, mean: np.ndarray, count: np.ndarray) -> np.ndarray:
         """The noise sigma of (part of) the mean per pixel and channel, (H, W, 3) float32: one
-        shot's at each channel's level (the noise curve), over sqrt(count), times noise_factor."""
+        shot's at each channel's level (the noise curve), over sqrt(count), in the unit the
+        shots showed (add: the median mismatch, the typical noise, where the match test takes
+        a low quantile). The unit matters: with the noise map's own, restore_detail gave back
+        0.2 dB less in daylight and left noise in low light."""
         a, b, ref = (float(v) for v in self.curve)
         var = np.maximum(np.float32(a) + np.float32(b) * mean, 0.0) / np.float32(max(a + b * ref, 1e-12))
-        return np.sqrt(var / count[..., None]) * np.float32(self.sigma_rgb * self.noise_factor)
+        unit = float(np.median(self.noise_units)) if self.noise_units else 1.0
+        return np.sqrt(var / count[..., None]) * np.float32(self.sigma_rgb * unit)
 
 
 def merge_pictures(dn: Denoiser, reference: np.ndarray, shots: Iterable[np.ndarray], *,
