@@ -388,19 +388,40 @@ def pack_with_noise_map(frame: Frame, sigmas: tuple[float, float, float],
     maxv = float((1 << frame.bit_depth) - 1)
     h2, w2 = (frame.height + 1) // 2, (frame.width + 1) // 2
     packed = pack_yuv420(frame.y, frame.u, frame.v, 1.0 / maxv, np.empty((h2, w2, 6), np.float32))
-    curve = noise_curve(frame.y, maxv) if signal_dependent else np.array([1.0, 0.0, 0.0])
+    curve = noise_curve(frame) if signal_dependent else np.array([1.0, 0.0, 0.0])
     sig = np.asarray(sigmas, np.float32) / np.float32(255.0)
     return packed, noise_map(packed, sig, curve, np.empty((h2, w2, 3), np.float32))
 
 
-def noise_curve(y: np.ndarray, maxv: float) -> np.ndarray:
+NOISE_BLOCK = 16   # luma pixels per side of the blocks the noise statistics are taken on
+_STATS_KEY = "luma_block_stats"   # frame.extra: (the luma plane they were taken on, the statistics)
+
+
+def luma_block_stats(frame: Frame) -> np.ndarray | None:
+    """The per-block noise statistics of a frame's luma (streamdn.kernels.block_noise_stats on
+    NOISE_BLOCK-pixel blocks), or None for a frame narrower than one block. Taken once per luma
+    plane: the blind noise estimate (streamdn.Denoiser.estimate_sigmas) and the noise curve of
+    the map (noise_curve) both need them, so the first keeps them in `frame.extra` for the
+    second (a frame given new planes takes them afresh)."""
+    h, w = frame.y.shape
+    if h < NOISE_BLOCK or w < NOISE_BLOCK:
+        return None
+    cached = frame.extra.get(_STATS_KEY)
+    if isinstance(cached, tuple) and cached[0] is frame.y:
+        return cached[1]
+    stats = block_noise_stats(frame.y, NOISE_BLOCK, np.empty((h // NOISE_BLOCK, w // NOISE_BLOCK, 2), np.float32))
+    frame.extra[_STATS_KEY] = (frame.y, stats)
+    return stats
+
+
+def noise_curve(frame: Frame) -> np.ndarray:
     """The luma noise variance against brightness, fitted on 16x16 blocks (flat below 32 px)."""
-    block = 16
-    h, w = y.shape
-    if h < 2 * block or w < 2 * block:
+    h, w = frame.y.shape
+    if h < 2 * NOISE_BLOCK or w < 2 * NOISE_BLOCK:
         return np.array([1.0, 0.0, 0.0])
-    stats = block_noise_stats(y, block, np.empty((h // block, w // block, 2), np.float32))
-    return fit_noise_curve(stats, maxv)
+    stats = luma_block_stats(frame)
+    assert stats is not None
+    return fit_noise_curve(stats, float((1 << frame.bit_depth) - 1))
 
 
 def _hwc(t: torch.Tensor) -> np.ndarray:

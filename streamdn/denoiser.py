@@ -12,8 +12,9 @@ from streamdn.arrays import from_image, from_planes, from_tensor, is_tensor
 from streamdn.config import ModelConfig
 from streamdn.errors import ConfigError, DeviceError, warn
 from streamdn.frames import Frame
-from streamdn.kernels import count_impulses, estimate_sigma, remove_impulses
+from streamdn.kernels import count_impulses, estimate_sigma, remove_impulses, sigma_from_block_stats
 from streamdn.models import FrameModel, create_model, model_info
+from streamdn.models.network import NOISE_BLOCK, luma_block_stats
 
 
 def resolve_device(spec: str) -> str:
@@ -201,7 +202,9 @@ class Denoiser:
         """The blind Y, U, V noise estimate of `frame` alone, in 8-bit units (no smoothing, no gain)."""
         maxv = float((1 << frame.bit_depth) - 1)
         to8 = 255.0 / maxv
-        return tuple(estimate_sigma(p, maxv) * to8 for p in (frame.y, frame.u, frame.v))  # type: ignore[return-value]
+        stats = luma_block_stats(frame)   # kept on the frame: the model's noise map reuses them
+        y = estimate_sigma(frame.y, maxv) if stats is None else sigma_from_block_stats(stats, maxv, NOISE_BLOCK)
+        return (y * to8, estimate_sigma(frame.u, maxv) * to8, estimate_sigma(frame.v, maxv) * to8)
 
     def noise_sigmas(self, frame: Frame) -> Sigmas:
         """The Y, U, V noise sigmas (8-bit units) used for the stream's next frame `frame`: the

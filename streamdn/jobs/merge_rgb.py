@@ -94,7 +94,7 @@ class PictureMean:
         self._warper = StateWarper(still=self.still)
         self._gx = np.empty((2 * self.ref_packed.shape[0], 2 * self.ref_packed.shape[1]), np.float32)
         self._gy = np.empty_like(self._gx)
-        self.curve = noise_curve(frame.y, 65535.0) if signal_dependent else np.array([1.0, 0.0, 0.0])
+        self.curve = noise_curve(frame) if signal_dependent else np.array([1.0, 0.0, 0.0])
         self.sigma_y = float(sigmas[0])
         self.sigma_rgb = self.sigma_y / PLANE_SIGMA_PER_RGB_SIGMA[0] / 255.0
 
