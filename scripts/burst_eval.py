@@ -55,11 +55,13 @@ UP = 4   # supersampling of the rendering
 @dataclass
 class Burst:
     """clean: (H, W, 3) uint8 RGB of the reference shot; shots: the noisy shots, reference
-    first; motions: each shot's 2x3 affine map from reference to shot pixels (identity first)."""
+    first; motions: each shot's 2x3 affine map from reference to shot pixels (identity first);
+    cleans: every shot before its noise (cleans[0] is clean)."""
 
     clean: np.ndarray
     shots: list[np.ndarray]
     motions: list[np.ndarray]
+    cleans: list[np.ndarray]
 
 
 def make_burst(picture: np.ndarray, width: int, height: int, count: int, shift: float, rotate: float,
@@ -73,7 +75,7 @@ def make_burst(picture: np.ndarray, width: int, height: int, count: int, shift: 
     cx, cy = bw / 2.0, bh / 2.0
     spec = parse_noise(noise)
     clean: np.ndarray | None = None
-    shots, motions = [], []
+    shots, motions, cleans = [], [], []
     for k in range(count):
         angle = 0.0 if k == 0 else float(rng.uniform(-rotate, rotate))
         dx, dy = (0.0, 0.0) if k == 0 else (float(v) for v in rng.uniform(-shift, shift, 2))
@@ -85,13 +87,14 @@ def make_burst(picture: np.ndarray, width: int, height: int, count: int, shift: 
                           interpolation=cv2.INTER_AREA)
         if clean is None:
             clean = shot
+        cleans.append(shot)
         shots.append(np.clip(add_noise(shot, spec, rng) + 0.5, 0, 255).astype(np.uint8))
         # The same map in shot pixels: rotation about the crop's centre, shift in shot pixels.
         ms = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), angle, 1.0)
         ms[:, 2] += (dx, dy)
         motions.append(ms)
     assert clean is not None
-    return Burst(clean, shots, motions)
+    return Burst(clean, shots, motions, cleans)
 
 
 def displacement(motion: np.ndarray, width: int, height: int) -> float:

@@ -1,7 +1,9 @@
-"""`streamdn finetune`: its flags and how it runs (the work itself is streamdn.tools.finetune).
+"""`streamdn finetune`: its flags and how it runs (the work itself is streamdn.tools.finetune for
+the video networks, streamdn.tools.finetune_photo for the still-image network and bursts).
 
     streamdn finetune night1.mp4 night2.mp4 --base fast -o night.safetensors --minutes 10
     streamdn denoise night3.mp4 -o clean.mp4 --model night.safetensors
+    streamdn finetune bursts/night1 bursts/night2 --base photo -o stills.safetensors
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "finetune", help="teach a network your own footage's noise (no clean frames needed)",
         description="Fine-tune a network on your own noisy videos, with no clean reference: each output is "
                     "scored against the next frame, aligned along the motion (its noise is new to the "
-                    "network). The last part of each video is held out to check the result; the new weights "
+                    "network). With --base photo (the still-image network) the footage is bursts instead: "
+                    "folders of hand-held shots of one scene, each shot scored against the next one aligned "
+                    "onto it. The last part of each video (the last shots of each burst) is held out to check "
+                    "the result; the new weights "
                     "are kept only if they beat the base there, else the output holds the base unchanged. "
                     "Writes OUT.safetensors (use it with --model OUT.safetensors) and its card OUT.md; "
                     "checkpoints in OUT.safetensors.run/, so the same command continues a stopped run. "
@@ -28,13 +33,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "frame to frame (not a fixed pattern or a frozen compression artefact).",
         epilog="examples: streamdn finetune night1.mp4 night2.mp4 -o night.safetensors\n"
                "          streamdn finetune footage/ --base fast_mc -o mine.safetensors --minutes 20\n"
+               "          streamdn finetune bursts/night1 bursts/night2 --base photo -o stills.safetensors\n"
                "          streamdn denoise night3.mp4 -o clean.mp4 --model night.safetensors",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("footage", nargs="+", metavar="VIDEO",
-                   help="noisy videos from the camera to learn (folders: every video below them)")
+                   help="noisy videos from the camera to learn (folders: every video below them); with --base "
+                        "photo, burst folders (each: two or more shots of one scene)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="the fine-tuned weights")
     p.add_argument("--base", default="fast", metavar="MODEL",
-                   help="network to start from: fast (default), fast_mc or a .safetensors file")
+                   help="network to start from: fast (default), fast_mc, photo or a .safetensors file")
     p.add_argument("--minutes", type=float, default=10.0, metavar="M",
                    help="wall time of the whole run, reading and checking included (default %(default)g)")
     p.add_argument("--windows", type=int, default=FootageConfig.windows, metavar="N",
@@ -55,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs `streamdn finetune` from parsed arguments; returns the exit code."""
     from streamdn.atomic import write_json
     from streamdn.tools.finetune import FinetuneConfig, finetune
+    from streamdn.tools.finetune_photo import finetune_photo, is_photo_base
 
     if args.rehearsal < 0:
         raise ConfigError(f"--rehearsal {args.rehearsal}: give 0 or more.")
@@ -64,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                          rehearsal=args.rehearsal, device=args.device,
                          footage=FootageConfig(windows=args.windows))
     try:
-        res = finetune(args.footage, cfg, quiet=args.quiet)
+        res = (finetune_photo if is_photo_base(args.base) else finetune)(args.footage, cfg, quiet=args.quiet)
     except KeyboardInterrupt:
         print("streamdn: interrupted; run the same command again to continue.", file=sys.stderr)
         return EXIT_INTERRUPTED

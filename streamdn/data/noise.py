@@ -57,12 +57,16 @@ PRESETS: dict[str, NoiseSpec] = {
     # Sensor noise on a Bayer mosaic, demosaiced: spatially correlated, colour-blotchy noise that
     # no training clip has (kept for checking fine-tuning on noise a model was not trained for).
     "bayer_lowlight": NoiseSpec("bayer", sigma=3.0, peak=40.0),
+    # Low-light camera noise under heavy JPEG compression (quality 40; training uses 70-95): kept
+    # for checking the still-image network's fine-tuning on noise it was not trained for.
+    "jpeg_lowlight": NoiseSpec("camera", sigma=3.0, peak=40.0, quality=40),
 }
 
 
 def parse_noise(text: str) -> NoiseSpec:
     """Parses a short noise name: awgnS (gaussian, sigma S), spP (salt & pepper, P %), speckleS,
-    poissonP (peak P), or a preset (pg_lowlight, pg_indoor, camera_lowlight, bayer_lowlight).
+    poissonP (peak P), or a preset (pg_lowlight, pg_indoor, camera_lowlight, bayer_lowlight,
+    jpeg_lowlight).
 
     Raises:
         ValueError: the name is not one of these forms.

@@ -101,6 +101,15 @@ class PictureMean:
     def add(self, rgb: np.ndarray) -> None:
         """Warps a shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) onto the
         reference along its own flow and adds it where it matches."""
+        warped, trust = self.warp(rgb)
+        add_shot(self.sum, self.count, warped, float(self._scale), trust)
+        self.count_half += trust
+        self.shots += 1
+
+    def warp(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) warped onto the
+        reference along its own flow (same dtype), and how far it may be trusted there: (H2, W2)
+        float32 in [0, 1], one value per 2x2 pixels (see add). Adds nothing."""
         if rgb.shape != (self.height, self.width, 3):
             raise ConfigError(f"shot of shape {rgb.shape}; the reference is {self.height}x{self.width}.")
         self._warper.reset()
@@ -129,10 +138,7 @@ class PictureMean:
         self.units.append(unit)
         self.noise_units.append(float(np.clip(mid / NOISE_MISMATCH[1], 1.0, top)))
         lo, hi = self.match[0] * unit, self.match[1] * unit
-        trust = np.clip((hi - d) / (hi - lo), 0.0, 1.0, out=d)
-        add_shot(self.sum, self.count, warped, float(self._scale), trust)
-        self.count_half += trust
-        self.shots += 1
+        return warped, np.clip((hi - d) / (hi - lo), 0.0, 1.0, out=d)
 
     def mean(self) -> np.ndarray:
         """The mean, (H, W, 3) float32 in [0, 1], taken back from the bias of clipped noise. The
