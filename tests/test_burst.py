@@ -49,6 +49,18 @@ def noisy(clean: list[np.ndarray], sigma: float = 20.0, seed: int = 0) -> list[n
             for c in clean]
 
 
+def crossing_square() -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Six shots of a still scene (noisy, sigma 20) with a yellow square crossing it in every
+    shot but the first: the clean shots, the noisy ones, and where the square passed."""
+    clean = clean_shots(96, 128, ((0, 0),) * 6)
+    shots = [c.copy() for c in clean]
+    passed = np.zeros((96, 128), bool)
+    for k in range(1, 6):
+        shots[k][30:54, 12 + 18 * k:36 + 18 * k] = (250, 240, 40)
+        passed[30:54, 12 + 18 * k:36 + 18 * k] = True
+    return clean, noisy(shots, seed=5), passed
+
+
 def write_burst(folder: Path, shots: list[np.ndarray], names: list[str] | None = None) -> list[Path]:
     """The shots as picture files (PNG unless the names say otherwise)."""
     names = names or [f"shot{i + 1}.png" for i in range(len(shots))]
@@ -191,13 +203,8 @@ def test_the_mean_of_the_shots_is_blended_from_the_first_shots_and_the_settings_
 def test_the_mean_on_the_reference_grid_helps_and_leaves_no_ghost(dn: Denoiser) -> None:
     # A square crosses the scene in every shot but the reference (fed last): where it passed,
     # the reference's own content must come out, not a trace of the square.
-    clean = clean_shots(96, 128, ((0, 0),) * 6)
-    shots = [c.copy() for c in clean]
-    passed = np.zeros((96, 128), bool)
-    for k in range(1, 6):
-        shots[k][30:54, 12 + 18 * k:36 + 18 * k] = (250, 240, 40)
-        passed[30:54, 12 + 18 * k:36 + 18 * k] = True
-    frames = [rgb_to_frame(n) for n in noisy(shots, seed=5)]
+    clean, shots, passed = crossing_square()
+    frames = [rgb_to_frame(n) for n in shots]
     ref = frames[0]
     order = [*frames[1:], ref]
     u8 = np.dtype(np.uint8)
@@ -303,13 +310,7 @@ def test_photo_merge_beats_its_single_shot_and_follows_the_reference(tmp_path: P
 def test_photo_merge_leaves_no_ghost(photo: Denoiser) -> None:
     # A square crosses the scene in every shot but the reference: where it passed, the
     # reference's content comes out, and the merge still beats the single shot elsewhere.
-    clean = clean_shots(96, 128, ((0, 0),) * 6)
-    shots = [c.copy() for c in clean]
-    passed = np.zeros((96, 128), bool)
-    for k in range(1, 6):
-        shots[k][30:54, 12 + 18 * k:36 + 18 * k] = (250, 240, 40)
-        passed[30:54, 12 + 18 * k:36 + 18 * k] = True
-    shots = noisy(shots, seed=5)
+    clean, shots, passed = crossing_square()
     merged = merge_pictures(photo, shots[0], iter(shots[1:]))[0]
     single = denoise_pixels(photo, shots[0])[0]
     target = clean[0]

@@ -109,7 +109,7 @@ class BurstResult:
 
 def burst_model() -> str:
     """The model bursts use by default: the still-image network `photo` where it is installed
-    (streamdn.jobs.merge_rgb: the shots' mean in full-resolution RGB, then the network; 0.7-1.7
+    (streamdn.jobs.merge_rgb: the shots' mean in full-resolution RGB, then the network; 0.8-2.3
     dB ahead of fast_mc's merge on scripts/burst_eval.py's bursts), else the registered network
     with a motion-compensated recursion and the best validation PSNR (`fast_mc` today), else the
     default model."""
@@ -175,8 +175,8 @@ def merge_burst(shots: Sequence[str | os.PathLike[str]], output_path: str | os.P
         shots: two or more pictures or camera raw files of the same size, in the order taken.
         output_path: where to write; must be none of the shots.
         reference: index in `shots` of the shot the result is aligned to (0: the first).
-        model: the model (a motion model merges; None: burst_model()); strength, device and
-            impulses as for streamdn.Denoiser.
+        model: the model (a still-image network or a motion model merges; None: burst_model());
+            strength, device and impulses as for streamdn.Denoiser.
         denoiser: a Denoiser to use instead of making one (model, strength, device and impulses
             are then ignored; its stream state is reset).
         overwrite: replace an existing output file.

@@ -8,8 +8,8 @@ exposure would have given instead: every shot, already aligned with the referenc
 half-resolution lumas, 8x8 blocks that match as well at zero motion kept at exactly zero: after
 the homography most of the picture should not move, and a flow estimated between two noisy
 shots is noise there), resampled once with an 8x8 Lanczos kernel, and added where it matches
-the reference (streamdn.kernels.match_weights: the mean absolute difference over 5x5 pixels
-against the noise of a difference of two shots): a moving subject or an occlusion keeps the
+the reference (streamdn.kernels.mismatch_map: the mean absolute difference over 5x5 pixels
+against the noise of a difference of two shots, in a unit measured on the shots): a moving subject or an occlusion keeps the
 reference's pixels alone, so no ghost. Near black and white the mean of clipped noise is biased
 (the noise cut off below 0 and above 1 is missing); streamdn.kernels.unclip_mean takes it back
 to the level the shots measure. The network then sees that mean with the reference's noise
@@ -57,8 +57,9 @@ class PictureMean:
     """The mean of a burst's shots on the reference's grid, in full-resolution RGB.
 
     Attributes (chosen on synthetic bursts, scripts/burst_eval.py seeds 0 and 1):
-        match: the mismatch of full trust and of none (streamdn.kernels.match_weights); the
-            tighter (1.0, 1.3) of the video path left shots out in low light for no gain.
+        match: the mismatch (streamdn.kernels.mismatch_map, in the measured unit) of full trust
+            and of none; the tighter (1.0, 1.3) of the video path left shots out in low light
+            for no gain.
         still: the zero-motion test of the shots' flow: a block keeps exactly zero motion when
             it matches as well (5 % and half a level per pixel) and moves under 0.6
             half-resolution pixels. Against the flow as estimated: +0.1-0.3 dB.

@@ -28,7 +28,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,6 +283,57 @@ def _fingerprint(paths: Sequence[str], cfg: FinetuneConfig) -> str:
 
 # -- the run --------------------------------------------------------------------------------------
 
+@dataclass
+class RunSetup:
+    """The start of a fine-tuning run: when it must end (monotonic seconds), the output, the
+    base's weight file, the device, whether to train in bf16 and the checkpoint folder."""
+
+    deadline: float
+    out: Path
+    weights: Path
+    device: str
+    bf16: bool
+    run_dir: Path
+
+
+def prepare_run(cfg: FinetuneConfig, inputs: Sequence[str]) -> RunSetup:
+    """What every fine-tuning run does first: its deadline (cfg.minutes from now), the output
+    checked against the `inputs` (never one of them, in an existing folder), the base's weights
+    found, torch's threads set, the device and precision resolved.
+
+    Raises:
+        ConfigError: an output that is an input or has no folder, an unknown base, no CUDA.
+    """
+    import torch
+
+    from streamdn.tools.train import _train_device
+
+    deadline = time.monotonic() + 60.0 * cfg.minutes
+    out = Path(cfg.out)
+    _check_output(inputs, out)
+    weights = base_weights(cfg.base)
+    torch.set_num_threads(cfg.threads)
+    device = _train_device(cfg.device)
+    return RunSetup(deadline, out, weights, device, _bf16(cfg, device), Path(str(out) + ".run"))
+
+
+@contextlib.contextmanager
+def reading_bar(desc: str, unit: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for reading the data: yields the callback (done, planned) that moves it."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, disable=quiet, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
 def _bf16(cfg: FinetuneConfig, device: str) -> bool:
     if cfg.bf16 is not None:
         return cfg.bf16
@@ -309,36 +360,17 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
         SourceError: a footage file that cannot be read.
         KeyboardInterrupt: Ctrl-C, SIGTERM or SIGHUP, after a checkpoint (the same call continues).
     """
-    import torch
-    from tqdm import tqdm
-
     from streamdn.denoiser import Denoiser
     from streamdn.models.network import load_weights
-    from streamdn.tools.train import _save_checkpoint, _train_device
 
-    t0 = time.monotonic()
-    deadline = t0 + 60.0 * cfg.minutes
     files = check_paths(paths)
-    out = Path(cfg.out)
-    _check_output(files, out)
-    weights = base_weights(cfg.base)
-    torch.set_num_threads(cfg.threads)
-    device = _train_device(cfg.device)
-    bf16 = _bf16(cfg, device)
-    run_dir = Path(str(out) + ".run")
-    ckpt_path = run_dir / "ckpt.pt"
+    run = prepare_run(cfg, files)
+    out, weights, device, bf16, run_dir, deadline = run.out, run.weights, run.device, run.bf16, run.run_dir, run.deadline
     fingerprint = _fingerprint(files, cfg)
 
     # The footage, through the base model as inference runs it.
-    with Denoiser(str(weights), device=device) as dn:
-        bar = tqdm(desc="reading footage", unit="window", disable=quiet, dynamic_ncols=True)
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with Denoiser(str(weights), device=device) as dn, reading_bar("reading footage", "window", quiet) as progress:
         windows = gather_windows(files, dn, cfg.footage, progress=progress)
-        bar.close()
     train_w = [w for w in windows if not w.held_out]
     held_w = [w for w in windows if w.held_out]
     n_synth = round(cfg.rehearsal * cfg.batch)
@@ -351,38 +383,94 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
     base_check = check(net.eval(), held_w, bf16)
     # Time kept back for the last check on the held-out windows: as long as the base's took.
     check_cost = time.monotonic() - t_check
+
+    def step_loss(rng: np.random.Generator) -> Any:
+        batch = {k: v.to(device, non_blocking=True) for k, v in training_batch(train_w, cfg.crop, cfg.batch, rng).items()}
+        loss = n2n_loss(net, batch, bf16)
+        if n_synth:
+            synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
+            loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
+        return loss
+
+    def reload(state: dict[str, Any]) -> Check:
+        again, _ = load_weights(weights)
+        again.load_state_dict(state)
+        return check(again.to(device).eval(), held_w, bf16)
+
+    trained = guarded_training(net, cfg, base_check, step_loss, lambda n: check(n, held_w, bf16), reload,
+                               run_dir=run_dir, fingerprint=fingerprint, until=deadline - check_cost - 5.0,
+                               what="footage", desc=f"fine-tuning {arch}", quiet=quiet)
+    best, best_state, step, seconds = trained.best, trained.best_state, trained.step, trained.seconds
+    improved = significantly_better(best, base_check)
+    final, _ = load_weights(weights)
+    if improved:
+        final.load_state_dict(best_state)
+    summary = _summary(files, cfg, arch, weights, base_check, best if improved else base_check, improved, step,
+                       seconds, len(train_w), len(held_w), trained.history)
+    write_finetuned(final, out, arch, meta, summary)
+    card = out.with_suffix(".md")
+    _write_card(card, summary)
+    write_json(run_dir / "summary.json", summary)
+    return FinetuneResult(out, card, improved, base_check, best if improved else base_check, step, seconds,
+                          (len(train_w), len(held_w)), summary)
+
+
+@dataclass
+class GuardedRun:
+    """Where a fine-tuning run stands: steps and seconds trained (all calls together), the best
+    held-out check so far and the weights that gave it, and a check every check_every_s."""
+
+    step: int
+    seconds: float
+    best: Check
+    best_state: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def guarded_training(net: Any, cfg: FinetuneConfig, base_check: Check, step_loss: Callable[[np.random.Generator], Any],
+                     held_check: Callable[[Any], Check], reload: Callable[[dict[str, Any]], Check], *,
+                     run_dir: Path, fingerprint: str, until: float, what: str, desc: str,
+                     quiet: bool) -> GuardedRun:
+    """The training loop both kinds of fine-tuning share: AdamW with a short warm-up on
+    `step_loss(rng)` until the monotonic time `until`, the held-out check every
+    cfg.check_every_s (the best weights kept), a checkpoint in `run_dir` at each check, on
+    Ctrl-C/SIGTERM/SIGHUP and at the end; a checkpoint of the same `fingerprint` is continued
+    (`reload(best weights)` re-checks its best), one of another refused (`what` names the data).
+
+    Raises:
+        ConfigError: `run_dir` holds a run on other data or settings.
+        KeyboardInterrupt: after the checkpoint.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from streamdn.tools.train import _save_checkpoint
+
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    step, seconds = 0, 0.0
-    best_state = {k: v.clone() for k, v in net.state_dict().items()}
-    best = base_check
-    history: list[dict[str, Any]] = []
+    run = GuardedRun(0, 0.0, base_check, {k: v.clone() for k, v in net.state_dict().items()}, [])
+    ckpt_path = run_dir / "ckpt.pt"
     if ckpt_path.is_file():
         state = torch.load(ckpt_path, weights_only=True, map_location="cpu")   # tensors and plain values only
         if state.get("fingerprint") != fingerprint:
-            raise ConfigError(f"{run_dir} holds a run on other footage or settings; remove that folder (or choose "
+            raise ConfigError(f"{run_dir} holds a run on other {what} or settings; remove that folder (or choose "
                               f"another output name) to start afresh.")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        best_state = state["best_model"]
-        step, seconds = int(state["step"]), float(state["seconds"])
-        history = json.loads(state["history"])
-        net_best, _ = load_weights(weights)
-        net_best.load_state_dict(best_state)
-        net_best.to(device)
-        best = check(net_best.eval(), held_w, bf16)
+        run = GuardedRun(int(state["step"]), float(state["seconds"]), base_check, state["best_model"],
+                         json.loads(state["history"]))
+        run.best = reload(run.best_state)
         if not quiet:
-            print(f"continuing {run_dir} at step {step} ({seconds / 60:.1f} min trained)", file=sys.stderr)
+            print(f"continuing {run_dir} at step {run.step} ({run.seconds / 60:.1f} min trained)", file=sys.stderr)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def checkpoint() -> None:
-        _save_checkpoint(ckpt_path, {"model": net.state_dict(), "opt": opt.state_dict(), "best_model": best_state,
-                          "step": step, "seconds": seconds, "history": json.dumps(history),
+        _save_checkpoint(ckpt_path, {"model": net.state_dict(), "opt": opt.state_dict(), "best_model": run.best_state,
+                          "step": run.step, "seconds": run.seconds, "history": json.dumps(run.history),
                           "fingerprint": fingerprint})
 
-    train_until = deadline - check_cost - 5.0
-    rng = np.random.default_rng([cfg.seed, step])
-    budget = max(0.0, train_until - time.monotonic())
-    bar = tqdm(total=round(budget), desc=f"fine-tuning {arch}", unit="s", disable=quiet, dynamic_ncols=True,
+    rng = np.random.default_rng([cfg.seed, run.step])
+    budget = max(0.0, until - time.monotonic())
+    bar = tqdm(total=round(budget), desc=desc, unit="s", disable=quiet, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
     net.train()
     last_check = time.monotonic()
@@ -390,35 +478,31 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
     signals = contextlib.ExitStack()
     stop = signals.enter_context(stop_on_signals())
     try:
-        while time.monotonic() < train_until:
+        while time.monotonic() < until:
             stop.check()
             ts = time.monotonic()
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (step + 1) / 20)
-            batch = {k: v.to(device, non_blocking=True) for k, v in training_batch(train_w, cfg.crop, cfg.batch, rng).items()}
-            loss = n2n_loss(net, batch, bf16)
-            if n_synth:
-                synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
-                loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
+                group["lr"] = cfg.lr * min(1.0, (run.step + 1) / 20)
+            loss = step_loss(rng)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
-            step += 1
+            run.step += 1
             recent.append(loss.item())
             now = time.monotonic()
-            seconds += now - ts
+            run.seconds += now - ts
             bar.update(min(now - ts, bar.total - bar.n))
-            if now - last_check > cfg.check_every_s or now >= train_until:
+            if now - last_check > cfg.check_every_s or now >= until:
                 net.eval()
-                c = check(net, held_w, bf16)
+                c = held_check(net)
                 net.train()
-                history.append({"step": step, "seconds": round(seconds, 1), "train_loss": float(np.mean(recent)),
-                                "held_out_loss": c.loss})
+                run.history.append({"step": run.step, "seconds": round(run.seconds, 1),
+                                    "train_loss": float(np.mean(recent)), "held_out_loss": c.loss})
                 recent = []
-                if c.loss < best.loss:
-                    best, best_state = c, {k: v.detach().clone() for k, v in net.state_dict().items()}
-                bar.set_postfix_str(f"step {step}, held-out {c.loss / base_check.loss - 1:+.1%} vs base")
+                if c.loss < run.best.loss:
+                    run.best, run.best_state = c, {k: v.detach().clone() for k, v in net.state_dict().items()}
+                bar.set_postfix_str(f"step {run.step}, held-out {c.loss / base_check.loss - 1:+.1%} vs base")
                 checkpoint()
                 last_check = time.monotonic()
     except KeyboardInterrupt:
@@ -429,18 +513,7 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
         signals.close()
     bar.close()
     checkpoint()
-    improved = significantly_better(best, base_check)
-    final, _ = load_weights(weights)
-    if improved:
-        final.load_state_dict(best_state)
-    summary = _summary(files, cfg, arch, weights, base_check, best if improved else base_check, improved, step,
-                       seconds, len(train_w), len(held_w), history)
-    _write_weights(final, out, arch, meta, summary)
-    card = out.with_suffix(".md")
-    _write_card(card, summary)
-    write_json(run_dir / "summary.json", summary)
-    return FinetuneResult(out, card, improved, base_check, best if improved else base_check, step, seconds,
-                          (len(train_w), len(held_w)), summary)
+    return run
 
 
 def _summary(files: Sequence[str], cfg: FinetuneConfig, arch: str, weights: Path, base: Check, kept: Check,
@@ -460,17 +533,20 @@ def _summary(files: Sequence[str], cfg: FinetuneConfig, arch: str, weights: Path
     }
 
 
-def _write_weights(net: Any, out: Path, arch: str, base_meta: dict[str, str], summary: dict[str, Any]) -> None:
+def write_finetuned(net: Any, out: Path, arch: str, base_meta: dict[str, str], summary: dict[str, Any], *,
+                    data: str = "", targets: str = "next-frame targets, no clean frames") -> None:
+    """The fine-tuned (or unchanged) weights, atomically, with metadata saying what they learnt
+    from: `data` before the names of summary["footage"] (e.g. "the bursts "), `targets` how."""
     from streamdn.models.network import save_weights
 
     footage = summary["footage"]
-    names = ", ".join(footage[:3]) + (f" and {len(footage) - 3} more" if len(footage) > 3 else "")
+    names = data + ", ".join(footage[:3]) + (f" and {len(footage) - 3} more" if len(footage) > 3 else "")
     how = "fine-tuned, self-supervised," if summary["improved"] else "unchanged (fine-tuning did not beat it)"
-    extra = {k: v for k, v in base_meta.items() if k in ("macs_per_px", "params")}
+    extra = {k: v for k, v in base_meta.items() if k in ("macs_per_px", "params", "family")}
     extra.update({
         "summary": f"{summary['base']} {how} on {names}",
         "trained_on": f"{base_meta.get('trained_on', summary['base'] + ' training data')}; then self-supervised "
-                      f"fine-tuning on {names} (next-frame targets, no clean frames)",
+                      f"fine-tuning on {names} ({targets})",
         "finetune": json.dumps({k: v for k, v in summary.items() if k != "history"}),
     })
     write_atomically(out, lambda tmp: save_weights(net, tmp, arch, extra))

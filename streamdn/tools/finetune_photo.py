@@ -22,13 +22,11 @@ checkpoints in OUT.safetensors.run/ and the same command continues it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -40,9 +38,9 @@ import numpy as np
 
 from streamdn.atomic import write_atomically, write_json
 from streamdn.errors import ConfigError, SourceError
-from streamdn.signals import stop_on_signals
-from streamdn.tools.finetune import (REHEARSAL_SEED, Check, FinetuneConfig, FinetuneResult, _bf16, _check_output,
-                                     base_weights, dihedral, significantly_better)
+from streamdn.tools.finetune import (REHEARSAL_SEED, Check, FinetuneConfig, FinetuneResult, base_weights, dihedral,
+                                     guarded_training, prepare_run, reading_bar, significantly_better,
+                                     write_finetuned)
 
 CLIP_SIGMAS = 3.0   # pixels within this many noise sigmas of black or white are not scored
 
@@ -128,6 +126,7 @@ def pair_crops(model: Any, dn: Any, shot: np.ndarray, other: np.ndarray, crops: 
                rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(noisy, sigma, target, weight) arrays of `crops` random regions of a pair of shots (same
     shape and dtype): `other` aligned onto `shot` as a burst merge aligns it."""
+    from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA
     from streamdn.jobs.burst import Aligner
     from streamdn.jobs.merge_rgb import PictureMean, _prepared
 
@@ -145,8 +144,6 @@ def pair_crops(model: Any, dn: Any, shot: np.ndarray, other: np.ndarray, crops: 
     smooth = cv2.GaussianBlur(rgb.astype(np.float32) * scale, (0, 0), 1.5)
     margin = CLIP_SIGMAS * cv2.resize(sigma[0], (2 * sigma.shape[2], 2 * sigma.shape[1]),
                                       interpolation=cv2.INTER_NEAREST)[:h, :w]
-    from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA
-
     margin = margin / np.float32(PLANE_SIGMA_PER_RGB_SIGMA[0])
     inside = ((smooth > margin[..., None]) & (smooth < 1.0 - margin[..., None])).all(axis=-1)
     weight = np.repeat(np.repeat(trust, 2, 0), 2, 1)[:h, :w] * inside
@@ -283,35 +280,16 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
         SourceError: a burst that cannot be read.
         KeyboardInterrupt: Ctrl-C, SIGTERM or SIGHUP, after a checkpoint (the same call continues).
     """
-    import torch
-    from tqdm import tqdm
-
     from streamdn.denoiser import Denoiser
     from streamdn.models.picture import load_photo_weights
-    from streamdn.tools.train import _save_checkpoint, _train_device
 
-    t0 = time.monotonic()
-    deadline = t0 + 60.0 * cfg.minutes
     bursts = burst_folders(paths)
-    out = Path(cfg.out)
-    _check_output([str(p) for b in bursts for p in b], out)
-    weights = base_weights(cfg.base)
-    torch.set_num_threads(cfg.threads)
-    device = _train_device(cfg.device)
-    bf16 = _bf16(cfg, device)
-    run_dir = Path(str(out) + ".run")
-    ckpt_path = run_dir / "ckpt.pt"
+    run = prepare_run(cfg, [str(p) for b in bursts for p in b])
+    out, weights, device, bf16, run_dir, deadline = run.out, run.weights, run.device, run.bf16, run.run_dir, run.deadline
     fingerprint = _fingerprint(bursts, cfg)
 
-    with Denoiser(str(weights), device=device) as dn:
-        bar = tqdm(desc="reading bursts", unit="crop", disable=quiet, dynamic_ncols=True)
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with Denoiser(str(weights), device=device) as dn, reading_bar("reading bursts", "crop", quiet) as progress:
         crops = gather_pairs(bursts, dn.model, dn, cfg, progress=progress)
-        bar.close()
     train_c = [c for c in crops if not c.held_out]
     held_c = [c for c in crops if c.held_out]
     if not train_c or not held_c:
@@ -328,83 +306,25 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
     t_check = time.monotonic()
     base_check = check(net.eval(), held_c, bf16)
     check_cost = time.monotonic() - t_check
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    step, seconds = 0, 0.0
-    best_state = {k: v.clone() for k, v in net.state_dict().items()}
-    best = base_check
-    history: list[dict[str, Any]] = []
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")   # tensors and plain values only
-        if state.get("fingerprint") != fingerprint:
-            raise ConfigError(f"{run_dir} holds a run on other bursts or settings; remove that folder (or choose "
-                              f"another output name) to start afresh.")
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        best_state = state["best_model"]
-        step, seconds = int(state["step"]), float(state["seconds"])
-        history = json.loads(state["history"])
-        net_best, _ = load_photo_weights(weights)
-        net_best.load_state_dict(best_state)
-        best = check(net_best.to(device).eval(), held_c, bf16)
-        if not quiet:
-            print(f"continuing {run_dir} at step {step} ({seconds / 60:.1f} min trained)", file=sys.stderr)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
-    def checkpoint() -> None:
-        _save_checkpoint(ckpt_path, {"model": net.state_dict(), "opt": opt.state_dict(), "best_model": best_state,
-                          "step": step, "seconds": seconds, "history": json.dumps(history),
-                          "fingerprint": fingerprint})
+    def step_loss(rng: np.random.Generator) -> Any:
+        batch = {k: v.to(device, non_blocking=True) for k, v in training_batch(train_c, size, cfg.batch, rng).items()}
+        loss = pair_loss(net, batch, bf16)
+        if n_synth:
+            synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
+            loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
+        return loss
 
-    train_until = deadline - check_cost - 5.0
-    rng = np.random.default_rng([cfg.seed, step])
-    budget = max(0.0, train_until - time.monotonic())
-    bar = tqdm(total=round(budget), desc=f"fine-tuning {arch}", unit="s", disable=quiet, dynamic_ncols=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
-    net.train()
-    last_check = time.monotonic()
-    recent: list[float] = []
-    signals = contextlib.ExitStack()
-    stop = signals.enter_context(stop_on_signals())
-    try:
-        while time.monotonic() < train_until:
-            stop.check()
-            ts = time.monotonic()
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (step + 1) / 20)
-            batch = {k: v.to(device, non_blocking=True) for k, v in training_batch(train_c, size, cfg.batch, rng).items()}
-            loss = pair_loss(net, batch, bf16)
-            if n_synth:
-                synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
-                loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            step += 1
-            recent.append(loss.item())
-            now = time.monotonic()
-            seconds += now - ts
-            bar.update(min(now - ts, bar.total - bar.n))
-            if now - last_check > cfg.check_every_s or now >= train_until:
-                net.eval()
-                c = check(net, held_c, bf16)
-                net.train()
-                history.append({"step": step, "seconds": round(seconds, 1), "train_loss": float(np.mean(recent)),
-                                "held_out_loss": c.loss})
-                recent = []
-                if c.loss < best.loss:
-                    best, best_state = c, {k: v.detach().clone() for k, v in net.state_dict().items()}
-                bar.set_postfix_str(f"step {step}, held-out {c.loss / base_check.loss - 1:+.1%} vs base")
-                checkpoint()
-                last_check = time.monotonic()
-    except KeyboardInterrupt:
-        checkpoint()
-        bar.close()
-        raise
-    finally:
-        signals.close()
-    bar.close()
-    checkpoint()
+    def reload(state: dict[str, Any]) -> Check:
+        again, _ = load_photo_weights(weights)
+        again.load_state_dict(state)
+        return check(again.to(device).eval(), held_c, bf16)
+
+    trained = guarded_training(net, cfg, base_check, step_loss, lambda n: check(n, held_c, bf16), reload,
+                               run_dir=run_dir, fingerprint=fingerprint, until=deadline - check_cost - 5.0,
+                               what="bursts", desc=f"fine-tuning {arch}", quiet=quiet)
+    best, best_state, step, seconds = trained.best, trained.best_state, trained.step, trained.seconds
+    history = trained.history
     improved = significantly_better(best, base_check)
     final, _ = load_photo_weights(weights)
     if improved:
@@ -422,27 +342,12 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "history": history,
     }
-    _write_weights(final, out, arch, meta, summary)
+    write_finetuned(final, out, arch, meta, summary, data="the bursts ",
+                    targets="other shots of each burst as targets, no clean pictures")
     card = out.with_suffix(".md")
     _write_card(card, summary)
     write_json(run_dir / "summary.json", summary)
     return FinetuneResult(out, card, improved, base_check, kept, step, seconds, (len(train_c), len(held_c)), summary)
-
-
-def _write_weights(net: Any, out: Path, arch: str, base_meta: dict[str, str], summary: dict[str, Any]) -> None:
-    from streamdn.models.network import save_weights
-
-    names = ", ".join(summary["footage"][:3]) + (f" and {len(summary['footage']) - 3} more"
-                                                  if len(summary["footage"]) > 3 else "")
-    how = "fine-tuned, self-supervised," if summary["improved"] else "unchanged (fine-tuning did not beat it)"
-    extra = {k: v for k, v in base_meta.items() if k in ("macs_per_px", "params", "family")}
-    extra.update({
-        "summary": f"{summary['base']} {how} on the bursts {names}",
-        "trained_on": f"{base_meta.get('trained_on', summary['base'] + ' training data')}; then self-supervised "
-                      f"fine-tuning on the bursts {names} (other shots of each burst as targets, no clean pictures)",
-        "finetune": json.dumps({k: v for k, v in summary.items() if k != "history"}),
-    })
-    write_atomically(out, lambda tmp: save_weights(net, tmp, arch, extra))
 
 
 def _write_card(path: Path, s: dict[str, Any]) -> None:
