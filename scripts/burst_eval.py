@@ -7,9 +7,9 @@ trained on), each moved by a random hand-held shake (a shift of up to `--shift` 
 and a rotation of up to `--rotate` degrees about the centre; the reference, shot 1, is not
 moved), rendered at 4x the size and area-averaged down (so the motion is real, with no
 interpolation blur), then noise added independently to each shot and rounded to 8 bits.
-Scored: RGB PSNR of the whole picture against the clean reference (full chroma; the models'
-4:2:0 layout caps any result: the "4:2:0 cap" column is the clean reference through that round
-trip). "mean (true motion)" is the plain mean of the noisy shots warped back with the motion
+Scored: RGB PSNR of the whole picture against the clean reference (full chroma; the video
+models' 4:2:0 layout caps their results: the "4:2:0 cap" column is the clean reference through
+that round trip; a still-image network such as `photo` works in full RGB). "mean (true motion)" is the plain mean of the noisy shots warped back with the motion
 they were made with: what a perfect alignment and a plain average reach. "one shot, 8x light" is
 the model's single-shot result on ONE exposure that collected all the burst's light (the
 noise's variance divided by the number of shots): what the same model reaches when the light
@@ -24,7 +24,7 @@ the whole alignment to the model's own flow; "near-last" and "near-first" are al
 decreasing (increasing) true displacement from the reference.
 
 Usage:
-    python scripts/burst_eval.py [--models fast_mc,runs/fast-mc-raw2/step1000.safetensors]
+    python scripts/burst_eval.py [--models photo,fast_mc]
         [--noises awgn20,pg_lowlight] [--shots 8] [--seeds 0,1] [--variants aligned,unaligned] [--tile 2048]
         [--single-model photo]
 
@@ -155,7 +155,8 @@ def merged(dn: Denoiser, burst: Burst, variant: str, tile: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default="fast_mc,runs/fast-mc-raw2/step1000.safetensors")
+    p.add_argument("--models", default="photo,fast_mc", help="comma-separated models that merge (a still-image "
+                                                           "network merges the RGB mean, a video network its recursion)")
     p.add_argument("--noises", default="awgn20,pg_lowlight")
     p.add_argument("--shots", type=int, default=8)
     p.add_argument("--shift", type=float, default=3.0, help="largest shift each way, pixels")
