@@ -9,8 +9,9 @@ moved), rendered at 4x the size and area-averaged down (so the motion is real, w
 interpolation blur), then noise added independently to each shot and rounded to 8 bits.
 Scored: RGB PSNR of the whole picture against the clean reference (full chroma; the video
 models' 4:2:0 layout caps their results: the "4:2:0 cap" column is the clean reference through
-that round trip; a still-image network such as `photo` works in full RGB). "mean (true motion)" is the plain mean of the noisy shots warped back with the motion
-they were made with: what a perfect alignment and a plain average reach. "one shot, 8x light" is
+that round trip; a still-image network such as `photo` works in full RGB). "mean (true
+motion)" is the plain mean of the noisy shots warped back with the motion they were made with:
+what a perfect alignment and a plain average reach. "one shot, 8x light" is
 the model's single-shot result on ONE exposure that collected all the burst's light (the
 noise's variance divided by the number of shots): what the same model reaches when the light
 is not split over several shots, a yardstick for the merge.
