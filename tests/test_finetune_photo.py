@@ -126,7 +126,8 @@ def test_training_squares_keep_input_map_target_and_weight_together(tmp_path: Pa
     err = np.abs(c.noisy.astype(np.float32) - c.target.astype(np.float32))[:, 8:-8, 8:-8].mean() * 255
     assert err < 25.0        # two shots of sigma 15: mean |difference| ~ 17 levels where aligned
     b = training_batch([c], 32, 3, np.random.default_rng(0))
-    assert b["noisy"].shape == (3, 3, 32, 32) and b["sigma"].shape == (3, 3, 16, 16) and b["weight"].shape == (3, 1, 32, 32)
+    assert b["noisy"].shape == (3, 3, 32, 32) and b["sigma"].shape == (3, 3, 16, 16)
+    assert b["weight"].shape == (3, 1, 32, 32)
 
 
 def test_the_command_takes_bursts_for_photo_and_says_what_is_wrong(tmp_path: Path) -> None:

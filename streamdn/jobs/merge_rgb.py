@@ -9,8 +9,8 @@ half-resolution lumas, 8x8 blocks that match as well at zero motion kept at exac
 the homography most of the picture should not move, and a flow estimated between two noisy
 shots is noise there), resampled once with an 8x8 Lanczos kernel, and added where it matches
 the reference (streamdn.kernels.mismatch_map: the mean absolute difference over 5x5 pixels
-against the noise of a difference of two shots, in a unit measured on the shots): a moving subject or an occlusion keeps the
-reference's pixels alone, so no ghost. Near black and white the mean of clipped noise is biased
+against the noise of a difference of two shots, in a unit measured on the shots): a moving
+subject or an occlusion keeps the reference's pixels alone, so no ghost. Near black and white the mean of clipped noise is biased
 (the noise cut off below 0 and above 1 is missing); streamdn.kernels.unclip_mean takes it back
 to the level the shots measure. The network then sees that mean with the reference's noise
 map times 1 / sqrt(shots averaged): it removes what noise is left and no more. At such low

@@ -365,7 +365,8 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
 
     files = check_paths(paths)
     run = prepare_run(cfg, files)
-    out, weights, device, bf16, run_dir, deadline = run.out, run.weights, run.device, run.bf16, run.run_dir, run.deadline
+    out, weights, device, bf16 = run.out, run.weights, run.device, run.bf16
+    run_dir, deadline = run.run_dir, run.deadline
     fingerprint = _fingerprint(files, cfg)
 
     # The footage, through the base model as inference runs it.
@@ -385,7 +386,8 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
     check_cost = time.monotonic() - t_check
 
     def step_loss(rng: np.random.Generator) -> Any:
-        batch = {k: v.to(device, non_blocking=True) for k, v in training_batch(train_w, cfg.crop, cfg.batch, rng).items()}
+        batch = {k: v.to(device, non_blocking=True)
+                 for k, v in training_batch(train_w, cfg.crop, cfg.batch, rng).items()}
         loss = n2n_loss(net, batch, bf16)
         if n_synth:
             synth = rehearsal_loss(net, pool, n_synth, rng, bf16)

@@ -38,9 +38,9 @@ import numpy as np
 
 from streamdn.atomic import write_atomically, write_json
 from streamdn.errors import ConfigError, SourceError
-from streamdn.tools.finetune import (REHEARSAL_SEED, Check, FinetuneConfig, FinetuneResult, base_weights, dihedral,
-                                     guarded_training, prepare_run, reading_bar, significantly_better,
-                                     write_finetuned)
+from streamdn.tools.finetune import (REHEARSAL_CLIPS, REHEARSAL_SEED, Check, FinetuneConfig, FinetuneResult,
+                                     base_weights, dihedral, guarded_training, prepare_run, reading_bar,
+                                     significantly_better, write_finetuned)
 
 CLIP_SIGMAS = 3.0   # pixels within this many noise sigmas of black or white are not scored
 
@@ -251,7 +251,8 @@ def check(net: Any, crops: Sequence[PairCrop], bf16: bool) -> Check:
     device = next(net.parameters()).device
     with torch.no_grad():
         for c in crops:
-            b = {k: torch.from_numpy(getattr(c, k)).float()[None].to(device) for k in ("noisy", "sigma", "target", "weight")}
+            b = {k: torch.from_numpy(getattr(c, k)).float()[None].to(device)
+                 for k in ("noisy", "sigma", "target", "weight")}
             if float(b["weight"].sum()) == 0.0:
                 continue
             losses.append(float(pair_loss(net, b, bf16)))
@@ -285,7 +286,8 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
 
     bursts = burst_folders(paths)
     run = prepare_run(cfg, [str(p) for b in bursts for p in b])
-    out, weights, device, bf16, run_dir, deadline = run.out, run.weights, run.device, run.bf16, run.run_dir, run.deadline
+    out, weights, device, bf16 = run.out, run.weights, run.device, run.bf16
+    run_dir, deadline = run.run_dir, run.deadline
     fingerprint = _fingerprint(bursts, cfg)
 
     with Denoiser(str(weights), device=device) as dn, reading_bar("reading bursts", "crop", quiet) as progress:
@@ -298,7 +300,7 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
                           f"more shots.")
     n_synth = round(cfg.rehearsal * cfg.batch)
     size = 2 * cfg.crop
-    pool = rehearsal_pool(48, size) if n_synth else {}
+    pool = rehearsal_pool(REHEARSAL_CLIPS, size) if n_synth else {}
 
     net, meta = load_photo_weights(weights)
     net.to(device)
@@ -308,7 +310,8 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
     check_cost = time.monotonic() - t_check
 
     def step_loss(rng: np.random.Generator) -> Any:
-        batch = {k: v.to(device, non_blocking=True) for k, v in training_batch(train_c, size, cfg.batch, rng).items()}
+        batch = {k: v.to(device, non_blocking=True)
+                 for k, v in training_batch(train_c, size, cfg.batch, rng).items()}
         loss = pair_loss(net, batch, bf16)
         if n_synth:
             synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
