@@ -86,8 +86,9 @@ class PictureMean:
         self.height, self.width = reference.shape[:2]
         self._scale = np.float32(1.0 / np.iinfo(reference.dtype).max)
         self.ref_packed, self.sigma_map = pack_with_noise_map(frame, sigmas, signal_dependent)
-        self.sum = reference.astype(np.float32) * self._scale
-        self.count = np.ones((self.height, self.width), np.float32)
+        self._reference = reference
+        self._sum: np.ndarray | None = None      # made at the first add (warp alone needs none)
+        self._count: np.ndarray | None = None
         self.count_half = np.ones(self.ref_packed.shape[:2], np.float32)
         self.shots = 1
         self.units: list[float] = []        # per shot: the unit of its match test
@@ -98,6 +99,20 @@ class PictureMean:
         self.curve = noise_curve(frame) if signal_dependent else np.array([1.0, 0.0, 0.0])
         self.sigma_y = float(sigmas[0])
         self.sigma_rgb = self.sigma_y / PLANE_SIGMA_PER_RGB_SIGMA[0] / 255.0
+
+    @property
+    def sum(self) -> np.ndarray:
+        """(H, W, 3) float32: the sum of the shots added (the reference included), [0, 1] units."""
+        if self._sum is None:
+            self._sum = self._reference.astype(np.float32) * self._scale
+        return self._sum
+
+    @property
+    def count(self) -> np.ndarray:
+        """(H, W) float32: the shots counted at each pixel (the sum of their trusts, the reference's 1)."""
+        if self._count is None:
+            self._count = np.ones((self.height, self.width), np.float32)
+        return self._count
 
     def add(self, rgb: np.ndarray) -> None:
         """Warps a shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) onto the

@@ -125,35 +125,41 @@ def held_out_pairs(n: int, share: float) -> list[bool]:
 def pair_crops(model: Any, dn: Any, shot: np.ndarray, other: np.ndarray, crops: int, region: int,
                rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(noisy, sigma, target, weight) arrays of `crops` random regions of a pair of shots (same
-    shape and dtype): `other` aligned onto `shot` as a burst merge aligns it."""
+    shape and dtype): `other` aligned onto `shot` as a burst merge aligns it. Only the crops are
+    ever held in float (a 12-megapixel pair: about 1.3 GB at the peak)."""
     from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA
     from streamdn.jobs.burst import Aligner
     from streamdn.jobs.merge_rgb import PictureMean, _prepared
+    from streamdn.models.network import pack_with_noise_map
 
     rgb, frame = _prepared(dn, shot)
     sigmas = dn.single_sigmas(dn.estimate_sigmas(frame))
     aligned = _prepared(dn, Aligner(rgb)(other))[0]
-    warped, trust = PictureMean(rgb, frame, sigmas, getattr(model, "signal_dependent", True)).warp(aligned)
-    packed = model.pack_picture(rgb, frame, sigmas)
-    noisy = packed.rgb[0].float().cpu().numpy()[:, :frame.height, :frame.width]
-    sigma = packed.sigma[0].float().cpu().numpy()
+    signal_dependent = getattr(model, "signal_dependent", True)
+    warped, trust = PictureMean(rgb, frame, sigmas, signal_dependent).warp(aligned)
+    del aligned
+    # The noise map exactly as PhotoModel.pack_picture builds it for the whole picture.
+    sigma = pack_with_noise_map(frame, sigmas, signal_dependent)[1].transpose(2, 0, 1)
     h, w = frame.height, frame.width
     scale = np.float32(1.0 / np.iinfo(shot.dtype).max)
-    target = np.ascontiguousarray(warped.transpose(2, 0, 1), np.float32) * scale
-    # Near black and white the noise was clipped: its mean is biased there, so the target is.
-    smooth = cv2.GaussianBlur(rgb.astype(np.float32) * scale, (0, 0), 1.5)
-    margin = CLIP_SIGMAS * cv2.resize(sigma[0], (2 * sigma.shape[2], 2 * sigma.shape[1]),
-                                      interpolation=cv2.INTER_NEAREST)[:h, :w]
-    margin = margin / np.float32(PLANE_SIGMA_PER_RGB_SIGMA[0])
-    inside = ((smooth > margin[..., None]) & (smooth < 1.0 - margin[..., None])).all(axis=-1)
-    weight = np.repeat(np.repeat(trust, 2, 0), 2, 1)[:h, :w] * inside
     r = min(region, h - h % 2, w - w % 2)
+    pad = 6
     out = []
     for _ in range(crops):
         y0 = 2 * int(rng.integers(0, (h - r) // 2 + 1))
         x0 = 2 * int(rng.integers(0, (w - r) // 2 + 1))
-        out.append((noisy[:, y0:y0 + r, x0:x0 + r], sigma[:, y0 // 2:(y0 + r) // 2, x0 // 2:(x0 + r) // 2],
-                    target[:, y0:y0 + r, x0:x0 + r], weight[None, y0:y0 + r, x0:x0 + r]))
+        noisy = rgb[y0:y0 + r, x0:x0 + r].astype(np.float32) * scale
+        target = warped[y0:y0 + r, x0:x0 + r].astype(np.float32) * scale
+        s = sigma[:, y0 // 2:(y0 + r) // 2, x0 // 2:(x0 + r) // 2]
+        # Near black and white the noise was clipped: its mean is biased there, so the target is.
+        a0, b0 = max(y0 - pad, 0), max(x0 - pad, 0)
+        smooth = cv2.GaussianBlur(rgb[a0:y0 + r + pad, b0:x0 + r + pad].astype(np.float32) * scale, (0, 0), 1.5)
+        smooth = smooth[y0 - a0:y0 - a0 + r, x0 - b0:x0 - b0 + r]
+        margin = np.repeat(np.repeat(s[0], 2, 0), 2, 1) * np.float32(CLIP_SIGMAS / PLANE_SIGMA_PER_RGB_SIGMA[0])
+        inside = ((smooth > margin[..., None]) & (smooth < 1.0 - margin[..., None])).all(axis=-1)
+        t = trust[y0 // 2:(y0 + r) // 2, x0 // 2:(x0 + r) // 2]
+        weight = np.repeat(np.repeat(t, 2, 0), 2, 1) * inside
+        out.append((noisy.transpose(2, 0, 1), s, target.transpose(2, 0, 1), weight[None]))
     return out
 
 
