@@ -361,7 +361,7 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
         KeyboardInterrupt: Ctrl-C, SIGTERM or SIGHUP, after a checkpoint (the same call continues).
     """
     from streamdn.denoiser import Denoiser
-    from streamdn.models.network import load_weights
+    from streamdn.models.network import load_weights, read_metadata
 
     files = check_paths(paths)
     run = prepare_run(cfg, files)
@@ -374,70 +374,59 @@ def finetune(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = False) 
         windows = gather_windows(files, dn, cfg.footage, progress=progress)
     train_w = [w for w in windows if not w.held_out]
     held_w = [w for w in windows if w.held_out]
-    n_synth = round(cfg.rehearsal * cfg.batch)
-    pool = rehearsal_pool(REHEARSAL_CLIPS, cfg.crop, cfg.footage.frames) if n_synth else {}
-
-    net, meta = load_weights(weights)
-    net.to(device)
+    pool = rehearsal_pool(REHEARSAL_CLIPS, cfg.crop, cfg.footage.frames) if round(cfg.rehearsal * cfg.batch) else {}
+    meta = read_metadata(weights)
     arch = meta["arch"]
-    t_check = time.monotonic()
-    base_check = check(net.eval(), held_w, bf16)
-    # Time kept back for the last check on the held-out windows: as long as the base's took.
-    check_cost = time.monotonic() - t_check
-
-    def step_loss(rng: np.random.Generator) -> Any:
-        batch = {k: v.to(device, non_blocking=True)
-                 for k, v in training_batch(train_w, cfg.crop, cfg.batch, rng).items()}
-        loss = n2n_loss(net, batch, bf16)
-        if n_synth:
-            synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
-            loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
-        return loss
-
-    def reload(state: dict[str, Any]) -> Check:
-        again, _ = load_weights(weights)
-        again.load_state_dict(state)
-        return check(again.to(device).eval(), held_w, bf16)
-
-    trained = guarded_training(net, cfg, base_check, step_loss, lambda n: check(n, held_w, bf16), reload,
-                               run_dir=run_dir, fingerprint=fingerprint, until=deadline - check_cost - 5.0,
-                               what="footage", desc=f"fine-tuning {arch}", quiet=quiet)
-    best, best_state, step, seconds = trained.best, trained.best_state, trained.step, trained.seconds
-    improved = significantly_better(best, base_check)
-    final, _ = load_weights(weights)
-    if improved:
-        final.load_state_dict(best_state)
-    summary = _summary(files, cfg, arch, weights, base_check, best if improved else base_check, improved, step,
-                       seconds, len(train_w), len(held_w), trained.history)
-    write_finetuned(final, out, arch, meta, summary)
+    run = guarded_training(
+        lambda: load_weights(weights)[0], cfg, device,
+        make_batch=lambda rng: training_batch(train_w, cfg.crop, cfg.batch, rng),
+        loss=lambda net, batch: n2n_loss(net, batch, bf16),
+        rehearsal=(lambda net, n, rng: rehearsal_loss(net, pool, n, rng, bf16)) if pool else None,
+        held_check=lambda net: check(net, held_w, bf16), run_dir=run_dir, fingerprint=fingerprint,
+        deadline=deadline, what="footage", desc=f"fine-tuning {arch}", quiet=quiet)
+    assert run.base is not None
+    best, base_check, improved = run.best, run.base, run.improved
+    summary = _summary(files, cfg, arch, weights, base_check, best if improved else base_check, improved, run.step,
+                       run.seconds, len(train_w), len(held_w), run.history)
+    write_finetuned(run.final, out, arch, meta, summary)
     card = out.with_suffix(".md")
     _write_card(card, summary)
     write_json(run_dir / "summary.json", summary)
-    return FinetuneResult(out, card, improved, base_check, best if improved else base_check, step, seconds,
+    return FinetuneResult(out, card, improved, base_check, best if improved else base_check, run.step, run.seconds,
                           (len(train_w), len(held_w)), summary)
 
 
 @dataclass
 class GuardedRun:
     """Where a fine-tuning run stands: steps and seconds trained (all calls together), the best
-    held-out check so far and the weights that gave it, and a check every check_every_s."""
+    held-out check so far and the weights that gave it, a check every check_every_s; at the
+    end the base's check, whether the best beats it and the network to write."""
 
     step: int
     seconds: float
     best: Check
     best_state: dict[str, Any]
     history: list[dict[str, Any]]
+    base: Check | None = None
+    improved: bool = False
+    final: Any = None
 
 
-def guarded_training(net: Any, cfg: FinetuneConfig, base_check: Check, step_loss: Callable[[np.random.Generator], Any],
-                     held_check: Callable[[Any], Check], reload: Callable[[dict[str, Any]], Check], *,
-                     run_dir: Path, fingerprint: str, until: float, what: str, desc: str,
-                     quiet: bool) -> GuardedRun:
-    """The training loop both kinds of fine-tuning share: AdamW with a short warm-up on
-    `step_loss(rng)` until the monotonic time `until`, the held-out check every
-    cfg.check_every_s (the best weights kept), a checkpoint in `run_dir` at each check, on
-    Ctrl-C/SIGTERM/SIGHUP and at the end; a checkpoint of the same `fingerprint` is continued
-    (`reload(best weights)` re-checks its best), one of another refused (`what` names the data).
+def guarded_training(load_base: Callable[[], Any], cfg: FinetuneConfig, device: str, *,
+                     make_batch: Callable[[np.random.Generator], dict[str, Any]], loss: Callable[[Any, dict[str, Any]], Any],
+                     rehearsal: Callable[[Any, int, np.random.Generator], Any] | None,
+                     held_check: Callable[[Any], Check], run_dir: Path, fingerprint: str, deadline: float, what: str,
+                     desc: str, quiet: bool) -> GuardedRun:
+    """The training both kinds of fine-tuning share. The base (`load_base()`, a fresh network)
+    is checked on the held-out data (`held_check`); then AdamW with a short warm-up on
+    `loss(net, make_batch(rng))` (moved to `device`), mixed with `rehearsal(net, n, rng)` (the
+    summed loss of n synthetic samples, cfg.rehearsal per footage sample), until `deadline`
+    less the time one check takes; a check every cfg.check_every_s keeps the best weights;
+    a checkpoint in `run_dir` at each check, on Ctrl-C/SIGTERM/SIGHUP and at the end. A
+    checkpoint of the same `fingerprint` is continued, one of another refused (`what` names
+    the data); `desc` labels the progress bar. Returns where the run stands, the base's check, whether the best beats it by
+    more than twice the standard error (`improved`) and the network to write (`final`: the
+    best weights if improved, else the base's).
 
     Raises:
         ConfigError: `run_dir` holds a run on other data or settings.
@@ -447,6 +436,26 @@ def guarded_training(net: Any, cfg: FinetuneConfig, base_check: Check, step_loss
     from tqdm import tqdm
 
     from streamdn.tools.train import _save_checkpoint
+
+    net = load_base().to(device)
+    t_check = time.monotonic()
+    base_check = held_check(net.eval())
+    # Time kept back for the last check on the held-out data: as long as the base's took.
+    until = deadline - (time.monotonic() - t_check) - 5.0
+    n_synth = round(cfg.rehearsal * cfg.batch) if rehearsal is not None else 0
+
+    def step_loss(rng: np.random.Generator) -> Any:
+        batch = {k: v.to(device, non_blocking=True) for k, v in make_batch(rng).items()}
+        value = loss(net, batch)
+        if n_synth:
+            assert rehearsal is not None
+            value = (value * cfg.batch + rehearsal(net, n_synth, rng)) / (cfg.batch + n_synth)
+        return value
+
+    def reload(state: dict[str, Any]) -> Check:
+        again = load_base()
+        again.load_state_dict(state)
+        return held_check(again.to(device).eval())
 
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     run = GuardedRun(0, 0.0, base_check, {k: v.clone() for k, v in net.state_dict().items()}, [])
@@ -485,13 +494,13 @@ def guarded_training(net: Any, cfg: FinetuneConfig, base_check: Check, step_loss
             ts = time.monotonic()
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (run.step + 1) / 20)
-            loss = step_loss(rng)
+            value = step_loss(rng)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             run.step += 1
-            recent.append(loss.item())
+            recent.append(value.item())
             now = time.monotonic()
             run.seconds += now - ts
             bar.update(min(now - ts, bar.total - bar.n))
@@ -515,6 +524,11 @@ def guarded_training(net: Any, cfg: FinetuneConfig, base_check: Check, step_loss
         signals.close()
     bar.close()
     checkpoint()
+    run.base = base_check
+    run.improved = significantly_better(run.best, base_check)
+    run.final = load_base()
+    if run.improved:
+        run.final.load_state_dict(run.best_state)
     return run
 
 

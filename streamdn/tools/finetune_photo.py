@@ -27,7 +27,6 @@ import json
 import math
 import os
 import resource
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from streamdn.atomic import write_atomically, write_json
 from streamdn.errors import ConfigError, SourceError
 from streamdn.tools.finetune import (REHEARSAL_CLIPS, REHEARSAL_SEED, Check, FinetuneConfig, FinetuneResult,
                                      base_weights, dihedral, guarded_training, prepare_run, reading_bar,
-                                     significantly_better, write_finetuned)
+                                     write_finetuned)
 
 CLIP_SIGMAS = 3.0   # pixels within this many noise sigmas of black or white are not scored
 
@@ -288,6 +287,7 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
         KeyboardInterrupt: Ctrl-C, SIGTERM or SIGHUP, after a checkpoint (the same call continues).
     """
     from streamdn.denoiser import Denoiser
+    from streamdn.models.network import read_metadata
     from streamdn.models.picture import load_photo_weights
 
     bursts = burst_folders(paths)
@@ -304,41 +304,20 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
         raise ConfigError(f"the bursts gave {len(crops)} crop(s) from {sum(len(b) for b in bursts)} shots; "
                           f"fine-tuning needs shots to train on and shots to check on: give bursts of 3 or "
                           f"more shots.")
-    n_synth = round(cfg.rehearsal * cfg.batch)
     size = 2 * cfg.crop
-    pool = rehearsal_pool(REHEARSAL_CLIPS, size) if n_synth else {}
-
-    net, meta = load_photo_weights(weights)
-    net.to(device)
+    pool = rehearsal_pool(REHEARSAL_CLIPS, size) if round(cfg.rehearsal * cfg.batch) else {}
+    meta = read_metadata(weights)
     arch = meta["arch"]
-    t_check = time.monotonic()
-    base_check = check(net.eval(), held_c, bf16)
-    check_cost = time.monotonic() - t_check
-
-    def step_loss(rng: np.random.Generator) -> Any:
-        batch = {k: v.to(device, non_blocking=True)
-                 for k, v in training_batch(train_c, size, cfg.batch, rng).items()}
-        loss = pair_loss(net, batch, bf16)
-        if n_synth:
-            synth = rehearsal_loss(net, pool, n_synth, rng, bf16)
-            loss = (loss * cfg.batch + synth) / (cfg.batch + n_synth)
-        return loss
-
-    def reload(state: dict[str, Any]) -> Check:
-        again, _ = load_photo_weights(weights)
-        again.load_state_dict(state)
-        return check(again.to(device).eval(), held_c, bf16)
-
-    trained = guarded_training(net, cfg, base_check, step_loss, lambda n: check(n, held_c, bf16), reload,
-                               run_dir=run_dir, fingerprint=fingerprint, until=deadline - check_cost - 5.0,
-                               what="bursts", desc=f"fine-tuning {arch}", quiet=quiet)
-    best, best_state, step, seconds = trained.best, trained.best_state, trained.step, trained.seconds
-    history = trained.history
-    improved = significantly_better(best, base_check)
-    final, _ = load_photo_weights(weights)
-    if improved:
-        final.load_state_dict(best_state)
-    kept = best if improved else base_check
+    run = guarded_training(
+        lambda: load_photo_weights(weights)[0], cfg, device,
+        make_batch=lambda rng: training_batch(train_c, size, cfg.batch, rng),
+        loss=lambda net, batch: pair_loss(net, batch, bf16),
+        rehearsal=(lambda net, n, rng: rehearsal_loss(net, pool, n, rng, bf16)) if pool else None,
+        held_check=lambda net: check(net, held_c, bf16), run_dir=run_dir, fingerprint=fingerprint,
+        deadline=deadline, what="bursts", desc=f"fine-tuning {arch}", quiet=quiet)
+    assert run.base is not None
+    base_check, improved, step, seconds, history = run.base, run.improved, run.step, run.seconds, run.history
+    kept = run.best if improved else base_check
     names = [str(b[0].parent.name) for b in bursts]
     summary = {
         "base": cfg.base, "base_file": weights.name, "arch": arch, "footage": names,
@@ -351,7 +330,7 @@ def finetune_photo(paths: Sequence[str], cfg: FinetuneConfig, *, quiet: bool = F
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "history": history,
     }
-    write_finetuned(final, out, arch, meta, summary, data="the bursts ",
+    write_finetuned(run.final, out, arch, meta, summary, data="the bursts ",
                     targets="other shots of each burst as targets, no clean pictures")
     card = out.with_suffix(".md")
     _write_card(card, summary)
