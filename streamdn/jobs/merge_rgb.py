@@ -203,7 +203,7 @@ def merge_pictures(dn: Denoiser, reference: np.ndarray, shots: Iterable[np.ndarr
         raise ConfigError(f"model '{dn.name}' is not a still-image network; merge_frames merges for a video model.")
     if not dn.enabled:
         return reference.copy(), (0.0, 0.0, 0.0), 0
-    ref_rgb, frame = _prepared(dn, reference)
+    ref_rgb, frame = prepared_shot(dn, reference)
     est = (0.0, 0.0, 0.0) if dn.strength is not None else dn.estimate_sigmas(frame)
     sigmas = dn.single_sigmas(est)
     acc = PictureMean(ref_rgb, frame, sigmas, getattr(model, "signal_dependent", True))
@@ -211,7 +211,7 @@ def merge_pictures(dn: Denoiser, reference: np.ndarray, shots: Iterable[np.ndarr
         if rgb.shape != reference.shape or rgb.dtype != reference.dtype:
             raise ConfigError(f"a shot of shape {rgb.shape} {rgb.dtype}; the reference is {reference.shape} "
                               f"{reference.dtype}: a burst needs shots of one size and depth.")
-        acc.add(_prepared(dn, rgb)[0])
+        acc.add(prepared_shot(dn, rgb)[0])
     mean = acc.mean()
     scale = (1.0 / np.sqrt(acc.count_half)).astype(np.float32)
     if tile is None:
@@ -259,7 +259,7 @@ def restore_detail(mean: np.ndarray, denoised: np.ndarray, noise: np.ndarray, bo
     return denoised + gain * r
 
 
-def _prepared(dn: Denoiser, rgb: np.ndarray) -> tuple[np.ndarray, Frame]:
+def prepared_shot(dn: Denoiser, rgb: np.ndarray) -> tuple[np.ndarray, Frame]:
     """A shot and its 16-bit YUV frame, impulse noise removed as for a single picture (its
     pixels then come from the cleaned frame)."""
     frame = rgb_to_frame(rgb)

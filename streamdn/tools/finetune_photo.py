@@ -128,12 +128,12 @@ def pair_crops(model: Any, dn: Any, shot: np.ndarray, other: np.ndarray, crops: 
     ever held in float (a 12-megapixel pair: about 1.3 GB at the peak)."""
     from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA
     from streamdn.jobs.burst import Aligner
-    from streamdn.jobs.merge_rgb import PictureMean, _prepared
+    from streamdn.jobs.merge_rgb import PictureMean, prepared_shot
     from streamdn.models.network import pack_with_noise_map
 
-    rgb, frame = _prepared(dn, shot)
+    rgb, frame = prepared_shot(dn, shot)
     sigmas = dn.single_sigmas(dn.estimate_sigmas(frame))
-    aligned = _prepared(dn, Aligner(rgb)(other))[0]
+    aligned = prepared_shot(dn, Aligner(rgb)(other))[0]
     signal_dependent = getattr(model, "signal_dependent", True)
     warped, trust = PictureMean(rgb, frame, sigmas, signal_dependent).warp(aligned)
     del aligned
