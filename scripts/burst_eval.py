@@ -44,8 +44,9 @@ import numpy as np
 
 from streamdn import Denoiser
 from streamdn.data.noise import NoiseSpec, add_noise, parse_noise
-from streamdn.jobs.burst import OVERLAP, Aligner, feed_order, merge_frames
+from streamdn.jobs.burst import OVERLAP, feed_order, merge_frames
 from streamdn.jobs.merge_rgb import merge_pictures
+from streamdn.models.merge import Aligner
 from streamdn.jobs.still import TILE, denoise_pixels, frame_to_rgb, rgb_to_frame
 from streamdn.metrics import psnr
 from streamdn.tools.temporal import SCENES, _picture

@@ -11,7 +11,7 @@ import numpy as np
 from streamdn.arrays import from_image, from_planes, from_tensor, is_tensor
 from streamdn.config import ModelConfig
 from streamdn.errors import ConfigError, DeviceError, warn
-from streamdn.frames import Frame
+from streamdn.frames import PLANE_SIGMA_PER_RGB_SIGMA, Frame  # noqa: F401  (re-exported)
 from streamdn.kernels import count_impulses, estimate_sigma, remove_impulses, sigma_from_block_stats
 from streamdn.models import FrameModel, create_model, model_info
 from streamdn.models.network import NOISE_BLOCK, luma_block_stats
@@ -38,17 +38,6 @@ def resolve_device(spec: str) -> str:
         raise DeviceError(f"device '{spec}': only {torch.cuda.device_count()} CUDA device(s) present; "
                           f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}.")
     return "cuda" if spec == "auto" else spec
-
-
-# A fixed strength is the sigma of Gaussian noise on the RGB picture in 8-bit units (how noise
-# is usually quoted, and what BM3D or a noise generator is given). Independent RGB noise of sigma s
-# shows up in BT.601 limited-range 4:2:0 planes as s * |row of the RGB->YCbCr matrix| * 219/255
-# (224/255 for chroma), the chroma further halved by the 2x2 average of 4:2:0:
-PLANE_SIGMA_PER_RGB_SIGMA = (
-    float(np.hypot.reduce([0.299, 0.587, 0.114]) * 219 / 255),                  # Y  0.574
-    float(np.hypot.reduce([0.168736, 0.331264, 0.5]) * 224 / 255 / 2),          # Cb 0.274
-    float(np.hypot.reduce([0.5, 0.418688, 0.081312]) * 224 / 255 / 2),          # Cr 0.289
-)
 
 
 def parse_strength(value: str | float | None) -> float | None:

@@ -4,6 +4,7 @@ conversions between PyAV frames, numpy images (Frame.from_ndarray / to_ndarray) 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -15,6 +16,17 @@ from streamdn.errors import ConfigError
 
 # The PyAV pixel-format names Frame.from_ndarray and Frame.to_ndarray know.
 NDARRAY_FORMATS = ("bgr24", "rgb24", "gray", "gray8", "yuv420p")
+
+
+# A fixed strength is the sigma of Gaussian noise on the RGB picture in 8-bit units (how noise
+# is usually quoted, and what BM3D or a noise generator is given). Independent RGB noise of sigma s
+# shows up in BT.601 limited-range 4:2:0 planes as s * |row of the RGB->YCbCr matrix| * 219/255
+# (224/255 for chroma), the chroma further halved by the 2x2 average of 4:2:0:
+PLANE_SIGMA_PER_RGB_SIGMA = (
+    float(np.hypot.reduce([0.299, 0.587, 0.114]) * 219 / 255),                  # Y  0.574
+    float(np.hypot.reduce([0.168736, 0.331264, 0.5]) * 224 / 255 / 2),          # Cb 0.274
+    float(np.hypot.reduce([0.5, 0.418688, 0.081312]) * 224 / 255 / 2),          # Cr 0.289
+)
 
 
 def chroma_size(width: int, height: int) -> tuple[int, int]:
@@ -347,3 +359,37 @@ def planes_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, bit_depth: int,
     if dtype == np.uint16:
         return np.clip(rgb * np.float32(257.0) + 0.5, 0, 65535).astype(np.uint16)
     return rgb * np.float32(1.0 / 255.0)
+
+
+def tile_boxes(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[tuple[int, int, int, int],
+                                                                         tuple[int, int, int, int]]]:
+    """(kept box, box with context) per tile of an h x w picture, each (top, left, bottom,
+    right) in luma pixels; with an even `tile` and `overlap`, on even coordinates (whole 2x2
+    chroma blocks)."""
+    for t0 in range(0, h, tile):
+        for s0 in range(0, w, tile):
+            t1, s1 = min(t0 + tile, h), min(s0 + tile, w)
+            yield (t0, s0, t1, s1), (max(t0 - overlap, 0), max(s0 - overlap, 0),
+                                     min(t1 + overlap, h), min(s1 + overlap, w))
+
+
+def crop_frame(frame: Frame, box: tuple[int, int, int, int]) -> Frame:
+    """The part of a 4:2:0 frame inside `box` (top, left, bottom, right; even top and left)."""
+    a0, b0, a1, b1 = box
+    return frame.with_planes(frame.y[a0:a1, b0:b1], frame.u[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2],
+                             frame.v[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
+
+
+def rgb_to_frame(rgb: np.ndarray) -> Frame:
+    """(H, W, 3) uint8 or uint16 RGB -> a 16-bit YUV 4:2:0 Frame (BT.601 limited range, the
+    model's training colour space; chroma the mean of each 2x2 block; 8-bit values scaled by 257)."""
+    y, u, v = rgb_to_planes(rgb, 16)
+    return Frame(y=y, u=u, v=v, bit_depth=16)
+
+
+def frame_to_rgb(frame: Frame, dtype: np.dtype) -> np.ndarray:
+    """A 16-bit YUV 4:2:0 Frame -> (H, W, 3) RGB of `dtype` (uint8 or uint16), chroma upsampled
+    bilinearly; the inverse of rgb_to_frame up to the chroma subsampling."""
+    if frame.bit_depth != 16:
+        raise ConfigError(f"frame_to_rgb takes 16-bit frames, not {frame.bit_depth}-bit.")
+    return planes_to_rgb(frame.y, frame.u, frame.v, 16, dtype)

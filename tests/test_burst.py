@@ -17,11 +17,12 @@ from streamdn.cli import main
 from streamdn.errors import ConfigError
 from streamdn.io.stills import Still, read_still, write_still
 from streamdn.jobs import burst as burst_job
-from streamdn.jobs.burst import (Aligner, burst_files, burst_model, feed_order, merge_burst, merge_frames,
+from streamdn.jobs.burst import (burst_files, burst_model, feed_order, merge_burst, merge_frames,
                                  motion_model)
-from streamdn.jobs.merge_rgb import PictureMean, merge_pictures, restore_detail
+from streamdn.jobs.merge_rgb import merge_pictures
 from streamdn.jobs.still import denoise_pixels, denoise_still, frame_to_rgb, rgb_to_frame
 from streamdn.metrics import psnr
+from streamdn.models.merge import Aligner, PictureMean, restore_detail
 
 from stills_helpers import scene
 

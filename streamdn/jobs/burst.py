@@ -64,6 +64,7 @@ from streamdn.jobs.still import (TILE, check_still_paths, crop_frame, frame_to_r
 from streamdn.kernels import match_add, unpack_yuv420
 from streamdn.kernels.motion import warp_packed_lanczos
 from streamdn.models import FrameModel
+from streamdn.models.merge import Aligner
 from streamdn.models.motion import FlowEstimator, packed_luma_u8
 
 OVERLAP = 64   # luma pixels of context on each side of a tile (the motion between shots must fit)
@@ -74,7 +75,6 @@ OVERLAP = 64   # luma pixels of context on each side of a tile (the motion betwe
 # +4.34-4.36 dB on chelsea and +3.11-3.19 -> +3.41-3.58 on coffee with Gaussian sigma 20; low
 # light (Poisson-Gaussian) unchanged.
 BURST_RAMP = (1.0, 4.0)
-ALIGN_SIDE = 640   # the global alignment works on lumas scaled down to this long side (at most)
 
 
 @dataclass
@@ -416,69 +416,6 @@ def _tile_models(dn: Denoiser, count: int) -> list[FrameModel]:
 
 
 # -- global alignment ------------------------------------------------------------------------------
-
-
-class Aligner:
-    """Brings each shot onto the reference by one homography (the camera's shake: shift,
-    rotation, perspective), so the model's own flow has only what is left to follow (parallax,
-    moving subjects) and no tile sees more motion than its context holds.
-
-    The homography is fitted (RANSAC) to a dense optical flow (OpenCV's DIS) from the reference
-    to the shot on their lumas scaled down to ALIGN_SIDE pixels at most and blurred (noise
-    averaged away); where the fit fails the shot is left as it is. The shot is then resampled
-    with an 8x8 Lanczos kernel; outside its view the border repeats (the model's gate does not
-    trust what does not match the reference there).
-    """
-
-    def __init__(self, reference: np.ndarray) -> None:
-        """reference: (H, W, 3) uint8 or uint16 RGB."""
-        self.height, self.width = reference.shape[:2]
-        self.scale = max(1.0, max(self.height, self.width) / ALIGN_SIDE)
-        self._ref = self._luma(reference)
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-
-    def _luma(self, rgb: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if grey.dtype == np.uint16:
-            grey = (grey >> 8).astype(np.uint8)
-        if self.scale > 1.0:
-            size = (max(1, round(self.width / self.scale)), max(1, round(self.height / self.scale)))
-            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        return cv2.GaussianBlur(grey, (0, 0), 1.0)
-
-    def homography(self, rgb: np.ndarray) -> np.ndarray | None:
-        """The 3x3 map from reference pixels to the shot's pixels, or None where no reliable
-        fit is found (too small a picture, too few matching points)."""
-        small = self._luma(rgb)
-        h, w = small.shape
-        if h < 32 or w < 32:
-            return None
-        flow = self._dis.calc(self._ref, small, None)
-        step = max(2, min(h, w) // 48)
-        margin = max(4, min(h, w) // 16)
-        yy, xx = np.mgrid[margin:h - margin:step, margin:w - margin:step]
-        src = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float32)
-        dst = src + flow[yy.ravel(), xx.ravel()]
-        if len(src) < 16:
-            return None
-        hom, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 1.0)
-        if hom is None or inliers is None or inliers.mean() < 0.3:
-            return None
-        # Scaled-down pixels -> full-size pixels (pixel centres: x_full = (x + 0.5) * s - 0.5).
-        s = self.scale
-        to_full = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])
-        return to_full @ hom @ np.linalg.inv(to_full)
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """The shot resampled onto the reference (the shot itself where no fit is found)."""
-        return self.warp(rgb, self.homography(rgb))
-
-    def warp(self, rgb: np.ndarray, hom: np.ndarray | None) -> np.ndarray:
-        """The shot resampled along `hom` (see homography); the shot itself when None."""
-        if hom is None:
-            return rgb
-        return cv2.warpPerspective(rgb, hom, (self.width, self.height),
-                                   flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 # -- checks ----------------------------------------------------------------------------------------

@@ -1,25 +1,10 @@
-"""A burst merged for a still-image network: the mean of the shots in full-resolution RGB, then
-the network over it with a noise map lowered by the number of shots averaged at each pixel.
-
-Where a motion network merges a burst by running its recursion over the shots (streamdn.jobs.
-burst), a still-image network (`photo`) has no past to carry. It gets the picture a long
-exposure would have given instead: every shot, already aligned with the reference as a whole
-(the caller's homography), is warped onto the reference along its own optical flow (DIS on the
-half-resolution lumas, 8x8 blocks that match as well at zero motion kept at exactly zero: after
-the homography most of the picture should not move, and a flow estimated between two noisy
-shots is noise there), resampled once with an 8x8 Lanczos kernel, and added where it matches
-the reference (streamdn.kernels.mismatch_map: the mean absolute difference over 5x5 pixels
-against the noise of a difference of two shots, in a unit measured on the shots): a moving
-subject or an occlusion keeps the reference's pixels alone, so no ghost. Near black and white the mean of clipped noise is biased
-(the noise cut off below 0 and above 1 is missing); streamdn.kernels.unclip_mean takes it back
-to the level the shots measure. The network then sees that mean with the reference's noise
-map times 1 / sqrt(shots averaged): it removes what noise is left and no more. At such low
-noise a network also smooths fine texture, which the mean of many shots still holds:
-restore_detail gives back whatever the network took beyond the mean's expected noise.
+"""A burst merged for a still-image network (`photo`): the shots' mean in full-resolution RGB
+(streamdn.models.merge.PictureMean), then the network over it with a noise map lowered by the
+number of shots averaged at each pixel (streamdn.models.merge.denoise_mean). This module adds
+what a Denoiser brings: its noise estimate or fixed strength, its impulse setting.
 
 Measured on synthetic hand-held bursts (`python scripts/burst_eval.py --models photo`), see
-docs/photo.md. Memory: the mean's sum and the shot being added, about 40 bytes per pixel,
-whatever the number of shots.
+docs/photo.md.
 """
 
 from __future__ import annotations
@@ -27,156 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import cv2
 import numpy as np
 
-from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA, Denoiser, remove_frame_impulses
+from streamdn.denoiser import Denoiser, remove_frame_impulses
 from streamdn.errors import ConfigError
-from streamdn.frames import Frame
-from streamdn.jobs.still import TILE, crop_frame, frame_to_rgb, rgb_to_frame, tile_boxes
-from streamdn.kernels import add_shot, mismatch_map, pack_yuv420, unclip_mean
-from streamdn.kernels.motion import flow_maps
-from streamdn.models.motion import StateWarper, StillTest
-from streamdn.models.network import noise_curve, pack_with_noise_map
-
-OVERLAP = 32   # luma pixels of context each side of the network's tiles (at least its own context)
-DETAIL_BOX = 7   # restore_detail's window
-# The 10th percentile and the median of streamdn.kernels.mismatch_map between two shots that differ
-# by noise alone, at the level the noise map gives (measured 0.65-0.71 and 0.74-0.80 on synthetic
-# bursts with Gaussian and Poisson-Gaussian noise; 1.10-1.14 and 1.40-1.47 under JPEG-compressed
-# low-light noise).
-NOISE_MISMATCH = (0.68, 0.77)
-CONSISTENT = 1.25   # a shot's unit is at most this times the lowest of the shots added before it
-# Below this luma noise sigma (8-bit units) the unit stays 1: two nearly clean shots differ by
-# their alignment's errors, which the match test must see (measured: salt-and-pepper noise,
-# removed on each shot, left sigma 0.4; with the measured unit the merge lost 2 dB there).
-MIN_UNIT_SIGMA = 2.0
-
-
-class PictureMean:
-    """The mean of a burst's shots on the reference's grid, in full-resolution RGB.
-
-    Attributes (chosen on synthetic bursts, scripts/burst_eval.py seeds 0 and 1):
-        match: the mismatch (streamdn.kernels.mismatch_map, in the measured unit) of full trust
-            and of none; the tighter (1.0, 1.3) of the video path left shots out in low light
-            for no gain.
-        still: the zero-motion test of the shots' flow: a block keeps exactly zero motion when
-            it matches as well (5 % and half a level per pixel) and moves under 0.6
-            half-resolution pixels. Against the flow as estimated: +0.1-0.3 dB.
-        max_unit: the most the measured noise unit may exceed the noise map's (see add): 1.65
-            was measured under JPEG-compressed low-light noise, where the noise map's own unit
-            left half the shots out. A shot of another scene measures 1.9-3.3 and is then
-            judged with this unit, or with 1.25 times the lowest unit of the shots before it: its
-            low-contrast parts may be taken for noise when it comes first.
-    """
-
-    match: tuple[float, float] = (1.2, 1.6)
-    max_unit: float = 2.0
-    box: int = 5
-    still: StillTest = StillTest(rel=0.05, margin=0.5, small=0.6)
-
-    def __init__(self, reference: np.ndarray, frame: Frame, sigmas: tuple[float, float, float],
-                 signal_dependent: bool = True) -> None:
-        """Args:
-            reference: (H, W, 3) uint8 or uint16 RGB, the shot the others are brought onto.
-            frame: its 16-bit YUV 4:2:0 frame (streamdn.jobs.still.rgb_to_frame).
-            sigmas: the Y, U, V noise sigmas of one shot (8-bit units).
-            signal_dependent: shape the noise by brightness (the picture's fitted noise curve).
-        """
-        self.height, self.width = reference.shape[:2]
-        self._scale = np.float32(1.0 / np.iinfo(reference.dtype).max)
-        self.ref_packed, self.sigma_map = pack_with_noise_map(frame, sigmas, signal_dependent)
-        self._reference = reference
-        self._sum: np.ndarray | None = None      # made at the first add (warp alone needs none)
-        self._count: np.ndarray | None = None
-        self.count_half = np.ones(self.ref_packed.shape[:2], np.float32)
-        self.shots = 1
-        self.units: list[float] = []        # per shot: the unit of its match test
-        self.noise_units: list[float] = []  # per shot: the unit of its typical noise (noise())
-        self._warper = StateWarper(still=self.still)
-        self._gx = np.empty((2 * self.ref_packed.shape[0], 2 * self.ref_packed.shape[1]), np.float32)
-        self._gy = np.empty_like(self._gx)
-        self.curve = noise_curve(frame) if signal_dependent else np.array([1.0, 0.0, 0.0])
-        self.sigma_y = float(sigmas[0])
-        self.sigma_rgb = self.sigma_y / PLANE_SIGMA_PER_RGB_SIGMA[0] / 255.0
-
-    @property
-    def sum(self) -> np.ndarray:
-        """(H, W, 3) float32: the sum of the shots added (the reference included), [0, 1] units."""
-        if self._sum is None:
-            self._sum = self._reference.astype(np.float32) * self._scale
-        return self._sum
-
-    @property
-    def count(self) -> np.ndarray:
-        """(H, W) float32: the shots counted at each pixel (the sum of their trusts, the reference's 1)."""
-        if self._count is None:
-            self._count = np.ones((self.height, self.width), np.float32)
-        return self._count
-
-    def add(self, rgb: np.ndarray) -> None:
-        """Warps a shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) onto the
-        reference along its own flow and adds it where it matches."""
-        warped, trust = self.warp(rgb)
-        add_shot(self.sum, self.count, warped, float(self._scale), trust)
-        self.count_half += trust
-        self.shots += 1
-
-    def warp(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) warped onto the
-        reference along its own flow (same dtype), and how far it may be trusted there: (H2, W2)
-        float32 in [0, 1], one value per 2x2 pixels (see add). Adds nothing."""
-        if rgb.shape != (self.height, self.width, 3):
-            raise ConfigError(f"shot of shape {rgb.shape}; the reference is {self.height}x{self.width}.")
-        self._warper.reset()
-        flow = self._warper.estimate(self.ref_packed, _packed(rgb_to_frame(rgb)))
-        flow_maps(flow, 2, self._gx, self._gy)
-        gx, gy = self._gx[:self.height, :self.width], self._gy[:self.height, :self.width]
-        if gx.shape != self._gx.shape:
-            gx, gy = np.ascontiguousarray(gx), np.ascontiguousarray(gy)
-        # Resampled in the picture's own depth: the rounding (a twelfth of a level squared) is
-        # nothing beside any noise worth merging, and the shot is never held in float.
-        warped = cv2.remap(rgb, gx, gy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
-        d = mismatch_map(_packed(rgb_to_frame(warped)), self.ref_packed, self.sigma_map, self.box,
-                         np.empty(self.count_half.shape, np.float32))
-        # The noise as the shots show it: where the noise map under-rates the noise of a
-        # difference (noise correlated by compression or demosaicing, a mis-estimated level),
-        # the whole shot would look mismatched. The best-matching tenth of the shot against its
-        # value for noise alone sets the unit (within 1 and max_unit); a low quantile, so that
-        # a subject moving over much of the picture does not raise it.
-        # The noise is the burst's, not a shot's: a shot measuring far more than those before it
-        # is of something else, and is judged with their unit.
-        top = min(self.max_unit, CONSISTENT * min(self.units)) if self.units else self.max_unit
-        if self.sigma_y < MIN_UNIT_SIGMA:
-            top = 1.0   # nearly clean: what mismatches is the alignment, not the noise
-        low, mid = np.percentile(d[::2, ::2], (10, 50))
-        unit = float(np.clip(low / NOISE_MISMATCH[0], 1.0, top))
-        self.units.append(unit)
-        self.noise_units.append(float(np.clip(mid / NOISE_MISMATCH[1], 1.0, top)))
-        lo, hi = self.match[0] * unit, self.match[1] * unit
-        return warped, np.clip((hi - d) / (hi - lo), 0.0, 1.0, out=d)
-
-    def mean(self) -> np.ndarray:
-        """The mean, (H, W, 3) float32 in [0, 1], taken back from the bias of clipped noise. The
-        sum becomes the mean in place and what only adding needs is let go (the flow's buffers,
-        the packed reference): call it once, after the last shot."""
-        self._warper = self._gx = self._gy = None  # type: ignore[assignment]
-        self.ref_packed = self.sigma_map = None  # type: ignore[assignment]
-        mean = np.divide(self.sum, self.count[..., None], out=self.sum)
-        a, b, ref = (float(v) for v in self.curve)
-        unclip_mean(mean, self.count, self.sigma_rgb, a, b, ref, 8, mean)
-        return np.clip(mean, 0.0, 1.0, out=mean)
-
-    def noise(self, mean: np.ndarray, count: np.ndarray) -> np.ndarray:
-        """The noise sigma of (part of) the mean per pixel and channel, (H, W, 3) float32: one
-        shot's at each channel's level (the noise curve), over sqrt(count), in the unit the
-        shots showed (add: the median mismatch, the typical noise, where the match test takes
-        a low quantile). The unit matters: with the noise map's own, restore_detail gave back
-        0.2 dB less in daylight and left noise in low light."""
-        a, b, ref = (float(v) for v in self.curve)
-        var = np.maximum(np.float32(a) + np.float32(b) * mean, 0.0) / np.float32(max(a + b * ref, 1e-12))
-        unit = float(np.median(self.noise_units)) if self.noise_units else 1.0
-        return np.sqrt(var / count[..., None]) * np.float32(self.sigma_rgb * unit)
+from streamdn.frames import Frame, frame_to_rgb, rgb_to_frame
+from streamdn.jobs.still import TILE
+from streamdn.models.merge import OVERLAP, PictureMean, denoise_mean
 
 
 def merge_pictures(dn: Denoiser, reference: np.ndarray, shots: Iterable[np.ndarray], *,
@@ -212,51 +54,11 @@ def merge_pictures(dn: Denoiser, reference: np.ndarray, shots: Iterable[np.ndarr
             raise ConfigError(f"a shot of shape {rgb.shape} {rgb.dtype}; the reference is {reference.shape} "
                               f"{reference.dtype}: a burst needs shots of one size and depth.")
         acc.add(prepared_shot(dn, rgb)[0])
-    mean = acc.mean()
-    scale = (1.0 / np.sqrt(acc.count_half)).astype(np.float32)
     if tile is None:
         tile = int(getattr(model, "tile", TILE))
-    tile -= tile % 2
-    overlap = max(overlap, int(getattr(model, "context", 0)), DETAIL_BOX)
-    overlap += overlap % 2
-    out = np.empty_like(reference)
-    maxv = np.float32(np.iinfo(reference.dtype).max)
-    tiles = 0
-    for (t0, s0, t1, s1), box in tile_boxes(frame.height, frame.width, tile, overlap):
-        a0, b0, a1, b1 = box
-        part = mean[a0:a1, b0:b1]
-        packed = model.pack_picture(part, crop_frame(frame, box), sigmas,
-                                    noise_scale=scale[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
-        res = model.forward(packed)[0].permute(1, 2, 0).float().cpu().numpy()
-        res = restore_detail(part, res, acc.noise(part, acc.count[a0:a1, b0:b1]))
-        k = (slice(t0 - a0, t1 - a0), slice(s0 - b0, s1 - b0))
-        out[t0:t1, s0:s1] = np.clip(res[k] * maxv + np.float32(0.5), 0, maxv).astype(reference.dtype)
-        tiles += 1
+    out, tiles = denoise_mean(model, acc, frame, sigmas, reference.dtype, tile, overlap)
     dn.reset()
     return out, sigmas, tiles
-
-
-def restore_detail(mean: np.ndarray, denoised: np.ndarray, noise: np.ndarray, box: int = 7) -> np.ndarray:
-    """Gives back what the network took from the mean beyond its noise (a local Wiener gain on
-    the difference, per channel): at low noise a network smooths fine texture along with the
-    noise, and the mean of many shots still holds it.
-
-    With r = mean - denoised and v its local mean square over box x box pixels, the result is
-    denoised + max(v - noise^2, 0) / v * r: where r is no larger than the mean's noise it is
-    noise and stays removed, where it is larger the excess is detail and comes back.
-
-    Args:
-        mean, denoised: (H, W, 3) float32.
-        noise: (H, W, 3) float32, the mean's noise sigma per pixel and channel.
-        box: the window's side.
-
-    Returns:
-        (H, W, 3) float32, a new array.
-    """
-    r = mean - denoised
-    power = cv2.boxFilter(r * r, -1, (box, box), normalize=True, borderType=cv2.BORDER_REFLECT)
-    gain = np.clip(1.0 - noise * noise / np.maximum(power, np.float32(1e-12)), 0.0, 1.0)
-    return denoised + gain * r
 
 
 def prepared_shot(dn: Denoiser, rgb: np.ndarray) -> tuple[np.ndarray, Frame]:
@@ -268,10 +70,3 @@ def prepared_shot(dn: Denoiser, rgb: np.ndarray) -> tuple[np.ndarray, Frame]:
         if frame.extra.get("impulses_removed"):
             rgb = frame_to_rgb(frame, rgb.dtype)
     return rgb, frame
-
-
-def _packed(frame: Frame) -> np.ndarray:
-    """A 16-bit frame packed as the networks take it, (H2, W2, 6) float32 in [0, 1]."""
-    h2, w2 = (frame.height + 1) // 2, (frame.width + 1) // 2
-    return pack_yuv420(frame.y, frame.u, frame.v, 1.0 / 65535.0, np.empty((h2, w2, 6), np.float32))
-

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 
 from streamdn.denoiser import Denoiser, remove_frame_impulses
 from streamdn.errors import ConfigError, SinkError, SourceError
-from streamdn.frames import Frame, planes_to_rgb, rgb_to_planes
+from streamdn.frames import Frame, crop_frame, frame_to_rgb, rgb_to_frame, tile_boxes  # noqa: F401  (re-exported)
 from streamdn.io.stills import (RAW_EXTENSIONS, STILL_FORMATS, output_format, read_still,
                                 write_still)
 
@@ -203,25 +202,6 @@ def denoise_pixels(dn: Denoiser, rgb: np.ndarray, *, tile: int | None = None,
     return frame_to_rgb(frame.with_planes(out_y, out_u, out_v), rgb.dtype), sigmas, count
 
 
-def tile_boxes(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[tuple[int, int, int, int],
-                                                                         tuple[int, int, int, int]]]:
-    """(kept box, box with context) per tile of an h x w picture, each (top, left, bottom,
-    right) in luma pixels; with an even `tile` and `overlap`, on even coordinates (whole 2x2
-    chroma blocks)."""
-    for t0 in range(0, h, tile):
-        for s0 in range(0, w, tile):
-            t1, s1 = min(t0 + tile, h), min(s0 + tile, w)
-            yield (t0, s0, t1, s1), (max(t0 - overlap, 0), max(s0 - overlap, 0),
-                                     min(t1 + overlap, h), min(s1 + overlap, w))
-
-
-def crop_frame(frame: Frame, box: tuple[int, int, int, int]) -> Frame:
-    """The part of a 4:2:0 frame inside `box` (top, left, bottom, right; even top and left)."""
-    a0, b0, a1, b1 = box
-    return frame.with_planes(frame.y[a0:a1, b0:b1], frame.u[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2],
-                             frame.v[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
-
-
 def _denoise_rgb_tiles(model: Any, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float],
                        tile: int, overlap: int) -> tuple[np.ndarray, int]:
     """denoise_pixels for a model that takes pictures in RGB (streamdn.models.picture.PhotoModel):
@@ -241,16 +221,3 @@ def _denoise_rgb_tiles(model: Any, rgb: np.ndarray, frame: Frame, sigmas: tuple[
     return out, count
 
 
-def rgb_to_frame(rgb: np.ndarray) -> Frame:
-    """(H, W, 3) uint8 or uint16 RGB -> a 16-bit YUV 4:2:0 Frame (BT.601 limited range, the
-    model's training colour space; chroma the mean of each 2x2 block; 8-bit values scaled by 257)."""
-    y, u, v = rgb_to_planes(rgb, 16)
-    return Frame(y=y, u=u, v=v, bit_depth=16)
-
-
-def frame_to_rgb(frame: Frame, dtype: np.dtype) -> np.ndarray:
-    """A 16-bit YUV 4:2:0 Frame -> (H, W, 3) RGB of `dtype` (uint8 or uint16), chroma upsampled
-    bilinearly; the inverse of rgb_to_frame up to the chroma subsampling."""
-    if frame.bit_depth != 16:
-        raise ConfigError(f"frame_to_rgb takes 16-bit frames, not {frame.bit_depth}-bit.")
-    return planes_to_rgb(frame.y, frame.u, frame.v, 16, dtype)

@@ -127,8 +127,8 @@ def pair_crops(model: Any, dn: Any, shot: np.ndarray, other: np.ndarray, crops: 
     shape and dtype): `other` aligned onto `shot` as a burst merge aligns it. Only the crops are
     ever held in float (a 12-megapixel pair: about 1.3 GB at the peak)."""
     from streamdn.denoiser import PLANE_SIGMA_PER_RGB_SIGMA
-    from streamdn.jobs.burst import Aligner
-    from streamdn.jobs.merge_rgb import PictureMean, prepared_shot
+    from streamdn.jobs.merge_rgb import prepared_shot
+    from streamdn.models.merge import Aligner, PictureMean
     from streamdn.models.network import pack_with_noise_map
 
     rgb, frame = prepared_shot(dn, shot)
