@@ -1,5 +1,6 @@
 """Registry entries of the trained networks (video: `fast`, `fast_mc`, `quality`, `tdn_tiny`; still
-pictures: `photo`, `photo_tiny`), filled from their
+pictures: `photo`, `photo_tiny`; files, merging a window of frames: `window`, `window_tiny`), filled
+from their
 model cards in weights/<name>.toml where one ships, and the loader of .safetensors weight files.
 Importing this module does not import torch: streamdn.models.network is imported when a network
 is built or a weight file read."""
@@ -7,6 +8,7 @@ is built or a weight file read."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,10 @@ TEST_ARCHS = ("tdn_tiny", "photo_tiny")   # listed with random weights, for test
 NETWORK_OPTIONS = ("device", "dtype", "signal_dependent", "cut_threshold", "fused", "low_noise_blend",
                    "long_average")
 
+# Windowed models (streamdn.models.window): the still-image network each runs over the mean.
+WINDOW_ARCHS = {"window": "photo", "window_tiny": "photo_tiny"}
+WINDOW_OPTIONS = ("before", "after")
+
 SUMMARIES = {
     "fast": "recurrent gated U-Net, three scales, ~6k MAC/px: the CPU model",
     "fast_mc": "fast with a motion-compensated recursion (warped state, frame count): sharper, ~1.7x the time",
@@ -39,6 +45,8 @@ SUMMARIES = {
     "tdn_tiny": "tiny recurrent network for tests (random weights)",
     "photo": "still-image network (FFDNet-style, full-resolution RGB, ~96k MAC/px): photographs",
     "photo_tiny": "tiny still-image network for tests (random weights)",
+    "window": "files: each frame merged with 4 before and 4 after it, aligned, then photo (~2 s/720p frame)",
+    "window_tiny": "window over photo_tiny, for tests (random weights)",
 }
 
 
@@ -63,6 +71,26 @@ def _info(name: str) -> ModelInfo:
         trained_on=card.get("training", {}).get("noise"),
         val_psnr=val.get("psnr_awgn20"),
     )
+
+
+def _window_factory(name: str) -> Any:
+    base = WINDOW_ARCHS[name]
+    val = read_card(name).get("validation", {}).get("psnr_awgn20")   # its own card: video clips, not pictures
+    info = replace(_info(base), name=name, temporal=True, summary=SUMMARIES[name], window=(4, 4), val_psnr=val)
+
+    @register(info, options=(*NETWORK_OPTIONS, *WINDOW_OPTIONS, "weights"))
+    def factory(**kw: Any) -> FrameModel:
+        from .picture import create_photo_model
+        from .window import WindowModel
+
+        window = {k: kw.pop(k) for k in WINDOW_OPTIONS if k in kw}
+        weights = kw.pop("weights", "default" if base not in TEST_ARCHS else None)
+        photo = create_photo_model(base, _info(base), weights, **kw)
+        before, after = window.get("before", 4), window.get("after", 4)
+        return WindowModel(photo, replace(info, window=(int(before), int(after))), before=before, after=after)
+
+    factory.__name__ = name
+    return factory
 
 
 def _factory(name: str) -> Any:
@@ -92,6 +120,9 @@ if (WEIGHTS_DIR / "quality.safetensors").is_file():  # listed only once trained 
 if (WEIGHTS_DIR / "photo.safetensors").is_file():
     photo = _factory("photo")
 photo_tiny = _factory("photo_tiny")
+if (WEIGHTS_DIR / "photo.safetensors").is_file():
+    window = _window_factory("window")
+window_tiny = _window_factory("window_tiny")
 
 
 def _file_info(path: str) -> ModelInfo:

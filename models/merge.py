@@ -24,6 +24,7 @@ whatever the number of shots.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -50,6 +51,18 @@ CONSISTENT = 1.25   # a shot's unit is at most this times the lowest of the shot
 # their alignment's errors, which the match test must see (measured: salt-and-pepper noise,
 # removed on each shot, left sigma 0.4; with the measured unit the merge lost 2 dB there).
 MIN_UNIT_SIGMA = 2.0
+
+
+@dataclass
+class Shot:
+    """A shot warped onto the reference (PictureMean.measure): its pixels, its mismatch map
+    ((H2, W2) float32, streamdn.kernels.mismatch_map) and the units of noise it shows (the match
+    test's, from a low quantile of the mismatch; the typical noise's, from its median)."""
+
+    warped: np.ndarray
+    mismatch: np.ndarray
+    unit: float
+    noise_unit: float
 
 
 class PictureMean:
@@ -113,18 +126,32 @@ class PictureMean:
             self._count = np.ones((self.height, self.width), np.float32)
         return self._count
 
-    def add(self, rgb: np.ndarray) -> None:
+    def add(self, rgb: np.ndarray, min_share: float = 0.0) -> float:
         """Warps a shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) onto the
-        reference along its own flow and adds it where it matches."""
-        warped, trust = self.warp(rgb)
-        add_shot(self.sum, self.count, warped, float(self._scale), trust)
-        self.count_half += trust
-        self.shots += 1
+        reference along its own flow and adds it where it matches.
+
+        min_share: a shot matching on less than this share of the picture (its trust's mean) is
+            not added at all and leaves no trace (a frame of another scene).
+
+        Returns:
+            The share of the picture where it matches (the mean of its trust).
+        """
+        return self.add_trusted(*self.warp(rgb), min_share)
 
     def warp(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) warped onto the
         reference along its own flow (same dtype), and how far it may be trusted there: (H2, W2)
         float32 in [0, 1], one value per 2x2 pixels (see add). Adds nothing."""
+        # The noise is the burst's, not a shot's: a shot measuring far more than those before it
+        # is of something else, and is judged with their unit.
+        top = min(self.max_unit, CONSISTENT * min(self.units)) if self.units else self.max_unit
+        shot = self.measure(rgb)
+        return shot.warped, self.trust(shot, top)
+
+    def measure(self, rgb: np.ndarray) -> Shot:
+        """A shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) warped onto the
+        reference along its own flow, with its mismatch and the units of noise it shows (see
+        add); nothing is added or kept."""
         if rgb.shape != (self.height, self.width, 3):
             raise ConfigError(f"shot of shape {rgb.shape}; the reference is {self.height}x{self.width}.")
         self._warper.reset()
@@ -141,19 +168,38 @@ class PictureMean:
         # The noise as the shots show it: where the noise map under-rates the noise of a
         # difference (noise correlated by compression or demosaicing, a mis-estimated level),
         # the whole shot would look mismatched. The best-matching tenth of the shot against its
-        # value for noise alone sets the unit (within 1 and max_unit); a low quantile, so that
-        # a subject moving over much of the picture does not raise it.
-        # The noise is the burst's, not a shot's: a shot measuring far more than those before it
-        # is of something else, and is judged with their unit.
-        top = min(self.max_unit, CONSISTENT * min(self.units)) if self.units else self.max_unit
-        if self.sigma_y < MIN_UNIT_SIGMA:
-            top = 1.0   # nearly clean: what mismatches is the alignment, not the noise
+        # value for noise alone sets the unit; a low quantile, so that a subject moving over
+        # much of the picture does not raise it.
         low, mid = np.percentile(d[::2, ::2], (10, 50))
-        unit = float(np.clip(low / NOISE_MISMATCH[0], 1.0, top))
+        return Shot(warped, d, float(low / NOISE_MISMATCH[0]), float(mid / NOISE_MISMATCH[1]))
+
+    def trust(self, shot: Shot, top: float) -> np.ndarray:
+        """How far a measured shot may be trusted, (H2, W2) float32 in [0, 1] (its mismatch map,
+        overwritten), judged in its own unit of noise clamped to [1, top] (1 below luma sigma
+        MIN_UNIT_SIGMA: two nearly clean shots differ by their alignment, which must show).
+        The units are recorded for a later add."""
+        if self.sigma_y < MIN_UNIT_SIGMA:
+            top = 1.0
+        unit = float(np.clip(shot.unit, 1.0, max(top, 1.0)))
         self.units.append(unit)
-        self.noise_units.append(float(np.clip(mid / NOISE_MISMATCH[1], 1.0, top)))
+        self.noise_units.append(float(np.clip(shot.noise_unit, 1.0, max(top, 1.0))))
         lo, hi = self.match[0] * unit, self.match[1] * unit
-        return warped, np.clip((hi - d) / (hi - lo), 0.0, 1.0, out=d)
+        d = shot.mismatch
+        return np.clip((hi - d) / (hi - lo), 0.0, 1.0, out=d)
+
+    def add_trusted(self, warped: np.ndarray, trust: np.ndarray, min_share: float = 0.0) -> float:
+        """Adds a warped shot where `trust` says (PictureMean.trust, just before); a shot matching
+        on less than `min_share` of the picture is not added and leaves no trace. Returns the
+        share where it matches (the mean of its trust)."""
+        share = float(trust.mean())
+        if share < min_share:
+            self.units.pop()
+            self.noise_units.pop()
+            return share
+        add_shot(self.sum, self.count, warped, float(self._scale), trust)
+        self.count_half += trust
+        self.shots += 1
+        return share
 
     def mean(self) -> np.ndarray:
         """The mean, (H, W, 3) float32 in [0, 1], taken back from the bias of clipped noise. The

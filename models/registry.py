@@ -26,6 +26,8 @@ class ModelInfo:
         params: trainable parameters (networks), None otherwise.
         trained_on: training noise, for networks with weights.
         val_psnr: validation PSNR (dB) from the model card, where measured.
+        window: (frames before, frames after) the current one that a windowed model merges
+            with it; None for the others (a recursion's past is not bounded).
     """
 
     name: str
@@ -36,6 +38,7 @@ class ModelInfo:
     params: int | None = None
     trained_on: str | None = None
     val_psnr: float | None = None
+    window: tuple[int, int] | None = None
 
 
 class FrameModel(ABC):
@@ -50,6 +53,9 @@ class FrameModel(ABC):
     info: ModelInfo
     device: str = "cpu"
     impulse_filter: bool = False   # True: the Denoiser removes impulse noise before pack (see Denoiser)
+    # Frames after the current one the model uses: a stream read ahead hands them to pack in
+    # frame.extra["ahead"] (streamdn.frames.with_lookahead); 0: none (a causal model).
+    lookahead: int = 0
 
     @abstractmethod
     def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> Any:

@@ -3,6 +3,8 @@ embedding API; the pipeline uses nothing it does not offer."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -11,7 +13,7 @@ import numpy as np
 from streamdn.arrays import from_image, from_planes, from_tensor, is_tensor
 from streamdn.config import ModelConfig
 from streamdn.errors import ConfigError, DeviceError, warn
-from streamdn.frames import PLANE_SIGMA_PER_RGB_SIGMA, Frame  # noqa: F401  (re-exported)
+from streamdn.frames import AHEAD, PLANE_SIGMA_PER_RGB_SIGMA, Frame  # noqa: F401  (PLANE_...: re-exported)
 from streamdn.kernels import count_impulses, estimate_sigma, remove_impulses, sigma_from_block_stats
 from streamdn.models import FrameModel, create_model, model_info
 from streamdn.models.network import NOISE_BLOCK, luma_block_stats
@@ -174,6 +176,7 @@ class Denoiser:
         self.enabled = True   # False passes frames through untouched (a live before/after toggle)
         self.gain = 1.0       # multiplies the sigmas used (live +/- keys); 1 = as estimated or given
         self._sigmas: Sigmas | None = None
+        self._ahead_cache: OrderedDict[int, tuple[Frame, Frame]] = OrderedDict()   # see _prepared
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, **options: Any) -> Denoiser:
@@ -224,11 +227,38 @@ class Denoiser:
     # -- the pipeline's three stages (the stream) ------------------------------------------------
 
     def pack(self, frame: Frame) -> object:
-        """Stage 1 (pack): noise estimate and packing into the model's working data."""
+        """Stage 1 (pack): noise estimate and packing into the model's working data.
+
+        For a model that looks ahead (FrameModel.lookahead), the frames after this one in
+        frame.extra["ahead"] (streamdn.frames.with_lookahead) are prepared as it is (impulses
+        removed, each frame once) and handed on with it; the key is then taken off the frame."""
+        ahead = frame.extra.pop(AHEAD, ())
         if not self.enabled:
             return _BYPASS
-        frame = self._without_impulses(frame, self.model)
+        if not self.lookahead:
+            frame = self._without_impulses(frame, self.model)
+            return self.model.pack(frame, self.noise_sigmas(frame))
+        frame = self._prepared(frame)
+        if ahead:
+            frame = replace(frame, extra={**frame.extra, AHEAD: tuple(self._prepared(f) for f in ahead)})
         return self.model.pack(frame, self.noise_sigmas(frame))
+
+    @property
+    def lookahead(self) -> int:
+        """Frames after the current one the model uses (0: a causal model)."""
+        return int(getattr(self.model, "lookahead", 0))
+
+    def _prepared(self, frame: Frame) -> Frame:
+        """`frame` as the model takes it (impulses removed), made once for a frame that is also
+        looked ahead at: the same object each time it is asked for."""
+        hit = self._ahead_cache.get(id(frame))
+        if hit is not None and hit[0] is frame:
+            return hit[1]
+        done = self._without_impulses(frame, self.model)
+        self._ahead_cache[id(frame)] = (frame, done)
+        while len(self._ahead_cache) > self.lookahead + 2:
+            self._ahead_cache.popitem(last=False)
+        return done
 
     def forward(self, packed: object) -> object:
         """Stage 2 (forward): the model step (updates the temporal state)."""
@@ -293,17 +323,46 @@ class Denoiser:
                                   f"{tuple(frames.shape)}; pass a single frame to the Denoiser itself.")
             if len(frames) == 0:
                 return frames[:0]
-            outs = [self(f) for f in frames]
+            outs = self._clip_frames(list(frames))
             if isinstance(frames, np.ndarray):
                 return np.stack(outs)
             import torch
 
             return torch.stack(outs)
-        return [self(f) for f in frames]
+        return self._clip_frames(list(frames))
+
+    def _clip_frames(self, frames: list[Any]) -> list[Any]:
+        """Each frame of a clip through __call__; a model that looks ahead is given the frames
+        after each one (the clip is all there)."""
+        if not self.lookahead:
+            return [self(f) for f in frames]
+        outs = []
+        converted = [self._as_frame(f, t) for t, f in enumerate(frames)]
+        k = self.lookahead
+        for t, (frame, restore) in enumerate(converted):
+            frame.extra[AHEAD] = tuple(c[0] for c in converted[t + 1:t + 1 + k])
+            self._count += 1
+            outs.append(restore(self._step(frame)))
+        return outs
+
+    def _as_frame(self, frame: Any, index: int) -> tuple[Frame, Any]:
+        """A clip's frame as a Frame, and the function that turns a result back into its layout."""
+        _check_not_empty(frame)
+        if isinstance(frame, Frame):
+            return frame, lambda f: f
+        if isinstance(frame, np.ndarray):
+            return from_image(frame, self._order(tensor=False), index)
+        if isinstance(frame, tuple) and len(frame) == 3:
+            return from_planes(frame, index)
+        if is_tensor(frame):
+            return from_tensor(frame, self._order(tensor=True), index)
+        raise ConfigError(f"Denoiser takes a Frame, a numpy image, I420 planes or a torch tensor, not "
+                          f"{type(frame).__name__}.")
 
     def reset(self) -> None:
         """Forgets the stream's past: call at a scene cut or before a new stream."""
         self.model.reset()
+        self._ahead_cache.clear()
         self._count = -1
         if self._tensor_path is not None:
             self._tensor_path.reset()
@@ -395,8 +454,9 @@ class Denoiser:
 
     def _on_model_device(self, t: Any) -> bool:
         """Whether tensor `t` is denoised where it lives: a network on the tensor's own device."""
-        if t.device.type == "cpu" or self.model.info.kind != "network" or hasattr(self.model, "pack_picture"):
-            return False   # (a still-image network takes the host path: it works in RGB, not packed 4:2:0)
+        if (t.device.type == "cpu" or self.model.info.kind != "network" or hasattr(self.model, "pack_picture")
+                or self.lookahead):
+            return False   # (a still-image or windowed network takes the host path: it works in RGB)
         import torch
 
         from streamdn.tensors import takes_device_path

@@ -4,7 +4,8 @@ conversions between PyAV frames, numpy images (Frame.from_ndarray / to_ndarray) 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -393,3 +394,32 @@ def frame_to_rgb(frame: Frame, dtype: np.dtype) -> np.ndarray:
     if frame.bit_depth != 16:
         raise ConfigError(f"frame_to_rgb takes 16-bit frames, not {frame.bit_depth}-bit.")
     return planes_to_rgb(frame.y, frame.u, frame.v, 16, dtype)
+
+
+AHEAD = "ahead"               # frame.extra key: the frames after it, for a model that looks ahead
+AHEAD_ONLY = "ahead_only"     # frame.extra key: a frame read only to be looked ahead at
+
+
+def with_lookahead(frames: Iterable[Frame], count: int) -> Iterator[Frame]:
+    """The frames, each with the `count` frames after it (fewer at the end) in extra["ahead"],
+    for a model that merges frames after the current one (FrameModel.lookahead). Reads `count`
+    frames ahead of what it yields; holds no more. Frames marked extra["ahead_only"] (a segment's
+    frames after its end) are looked at and never yielded.
+    """
+    buf: deque[Frame] = deque()
+
+    def release() -> Frame:
+        head = buf.popleft()
+        head.extra[AHEAD] = tuple(buf)
+        return head
+
+    for frame in frames:
+        buf.append(frame)
+        if len(buf) > count:
+            head = release()
+            if not head.extra.get(AHEAD_ONLY):
+                yield head
+    while buf:
+        head = release()
+        if not head.extra.get(AHEAD_ONLY):
+            yield head

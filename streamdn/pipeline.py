@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamdn.denoiser import Denoiser
-from streamdn.frames import Frame, FrameFormat
+from streamdn.frames import Frame, FrameFormat, with_lookahead
 from streamdn.io.sinks import Sink
 from streamdn.signals import StopRequest, stop_on_signals
 
@@ -198,6 +198,10 @@ class Pipeline:
         if fmt is not None:
             self.stats.warmup_s = self.warmup(fmt)
         dn = self.denoiser
+        if dn.lookahead and not self.drop_oldest:
+            # A model that merges the frames after the current one: read that many ahead (a
+            # live source, which drops frames to keep up, gives it the past alone).
+            source = with_lookahead(source, dn.lookahead)
         q = [queue.Queue(self.queue_size) for _ in range(4)]
         threads = [
             threading.Thread(target=self._guard(lambda: self._decode(source, q[0]), q[0]), name="decode"),

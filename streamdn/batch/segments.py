@@ -19,7 +19,7 @@ from streamdn.config import RunConfig
 from streamdn.denoiser import Denoiser
 from streamdn.io.encoding import container_for, plan_encoder
 from streamdn.errors import SinkError, SourceError, warn
-from streamdn.frames import Frame
+from streamdn.frames import AHEAD_ONLY, Frame
 from streamdn.pipeline import Pipeline
 from streamdn.io.sinks import FileSink, Sink, StreamCopier
 from streamdn.io.sources import FileSource
@@ -162,12 +162,18 @@ class SegmentSource(FileSource):
     are decoded (the codec needs them) but not yielded.
     """
 
-    def __init__(self, path: str, segment: Segment, *, decode_threads: int = 0) -> None:
-        """Raises:
+    def __init__(self, path: str, segment: Segment, *, decode_threads: int = 0, ahead: int = 0) -> None:
+        """Args:
+            ahead: frames after the segment's end to read too, marked extra["ahead_only"] (a
+                model that looks ahead merges them; streamdn.frames.with_lookahead never
+                yields them).
+
+        Raises:
             SourceError: the input cannot be opened, or seeking in it fails.
         """
         super().__init__(path, decode_threads=decode_threads)
         self.segment = segment
+        self.ahead = ahead
         self.total_frames = segment.frames + segment.warmup_frames
         if segment.seek_dts is not None:
             try:
@@ -179,6 +185,7 @@ class SegmentSource(FileSource):
     def __iter__(self) -> Iterator[Frame]:
         seg = self.segment
         first = True
+        after = 0
         for frame in self._decode():
             pts = frame.pts if frame.pts is not None else 0
             if first and pts > seg.warmup_pts:
@@ -189,7 +196,10 @@ class SegmentSource(FileSource):
             if pts < seg.warmup_pts:
                 continue
             if seg.end_pts is not None and pts >= seg.end_pts:
-                return
+                if after >= self.ahead:
+                    return
+                after += 1
+                frame.extra[AHEAD_ONLY] = True
             yield frame
 
 
@@ -234,7 +244,8 @@ def denoise_segment(input_path: str, segment: Segment, output_path: str, parts_d
     """
     target = part_path(parts_dir, segment.number)
     denoiser.reset()
-    with SegmentSource(input_path, segment, decode_threads=cfg.pipeline.decode_threads) as src:
+    with SegmentSource(input_path, segment, decode_threads=cfg.pipeline.decode_threads,
+                       ahead=denoiser.lookahead) as src:
         plan = plan_encoder(output_path, cfg.encode, src.format.bit_depth, (src.format.width, src.format.height))
         encode = replace(cfg.encode, codec=plan.codec, pix_fmt=plan.pix_fmt)
         sink = FileSink(target, src.format, encode, meta=src.meta, overwrite=True)

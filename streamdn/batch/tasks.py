@@ -24,6 +24,7 @@ from streamdn.config import ModelConfig, RunConfig, to_dict
 from streamdn.denoiser import Denoiser
 from streamdn.errors import ConfigError, StreamdnError, warn
 from streamdn.io.stills import is_still
+from streamdn.models import model_info
 from streamdn.signals import stop_on_signals
 from streamdn.batch.segments import Segment, denoise_segment, join_segments, part_path, plan_segments, read_keyframes
 
@@ -281,7 +282,10 @@ def plan_file(input_path: str, output: str, cfg: RunConfig, opts: Options) -> tu
     if not split or cfg.pipeline.frames is not None:
         return [Task(FILE, input_path, output, cfg, opts.overwrite)], expected
     index = read_keyframes(input_path)
-    segs = plan_segments(index, seconds=opts.segment_seconds, count=opts.segments, warmup=opts.warmup)
+    window = model_info(cfg.model.name).window
+    # A windowed model needs only the frames its window reaches back to before a cut.
+    warmup = opts.warmup if window is None else min(opts.warmup, window[0])
+    segs = plan_segments(index, seconds=opts.segment_seconds, count=opts.segments, warmup=warmup)
     if len(segs) == 1:
         return [Task(FILE, input_path, output, cfg, opts.overwrite)], expected
     parts = _parts_dir(output)

@@ -1,0 +1,185 @@
+"""`window`: every frame of a file merged with the frames around it, then the still-image network.
+
+The recursion of `fast_mc` carries one estimate from frame to frame; each step warps it again,
+so over a long pan it is interpolated dozens of times, and its flow errors add up. For a file
+there is no need to carry anything: the frames after the current one are on disk too. This
+model takes, for each frame, up to `before` frames before it and `after` frames after it, brings
+each onto the current frame on its own (a homography for the camera's motion, then its own
+optical flow: streamdn.models.merge.Aligner and PictureMean), averages them where they match
+(a moving subject or an occlusion keeps the current frame's pixels alone: no ghost), and runs
+the still-image network (`photo`) over that mean with its noise map lowered by the number of
+frames averaged at each pixel (streamdn.models.merge.denoise_mean). Every frame is resampled
+once, whatever the motion, and the frames nearest in time (which match best) are on both sides.
+
+The frames after the current one come with it: the pipeline reads `after` frames ahead for a
+model with a window (frame.extra["ahead"], set by streamdn.frames.with_lookahead; the Denoiser
+prepares them as it prepares every frame). Given frames one at a time (a live source, the
+Denoiser called frame by frame) it merges the past frames alone.
+
+A scene cut (the luma change of streamdn.kernels.is_scene_cut) ends the window on its side:
+no frame of another scene is averaged in.
+
+Measured on the validation clips, blind (docs/window.md).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streamdn.errors import ConfigError
+from streamdn.frames import Frame, planes_to_rgb, rgb_to_frame, rgb_to_planes
+from streamdn.kernels import frame_difference, is_scene_cut
+
+from .merge import CONSISTENT, Aligner, PictureMean, denoise_mean
+from .picture import PhotoModel
+from .registry import FrameModel, ModelInfo
+
+BEFORE = 4   # frames before the current one merged with it (default)
+AFTER = 4    # frames after it (default): the file is read this many frames ahead
+MAX_SIDE = 16  # the most frames on either side
+CUT_THRESHOLD = 25.0   # 8-bit luma change above the noise that ends the window (as the recursion's cuts)
+MIN_SHARE = 0.3   # a frame matching on less of the picture than this ends the window on its side
+
+
+@dataclass
+class WindowPacked:
+    """One frame's work: its RGB (uint8, or uint16 above 8 bits), its noise sigmas (8-bit units),
+    the frames after it in the window (RGB, nearest first, none past a cut) and whether a cut
+    lies between it and the frame before."""
+
+    rgb: np.ndarray
+    sigmas: tuple[float, float, float]
+    ahead: list[np.ndarray] = field(default_factory=list)
+    cut: bool = False
+
+
+class WindowModel(FrameModel):
+    """A still-image network (PhotoModel) over the mean of a window of aligned frames."""
+
+    impulse_filter = True
+
+    def __init__(self, photo: PhotoModel, info: ModelInfo, *, before: int = BEFORE, after: int = AFTER,
+                 cut_threshold: float = CUT_THRESHOLD) -> None:
+        """Args:
+            photo: the still-image network (its device, dtype and noise map settings apply).
+            info: what `streamdn models` shows.
+            before, after: frames merged on each side of the current one (0..MAX_SIDE).
+            cut_threshold: see streamdn.kernels.is_scene_cut (inf: never cut).
+
+        Raises:
+            ConfigError: a window side out of range.
+        """
+        for name, n in (("before", before), ("after", after)):
+            if not 0 <= int(n) <= MAX_SIDE:
+                raise ConfigError(f"model '{info.name}': {name}={n}; use 0..{MAX_SIDE} frames.")
+        self.photo = photo
+        self.info = info
+        self.device = photo.device
+        self.before = int(before)
+        self.lookahead = int(after)
+        self.cut_threshold = float(cut_threshold)
+        self.min_share = MIN_SHARE
+        self._past: deque[np.ndarray] = deque(maxlen=max(self.before, 1))
+        self._rgb: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()   # id(plane) -> (plane, RGB)
+        self._last_luma: np.ndarray | None = None
+
+    @property
+    def signal_dependent(self) -> bool:
+        return self.photo.signal_dependent
+
+    # -- the three stages --------------------------------------------------------------------
+
+    def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> WindowPacked:
+        """The frame and the frames after it (frame.extra["ahead"]) in RGB, up to the first cut."""
+        rgb = self._frame_rgb(frame)
+        sigma_y = float(sigmas[0])
+        last, self._last_luma = self._last_luma, frame.y
+        cut = last is not None and self._is_cut(last, frame, sigma_y)
+        ahead: list[np.ndarray] = []
+        prev = frame
+        for nxt in list(frame.extra.get("ahead", ()))[:self.lookahead]:
+            if not isinstance(nxt, Frame) or nxt.y.shape != frame.y.shape or self._is_cut(prev.y, nxt, sigma_y):
+                break
+            ahead.append(self._frame_rgb(nxt))
+            prev = nxt
+        return WindowPacked(rgb, sigmas, ahead, cut)
+
+    def forward(self, packed: WindowPacked) -> np.ndarray:
+        """The merged and denoised frame, (H, W, 3) RGB of the frame's dtype."""
+        if self.photo.net is None:
+            raise ConfigError(f"model '{self.info.name}' was closed; create a new Denoiser to continue.")
+        if packed.cut or (self._past and self._past[-1].shape != packed.rgb.shape):
+            self._past.clear()
+        rgb = packed.rgb
+        frame = rgb_to_frame(rgb)
+        acc = PictureMean(rgb, frame, packed.sigmas, self.photo.signal_dependent)
+        past = list(self._past)[::-1][:self.before]
+        if past or packed.ahead:
+            aligner = Aligner(rgb)
+            # Every frame of the window is measured first: the frames of this scene show the
+            # noise's unit (the lowest), and each is judged in at most CONSISTENT times it, so that
+            # a frame of another scene (a cut the luma change missed, a dissolve, a flash) cannot
+            # loosen its own test. Nearest first; a frame matching on less than min_share of the
+            # picture ends the window on its side.
+            sides = [[acc.measure(aligner(f)) for f in past], [acc.measure(aligner(f)) for f in packed.ahead]]
+            units = [shot.unit for side in sides for shot in side]
+            top = min(acc.max_unit, CONSISTENT * max(min(units), 1.0))
+            for d in range(max(len(side) for side in sides)):
+                for k, side in enumerate(sides):
+                    if d < len(side):
+                        shot = side[d]
+                        if acc.add_trusted(shot.warped, acc.trust(shot, top), self.min_share) < self.min_share:
+                            sides[k] = side[:d]
+        out, _ = denoise_mean(self.photo, acc, frame, packed.sigmas, rgb.dtype, self.photo.tile)
+        if self.before:
+            self._past.append(rgb)
+        return out
+
+    def unpack(self, result: np.ndarray, frame: Frame) -> Frame:
+        """The result as a Frame with `frame`'s size, depth, timing and metadata."""
+        return frame.with_planes(*rgb_to_planes(result, frame.bit_depth))
+
+    def reset(self) -> None:
+        self._past.clear()
+        self._rgb.clear()
+        self._last_luma = None
+
+    def clone(self) -> WindowModel:
+        """The same network (shared) and window with no past."""
+        return WindowModel(self.photo, self.info, before=self.before, after=self.lookahead,
+                           cut_threshold=self.cut_threshold)
+
+    def close(self) -> None:
+        self.reset()
+        self.photo.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _frame_rgb(self, frame: Frame) -> np.ndarray:
+        """The frame in RGB (uint8 for 8-bit frames, else uint16), converted once: a frame is
+        in the window of the `after` frames before it too."""
+        key = id(frame.y)
+        hit = self._rgb.get(key)
+        if hit is not None and hit[0] is frame.y:
+            return hit[1]
+        dtype = np.uint8 if frame.bit_depth <= 8 else np.uint16
+        rgb = planes_to_rgb(frame.y, frame.u, frame.v, frame.bit_depth, dtype)
+        self._rgb[key] = (frame.y, rgb)
+        while len(self._rgb) > self.lookahead + 2:
+            self._rgb.popitem(last=False)
+        return rgb
+
+    def _is_cut(self, last: np.ndarray, frame: Frame, sigma_y: float) -> bool:
+        if last.shape != frame.y.shape or last.dtype != frame.y.dtype:
+            return True
+        score = frame_difference(frame.y, last, 4) * 255.0 / ((1 << frame.bit_depth) - 1)
+        return is_scene_cut(score, sigma_y, self.cut_threshold)
+
+
+def create_window_model(info: ModelInfo, photo: PhotoModel, **options: Any) -> WindowModel:
+    """A WindowModel over `photo` (options: before, after, cut_threshold)."""
+    return WindowModel(photo, info, **options)
