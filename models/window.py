@@ -53,8 +53,11 @@ class WindowPacked:
 
     rgb: np.ndarray
     sigmas: tuple[float, float, float]
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    bit_depth: int
     ahead: list[np.ndarray] = field(default_factory=list)
     cut: bool = False
+    impulses_removed: bool = False
 
 
 class WindowModel(FrameModel):
@@ -106,16 +109,21 @@ class WindowModel(FrameModel):
                 break
             ahead.append(self._frame_rgb(nxt))
             prev = nxt
-        return WindowPacked(rgb, sigmas, ahead, cut)
+        return WindowPacked(rgb, sigmas, (frame.y, frame.u, frame.v), frame.bit_depth, ahead, cut,
+                            bool(frame.extra.get("impulses_removed")))
 
-    def forward(self, packed: WindowPacked) -> np.ndarray:
-        """The merged and denoised frame, (H, W, 3) RGB of the frame's dtype."""
+    def forward(self, packed: WindowPacked) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The merged and denoised frame's Y, U, V planes (the frame's size and depth)."""
         if self.photo.net is None:
             raise ConfigError(f"model '{self.info.name}' was closed; create a new Denoiser to continue.")
         if packed.cut or (self._past and self._past[-1].shape != packed.rgb.shape):
             self._past.clear()
         rgb = packed.rgb
         frame = rgb_to_frame(rgb)
+        if packed.impulses_removed:
+            # Its noise estimate now reads low, but what the median missed still needs the
+            # network: no low-noise blend (as for a single frame).
+            frame.extra["impulses_removed"] = True
         acc = PictureMean(rgb, frame, packed.sigmas, self.photo.signal_dependent)
         past = list(self._past)[::-1][:self.before]
         if past or packed.ahead:
@@ -137,11 +145,27 @@ class WindowModel(FrameModel):
         out, _ = denoise_mean(self.photo, acc, frame, packed.sigmas, rgb.dtype, self.photo.tile)
         if self.before:
             self._past.append(rgb)
-        return out
+        return self._planes(out, packed)
 
-    def unpack(self, result: np.ndarray, frame: Frame) -> Frame:
+    def unpack(self, result: tuple[np.ndarray, np.ndarray, np.ndarray], frame: Frame) -> Frame:
         """The result as a Frame with `frame`'s size, depth, timing and metadata."""
-        return frame.with_planes(*rgb_to_planes(result, frame.bit_depth))
+        return frame.with_planes(*result)
+
+    @staticmethod
+    def _planes(out: np.ndarray, packed: WindowPacked) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The denoised RGB back in the frame's 4:2:0 planes. Chroma upsampled for RGB and
+        averaged back is blurred (the two filters are not inverses): the chroma planes take the
+        network's change instead, input + (result - input after the same round trip), so that
+        the frame's own chroma detail is kept (+0.1 dB on noisy clips, up to +1.5 dB where
+        little noise is left)."""
+        y, u, v = rgb_to_planes(out, packed.bit_depth)
+        _, u_rt, v_rt = rgb_to_planes(packed.rgb, packed.bit_depth)
+        maxv = (1 << packed.bit_depth) - 1
+        chroma = []
+        for c, c_out, c_rt in ((packed.planes[1], u, u_rt), (packed.planes[2], v, v_rt)):
+            moved = c.astype(np.int32) + c_out.astype(np.int32) - c_rt.astype(np.int32)
+            chroma.append(np.clip(moved, 0, maxv).astype(c.dtype))
+        return y, chroma[0], chroma[1]
 
     def reset(self) -> None:
         self._past.clear()

@@ -41,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="override one [train] value, e.g. --set steps=1000 (repeatable)")
     p.add_argument("--validate", nargs="+", metavar="MODEL",
                    help="print PSNR/SSIM/flicker of these models (names, .safetensors paths, 'noisy', or 'bm3d': "
-                        "the per-frame BM3D reference given the true noise, needs the bm3d package) and exit")
+                        "the per-frame BM3D reference given the true noise, needs the bm3d package; 'bm3d420': "
+                        "the same through 4:2:0 frames in and out, as the video models) and exit")
     p.add_argument("--noises", metavar="N1,N2",
                    help="with --validate: noises of the clips (streamdn.data.noise.parse_noise names; default "
                         "awgn20,pg_lowlight, or with --pictures awgn20,awgn30,pg_lowlight,camera_lowlight,bayer_lowlight)")

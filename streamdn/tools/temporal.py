@@ -174,7 +174,7 @@ def method_outputs(model: str, noisy: np.ndarray, strength: str = "auto") -> lis
     from streamdn.denoiser import Denoiser
 
     with Denoiser(model, strength=strength) as dn:
-        return [dn(n) for n in noisy]
+        return dn.denoise_clip(list(noisy))   # the whole shot: a windowed model looks ahead
 
 
 def method_psnr(model: str, clean: np.ndarray, noisy: np.ndarray, strength: str = "auto") -> list[float]:

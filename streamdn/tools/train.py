@@ -169,22 +169,29 @@ def validate(model: Any, clips: list | None = None, device: str = "cpu") -> dict
 
 def clip_outputs(model: Any, clip: Any, device: str = "cpu") -> list[np.ndarray]:
     """A method's output frames ((H, W, 3) uint8 BGR) for a validation clip, in order: "noisy"
-    (the input), "bm3d" (streamdn.tools.reference, given the clip's true noise), or a registry name,
+    (the input), "bm3d" (streamdn.tools.reference, given the clip's true noise, on the RGB frames),
+    "bm3d420" (the same through the 4:2:0 frames the video models take and give), or a registry name,
     weights path or FrameModel run blind through a fresh Denoiser (its state reset first)."""
     from streamdn.denoiser import Denoiser
     from streamdn.frames import frame_from_bgr
 
     if isinstance(model, str) and model == "noisy":
         return list(clip.noisy)
-    if isinstance(model, str) and model == "bm3d":
+    if isinstance(model, str) and model in ("bm3d", "bm3d420"):
         from streamdn.data.noise import parse_noise
         from streamdn.tools.reference import bm3d_frame
 
-        return [bm3d_frame(n, parse_noise(clip.noise), c) for c, n in zip(clip.clean, clip.noisy)]
+        noise = parse_noise(clip.noise)
+        if model == "bm3d":
+            return [bm3d_frame(n, noise, c) for c, n in zip(clip.clean, clip.noisy)]
+        # The same 4:2:0 frames in and out as every video model here (the planes a decoder gives).
+        return [frame_from_bgr(bm3d_frame(frame_from_bgr(n).to_bgr(), noise, c)).to_bgr()
+                for c, n in zip(clip.clean, clip.noisy)]
     dn = Denoiser(model, device=device)
     dn.reset()
     try:
-        return [dn(frame_from_bgr(n, index=t)).to_bgr() for t, n in enumerate(clip.noisy)]
+        frames = [frame_from_bgr(n, index=t) for t, n in enumerate(clip.noisy)]
+        return [f.to_bgr() for f in dn.denoise_clip(frames)]   # the whole clip: a windowed model looks ahead
     finally:
         dn.reset()
         if isinstance(model, str):
