@@ -84,10 +84,12 @@ def _window_factory(name: str) -> Any:
         from .window import WindowModel
 
         window = {k: kw.pop(k) for k in WINDOW_OPTIONS if k in kw}
+        long_average = kw.pop("long_average", True)
         weights = kw.pop("weights", "default" if base not in TEST_ARCHS else None)
         photo = create_photo_model(base, _info(base), weights, **kw)
         before, after = window.get("before", 4), window.get("after", 4)
-        return WindowModel(photo, replace(info, window=(int(before), int(after))), before=before, after=after)
+        return WindowModel(photo, replace(info, window=(int(before), int(after))), before=before, after=after,
+                           long_average=bool(long_average))
 
     factory.__name__ = name
     return factory

@@ -32,9 +32,11 @@ import numpy as np
 
 from streamdn.errors import ConfigError
 from streamdn.frames import Frame, planes_to_rgb, rgb_to_frame, rgb_to_planes
-from streamdn.kernels import frame_difference, is_scene_cut
+from streamdn.kernels import frame_difference, is_scene_cut, long_average, pack_yuv420, unpack_yuv420
 
 from .merge import CONSISTENT, Aligner, PictureMean, denoise_mean
+from .motion import StateWarper
+from .network import MAX_COUNT, LongAverage, pack_with_noise_map
 from .picture import PhotoModel
 from .registry import FrameModel, ModelInfo
 
@@ -42,6 +44,10 @@ BEFORE = 4   # frames before the current one merged with it (default)
 AFTER = 4    # frames after it (default): the file is read this many frames ahead
 MAX_SIDE = 16  # the most frames on either side
 CUT_THRESHOLD = 25.0   # 8-bit luma change above the noise that ends the window (as the recursion's cuts)
+# The long average's blend (LongAverage): weight c / (c + 8), ramped in from 5 to 20 frames (a
+# window's result is already a 9-frame average; on the static shots of `streamdn temporal` at
+# frame 39: ramp (10, 30) 39.05 / 36.10 dB, (5, 20) 39.22 / 36.25; k 4 or 8 the same).
+LONG_AVERAGE = LongAverage(k=8.0, ramp=(5.0, 20.0))
 MIN_SHARE = 0.3   # a frame matching on less of the picture than this ends the window on its side
 
 
@@ -66,12 +72,14 @@ class WindowModel(FrameModel):
     impulse_filter = True
 
     def __init__(self, photo: PhotoModel, info: ModelInfo, *, before: int = BEFORE, after: int = AFTER,
-                 cut_threshold: float = CUT_THRESHOLD) -> None:
+                 cut_threshold: float = CUT_THRESHOLD, long_average: bool = True) -> None:
         """Args:
             photo: the still-image network (its device, dtype and noise map settings apply).
             info: what `streamdn models` shows.
             before, after: frames merged on each side of the current one (0..MAX_SIDE).
             cut_threshold: see streamdn.kernels.is_scene_cut (inf: never cut).
+            long_average: blend in the running mean of the noisy frames on still blocks (see
+                _blend_long_average).
 
         Raises:
             ConfigError: a window side out of range.
@@ -89,6 +97,10 @@ class WindowModel(FrameModel):
         self._past: deque[np.ndarray] = deque(maxlen=max(self.before, 1))
         self._rgb: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()   # id(plane) -> (plane, RGB)
         self._last_luma: np.ndarray | None = None
+        self.long_average: LongAverage | None = LONG_AVERAGE if long_average else None
+        self._avg: tuple[np.ndarray, np.ndarray] | None = None   # the long average and its count
+        self._la_warper = StateWarper()
+        self._last_out: np.ndarray | None = None
 
     @property
     def signal_dependent(self) -> bool:
@@ -145,7 +157,38 @@ class WindowModel(FrameModel):
         out, _ = denoise_mean(self.photo, acc, frame, packed.sigmas, rgb.dtype, self.photo.tile)
         if self.before:
             self._past.append(rgb)
-        return self._planes(out, packed)
+        planes = self._planes(out, packed)
+        if self.long_average is not None:
+            planes = self._blend_long_average(planes, packed)
+        return planes
+
+    def _blend_long_average(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+                            packed: WindowPacked) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keeps the running mean of the noisy frames on the still blocks (LongAverage, as in
+        `fast_mc`) and blends it into the result where it has averaged long enough: a window
+        averages at most before + after + 1 frames, a still shot keeps improving past them."""
+        la = self.long_average
+        assert la is not None
+        frame = Frame(*packed.planes, bit_depth=packed.bit_depth)
+        cur, sigma = pack_with_noise_map(frame, packed.sigmas, self.photo.signal_dependent)
+        maxv = (1 << packed.bit_depth) - 1
+        out = pack_yuv420(*planes, 1.0 / maxv, np.empty_like(cur))
+        if self._avg is None or self._avg[0].shape != cur.shape or packed.cut or self._last_out is None:
+            self._avg = (cur, np.ones(cur.shape[:2] + (1,), np.float32))
+            self._la_warper.reset()
+            self._last_out = out
+            return planes
+        avg, count = self._avg
+        # The flow to the previous result (exactly zero on the blocks that match as well
+        # standing still): a cleaned picture, on which the still test is reliable.
+        flow = self._la_warper.estimate(cur, self._last_out)
+        self._last_out = out.copy()
+        lo, hi = la.match
+        r0, r1 = la.ramp
+        long_average(cur, sigma, flow, avg, count, out, la.k, r0, r1, lo, hi, la.box, MAX_COUNT)
+        y, u, v = (np.empty_like(p) for p in planes)
+        unpack_yuv420(out, maxv, y, u, v)
+        return y, u, v
 
     def unpack(self, result: tuple[np.ndarray, np.ndarray, np.ndarray], frame: Frame) -> Frame:
         """The result as a Frame with `frame`'s size, depth, timing and metadata."""
@@ -168,6 +211,9 @@ class WindowModel(FrameModel):
         return y, chroma[0], chroma[1]
 
     def reset(self) -> None:
+        self._avg = None
+        self._last_out = None
+        self._la_warper.reset()
         self._past.clear()
         self._rgb.clear()
         self._last_luma = None
@@ -175,7 +221,7 @@ class WindowModel(FrameModel):
     def clone(self) -> WindowModel:
         """The same network (shared) and window with no past."""
         return WindowModel(self.photo, self.info, before=self.before, after=self.lookahead,
-                           cut_threshold=self.cut_threshold)
+                           cut_threshold=self.cut_threshold, long_average=self.long_average is not None)
 
     def close(self) -> None:
         self.reset()

@@ -22,11 +22,12 @@ from streamdn.pipeline import Pipeline
 HAS_WINDOW = any(m.name == "window" for m in list_models())
 
 
-def scene(h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray:
-    """A clean (H, W, 3) uint8 BGR picture with detail at several scales."""
+def scene(h: int = 64, w: int = 96, seed: int = 0, fine: float = 30.0) -> np.ndarray:
+    """A clean (H, W, 3) uint8 BGR picture with detail at several scales (`fine`: the amplitude
+    of a texture of 2.5-pixel period, 8-bit levels)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = 128 + 60 * np.sin(xx / 5.0 + seed) * np.cos(yy / 7.0) + 30 * np.sin((xx + 2 * yy) / 2.5)
+    img = 128 + 60 * np.sin(xx / 5.0 + seed) * np.cos(yy / 7.0) + fine * np.sin((xx + 2 * yy) / 2.5)
     blobs = rng.uniform(-40, 40, (h // 8 + 1, w // 8 + 1)).repeat(8, 0).repeat(8, 1)[:h, :w]
     base = np.clip(img + blobs, 0, 255)
     return np.stack([base, np.roll(base, 7, 1), 255 - base], -1).astype(np.uint8)
@@ -81,6 +82,20 @@ def test_window_averages_a_still_scene_far_beyond_one_frame() -> None:
     # 9 frames: the noise variance is cut 9-fold before the network (+9.5 dB for a plain mean).
     print(f"photo alone {psnr(clean[4], single):.2f} dB, window {psnr(clean[4], merged):.2f} dB")
     assert psnr(clean[4], merged) > psnr(clean[4], single) + 2.0
+
+
+@pytest.mark.skipif(not HAS_WINDOW, reason="the photo weights do not ship in this checkout")
+def test_a_still_shot_keeps_improving_past_the_window() -> None:
+    clean = [scene(seed=5, fine=8.0)] * 30
+    noisy = noisy_clip(clean, seed=2)
+    with Denoiser("window", strength=20) as dn:
+        long = dn.denoise_clip(noisy)
+    with Denoiser(create_model("window", long_average=False), strength=20) as dn:
+        short = dn.denoise_clip(noisy)
+    at = [round(psnr(clean[0], long[t]), 2) for t in (8, 15, 25)]
+    print(f"with the long average at frames 8/15/25: {at}; without: {psnr(clean[0], short[25]):.2f}")
+    assert at[0] < at[1] < at[2]                              # still climbing past 9 frames
+    assert at[2] > psnr(clean[0], short[25]) + 1.0
 
 
 @pytest.mark.skipif(not HAS_WINDOW, reason="the photo weights do not ship in this checkout")

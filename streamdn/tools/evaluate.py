@@ -20,7 +20,7 @@ from streamdn.atomic import write_json
 from streamdn.config import read_toml
 from streamdn.denoiser import Denoiser, parse_strength
 from streamdn.errors import ConfigError, StreamdnError
-from streamdn.frames import Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
+from streamdn.frames import AHEAD, Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
 from streamdn.jobs.file import progress_bar
 from streamdn.metrics import FlickerMeter, psnr, ssim
 from streamdn.data.noise import NoiseSpec, add_noise_uint8, parse_noise
@@ -218,6 +218,8 @@ def score(method: str, frames: list[Frame], clean: list[np.ndarray], cfg: EvalCo
             if dn is None:
                 out = frame
             else:
+                if dn.lookahead:   # a windowed model merges the frames after this one too
+                    frame.extra[AHEAD] = tuple(frames[t + 1:t + 1 + dn.lookahead])
                 start = time.perf_counter()
                 out = dn(frame)
                 busy += time.perf_counter() - start
