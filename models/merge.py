@@ -148,17 +148,27 @@ class PictureMean:
         shot = self.measure(rgb)
         return shot.warped, self.trust(shot, top)
 
-    def measure(self, rgb: np.ndarray) -> Shot:
-        """A shot ((H, W, 3) of the reference's dtype, aligned with it as a whole) warped onto the
-        reference along its own flow, with its mismatch and the units of noise it shows (see
-        add); nothing is added or kept."""
+    def measure(self, rgb: np.ndarray, hom: np.ndarray | None = None) -> Shot:
+        """A shot ((H, W, 3) of the reference's dtype) warped onto the reference along its own
+        flow, with its mismatch and the units of noise it shows (see add); nothing is added or
+        kept.
+
+        hom: the shot's alignment with the reference as a whole (Aligner.homography), or None
+            for a shot already aligned. Given, the flow is estimated on the shot brought over
+            by it (bilinearly: the flow needs no more) and the shot is then resampled once
+            along both together, not twice."""
         if rgb.shape != (self.height, self.width, 3):
             raise ConfigError(f"shot of shape {rgb.shape}; the reference is {self.height}x{self.width}.")
         self._warper.reset()
-        flow = self._warper.estimate(self.ref_packed, _packed(rgb_to_frame(rgb)))
+        near = rgb if hom is None else cv2.warpPerspective(
+            rgb, hom, (self.width, self.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE)
+        flow = self._warper.estimate(self.ref_packed, _packed(rgb_to_frame(near)))
         flow_maps(flow, 2, self._gx, self._gy)
         gx, gy = self._gx[:self.height, :self.width], self._gy[:self.height, :self.width]
-        if gx.shape != self._gx.shape:
+        if hom is not None:
+            gx, gy = _through(hom, gx, gy)
+        elif gx.shape != self._gx.shape:
             gx, gy = np.ascontiguousarray(gx), np.ascontiguousarray(gy)
         # Resampled in the picture's own depth: the rounding (a twelfth of a level squared) is
         # nothing beside any noise worth merging, and the shot is never held in float.
@@ -350,6 +360,13 @@ def restore_detail(mean: np.ndarray, denoised: np.ndarray, noise: np.ndarray, bo
     power = cv2.boxFilter(r * r, -1, (box, box), normalize=True, borderType=cv2.BORDER_REFLECT)
     gain = np.clip(1.0 - noise * noise / np.maximum(power, np.float32(1e-12)), 0.0, 1.0)
     return denoised + gain * r
+
+
+def _through(hom: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sampling maps (pixel positions) taken through a homography: hom @ (x, y, 1), float32."""
+    h = hom.astype(np.float32)
+    z = h[2, 0] * gx + h[2, 1] * gy + h[2, 2]
+    return (h[0, 0] * gx + h[0, 1] * gy + h[0, 2]) / z, (h[1, 0] * gx + h[1, 1] * gy + h[1, 2]) / z
 
 
 def _packed(frame: Frame) -> np.ndarray:

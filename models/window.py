@@ -157,7 +157,7 @@ class WindowModel(FrameModel):
             # a frame of another scene (a cut the luma change missed, a dissolve, a flash) cannot
             # loosen its own test. Nearest first; a frame matching on less than min_share of the
             # picture ends the window on its side.
-            sides = [[acc.measure(aligner(f)) for f in past], [acc.measure(aligner(f)) for f in packed.ahead]]
+            sides = [[acc.measure(f, aligner.homography(f)) for f in side] for side in (past, packed.ahead)]
             units = [shot.unit for side in sides for shot in side]
             top = min(acc.max_unit, CONSISTENT * max(min(units), 1.0))
             for d in range(max(len(side) for side in sides)):
