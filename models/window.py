@@ -108,6 +108,11 @@ class WindowModel(FrameModel):
     def signal_dependent(self) -> bool:
         return self.photo.signal_dependent
 
+    @property
+    def dtype(self) -> Any:
+        """The network's compute dtype (torch)."""
+        return self.photo.dtype
+
     # -- the three stages --------------------------------------------------------------------
 
     def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> WindowPacked:
