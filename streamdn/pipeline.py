@@ -198,10 +198,11 @@ class Pipeline:
         if fmt is not None:
             self.stats.warmup_s = self.warmup(fmt)
         dn = self.denoiser
-        if dn.lookahead and not self.drop_oldest:
+        ahead = int(getattr(dn, "lookahead", 0))   # (a live ladder, say, has none)
+        if ahead and not self.drop_oldest:
             # A model that merges the frames after the current one: read that many ahead (a
             # live source, which drops frames to keep up, gives it the past alone).
-            source = with_lookahead(source, dn.lookahead)
+            source = with_lookahead(source, ahead)
         q = [queue.Queue(self.queue_size) for _ in range(4)]
         threads = [
             threading.Thread(target=self._guard(lambda: self._decode(source, q[0]), q[0]), name="decode"),

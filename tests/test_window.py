@@ -179,3 +179,12 @@ def test_segments_read_past_their_end_and_join_as_the_whole_file(tmp_path: Path)
     assert cuts
     for w, j in zip(whole, joined):
         np.testing.assert_array_equal(w, j)   # each frame saw the same window, split or not
+
+
+@pytest.mark.skipif(not HAS_WINDOW or not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_window_on_cuda_matches_the_cpu() -> None:
+    noisy = noisy_clip([scene(seed=6, fine=8.0)] * 6)
+    with Denoiser("window", strength=20) as cpu, Denoiser("window", strength=20, device="cuda") as gpu:
+        on_cpu, on_gpu = cpu.denoise_clip(noisy), gpu.denoise_clip(noisy)
+    for a, b in zip(on_cpu, on_gpu):
+        assert psnr(a, b) > 40                 # fp16 on the GPU, bf16 or fp32 here
