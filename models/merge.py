@@ -1,27 +1,30 @@
-"""A burst merged for a still-image network: the mean of the shots in full-resolution RGB, then
-the network over it with a noise map lowered by the number of shots averaged at each pixel.
+"""Pictures of one scene merged for a still-image network: the mean of the shots (a burst's, or
+the frames around a video frame) in full-resolution RGB, then the network over it with a noise
+map lowered by the number of shots averaged at each pixel.
 
-Where a motion network merges a burst by running its recursion over the shots (streamdn.jobs.
-burst), a still-image network (`photo`) has no past to carry. It gets the picture a long
-exposure would have given instead: every shot, already aligned with the reference as a whole
-(the caller's homography), is warped onto the reference along its own optical flow (DIS on the
-half-resolution lumas, 8x8 blocks that match as well at zero motion kept at exactly zero: after
-the homography most of the picture should not move, and a flow estimated between two noisy
-shots is noise there), resampled once with an 8x8 Lanczos kernel, and added where it matches
-the reference (streamdn.kernels.mismatch_map: the mean absolute difference over 5x5 pixels
-against the noise of a difference of two shots, in a unit measured on the shots): a moving
-subject or an occlusion keeps the reference's pixels alone, so no ghost. Near black and white the mean of clipped noise is biased
-(the noise cut off below 0 and above 1 is missing); streamdn.kernels.unclip_mean takes it back
-to the level the shots measure. The network then sees that mean with the reference's noise
-map times 1 / sqrt(shots averaged): it removes what noise is left and no more. At such low
-noise a network also smooths fine texture, which the mean of many shots still holds:
-restore_detail gives back whatever the network took beyond the mean's expected noise.
+A still-image network (`photo`) has no past to carry. It gets the picture a long exposure would
+have given instead: every shot is brought onto the reference by a homography (Aligner: the
+camera's motion) and along its own optical flow (DIS on the half-resolution lumas, 8x8 blocks
+that match as well at zero motion kept at exactly zero: after the homography most of the
+picture should not move, and a flow estimated between two noisy shots is noise there),
+resampled with an 8x8 Lanczos kernel (a burst's shots once along the homography, by the
+caller, then along the flow; `window`'s frames once along both together: PictureMean.measure),
+and added where it matches the reference
+(streamdn.kernels.mismatch_map: the mean absolute difference over 5x5 pixels against the noise
+of a difference of two shots, in a unit measured on the shots): a moving subject or an
+occlusion keeps the reference's pixels alone, so no ghost. Near black and white the mean of
+clipped noise is biased (the noise cut off below 0 and above 1 is missing);
+streamdn.kernels.unclip_mean takes it back to the level the shots measure. The network then
+sees that mean with the reference's noise map times 1 / sqrt(shots averaged): it removes what
+noise is left and no more. At such low noise a network also smooths fine texture, which the
+mean of many shots still holds: restore_detail gives back whatever the network took beyond the
+mean's expected noise.
 
-Measured on synthetic hand-held bursts (`python scripts/burst_eval.py --models photo`), see
-docs/photo.md. Memory: the mean's sum and the shot being added, about 40 bytes per pixel,
-whatever the number of shots.
+Used by bursts (streamdn.jobs.merge_rgb, `python scripts/burst_eval.py --models photo`,
+docs/photo.md) and by the `window` video model (streamdn.models.window, docs/window.md).
+Memory: the mean's sum and the shot being added, about 40 bytes per pixel, whatever the number
+of shots.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -142,7 +142,9 @@ class WindowModel(FrameModel):
         # is (merging would only add the alignment's errors), inside it the result leans back
         # to the frame, as for the other networks.
         s0, s1 = self.photo.low_noise_blend
-        w = 1.0 if packed.impulses_removed or s1 <= 0.0 else min(1.0, max(0.0, (packed.sigmas[0] - s0) / max(s1 - s0, 1e-6)))
+        w = 1.0
+        if not packed.impulses_removed and s1 > 0.0:
+            w = min(1.0, max(0.0, (packed.sigmas[0] - s0) / max(s1 - s0, 1e-6)))
         if w == 0.0:
             if self.before:
                 self._past.append(rgb)
