@@ -318,9 +318,6 @@ def denoise_mean(model: Any, acc: PictureMean, frame: Frame, sigmas: tuple[float
         (H, W, 3) RGB of `dtype` and the number of tiles.
     """
     mean = acc.mean()
-    # After impulse removal the noise estimate reads the little Gaussian noise left, not the
-    # filter's misses: restore_detail would give them all back as "detail".
-    restore = not frame.extra.get("impulses_removed")
     scale = (1.0 / np.sqrt(acc.count_half)).astype(np.float32)
     tile -= tile % 2
     overlap = max(overlap, int(getattr(model, "context", 0)), DETAIL_BOX)
@@ -334,8 +331,7 @@ def denoise_mean(model: Any, acc: PictureMean, frame: Frame, sigmas: tuple[float
         packed = model.pack_picture(part, crop_frame(frame, box), sigmas,
                                     noise_scale=scale[a0 // 2:(a1 + 1) // 2, b0 // 2:(b1 + 1) // 2])
         res = model.forward(packed)[0].permute(1, 2, 0).float().cpu().numpy()
-        if restore:
-            res = restore_detail(part, res, acc.noise(part, acc.count[a0:a1, b0:b1]))
+        res = restore_detail(part, res, acc.noise(part, acc.count[a0:a1, b0:b1]))
         k = (slice(t0 - a0, t1 - a0), slice(s0 - b0, s1 - b0))
         out[t0:t1, s0:s1] = np.clip(res[k] * maxv + np.float32(0.5), 0, maxv).astype(dtype)
         tiles += 1
