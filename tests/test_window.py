@@ -188,3 +188,22 @@ def test_window_on_cuda_matches_the_cpu() -> None:
         on_cpu, on_gpu = cpu.denoise_clip(noisy), gpu.denoise_clip(noisy)
     for a, b in zip(on_cpu, on_gpu):
         assert psnr(a, b) > 40                 # fp16 on the GPU, bf16 or fp32 here
+
+
+def test_frames_read_ahead_are_cleaned_of_impulses_like_the_current_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    noisy = noisy_clip([scene(seed=7)] * 4, sigma=3.0)
+    for img in noisy:
+        grains = rng.random(img.shape[:2]) < 0.05
+        img[grains] = np.where(rng.random((int(grains.sum()), 1)) < 0.5, 0, 255)
+    seen: list[list[bool]] = []
+    with Denoiser("window_tiny", impulses="on") as dn:
+        real = dn.model.pack
+
+        def spy(frame: Frame, sigmas: tuple[float, float, float]) -> object:
+            seen.append([bool(f.extra.get("impulses_removed")) for f in (frame, *frame.extra.get(AHEAD, ()))])
+            return real(frame, sigmas)
+
+        monkeypatch.setattr(dn.model, "pack", spy)
+        dn.denoise_clip(noisy)
+    assert seen == [[True] * 4, [True] * 3, [True] * 2, [True]]   # each frame with those after it, all cleaned

@@ -242,7 +242,12 @@ def live_denoiser(cfg: RunConfig, source: Source, policy: LadderPolicy | None = 
     """
     name = cfg.model.name.strip().lower()
     if name not in AUTO_MODELS or (name == "default" and not (cfg.live.ladder and source.live)):
-        return Ladder.pinned(Denoiser.from_config(cfg.model))
+        dn = Denoiser.from_config(cfg.model)
+        if dn.lookahead and source.live:
+            warn(f"model {dn.name} merges frames after the current one, which a camera does not have yet: "
+                 f"live it merges the frames before alone, and it is slow (about a second per 720p frame "
+                 f"on two CPU cores); it is meant for files (streamdn denoise).")
+        return Ladder.pinned(dn)
     rungs = parse_rungs(cfg.live.rungs)
     if not source.live or len(rungs) == 1:
         return Ladder.pinned(build_rung(rungs[0], cfg.model))
