@@ -16,10 +16,13 @@ model with a window (frame.extra["ahead"], set by streamdn.frames.with_lookahead
 prepares them as it prepares every frame). Given frames one at a time (a live source, the
 Denoiser called frame by frame) it merges the past frames alone.
 
-A scene cut (the luma change of streamdn.kernels.is_scene_cut) ends the window on its side:
-no frame of another scene is averaged in.
+A scene cut (the luma change of streamdn.kernels.is_scene_cut), or a frame that matches on too
+little of the picture, ends the window on its side: no frame of another scene is averaged in.
+Beside the window, the plain running mean of the noisy frames on still blocks (LongAverage, as
+in `fast_mc`) is blended in, so a static shot keeps improving past the window's frames. The
+result goes back to 4:2:0 with the chroma sharpened against the blur of the RGB round trip.
 
-Measured on the validation clips, blind (docs/window.md).
+Measured on the validation clips and `streamdn temporal` shots, blind (docs/window.md).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import cv2
 import numpy as np
 
 from streamdn.errors import ConfigError
-from streamdn.frames import Frame, planes_to_rgb, rgb_to_frame, rgb_to_planes
+from streamdn.frames import AHEAD, Frame, planes_to_rgb, rgb_to_frame, rgb_to_planes
 from streamdn.kernels import frame_difference, is_scene_cut, long_average, pack_yuv420, unpack_yuv420
 
 from .merge import CONSISTENT, Aligner, PictureMean, denoise_mean
@@ -129,7 +132,7 @@ class WindowModel(FrameModel):
         cut = last is not None and self._is_cut(last, frame, sigma_y)
         ahead: list[np.ndarray] = []
         prev = frame
-        for nxt in list(frame.extra.get("ahead", ()))[:self.lookahead]:
+        for nxt in list(frame.extra.get(AHEAD, ()))[:self.lookahead]:
             if not isinstance(nxt, Frame) or nxt.y.shape != frame.y.shape or self._is_cut(prev.y, nxt, sigma_y):
                 break
             ahead.append(self._frame_rgb(nxt))
@@ -295,8 +298,3 @@ def chroma_round_trip(c: np.ndarray) -> np.ndarray:
     h, w = c.shape
     up = cv2.resize(c, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
     return cv2.resize(up, (w, h), interpolation=cv2.INTER_AREA)
-
-
-def create_window_model(info: ModelInfo, photo: PhotoModel, **options: Any) -> WindowModel:
-    """A WindowModel over `photo` (options: before, after, cut_threshold)."""
-    return WindowModel(photo, info, **options)
