@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -28,6 +29,7 @@ from .registry import FrameModel, ModelInfo
 
 # Options of the video networks that a still-image network accepts and ignores (a weight file is
 # created with the same options whatever it holds).
+CLEAN_SIGMA = 2.0   # luma noise sigma (8-bit) under which a video frame counts as nearly clean
 VIDEO_ONLY_OPTIONS = ("cut_threshold", "fused", "long_average")
 
 
@@ -42,6 +44,21 @@ class PhotoPacked:
     height: int
     width: int
     sigma_y: float = math.inf
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None   # a video frame's own (pack)
+    bit_depth: int = 8
+
+
+@dataclass
+class PhotoFrameResult:
+    """A video frame's result (PhotoModel.forward of what pack made): the denoised RGB, the
+    weight of the network against the input (the low-noise blend: 0 = the input), the input's
+    planes and bit depth, and whether the frame was nearly clean (CLEAN_SIGMA, impulses)."""
+
+    rgb: torch.Tensor
+    weight: float
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    bit_depth: int
+    clean: bool
 
 
 class PhotoModel(FrameModel):
@@ -90,9 +107,11 @@ class PhotoModel(FrameModel):
     # -- the three stages --------------------------------------------------------------------
 
     def pack(self, frame: Frame, sigmas: tuple[float, float, float]) -> PhotoPacked:
-        """A video frame: its 4:2:0 planes converted to RGB."""
+        """A video frame: its 4:2:0 planes converted to RGB (and kept, for unpack)."""
         rgb = planes_to_rgb(frame.y, frame.u, frame.v, frame.bit_depth, np.float32)
-        return self._pack(rgb, frame, sigmas)
+        packed = self._pack(rgb, frame, sigmas)
+        packed.planes, packed.bit_depth = (frame.y, frame.u, frame.v), frame.bit_depth
+        return packed
 
     def pack_picture(self, rgb: np.ndarray, frame: Frame, sigmas: tuple[float, float, float],
                      noise_scale: np.ndarray | None = None) -> PhotoPacked:
@@ -111,21 +130,33 @@ class PhotoModel(FrameModel):
             pixels = rgb.astype(np.float32) * np.float32(1.0 / np.iinfo(rgb.dtype).max)
         return self._pack(pixels, frame, sigmas, noise_scale)
 
-    def forward(self, packed: PhotoPacked) -> torch.Tensor:
-        """The denoised (1, 3, H, W) float32 RGB (unclamped), at the picture's size."""
+    def forward(self, packed: PhotoPacked) -> Any:
+        """The denoised (1, 3, H, W) float32 RGB (unclamped), at the picture's size; for a video
+        frame (pack) a PhotoFrameResult holding it."""
         if self.net is None:
             raise ConfigError(f"model '{self.info.name}' was closed; create a new Denoiser to continue.")
+        s0, s1 = self.low_noise_blend
+        w = min(1.0, max(0.0, (packed.sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
+        if packed.planes is not None and w == 0.0:
+            # A clean video frame passes as it is (unpack): no network, no RGB round trip.
+            return PhotoFrameResult(packed.rgb, 0.0, packed.planes, packed.bit_depth, True)
         with torch.inference_mode(), _autocast(self.device, self.dtype):
             out = self.net(packed.rgb, packed.sigma)
         out = out[..., :packed.height, :packed.width]
-        s0, s1 = self.low_noise_blend
-        w = min(1.0, max(0.0, (packed.sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
         if w < 1.0:
             out = torch.lerp(packed.rgb[..., :packed.height, :packed.width].float(), out, w)
-        return out
+        if packed.planes is None:
+            return out
+        return PhotoFrameResult(out, w, packed.planes, packed.bit_depth, packed.sigma_y < CLEAN_SIGMA
+                                or math.isinf(packed.sigma_y))
 
-    def unpack(self, result: torch.Tensor, frame: Frame) -> Frame:
+    def unpack(self, result: Any, frame: Frame) -> Frame:
         """The result as a Frame with `frame`'s size, depth, timing and metadata."""
+        if isinstance(result, PhotoFrameResult):
+            if result.weight == 0.0:
+                return frame.with_planes(*result.planes)
+            return frame.with_planes(*rgb_to_video_planes(self._hwc(result.rgb), result.planes, result.bit_depth,
+                                                          result.clean))
         y, u, v = rgb_to_planes(self._hwc(result), frame.bit_depth)
         return frame.with_planes(y, u, v)
 
@@ -209,3 +240,46 @@ def create_photo_model(arch: str, info: ModelInfo, weights: str | Path | None = 
         torch.manual_seed(0)
         return PhotoModel(build_photo(arch), info, **options)
     return PhotoModel(load_photo_weights(path)[0], info, **options)
+
+
+def rgb_to_video_planes(out: np.ndarray, planes: tuple[np.ndarray, np.ndarray, np.ndarray], bit_depth: int,
+                        clean: bool, sharpen: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A network's RGB result for a video frame back in 4:2:0 planes.
+
+    The network saw the frame's chroma upsampled bilinearly (planes_to_rgb), and its result is
+    averaged back over 2x2 blocks (rgb_to_planes): together a blur of [1/8, 3/4, 1/8] along each
+    axis (chroma_round_trip). On a noisy frame the chroma planes may be sharpened against it, c +
+    sharpen (c - blur(c)): 2 is its inverse to first order (exact at the highest frequency,
+    within 12.5 % below it), right for a result with little noise left (a merge of frames), while
+    it brings a single frame's leftover chroma noise up. On a nearly clean frame (`clean`) they
+    take the network's change instead, input + (result - blur(input)), which keeps the input's
+    own chroma exactly where the network changed nothing (on a noisy frame that would keep the
+    input's chroma noise).
+
+    Args:
+        out: (H, W, 3) float32 RGB in [0, 1] (or uint8/uint16).
+        planes: the input's Y, U, V planes.
+        bit_depth: theirs.
+        clean: the frame was nearly clean.
+        sharpen: see above (0: the chroma as the round trip leaves it).
+    """
+    y, u, v = rgb_to_planes(out, bit_depth)
+    maxv = (1 << bit_depth) - 1
+    chroma = []
+    for c_out, c_in in ((u, planes[1]), (v, planes[2])):
+        f = c_out.astype(np.float32)
+        if clean:
+            g = c_in.astype(np.float32)
+            f += g - chroma_round_trip(g)
+        elif sharpen:
+            f += np.float32(sharpen) * (f - chroma_round_trip(f))
+        chroma.append(np.clip(f + 0.5, 0, maxv).astype(c_out.dtype))
+    return y, chroma[0], chroma[1]
+
+
+def chroma_round_trip(c: np.ndarray) -> np.ndarray:
+    """A chroma plane (float32) upsampled bilinearly to the luma's grid and averaged back over
+    2x2 blocks (what planes_to_rgb then rgb_to_planes do to it, before rounding): float32."""
+    h, w = c.shape
+    up = cv2.resize(c, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(up, (w, h), interpolation=cv2.INTER_AREA)

@@ -224,3 +224,20 @@ def test_the_dncnn_baseline_trains_too(tmp_path: Path) -> None:
                       warmup=1, workers=0, threads=1)
     meta = read_metadata(train(cfg, quiet=True, clips=pics))
     assert meta["arch"] == "photo_dncnn" and json.loads(meta["config"])["kind"] == "dncnn"
+
+
+def test_a_clean_video_frame_passes_through_photo_unchanged() -> None:
+    rng = np.random.default_rng(4)
+    frame = frame_from_bgr(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    with Denoiser("photo_tiny", strength=0) as dn:
+        out = dn(frame)
+    for a, b in ((out.y, frame.y), (out.u, frame.u), (out.v, frame.v)):
+        np.testing.assert_array_equal(a, b)   # no RGB round trip: the chroma keeps its detail
+
+
+def test_a_noisy_video_frame_keeps_its_size_and_depth_through_photo() -> None:
+    rng = np.random.default_rng(5)
+    frame = frame_from_bgr(rng.integers(0, 256, (47, 63, 3), dtype=np.uint8))
+    with Denoiser("photo_tiny", strength=15) as dn:
+        out = dn(frame)
+    assert (out.y.shape, out.u.shape, out.y.dtype) == (frame.y.shape, frame.u.shape, frame.y.dtype)
