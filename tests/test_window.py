@@ -207,3 +207,21 @@ def test_frames_read_ahead_are_cleaned_of_impulses_like_the_current_one(monkeypa
         monkeypatch.setattr(dn.model, "pack", spy)
         dn.denoise_clip(noisy)
     assert seen == [[True] * 4, [True] * 3, [True] * 2, [True]]   # each frame with those after it, all cleaned
+
+
+def test_evaluate_hands_a_window_model_the_frames_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamdn.models.window import WindowModel
+    from streamdn.tools.evaluate import EvalConfig, evaluate
+
+    seen: list[int] = []
+    real = WindowModel.pack
+
+    def spy(self: WindowModel, frame: Frame, sigmas: tuple[float, float, float]) -> object:
+        seen.append(len(frame.extra.get(AHEAD, ())))
+        return real(self, frame, sigmas)
+
+    monkeypatch.setattr(WindowModel, "pack", spy)
+    cfg = EvalConfig(synthetic=1, size=(64, 48), frames=4, noise=("awgn20",), methods=("window_tiny",))
+    results, _ = evaluate(cfg, quiet=True)
+    assert seen[-4:] == [3, 2, 1, 0]      # after the untimed warm-up call, each frame with those after it
+    assert {r["method"] for r in results["rows"]} == {"noisy", "window_tiny"}
