@@ -13,7 +13,7 @@ import numpy as np
 from streamdn.arrays import from_image, from_planes, from_tensor, is_tensor
 from streamdn.config import ModelConfig
 from streamdn.errors import ConfigError, DeviceError, warn
-from streamdn.frames import AHEAD, PLANE_SIGMA_PER_RGB_SIGMA, Frame  # noqa: F401  (PLANE_...: re-exported)
+from streamdn.frames import AHEAD, PLANE_SIGMA_PER_RGB_SIGMA, Frame, with_lookahead  # noqa: F401  (PLANE_...: re-exported)
 from streamdn.kernels import count_impulses, estimate_sigma, remove_impulses, sigma_from_block_stats
 from streamdn.models import FrameModel, create_model, model_info
 from streamdn.models.network import NOISE_BLOCK, luma_block_stats
@@ -336,18 +336,18 @@ class Denoiser:
         after each one (the clip is all there)."""
         if not self.lookahead:
             return [self(f) for f in frames]
-        outs = []
+        for f in frames:
+            _check_not_empty(f)
         converted = [self._as_frame(f, t) for t, f in enumerate(frames)]
-        k = self.lookahead
-        for t, (frame, restore) in enumerate(converted):
-            frame.extra[AHEAD] = tuple(c[0] for c in converted[t + 1:t + 1 + k])
+        outs = []
+        for frame, (_, restore) in zip(with_lookahead([c[0] for c in converted], self.lookahead), converted):
             self._count += 1
             outs.append(restore(self._step(frame)))
         return outs
 
     def _as_frame(self, frame: Any, index: int) -> tuple[Frame, Any]:
-        """A clip's frame as a Frame, and the function that turns a result back into its layout."""
-        _check_not_empty(frame)
+        """A frame in any layout __call__ takes as a Frame, and the function that turns a result
+        back into that layout."""
         if isinstance(frame, Frame):
             return frame, lambda f: f
         if isinstance(frame, np.ndarray):
@@ -426,23 +426,10 @@ class Denoiser:
     def _denoise(self, frame: Any, single: bool) -> Any:
         """One image in any layout: the stream's next frame, or (single) an image with no past."""
         _check_not_empty(frame)
-        step = self._step_single if single else self._step
-        index = 0 if single else self._count
-        if isinstance(frame, Frame):
-            return step(frame)
-        if isinstance(frame, np.ndarray):
-            f, restore = from_image(frame, self._order(tensor=False), index)
-            return restore(step(f))
-        if isinstance(frame, tuple) and len(frame) == 3:
-            f, restore = from_planes(frame, index)
-            return restore(step(f))
-        if is_tensor(frame):
-            if self._on_model_device(frame):
-                return self._denoise_on_device(frame, single)
-            f, restore = from_tensor(frame, self._order(tensor=True), index)
-            return restore(step(f))
-        raise ConfigError(f"Denoiser takes a Frame, a numpy image, I420 planes or a torch tensor, not "
-                          f"{type(frame).__name__}.")
+        if is_tensor(frame) and self._on_model_device(frame):
+            return self._denoise_on_device(frame, single)
+        f, restore = self._as_frame(frame, 0 if single else self._count)
+        return restore((self._step_single if single else self._step)(f))
 
     def _batch(self, batch: Any) -> Any:
         """(N, 3, H, W) or (N, H, W, 3) tensor: N independent images."""

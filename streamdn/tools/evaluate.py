@@ -20,7 +20,7 @@ from streamdn.atomic import write_json
 from streamdn.config import read_toml
 from streamdn.denoiser import Denoiser, parse_strength
 from streamdn.errors import ConfigError, StreamdnError
-from streamdn.frames import AHEAD, Frame, bgr_to_yuv420, frame_from_bgr, yuv420_to_bgr
+from streamdn.frames import Frame, bgr_to_yuv420, frame_from_bgr, with_lookahead, yuv420_to_bgr
 from streamdn.jobs.file import progress_bar
 from streamdn.metrics import FlickerMeter, psnr, ssim
 from streamdn.data.noise import NoiseSpec, add_noise_uint8, parse_noise
@@ -214,12 +214,12 @@ def score(method: str, frames: list[Frame], clean: list[np.ndarray], cfg: EvalCo
             dn.reset()
         busy = 0.0
         ps, ss, meter, kept = [], [], FlickerMeter(), None
-        for t, (frame, ref) in enumerate(zip(frames, clean)):
+        # (a windowed model merges the frames after each one too)
+        stream = with_lookahead(frames, dn.lookahead) if dn is not None and dn.lookahead else frames
+        for t, (frame, ref) in enumerate(zip(stream, clean)):
             if dn is None:
                 out = frame
             else:
-                if dn.lookahead:   # a windowed model merges the frames after this one too
-                    frame.extra[AHEAD] = tuple(frames[t + 1:t + 1 + dn.lookahead])
                 start = time.perf_counter()
                 out = dn(frame)
                 busy += time.perf_counter() - start
