@@ -95,6 +95,14 @@ def load_weights(path: str | Path) -> tuple[RecurrentDenoiser, dict[str, str]]:
 LOW_NOISE_BLEND = (0.5, 3.0)
 
 
+def low_noise_weight(sigma_y: float, blend: tuple[float, float]) -> float:
+    """The weight of a network's output against its input for a frame of luma noise `sigma_y`
+    (8-bit units) under the low-noise blend (s0, s1): 0 up to s0, 1 from s1 on (always 1 when s1
+    is 0: no blend; inf: 1)."""
+    s0, s1 = blend
+    return min(1.0, max(0.0, (sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
+
+
 @dataclass(frozen=True)
 class LongAverage:
     """The long average of a motion network that carries its cleaned estimate (docs/motion.md,
@@ -245,8 +253,7 @@ class NetworkModel(FrameModel):
         if self.long_average is not None:
             out = self._blend_long_average(out, cur, sigma, first=has_prev == 0.0)
         out = out[..., :h2, :w2]
-        s0, s1 = self.low_noise_blend
-        w = min(1.0, max(0.0, (packed.sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
+        w = low_noise_weight(packed.sigma_y, self.low_noise_blend)
         if w < 1.0:
             # One weight for the frame, from the luma sigma: the blind chroma sigmas read low
             # wherever chroma noise is smooth (camera noise after JPEG and 4:2:0: 0.5-0.8 against

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame, planes_to_rgb, rgb_to_planes
 
-from .network import LOW_NOISE_BLEND, _autocast, _resolve_dtype, pack_with_noise_map, read_metadata
+from .network import LOW_NOISE_BLEND, _autocast, _resolve_dtype, low_noise_weight, pack_with_noise_map, read_metadata
 from .photo import FAMILY, PhotoNet, build_photo
 from .registry import FrameModel, ModelInfo
 
@@ -135,8 +135,7 @@ class PhotoModel(FrameModel):
         frame (pack) a PhotoFrameResult holding it."""
         if self.net is None:
             raise ConfigError(f"model '{self.info.name}' was closed; create a new Denoiser to continue.")
-        s0, s1 = self.low_noise_blend
-        w = min(1.0, max(0.0, (packed.sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
+        w = low_noise_weight(packed.sigma_y, self.low_noise_blend)
         if packed.planes is not None and w == 0.0:
             # A clean video frame passes as it is (unpack): no network, no RGB round trip.
             return PhotoFrameResult(packed.rgb, 0.0, packed.planes, packed.bit_depth, True)

@@ -39,7 +39,7 @@ from streamdn.kernels import frame_difference, is_scene_cut, long_average, pack_
 
 from .merge import CONSISTENT, Aligner, PictureMean, denoise_mean
 from .motion import StateWarper, StillTest
-from .network import MAX_COUNT, LongAverage, pack_with_noise_map
+from .network import MAX_COUNT, LongAverage, low_noise_weight, pack_with_noise_map
 from .picture import CLEAN_SIGMA, PhotoModel, rgb_to_video_planes
 from .registry import FrameModel, ModelInfo
 
@@ -152,10 +152,7 @@ class WindowModel(FrameModel):
         # A clean input stays clean: below the low-noise blend's range the frame passes as it
         # is (merging would only add the alignment's errors), inside it the result leans back
         # to the frame, as for the other networks.
-        s0, s1 = self.photo.low_noise_blend
-        w = 1.0
-        if not packed.impulses_removed and s1 > 0.0:
-            w = min(1.0, max(0.0, (packed.sigmas[0] - s0) / max(s1 - s0, 1e-6)))
+        w = 1.0 if packed.impulses_removed else low_noise_weight(packed.sigmas[0], self.photo.low_noise_blend)
         if w == 0.0:
             if self.before:
                 self._past.append(rgb)
