@@ -35,11 +35,12 @@ import numpy as np
 
 from streamdn.errors import ConfigError
 from streamdn.frames import AHEAD, Frame, planes_to_rgb, rgb_to_frame
-from streamdn.kernels import frame_difference, is_scene_cut, long_average, pack_yuv420, unpack_yuv420
+from streamdn.kernels import frame_difference, is_scene_cut, pack_yuv420, unpack_yuv420
 
 from .merge import CONSISTENT, Aligner, PictureMean, denoise_mean
-from .motion import StateWarper, StillTest
-from .network import MAX_COUNT, LongAverage, low_noise_weight, pack_with_noise_map
+from .mosaic import MosaicAverage
+from .motion import StillTest
+from .network import LongAverage, low_noise_weight, pack_with_noise_map
 from .picture import CLEAN_SIGMA, PhotoModel, rgb_to_video_planes
 from .registry import FrameModel, ModelInfo
 
@@ -47,9 +48,10 @@ BEFORE = 4   # frames before the current one merged with it (default)
 AFTER = 4    # frames after it (default): the file is read this many frames ahead
 MAX_SIDE = 16  # the most frames on either side
 CUT_THRESHOLD = 25.0   # 8-bit luma change above the noise that ends the window (as the recursion's cuts)
-# The long average's blend (LongAverage): weight c / (c + 8), ramped in from 5 to 20 frames (a
-# window's result is already a 9-frame average; on the static shots of `streamdn temporal` at
-# frame 39: ramp (10, 30) 39.05 / 36.10 dB, (5, 20) 39.22 / 36.25; k 4 or 8 the same).
+# The long average (streamdn.models.mosaic.MosaicAverage: the running mean of the noisy frames on
+# a canvas that follows the camera), blended with the weight c / (c + 8) ramped in from 5 to 20
+# frames (a window's result is already a 9-frame average; on the static shots of `streamdn
+# temporal` at frame 39: ramp (10, 30) 39.05 / 36.10 dB, (5, 20) 39.22 / 36.25; k 4 or 8 the same).
 LONG_AVERAGE = LongAverage(k=8.0, ramp=(5.0, 20.0))
 # Its still blocks: zero motion kept where it matches within 5 % and half a level per pixel of
 # the flow (the recursion's test: within a quarter level), mean flow under 0.1 half-resolution
@@ -91,8 +93,8 @@ class WindowModel(FrameModel):
             info: what `streamdn models` shows.
             before, after: frames merged on each side of the current one (0..MAX_SIDE).
             cut_threshold: see streamdn.kernels.is_scene_cut (inf: never cut).
-            long_average: blend in the running mean of the noisy frames on still blocks (see
-                _blend_long_average).
+            long_average: blend in the running mean of the noisy frames, kept on a canvas that
+                follows the camera (streamdn.models.mosaic.MosaicAverage, see _blend_long_average).
 
         Raises:
             ConfigError: a window side out of range.
@@ -110,10 +112,8 @@ class WindowModel(FrameModel):
         self._past: deque[np.ndarray] = deque(maxlen=max(self.before, 1))
         self._rgb: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()   # id(plane) -> (plane, RGB)
         self._last_luma: np.ndarray | None = None
-        self.long_average: LongAverage | None = LONG_AVERAGE if long_average else None
-        self._avg: tuple[np.ndarray, np.ndarray] | None = None   # the long average and its count
-        self._la_warper = StateWarper(still=LONG_AVERAGE_STILL)
-        self._last_out: np.ndarray | None = None
+        self.long_average: MosaicAverage | None = MosaicAverage(LONG_AVERAGE, LONG_AVERAGE_STILL) if long_average else None
+        self._to_previous: np.ndarray | None = None   # this frame's pixels -> the previous frame's
 
     @property
     def signal_dependent(self) -> bool:
@@ -156,7 +156,8 @@ class WindowModel(FrameModel):
         if w == 0.0:
             if self.before:
                 self._past.append(rgb)
-            self._avg = self._last_out = None
+            if self.long_average is not None:
+                self.long_average.reset()
             return packed.planes
         frame = rgb_to_frame(rgb)
         if packed.impulses_removed:
@@ -165,14 +166,20 @@ class WindowModel(FrameModel):
             frame.extra["impulses_removed"] = True
         acc = PictureMean(rgb, frame, packed.sigmas, self.photo.signal_dependent)
         past = list(self._past)[::-1][:self.before]
-        if past or packed.ahead:
-            aligner = Aligner(rgb)
+        aligner = Aligner(rgb) if past or packed.ahead or self._past else None
+        # The camera's motion since the previous frame (the long average's first guess).
+        known: dict[int, np.ndarray | None] = {}
+        self._to_previous = None
+        if aligner is not None and self._past and self.long_average is not None:
+            self._to_previous = known[id(self._past[-1])] = aligner.homography(self._past[-1])
+        if aligner is not None and (past or packed.ahead):
             # Every frame of the window is measured first: the frames of this scene show the
             # noise's unit (the lowest), and each is judged in at most CONSISTENT times it, so that
             # a frame of another scene (a cut the luma change missed, a dissolve, a flash) cannot
             # loosen its own test. Nearest first; a frame matching on less than min_share of the
             # picture ends the window on its side.
-            sides = [[acc.measure(f, aligner.homography(f)) for f in side] for side in (past, packed.ahead)]
+            sides = [[acc.measure(f, known[id(f)] if id(f) in known else aligner.homography(f)) for f in side]
+                     for side in (past, packed.ahead)]
             units = [shot.unit for side in sides for shot in side]
             top = min(acc.max_unit, CONSISTENT * max(min(units), 1.0))
             for d in range(max(len(side) for side in sides)):
@@ -196,28 +203,15 @@ class WindowModel(FrameModel):
 
     def _blend_long_average(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray],
                             packed: WindowPacked) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Keeps the running mean of the noisy frames on the still blocks (LongAverage, as in
-        `fast_mc`) and blends it into the result where it has averaged long enough: a window
-        averages at most before + after + 1 frames, a still shot keeps improving past them."""
-        la = self.long_average
-        assert la is not None
+        """Blends in the running mean of the noisy frames where it has averaged long enough (a
+        window averages at most before + after + 1 frames; a shot that keeps the same scene in
+        view, still or panning, keeps improving past them): streamdn.models.mosaic.MosaicAverage."""
+        assert self.long_average is not None
         frame = Frame(*packed.planes, bit_depth=packed.bit_depth)
         cur, sigma = pack_with_noise_map(frame, packed.sigmas, self.photo.signal_dependent)
         maxv = (1 << packed.bit_depth) - 1
         out = pack_yuv420(*planes, 1.0 / maxv, np.empty_like(cur))
-        if self._avg is None or self._avg[0].shape != cur.shape or packed.cut or self._last_out is None:
-            self._avg = (cur, np.ones(cur.shape[:2] + (1,), np.float32))
-            self._la_warper.reset()
-            self._last_out = out
-            return planes
-        avg, count = self._avg
-        # The flow to the previous result (exactly zero on the blocks that match as well
-        # standing still): a cleaned picture, on which the still test is reliable.
-        flow = self._la_warper.estimate(cur, self._last_out)
-        self._last_out = out.copy()
-        lo, hi = la.match
-        r0, r1 = la.ramp
-        long_average(cur, sigma, flow, avg, count, out, la.k, r0, r1, lo, hi, la.box, MAX_COUNT)
+        self.long_average.step(cur, sigma, out, frame.y.shape, self._to_previous, packed.cut)
         y, u, v = (np.empty_like(p) for p in planes)
         unpack_yuv420(out, maxv, y, u, v)
         return y, u, v
@@ -227,9 +221,9 @@ class WindowModel(FrameModel):
         return frame.with_planes(*result)
 
     def reset(self) -> None:
-        self._avg = None
-        self._last_out = None
-        self._la_warper.reset()
+        if self.long_average is not None:
+            self.long_average.reset()
+        self._to_previous = None
         self._past.clear()
         self._rgb.clear()
         self._last_luma = None

@@ -99,6 +99,22 @@ def test_a_still_shot_keeps_improving_past_the_window() -> None:
 
 
 @pytest.mark.skipif(not HAS_WINDOW, reason="the photo weights do not ship in this checkout")
+def test_a_panning_shot_keeps_improving_past_the_window() -> None:
+    from streamdn.tools.temporal import pan_clip
+
+    clean = list(pan_clip(scene(120, 160, seed=5, fine=8.0), 128, 96, 0.7, 30))   # 0.7 and 0.21 px/frame
+    noisy = noisy_clip(clean, seed=2)
+    with Denoiser("window", strength=20) as dn:
+        long = dn.denoise_clip(noisy)
+    with Denoiser(create_model("window", long_average=False), strength=20) as dn:
+        short = dn.denoise_clip(noisy)
+    at = [round(psnr(clean[t], long[t]), 2) for t in (8, 15, 25)]
+    print(f"with the long average at frames 8/15/25: {at}; without: {psnr(clean[25], short[25]):.2f}")
+    assert at[0] < at[1] < at[2]                              # the canvas follows the pan
+    assert at[2] > psnr(clean[25], short[25]) + 1.0
+
+
+@pytest.mark.skipif(not HAS_WINDOW, reason="the photo weights do not ship in this checkout")
 def test_window_leaves_no_ghost_of_a_moving_object() -> None:
     bg = scene(seed=3)
     clean = []

@@ -1,0 +1,288 @@
+"""A long average of the noisy frames that follows the camera: kept on a canvas larger than the
+frame, onto which every frame is brought once by the camera's motion and from which the average
+is read back once onto the current frame.
+
+The still-block long average (streamdn.models.network.LongAverage) is kept where the picture
+does not move, so it is never re-interpolated; on a pan it restarts every frame. Carrying it
+along the motion instead (warping the average each frame) interpolates it again at every step
+and blurs it. The canvas avoids both: a frame's pixels are resampled once on the way in (the
+canvas holds a weighted mean of the frames so brought over) and the mean once on the way out,
+whatever the number of frames averaged. As the camera moves on, the canvas is shifted by whole
+pixel pairs (no resampling) to keep the frame inside it.
+
+The camera's motion is a translation, measured on the model's result (a clean picture) against
+the canvas (OpenCV's ECC on the half-resolution luma, where the canvas has averaged a few frames:
+a moving subject, which keeps restarting there, does not pull it), from the frame-to-frame
+motion as a first guess. A shift under SNAP pixels is none: a still camera's canvas is read and
+written at whole pixels, exactly. Rotation and zoom are left to the match test.
+
+Each step is the still long average's (streamdn.kernels.long_average) on the canvas read back
+onto the frame: its count is cut where the frame does not match (a moving subject, an
+occlusion, a rotation the translation misses restart from the frame), the frame is added, the
+result is blended into the model's output where enough frames agree, and the update goes back
+onto the canvas. A scene cut or a lost track starts a new canvas.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from streamdn.kernels import long_average, pack_yuv420
+
+from .fast import MAX_COUNT
+from .motion import StateWarper, StillTest
+from .network import LongAverage
+
+# A shift under this (full-resolution px) against the canvas is none: 0.1 measured against a
+# canvas of ECC_COUNT frames or more, 0.25 against one of 2 frames (noisier), 0.3 for the first
+# guess alone (the frame-to-frame homography: errors up to 0.27 px measured on still shots).
+SNAP = (0.1, 0.25, 0.3)
+TAPS = 4         # Lanczos order of the resampling in and out (8 x 8 taps, as OpenCV's LANCZOS4)
+ECC_COUNT = 3.0  # the canvas's pixels the motion is measured on: averaged at least this many frames
+ECC_MIN_SHARE = 0.2   # below this share of such pixels the motion is the first guess alone
+
+
+def _kernel(frac: float, taps: int) -> np.ndarray:
+    """Lanczos weights of the 2 * taps samples at offsets -(taps - 1)..taps from a position
+    `frac` (in [0, 1)) past the first of the middle two, normalised."""
+    x = frac - np.arange(-(taps - 1), taps + 1, dtype=np.float64)
+    w = np.sinc(x) * np.sinc(x / taps)
+    return (w / w.sum()).astype(np.float32)
+
+
+def shift_read(src: np.ndarray, dy: float, dx: float, height: int, width: int, taps: int = TAPS) -> np.ndarray:
+    """out[i, j] = src(i + dy, j + dx), (height, width) float32: whole shifts are a copy,
+    fractional ones a separable Lanczos (taps > 0) or bilinear (taps 0) resampling; outside
+    `src` its border repeats."""
+    iy, ix = math.floor(dy), math.floor(dx)
+    fy, fx = dy - iy, dx - ix
+    ry = taps if fy > 0 else 0
+    rx = taps if fx > 0 else 0
+    ky = _kernel(fy, taps) if ry else np.ones(1, np.float32)
+    kx = _kernel(fx, taps) if rx else np.ones(1, np.float32)
+    if taps == 0:
+        ry, rx = int(fy > 0), int(fx > 0)
+        ky = np.array([1 - fy, fy], np.float32) if ry else np.ones(1, np.float32)
+        kx = np.array([1 - fx, fx], np.float32) if rx else np.ones(1, np.float32)
+        lo_y, lo_x = 0, 0
+    else:
+        lo_y, lo_x = (ry - 1 if ry else 0), (rx - 1 if rx else 0)
+    # The samples the output needs: rows iy - lo_y .. iy + height - 1 + (len(ky) - 1 - lo_y).
+    y0, x0 = iy - lo_y, ix - lo_x
+    y1, x1 = y0 + height + len(ky) - 1, x0 + width + len(kx) - 1
+    h, w = src.shape
+    if 0 <= y0 and y1 <= h and 0 <= x0 and x1 <= w:
+        crop = src[y0:y1, x0:x1]
+    else:
+        rows = np.clip(np.arange(y0, y1), 0, h - 1)
+        cols = np.clip(np.arange(x0, x1), 0, w - 1)
+        crop = np.ascontiguousarray(src[rows][:, cols])
+    if len(ky) == 1 and len(kx) == 1:
+        return np.array(crop, np.float32)
+    out = cv2.sepFilter2D(crop, cv2.CV_32F, kx, ky, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(out[:height, :width])
+
+
+def _luma(packed: np.ndarray) -> np.ndarray:
+    """The full-resolution luma of a packed frame ((H2, W2, 6): the four phases of each 2x2 block)."""
+    h2, w2 = packed.shape[:2]
+    y = np.empty((2 * h2, 2 * w2), np.float32)
+    y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2] = (packed[..., c] for c in range(4))
+    return y
+
+
+class MosaicAverage:
+    """The running mean of the noisy frames on a canvas that follows the camera (see the module)."""
+
+    def __init__(self, blend: LongAverage, still: StillTest | None = None, margin: float = 0.125) -> None:
+        """Args:
+            blend: the long average's match test and blend weight.
+            still: where the picture moves against the canvas beyond the camera's translation
+                (a rotation, parallax, a subject), the average restarts: the flow from the
+                frame to the previous result brought over by the translation, with the blocks
+                that match as well without it kept at zero (streamdn.models.motion.StateWarper);
+                None: the match test alone.
+            margin: the canvas's margin each side, as a share of the frame's side.
+        """
+        self.blend = blend
+        self.margin = float(margin)
+        self._warper = StateWarper(still=still) if still is not None else None
+        self.reset()
+
+    def reset(self) -> None:
+        self._y: np.ndarray | None = None   # canvas planes, [0, 1] units; the count on the chroma grid
+        self._u: np.ndarray | None = None
+        self._v: np.ndarray | None = None
+        self._count: np.ndarray | None = None
+        self._at = np.zeros(2)              # (x, y): the frame's pixel (0, 0) on the canvas, full-res px
+        self._shape: tuple[int, int] = (0, 0)
+        self.moved = np.zeros(2)            # (x, y) the camera's motion since the canvas started, px
+        self._last_out: np.ndarray | None = None   # the previous frame's result (packed), before the blend
+        if self._warper is not None:
+            self._warper.reset()
+
+    def step(self, cur: np.ndarray, sigma: np.ndarray, out: np.ndarray, shape: tuple[int, int],
+             to_previous: np.ndarray | None, cut: bool) -> None:
+        """One frame.
+
+        Args:
+            cur: (H2, W2, 6) float32 the frame packed (streamdn.kernels.pack_yuv420), [0, 1].
+            sigma: (H2, W2, 3) its noise map.
+            out: (H2, W2, 6) float32 the model's result packed the same way, blended in place.
+            shape: the frame's (H, W).
+            to_previous: 3x3 map from this frame's pixels to the previous frame's (its centre's
+                move is the first guess), or None (no guess: no motion).
+            cut: a scene cut before this frame.
+        """
+        if self._y is None or cut or self._shape != shape:
+            self._start(cur, shape)
+            self._last_out = out.copy()
+            return
+        guess = self._at.copy()
+        if to_previous is not None:
+            h, w = shape
+            c = np.array([(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
+            p = to_previous @ c
+            guess += p[:2] / p[2] - c[:2]
+        measured = self._measure(guess, out)
+        if measured is None:
+            self._start(cur, shape)
+            self._last_out = out.copy()
+            return
+        at, snap = measured
+        if np.abs(at - self._at).max() < snap:
+            at = self._at.copy()
+        self.moved = self.moved + (at - self._at)
+        flow = self._residual_flow(cur, at - self._at)
+        self._last_out = out.copy()
+        if not self._recentre(at, cur.shape[:2]):
+            self._start(cur, shape)
+            return
+        assert self._y is not None and self._u is not None and self._v is not None and self._count is not None
+        h2, w2 = cur.shape[:2]
+        ax, ay = self._at
+        cx, cy = ax / 2.0, ay / 2.0     # on the chroma grid (centre-sited: x = 2 c + 0.5)
+        y = shift_read(self._y, ay, ax, 2 * h2, 2 * w2)
+        u = shift_read(self._u, cy, cx, h2, w2)
+        v = shift_read(self._v, cy, cx, h2, w2)
+        count = shift_read(self._count, cy, cx, h2, w2, taps=0)
+        # Only where the canvas holds samples all around its read: at its edge the count restarts.
+        held = shift_read((self._count > 0).astype(np.float32), cy, cx, h2, w2, taps=0)
+        count = np.where(held > 0.999, count, 0.0).astype(np.float32)[..., None]
+        avg = pack_yuv420(y, u, v, 1.0, np.empty_like(cur))
+        la = self.blend
+        long_average(cur, sigma, flow, avg, count, out, la.k,
+                     la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
+        self._write_back(cur, count[..., 0])
+
+    def _residual_flow(self, cur: np.ndarray, move: np.ndarray) -> np.ndarray:
+        """The flow from the frame to the previous result brought over by the camera's move
+        (full-resolution px, (x, y)), still blocks at exactly zero: (H2, W2, 2) float32; zero
+        everywhere without a still test."""
+        flow = np.zeros(cur.shape[:2] + (2,), np.float32)
+        if self._warper is None or self._last_out is None or self._last_out.shape != cur.shape:
+            return flow
+        h2, w2 = cur.shape[:2]
+        luma = shift_read(_luma(self._last_out), float(move[1]), float(move[0]), 2 * h2, 2 * w2)
+        ref = np.zeros_like(cur)
+        ref[..., 0], ref[..., 1], ref[..., 2], ref[..., 3] = luma[0::2, 0::2], luma[0::2, 1::2], luma[1::2, 0::2], luma[1::2, 1::2]
+        return self._warper.estimate(cur, ref)
+
+    def _measure(self, guess: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Where the frame lies on the canvas, measured on the model's result against the
+        canvas's well-averaged pixels (ECC, translation, on the chroma grid's luma), and the
+        shift under which that measure is none (SNAP); the guess while too few pixels are
+        averaged; None where the measure fails."""
+        assert self._y is not None and self._count is not None
+        hc2, wc2 = self._count.shape
+        # On the pixels averaged longest: a moving subject restarts its pixels and would pull
+        # the measure with it.
+        need = ECC_MIN_SHARE * out.shape[0] * out.shape[1]
+        for level, count in enumerate((ECC_COUNT, 2.0)):
+            mask = (self._count >= count).astype(np.uint8)
+            if mask.sum() >= need:
+                break
+        else:
+            return guess, SNAP[2]
+        template = out[..., :4].mean(-1)
+        canvas = cv2.resize(self._y, (wc2, hc2), interpolation=cv2.INTER_AREA)
+        warp = np.array([[1, 0, guess[0] / 2.0], [0, 1, guess[1] / 2.0]], np.float32)
+        try:
+            _, warp = cv2.findTransformECC(template, canvas, warp, cv2.MOTION_TRANSLATION,
+                                           (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 1e-3),
+                                           mask, 3)
+        except cv2.error:
+            return None
+        at = 2.0 * warp[:, 2].astype(np.float64)
+        return (at, SNAP[level]) if np.abs(at - guess).max() < 8.0 else None
+
+    def _start(self, cur: np.ndarray, shape: tuple[int, int]) -> None:
+        h2, w2 = cur.shape[:2]
+        my = max(8, int(round(self.margin * h2)))
+        mx = max(8, int(round(self.margin * w2)))
+        # Outside the frame the canvas holds its border repeated (count 0), see _write_back.
+        self._y = np.pad(_luma(cur), ((2 * my, 2 * my), (2 * mx, 2 * mx)), mode="edge")
+        self._u = np.pad(cur[..., 4], ((my, my), (mx, mx)), mode="edge")
+        self._v = np.pad(cur[..., 5], ((my, my), (mx, mx)), mode="edge")
+        self._count = np.zeros((h2 + 2 * my, w2 + 2 * mx), np.float32)
+        self._count[my:my + h2, mx:mx + w2] = 1.0
+        self._at = np.array([2.0 * mx, 2.0 * my])
+        self._shape = shape
+        self.moved = np.zeros(2)
+
+    def _recentre(self, at: np.ndarray, size: tuple[int, int]) -> bool:
+        """Takes the frame's place on the canvas, shifting the canvas by whole chroma pixels
+        when the frame comes near its edge; False where the frame cannot fit."""
+        assert self._y is not None and self._u is not None and self._v is not None and self._count is not None
+        hc2, wc2 = self._count.shape
+        h2, w2 = size
+        room = 4.0
+        lo = at / 2.0
+        if (lo >= room).all() and lo[0] + w2 <= wc2 - room and lo[1] + h2 <= hc2 - room:
+            self._at = at
+            return True
+        dx = int(round((wc2 - w2) / 2.0 - lo[0]))
+        dy = int(round((hc2 - h2) / 2.0 - lo[1]))
+        if abs(dx) >= wc2 or abs(dy) >= hc2:
+            return False
+        self._u, self._v = _shifted(self._u, dy, dx), _shifted(self._v, dy, dx)
+        self._count = _shifted(self._count, dy, dx, fill=0.0)
+        self._y = _shifted(self._y, 2 * dy, 2 * dx)
+        self._at = at + np.array([2.0 * dx, 2.0 * dy])
+        return True
+
+    def _write_back(self, cur: np.ndarray, count: np.ndarray) -> None:
+        """The frame added onto the canvas with the weight the step gave it (1 / its new count)
+        where the canvas sees it whole; where the canvas holds nothing yet, the frame's border."""
+        assert self._y is not None and self._u is not None and self._v is not None and self._count is not None
+        hc2, wc2 = self._count.shape
+        h2, w2 = cur.shape[:2]
+        ax, ay = self._at
+        cx, cy = ax / 2.0, ay / 2.0
+        weight = (1.0 / np.maximum(count, 1.0)).astype(np.float32)
+        wt = shift_read(weight, -cy, -cx, hc2, wc2, taps=0)
+        cnt = shift_read(count, -cy, -cx, hc2, wc2, taps=0)
+        # The canvas pixels whose bilinear read lies wholly inside the frame.
+        rows = np.arange(hc2, dtype=np.float64) - cy
+        cols = np.arange(wc2, dtype=np.float64) - cx
+        inside = ((rows >= 0) & (rows <= h2 - 1))[:, None] & ((cols >= 0) & (cols <= w2 - 1))[None, :]
+        wt = np.where(inside, wt, np.where(self._count <= 0, 1.0, 0.0)).astype(np.float32)
+        self._count = np.where(inside, cnt, self._count).astype(np.float32)
+        for plane, src in ((self._u, cur[..., 4]), (self._v, cur[..., 5])):
+            plane += wt * (shift_read(np.ascontiguousarray(src), -cy, -cx, hc2, wc2) - plane)
+        wy = cv2.resize(wt, (2 * wc2, 2 * hc2), interpolation=cv2.INTER_NEAREST)
+        self._y += wy * (shift_read(_luma(cur), -ay, -ax, 2 * hc2, 2 * wc2) - self._y)
+
+
+def _shifted(a: np.ndarray, dy: int, dx: int, fill: float | None = None) -> np.ndarray:
+    """`a` moved by (dy, dx) whole pixels; where nothing moved in, its border repeated (or `fill`)."""
+    h, w = a.shape
+    if fill is None:
+        return shift_read(a, -dy, -dx, h, w)
+    out = np.full_like(a, fill)
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = a[ys, xs]
+    return out
