@@ -2,7 +2,7 @@
 frame, onto which every frame is brought once by the camera's motion and from which the average
 is read back once onto the current frame.
 
-The still-block long average (streamdn.models.network.LongAverage) is kept where the picture
+The still-block long average (LongAverage with follow=False) is kept where the picture
 does not move, so it is never re-interpolated; on a pan it restarts every frame. Carrying it
 along the motion instead (warping the average each frame) interpolates it again at every step
 and blurs it. The canvas avoids both: a frame's pixels are resampled once on the way in (the
@@ -14,7 +14,8 @@ The camera's motion is a translation, measured on the model's result (a clean pi
 the canvas (OpenCV's ECC on the half-resolution luma, where the canvas has averaged a few frames:
 a moving subject, which keeps restarting there, does not pull it), from the frame-to-frame
 motion as a first guess. A shift under SNAP pixels is none: a still camera's canvas is read and
-written at whole pixels, exactly. Rotation and zoom are left to the match test.
+written at whole pixels, exactly. The measure fits an affine map: a rotation or zoom against the
+canvas beyond DRIFT starts a new canvas, so a turning camera is never averaged into a blur.
 
 Each step is the still long average's (streamdn.kernels.long_average) on the canvas read back
 onto the frame: its count is cut where the frame does not match (a moving subject, an
@@ -25,6 +26,7 @@ onto the canvas. A scene cut or a lost track starts a new canvas.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -32,16 +34,55 @@ import numpy as np
 from streamdn.kernels import long_average, pack_yuv420
 
 from .fast import MAX_COUNT
-from .motion import StateWarper, StillTest
-from .network import LongAverage
+from .motion import StateWarper, StillTest, packed_luma_u8
 
 # A shift under this (full-resolution px) against the canvas is none: 0.1 measured against a
 # canvas of ECC_COUNT frames or more, 0.25 against one of 2 frames (noisier), 0.3 for the first
 # guess alone (the frame-to-frame homography: errors up to 0.27 px measured on still shots).
 SNAP = (0.1, 0.25, 0.3)
-TAPS = 4         # Lanczos order of the resampling in and out (8 x 8 taps, as OpenCV's LANCZOS4)
+# The canvas follows a translation; a rotation or zoom would blur it slowly (each frame's
+# residual against the previous one too small to see). The measure fits an affine map and the
+# canvas starts anew when its linear part moves a corner of the frame by more than this (px)
+# at two frames in a row (one alone may be the measure's noise on a small frame):
+# on a held-out clip panning 0.4 px/frame with rotation and zoom (40 frames), `window` lost
+# 1.15 dB to its own result without a long average, and none with this.
+DRIFT = 0.75
+DRIFT_COUNT = 6.0   # ... measured where the canvas has averaged this many frames (median): fewer are too noisy
+DRIFT_SIZE = (64, 96)   # ... on frames of at least 192 x 128 (chroma grid 96 x 64): the fit is too noisy on smaller
+TAPS = 3         # Lanczos order of the resampling in and out (6 x 6 taps)
 ECC_COUNT = 3.0  # the canvas's pixels the motion is measured on: averaged at least this many frames
 ECC_MIN_SHARE = 0.2   # below this share of such pixels the motion is the first guess alone
+# Where the picture moves against the canvas beyond the camera's translation the average restarts:
+# zero motion is kept where it matches within 5 % and half a level per pixel of the flow (the
+# recursion's own test: within a quarter level), mean flow under 0.1 half-resolution pixels. On
+# the static shots of `streamdn temporal` at frame 39, `window`: chelsea 39.34 -> 39.96, coffee
+# 36.15 -> 36.69 dB; `fast_mc`: 39.63 -> 39.98 and a 1 px/frame pan 36.90 -> 38.53 dB. With the
+# bursts' looser flow limit (0.6) the static shots gain as much but a 0.5 px/frame pan loses 1-2 dB.
+STILL = StillTest(rel=0.05, margin=0.5, small=0.1)
+
+
+@dataclass(frozen=True)
+class LongAverage:
+    """The long average of a model's output (docs/motion.md, "The long average"): beside the
+    model, the running mean of the noisy frames themselves. Its frame count is cut where the
+    frame does not match it (the mean absolute difference over a `box` x `box` window, in units
+    of the noise expected from the count, between `match[0]`, full trust, and `match[1]`,
+    none), and it is blended into the output with the weight c / (c + k) of two estimates whose
+    errors are as one frame's noise over c and over k, ramped in from `ramp[0]` to `ramp[1]`
+    frames, so that only a long, consistent match is used. A network's output carries a bias
+    that averaging cleaned frames cannot remove (fine detail smoothed the same way in every
+    frame); the plain mean has none, so a still shot keeps improving.
+
+    follow: the mean is kept on a canvas that follows the camera (MosaicAverage), so a pan
+        keeps averaging too; False: on the blocks that do not move only (where it needs no
+        warp; anywhere that moved, it restarts).
+    """
+
+    k: float = 8.0
+    ramp: tuple[float, float] = (10.0, 30.0)
+    match: tuple[float, float] = (0.9, 1.15)
+    box: int = 5
+    follow: bool = True
 
 
 def _kernel(frac: float, taps: int) -> np.ndarray:
@@ -72,17 +113,34 @@ def shift_read(src: np.ndarray, dy: float, dx: float, height: int, width: int, t
     # The samples the output needs: rows iy - lo_y .. iy + height - 1 + (len(ky) - 1 - lo_y).
     y0, x0 = iy - lo_y, ix - lo_x
     y1, x1 = y0 + height + len(ky) - 1, x0 + width + len(kx) - 1
+    crop = _crop(src, y0, y1, x0, x1)
+    if len(ky) == 1 and len(kx) == 1:
+        return crop if crop.dtype == np.float32 else crop.astype(np.float32)
+    out = cv2.sepFilter2D(crop, cv2.CV_32F, kx, ky, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    return out[:height, :width]
+
+
+def _crop(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """src[y0:y1, x0:x1] with its border repeated wherever that reaches outside it (a view
+    where it does not)."""
     h, w = src.shape
     if 0 <= y0 and y1 <= h and 0 <= x0 and x1 <= w:
-        crop = src[y0:y1, x0:x1]
-    else:
-        rows = np.clip(np.arange(y0, y1), 0, h - 1)
-        cols = np.clip(np.arange(x0, x1), 0, w - 1)
-        crop = np.ascontiguousarray(src[rows][:, cols])
-    if len(ky) == 1 and len(kx) == 1:
-        return np.array(crop, np.float32)
-    out = cv2.sepFilter2D(crop, cv2.CV_32F, kx, ky, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    return np.ascontiguousarray(out[:height, :width])
+        return src[y0:y1, x0:x1]
+
+    def span(a: int, b: int, n: int) -> tuple[int, int, int, int]:
+        # The part inside [0, n) (at least the nearest line) and the lines repeated each side.
+        c0 = min(max(a, 0), n - 1)
+        c1 = max(min(b, n), c0 + 1)
+        before = c0 - a
+        return c0, c1, before, (b - a) - (c1 - c0) - before
+
+    r0, r1, top, bottom = span(y0, y1, h)
+    c0, c1, left, right = span(x0, x1, w)
+    if top < 0:            # wholly past the far side: every line repeats the last one
+        top, bottom = 0, bottom + top
+    if left < 0:
+        left, right = 0, right + left
+    return cv2.copyMakeBorder(np.ascontiguousarray(src[r0:r1, c0:c1]), top, bottom, left, right, cv2.BORDER_REPLICATE)
 
 
 def _luma(packed: np.ndarray) -> np.ndarray:
@@ -96,7 +154,7 @@ def _luma(packed: np.ndarray) -> np.ndarray:
 class MosaicAverage:
     """The running mean of the noisy frames on a canvas that follows the camera (see the module)."""
 
-    def __init__(self, blend: LongAverage, still: StillTest | None = None, margin: float = 0.125) -> None:
+    def __init__(self, blend: LongAverage, still: StillTest | None = STILL, margin: float = 0.125) -> None:
         """Args:
             blend: the long average's match test and blend weight.
             still: where the picture moves against the canvas beyond the camera's translation
@@ -119,12 +177,13 @@ class MosaicAverage:
         self._at = np.zeros(2)              # (x, y): the frame's pixel (0, 0) on the canvas, full-res px
         self._shape: tuple[int, int] = (0, 0)
         self.moved = np.zeros(2)            # (x, y) the camera's motion since the canvas started, px
-        self._last_out: np.ndarray | None = None   # the previous frame's result (packed), before the blend
+        self._turned = False                # the last measure found the frame turned or scaled (DRIFT)
+        self._last_luma: np.ndarray | None = None   # the previous result's half-resolution luma, before the blend
         if self._warper is not None:
             self._warper.reset()
 
     def step(self, cur: np.ndarray, sigma: np.ndarray, out: np.ndarray, shape: tuple[int, int],
-             to_previous: np.ndarray | None, cut: bool) -> None:
+             to_previous: np.ndarray | None, cut: bool, still_flow: np.ndarray | None = None) -> None:
         """One frame.
 
         Args:
@@ -135,10 +194,14 @@ class MosaicAverage:
             to_previous: 3x3 map from this frame's pixels to the previous frame's (its centre's
                 move is the first guess), or None (no guess: no motion).
             cut: a scene cut before this frame.
+            still_flow: given where the caller knows that nothing moved since the previous
+                frame (a recursion whose flow kept every block at zero motion): the camera is
+                taken as still without measuring it and this ((H2, W2, 2) float32) is the
+                residual motion, so a still shot costs no more than the still-block average did.
         """
         if self._y is None or cut or self._shape != shape:
             self._start(cur, shape)
-            self._last_out = out.copy()
+            self._last_luma = packed_luma_u8(out).astype(np.float32)
             return
         guess = self._at.copy()
         if to_previous is not None:
@@ -146,17 +209,20 @@ class MosaicAverage:
             c = np.array([(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
             p = to_previous @ c
             guess += p[:2] / p[2] - c[:2]
-        measured = self._measure(guess, out)
-        if measured is None:
-            self._start(cur, shape)
-            self._last_out = out.copy()
-            return
-        at, snap = measured
-        if np.abs(at - self._at).max() < snap:
-            at = self._at.copy()
+        if still_flow is not None:
+            at, flow = self._at.copy(), still_flow
+        else:
+            measured = self._measure(guess, out)
+            if measured is None:
+                self._start(cur, shape)
+                self._last_luma = packed_luma_u8(out).astype(np.float32)
+                return
+            at, snap = measured
+            if np.abs(at - self._at).max() < snap:
+                at = self._at.copy()
+            flow = self._residual_flow(cur, at - self._at)
         self.moved = self.moved + (at - self._at)
-        flow = self._residual_flow(cur, at - self._at)
-        self._last_out = out.copy()
+        self._last_luma = packed_luma_u8(out).astype(np.float32)
         if not self._recentre(at, cur.shape[:2]):
             self._start(cur, shape)
             return
@@ -179,22 +245,21 @@ class MosaicAverage:
 
     def _residual_flow(self, cur: np.ndarray, move: np.ndarray) -> np.ndarray:
         """The flow from the frame to the previous result brought over by the camera's move
-        (full-resolution px, (x, y)), still blocks at exactly zero: (H2, W2, 2) float32; zero
-        everywhere without a still test."""
-        flow = np.zeros(cur.shape[:2] + (2,), np.float32)
-        if self._warper is None or self._last_out is None or self._last_out.shape != cur.shape:
-            return flow
+        (full-resolution px, (x, y)), on their half-resolution lumas, still blocks at exactly
+        zero: (H2, W2, 2) float32; zero everywhere without a still test."""
         h2, w2 = cur.shape[:2]
-        luma = shift_read(_luma(self._last_out), float(move[1]), float(move[0]), 2 * h2, 2 * w2)
-        ref = np.zeros_like(cur)
-        ref[..., 0], ref[..., 1], ref[..., 2], ref[..., 3] = luma[0::2, 0::2], luma[0::2, 1::2], luma[1::2, 0::2], luma[1::2, 1::2]
-        return self._warper.estimate(cur, ref)
+        if self._warper is None or self._last_luma is None or self._last_luma.shape != (h2, w2):
+            return np.zeros((h2, w2, 2), np.float32)
+        ref = shift_read(self._last_luma, float(move[1]) / 2.0, float(move[0]) / 2.0, h2, w2)
+        ref = np.clip(np.rint(ref), 0, 255).astype(np.uint8)
+        return self._warper.estimate_lumas(packed_luma_u8(cur), ref)
 
     def _measure(self, guess: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """Where the frame lies on the canvas, measured on the model's result against the
-        canvas's well-averaged pixels (ECC, translation, on the chroma grid's luma), and the
-        shift under which that measure is none (SNAP); the guess while too few pixels are
-        averaged; None where the measure fails."""
+        """Where the frame lies on the canvas (the move of its centre), measured on the model's
+        result against the canvas's well-averaged pixels (ECC, affine, on the chroma grid's
+        luma), and the shift under which that measure is none (SNAP); the guess while too few
+        pixels are averaged; None where the measure fails or finds the frame rotated or scaled
+        against the canvas (DRIFT): the canvas then starts anew."""
         assert self._y is not None and self._count is not None
         hc2, wc2 = self._count.shape
         # On the pixels averaged longest: a moving subject restarts its pixels and would pull
@@ -207,15 +272,29 @@ class MosaicAverage:
         else:
             return guess, SNAP[2]
         template = out[..., :4].mean(-1)
-        canvas = cv2.resize(self._y, (wc2, hc2), interpolation=cv2.INTER_AREA)
-        warp = np.array([[1, 0, guess[0] / 2.0], [0, 1, guess[1] / 2.0]], np.float32)
+        # The canvas around the guessed place (the farthest the measure may move it, 8 px).
+        h2, w2 = out.shape[:2]
+        r0, c0 = max(0, math.floor(guess[1] / 2.0) - 6), max(0, math.floor(guess[0] / 2.0) - 6)
+        r1, c1 = min(hc2, r0 + h2 + 12), min(wc2, c0 + w2 + 12)
+        canvas = cv2.resize(self._y[2 * r0:2 * r1, 2 * c0:2 * c1], (c1 - c0, r1 - r0), interpolation=cv2.INTER_AREA)
+        warp = np.array([[1, 0, guess[0] / 2.0 - c0], [0, 1, guess[1] / 2.0 - r0]], np.float32)
         try:
-            _, warp = cv2.findTransformECC(template, canvas, warp, cv2.MOTION_TRANSLATION,
+            _, warp = cv2.findTransformECC(template, canvas, warp, cv2.MOTION_AFFINE,
                                            (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 1e-3),
-                                           mask, 3)
+                                           np.ascontiguousarray(mask[r0:r1, c0:c1]), 3)
         except cv2.error:
             return None
-        at = 2.0 * warp[:, 2].astype(np.float64)
+        lin = warp[:, :2].astype(np.float64)
+        centre = np.array([(w2 - 1) / 2.0, (h2 - 1) / 2.0])
+        at = 2.0 * (lin @ centre + warp[:, 2] + (c0, r0) - centre)
+        if (level == 0 and h2 >= DRIFT_SIZE[0] and w2 >= DRIFT_SIZE[1]
+                and np.median(self._count[r0:r1, c0:c1][mask[r0:r1, c0:c1] > 0]) >= DRIFT_COUNT):
+            # Measured against a settled canvas: a rotation or zoom since it started.
+            corners = np.array([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]]) * centre
+            turned = 2.0 * np.abs(corners @ (lin - np.eye(2)).T).max() > DRIFT
+            self._turned, was = turned, self._turned
+            if turned and was:
+                return None
         return (at, SNAP[level]) if np.abs(at - guess).max() < 8.0 else None
 
     def _start(self, cur: np.ndarray, shape: tuple[int, int]) -> None:
@@ -231,6 +310,7 @@ class MosaicAverage:
         self._at = np.array([2.0 * mx, 2.0 * my])
         self._shape = shape
         self.moved = np.zeros(2)
+        self._turned = False
 
     def _recentre(self, at: np.ndarray, size: tuple[int, int]) -> bool:
         """Takes the frame's place on the canvas, shifting the canvas by whole chroma pixels
@@ -255,25 +335,34 @@ class MosaicAverage:
 
     def _write_back(self, cur: np.ndarray, count: np.ndarray) -> None:
         """The frame added onto the canvas with the weight the step gave it (1 / its new count)
-        where the canvas sees it whole; where the canvas holds nothing yet, the frame's border."""
+        where the canvas sees it whole; around it, where the canvas holds nothing yet, the
+        frame's border (a later read near the canvas's edge resamples the nearest picture)."""
         assert self._y is not None and self._u is not None and self._v is not None and self._count is not None
         hc2, wc2 = self._count.shape
         h2, w2 = cur.shape[:2]
         ax, ay = self._at
         cx, cy = ax / 2.0, ay / 2.0
+        # The canvas's part the frame covers, with the resampling's reach around it.
+        r0, r1 = max(0, math.floor(cy) - TAPS), min(hc2, math.ceil(cy) + h2 + TAPS)
+        c0, c1 = max(0, math.floor(cx) - TAPS), min(wc2, math.ceil(cx) + w2 + TAPS)
+        part = (slice(r0, r1), slice(c0, c1))
+        hp, wp = r1 - r0, c1 - c0
         weight = (1.0 / np.maximum(count, 1.0)).astype(np.float32)
-        wt = shift_read(weight, -cy, -cx, hc2, wc2, taps=0)
-        cnt = shift_read(count, -cy, -cx, hc2, wc2, taps=0)
+        wt = shift_read(weight, r0 - cy, c0 - cx, hp, wp, taps=0)
+        cnt = shift_read(count, r0 - cy, c0 - cx, hp, wp, taps=0)
         # The canvas pixels whose bilinear read lies wholly inside the frame.
-        rows = np.arange(hc2, dtype=np.float64) - cy
-        cols = np.arange(wc2, dtype=np.float64) - cx
+        rows = np.arange(r0, r1, dtype=np.float64) - cy
+        cols = np.arange(c0, c1, dtype=np.float64) - cx
         inside = ((rows >= 0) & (rows <= h2 - 1))[:, None] & ((cols >= 0) & (cols <= w2 - 1))[None, :]
-        wt = np.where(inside, wt, np.where(self._count <= 0, 1.0, 0.0)).astype(np.float32)
-        self._count = np.where(inside, cnt, self._count).astype(np.float32)
+        old = self._count[part]
+        wt = np.where(inside, wt, (old <= 0).astype(np.float32))
+        self._count[part] = np.where(inside, cnt, old)
         for plane, src in ((self._u, cur[..., 4]), (self._v, cur[..., 5])):
-            plane += wt * (shift_read(np.ascontiguousarray(src), -cy, -cx, hc2, wc2) - plane)
-        wy = cv2.resize(wt, (2 * wc2, 2 * hc2), interpolation=cv2.INTER_NEAREST)
-        self._y += wy * (shift_read(_luma(cur), -ay, -ax, 2 * hc2, 2 * wc2) - self._y)
+            p = plane[part]
+            p += wt * (shift_read(np.ascontiguousarray(src), r0 - cy, c0 - cx, hp, wp) - p)
+        wy = cv2.resize(wt, (2 * wp, 2 * hp), interpolation=cv2.INTER_NEAREST)
+        py = self._y[2 * r0:2 * r1, 2 * c0:2 * c1]
+        py += wy * (shift_read(_luma(cur), 2 * r0 - ay, 2 * c0 - ax, 2 * hp, 2 * wp) - py)
 
 
 def _shifted(a: np.ndarray, dy: int, dx: int, fill: float | None = None) -> np.ndarray:

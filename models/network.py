@@ -20,6 +20,7 @@ from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_differen
                               unpack_yuv420)
 
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
+from .mosaic import LongAverage, MosaicAverage
 from .motion import StateWarper
 from .registry import FrameModel, ModelInfo
 
@@ -103,26 +104,6 @@ def low_noise_weight(sigma_y: float, blend: tuple[float, float]) -> float:
     return min(1.0, max(0.0, (sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
 
 
-@dataclass(frozen=True)
-class LongAverage:
-    """The long average of a motion network that carries its cleaned estimate (docs/motion.md,
-    "The long average"): beside the network's state, the running mean of the noisy frames
-    themselves, kept on the still blocks of the state's flow (where it needs no warp and is
-    never re-interpolated; anywhere that moved, it restarts). Its frame count is cut where the
-    frame does not match it (the mean absolute difference over a `box` x `box` window, in units
-    of the noise expected from the count, between `match[0]`, full trust, and `match[1]`,
-    none), and it is blended into the output with the weight c / (c + k) of two estimates whose
-    errors are as one frame's noise over c and over k, ramped in from `ramp[0]` to `ramp[1]`
-    frames, so that only a long, consistent match is used. A network's output carries a bias
-    that averaging cleaned frames cannot remove (fine detail smoothed the same way in every
-    frame); the plain mean has none, so a still shot keeps improving."""
-
-    k: float = 8.0
-    ramp: tuple[float, float] = (10.0, 30.0)
-    match: tuple[float, float] = (0.9, 1.15)
-    box: int = 5
-
-
 @dataclass
 class Packed:
     """The network's input for one frame: what NetworkModel.pack makes from a Frame and
@@ -193,6 +174,9 @@ class NetworkModel(FrameModel):
             long_average = LongAverage()
         self.long_average = long_average if (net.cfg.motion and net.has_display and long_average) else None
         self._avg: tuple[torch.Tensor, torch.Tensor] | None = None   # the long average and its count
+        # The long average on a canvas that follows the camera (one stream at a time), made at
+        # its first use: `long_average` may be changed between streams.
+        self._mosaic: MosaicAverage | None = None
         s0, s1 = (float(v) for v in low_noise_blend)
         if not 0.0 <= s0 <= s1:
             raise ConfigError(f"low_noise_blend {low_noise_blend}: need 0 <= s0 <= s1 (8-bit sigma units).")
@@ -272,10 +256,16 @@ class NetworkModel(FrameModel):
 
     def _blend_long_average(self, out: torch.Tensor, cur: torch.Tensor, sigma: torch.Tensor,
                             first: bool) -> torch.Tensor:
-        """Updates the long average (LongAverage) with the current frame where the state's flow
-        was exactly zero (still blocks) and blends it into `out` where it has averaged long enough."""
+        """Updates the long average (LongAverage) with the current frame and blends it into `out`
+        where it has averaged long enough: on a canvas that follows the camera (MosaicAverage,
+        one stream), or where the state's flow was exactly zero (still blocks)."""
         la = self.long_average
         assert la is not None and self._warper is not None
+        if la.follow and cur.shape[0] == 1:
+            if self._mosaic is None:
+                self._mosaic = MosaicAverage(la)
+            self._mosaic.blend = la
+            return self._blend_mosaic(out, cur, sigma, first)
         cur = cur.float()
         if first or self._avg is None or self._avg[0].shape != cur.shape:
             self._avg = (_nchw(_hwc(cur).copy()), _nchw(np.ones(cur.shape[-2:] + (1,), np.float32)))
@@ -308,6 +298,28 @@ class NetworkModel(FrameModel):
         r0, r1 = la.ramp
         w = count / (count + la.k) * ((count - r0) / (r1 - r0)).clamp(0.0, 1.0)
         return torch.lerp(out, avg, w)
+
+    def _blend_mosaic(self, out: torch.Tensor, cur: torch.Tensor, sigma: torch.Tensor, first: bool) -> torch.Tensor:
+        """The long average on its canvas (MosaicAverage), on the host; the camera's move first
+        guessed from the state's flow (its median). Where that flow kept every block still,
+        nothing is measured (a still shot costs what the still-block average did)."""
+        assert self._mosaic is not None and self._warper is not None
+        host = [_hwc(t.detach().float().cpu()) for t in (cur, sigma, out)]
+        host[2] = host[2].copy()   # the output may share memory with the carried state
+        h2, w2 = host[0].shape[:2]
+        flow = self._warper.last_flow(0)
+        if flow is None or flow.shape[:2] != (h2, w2):
+            # Every block kept zero motion: nothing moved, nothing to measure.
+            still = np.zeros((h2, w2, 2), np.float32)
+            self._mosaic.step(host[0], host[1], host[2], (2 * h2, 2 * w2), None, first, still_flow=still)
+        else:
+            # The flow is in half-resolution pixels from this frame to the previous state.
+            sample = flow[::4, ::4]
+            guess = np.array([[1.0, 0.0, 2.0 * float(np.median(sample[..., 0]))],
+                              [0.0, 1.0, 2.0 * float(np.median(sample[..., 1]))], [0.0, 0.0, 1.0]])
+            self._mosaic.step(host[0], host[1], host[2], (2 * h2, 2 * w2), guess, first)
+        res = _nchw(host[2])
+        return res if res.device == out.device else res.to(out.device)
 
     def _fused_step(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
                     has_prev: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -355,6 +367,8 @@ class NetworkModel(FrameModel):
     def reset(self) -> None:
         self._state = None
         self._avg = None
+        if self._mosaic is not None:
+            self._mosaic.reset()
         self._last_luma = None
         if self._warper is not None:
             self._warper.reset()
@@ -364,6 +378,7 @@ class NetworkModel(FrameModel):
         twin = copy.copy(self)
         if self._warper is not None:
             twin._warper = StateWarper()   # the flow estimator keeps per-call buffers: one each
+        twin._mosaic = None
         twin.reset()
         return twin
 

@@ -18,9 +18,9 @@ Denoiser called frame by frame) it merges the past frames alone.
 
 A scene cut (the luma change of streamdn.kernels.is_scene_cut), or a frame that matches on too
 little of the picture, ends the window on its side: no frame of another scene is averaged in.
-Beside the window, the plain running mean of the noisy frames on still blocks (LongAverage, as
-in `fast_mc`) is blended in, so a static shot keeps improving past the window's frames. The
-result goes back to 4:2:0 with the chroma sharpened against the blur of the RGB round trip.
+Beside the window, the plain running mean of the noisy frames, kept on a canvas that follows
+the camera (streamdn.models.mosaic.MosaicAverage, as in `fast_mc`), is blended in, so a static
+shot or a pan keeps improving past the window's frames. The result goes back to 4:2:0 with the chroma sharpened against the blur of the RGB round trip.
 
 Measured on the validation clips and `streamdn temporal` shots, blind (docs/window.md).
 """
@@ -38,9 +38,8 @@ from streamdn.frames import AHEAD, Frame, planes_to_rgb, rgb_to_frame
 from streamdn.kernels import frame_difference, is_scene_cut, pack_yuv420, unpack_yuv420
 
 from .merge import CONSISTENT, Aligner, PictureMean, denoise_mean
-from .mosaic import MosaicAverage
-from .motion import StillTest
-from .network import LongAverage, low_noise_weight, pack_with_noise_map
+from .mosaic import LongAverage, MosaicAverage
+from .network import low_noise_weight, pack_with_noise_map
 from .picture import CLEAN_SIGMA, PhotoModel, rgb_to_video_planes
 from .registry import FrameModel, ModelInfo
 
@@ -53,12 +52,6 @@ CUT_THRESHOLD = 25.0   # 8-bit luma change above the noise that ends the window 
 # frames (a window's result is already a 9-frame average; on the static shots of `streamdn
 # temporal` at frame 39: ramp (10, 30) 39.05 / 36.10 dB, (5, 20) 39.22 / 36.25; k 4 or 8 the same).
 LONG_AVERAGE = LongAverage(k=8.0, ramp=(5.0, 20.0))
-# Its still blocks: zero motion kept where it matches within 5 % and half a level per pixel of
-# the flow (the recursion's test: within a quarter level), mean flow under 0.1 half-resolution
-# pixels. On the static shots at frame 39: chelsea 39.34 -> 39.96, coffee 36.15 -> 36.69 dB
-# (the mean of the 40 noisy frames: 37.99, 36.61); a 0.5 px/frame pan 0.02-0.06 dB lower. With
-# the bursts' looser flow limit (0.6) the static shots gain as much but that pan loses 1-2 dB.
-LONG_AVERAGE_STILL = StillTest(rel=0.05, margin=0.5, small=0.1)
 # The chroma's sharpening against the RGB round trip (picture.rgb_to_video_planes): on the
 # validation clips g = 0 / 1 / 2 / 3 gave awgn20 33.93 / 34.27 / 34.57 / 34.77 dB, SSIM highest at
 # 1 and flicker rising with g; 2 is the inverse's first-order term.
@@ -112,7 +105,7 @@ class WindowModel(FrameModel):
         self._past: deque[np.ndarray] = deque(maxlen=max(self.before, 1))
         self._rgb: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()   # id(plane) -> (plane, RGB)
         self._last_luma: np.ndarray | None = None
-        self.long_average: MosaicAverage | None = MosaicAverage(LONG_AVERAGE, LONG_AVERAGE_STILL) if long_average else None
+        self.long_average: MosaicAverage | None = MosaicAverage(LONG_AVERAGE) if long_average else None
         self._to_previous: np.ndarray | None = None   # this frame's pixels -> the previous frame's
 
     @property

@@ -283,8 +283,9 @@ def plan_file(input_path: str, output: str, cfg: RunConfig, opts: Options) -> tu
         return [Task(FILE, input_path, output, cfg, opts.overwrite)], expected
     index = read_keyframes(input_path)
     window = model_info(cfg.model.name).window
-    # A windowed model needs only the frames its window reaches back to before a cut.
-    warmup = opts.warmup if window is None else min(opts.warmup, window[0])
+    # A windowed model needs at least the frames its window reaches back to before a cut (and
+    # the warm-up, for its long average).
+    warmup = opts.warmup if window is None else max(opts.warmup, window[0])
     segs = plan_segments(index, seconds=opts.segment_seconds, count=opts.segments, warmup=warmup)
     if len(segs) == 1:
         return [Task(FILE, input_path, output, cfg, opts.overwrite)], expected

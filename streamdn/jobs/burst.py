@@ -411,7 +411,8 @@ def _tile_models(dn: Denoiser, count: int) -> list[FrameModel]:
             m.cut_threshold = math.inf  # type: ignore[attr-defined]  # NetworkModel's scene cuts
         la = getattr(m, "long_average", None)
         if la is not None:
-            m.long_average = replace(la, ramp=BURST_RAMP)  # type: ignore[attr-defined]
+            # The shots are aligned already (global alignment): the still-block average.
+            m.long_average = replace(la, ramp=BURST_RAMP, follow=False)  # type: ignore[attr-defined]
     return models
 
 
