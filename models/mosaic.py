@@ -34,7 +34,6 @@ import numpy as np
 from streamdn.kernels import long_average, pack_yuv420
 
 from .fast import MAX_COUNT
-from .motion import StateWarper, StillTest, packed_luma_u8
 
 # A shift under this (full-resolution px) against the canvas is none: 0.1 measured against a
 # canvas of ECC_COUNT frames or more, 0.25 against one of 2 frames (noisier), 0.3 for the first
@@ -52,13 +51,7 @@ DRIFT_SIZE = (64, 96)   # ... on frames of at least 192 x 128 (chroma grid 96 x 
 TAPS = 3         # Lanczos order of the resampling in and out (6 x 6 taps)
 ECC_COUNT = 3.0  # the canvas's pixels the motion is measured on: averaged at least this many frames
 ECC_MIN_SHARE = 0.2   # below this share of such pixels the motion is the first guess alone
-# Where the picture moves against the canvas beyond the camera's translation the average restarts:
-# zero motion is kept where it matches within 5 % and half a level per pixel of the flow (the
-# recursion's own test: within a quarter level), mean flow under 0.1 half-resolution pixels. On
-# the static shots of `streamdn temporal` at frame 39, `window`: chelsea 39.34 -> 39.96, coffee
-# 36.15 -> 36.69 dB; `fast_mc`: 39.63 -> 39.98 and a 1 px/frame pan 36.90 -> 38.53 dB. With the
-# bursts' looser flow limit (0.6) the static shots gain as much but a 0.5 px/frame pan loses 1-2 dB.
-STILL = StillTest(rel=0.05, margin=0.5, small=0.1)
+MEASURE_STILL = 4     # a still camera is measured on every 4th frame (see step)
 
 
 @dataclass(frozen=True)
@@ -154,19 +147,13 @@ def _luma(packed: np.ndarray) -> np.ndarray:
 class MosaicAverage:
     """The running mean of the noisy frames on a canvas that follows the camera (see the module)."""
 
-    def __init__(self, blend: LongAverage, still: StillTest | None = STILL, margin: float = 0.125) -> None:
+    def __init__(self, blend: LongAverage, margin: float = 0.125) -> None:
         """Args:
             blend: the long average's match test and blend weight.
-            still: where the picture moves against the canvas beyond the camera's translation
-                (a rotation, parallax, a subject), the average restarts: the flow from the
-                frame to the previous result brought over by the translation, with the blocks
-                that match as well without it kept at zero (streamdn.models.motion.StateWarper);
-                None: the match test alone.
             margin: the canvas's margin each side, as a share of the frame's side.
         """
         self.blend = blend
         self.margin = float(margin)
-        self._warper = StateWarper(still=still) if still is not None else None
         self.reset()
 
     def reset(self) -> None:
@@ -178,12 +165,10 @@ class MosaicAverage:
         self._shape: tuple[int, int] = (0, 0)
         self.moved = np.zeros(2)            # (x, y) the camera's motion since the canvas started, px
         self._turned = False                # the last measure found the frame turned or scaled (DRIFT)
-        self._last_luma: np.ndarray | None = None   # the previous result's half-resolution luma, before the blend
-        if self._warper is not None:
-            self._warper.reset()
+        self._still_frames = 0              # frames since the camera was last found moving
 
     def step(self, cur: np.ndarray, sigma: np.ndarray, out: np.ndarray, shape: tuple[int, int],
-             to_previous: np.ndarray | None, cut: bool, still_flow: np.ndarray | None = None) -> None:
+             to_previous: np.ndarray | None, cut: bool) -> None:
         """One frame.
 
         Args:
@@ -194,14 +179,9 @@ class MosaicAverage:
             to_previous: 3x3 map from this frame's pixels to the previous frame's (its centre's
                 move is the first guess), or None (no guess: no motion).
             cut: a scene cut before this frame.
-            still_flow: given where the caller knows that nothing moved since the previous
-                frame (a recursion whose flow kept every block at zero motion): the camera is
-                taken as still without measuring it and this ((H2, W2, 2) float32) is the
-                residual motion, so a still shot costs no more than the still-block average did.
         """
         if self._y is None or cut or self._shape != shape:
             self._start(cur, shape)
-            self._last_luma = packed_luma_u8(out).astype(np.float32)
             return
         guess = self._at.copy()
         if to_previous is not None:
@@ -209,20 +189,22 @@ class MosaicAverage:
             c = np.array([(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
             p = to_previous @ c
             guess += p[:2] / p[2] - c[:2]
-        if still_flow is not None:
-            at, flow = self._at.copy(), still_flow
+        # A still camera (no move guessed exactly, e.g. a recursion whose flow kept its median
+        # block still, and none measured the last time) is measured on every MEASURE_STILL-th
+        # frame only.
+        if (guess == self._at).all() and self._still_frames % MEASURE_STILL != 0:
+            at = self._at.copy()
+            self._still_frames += 1
         else:
             measured = self._measure(guess, out)
             if measured is None:
                 self._start(cur, shape)
-                self._last_luma = packed_luma_u8(out).astype(np.float32)
                 return
             at, snap = measured
             if np.abs(at - self._at).max() < snap:
                 at = self._at.copy()
-            flow = self._residual_flow(cur, at - self._at)
+            self._still_frames = self._still_frames + 1 if (at == self._at).all() else 0
         self.moved = self.moved + (at - self._at)
-        self._last_luma = packed_luma_u8(out).astype(np.float32)
         if not self._recentre(at, cur.shape[:2]):
             self._start(cur, shape)
             return
@@ -239,20 +221,10 @@ class MosaicAverage:
         count = np.where(held > 0.999, count, 0.0).astype(np.float32)[..., None]
         avg = pack_yuv420(y, u, v, 1.0, np.empty_like(cur))
         la = self.blend
-        long_average(cur, sigma, flow, avg, count, out, la.k,
+        # Zero flow: the kernel keeps the count everywhere; its match test alone cuts it.
+        long_average(cur, sigma, np.zeros(cur.shape[:2] + (2,), np.float32), avg, count, out, la.k,
                      la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
         self._write_back(cur, count[..., 0])
-
-    def _residual_flow(self, cur: np.ndarray, move: np.ndarray) -> np.ndarray:
-        """The flow from the frame to the previous result brought over by the camera's move
-        (full-resolution px, (x, y)), on their half-resolution lumas, still blocks at exactly
-        zero: (H2, W2, 2) float32; zero everywhere without a still test."""
-        h2, w2 = cur.shape[:2]
-        if self._warper is None or self._last_luma is None or self._last_luma.shape != (h2, w2):
-            return np.zeros((h2, w2, 2), np.float32)
-        ref = shift_read(self._last_luma, float(move[1]) / 2.0, float(move[0]) / 2.0, h2, w2)
-        ref = np.clip(np.rint(ref), 0, 255).astype(np.uint8)
-        return self._warper.estimate_lumas(packed_luma_u8(cur), ref)
 
     def _measure(self, guess: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, float] | None:
         """Where the frame lies on the canvas (the move of its centre), measured on the model's
@@ -311,6 +283,7 @@ class MosaicAverage:
         self._shape = shape
         self.moved = np.zeros(2)
         self._turned = False
+        self._still_frames = 0
 
     def _recentre(self, at: np.ndarray, size: tuple[int, int]) -> bool:
         """Takes the frame's place on the canvas, shifting the canvas by whole chroma pixels

@@ -181,11 +181,7 @@ class StateWarper:
         """The flow from packed `cur` to packed `state` ((H2, W2, 6) float32), with still blocks
         at exactly zero: (H2, W2, 2) float32 in half-resolution pixels. `stream` keeps the
         still blocks of several streams (a training batch) apart."""
-        return self.estimate_lumas(packed_luma_u8(cur), packed_luma_u8(state), stream)
-
-    def estimate_lumas(self, lc: np.ndarray, ls: np.ndarray, stream: int = 0) -> np.ndarray:
-        """estimate() on the half-resolution lumas themselves ((H2, W2) uint8, as packed_luma_u8
-        makes them)."""
+        lc, ls = packed_luma_u8(cur), packed_luma_u8(state)
         if self.presmooth > 0.0:
             flow = self.flow(cv2.GaussianBlur(lc, (0, 0), self.presmooth),
                              cv2.GaussianBlur(ls, (0, 0), self.presmooth))

@@ -301,23 +301,20 @@ class NetworkModel(FrameModel):
 
     def _blend_mosaic(self, out: torch.Tensor, cur: torch.Tensor, sigma: torch.Tensor, first: bool) -> torch.Tensor:
         """The long average on its canvas (MosaicAverage), on the host; the camera's move first
-        guessed from the state's flow (its median). Where that flow kept every block still,
-        nothing is measured (a still shot costs what the still-block average did)."""
+        guessed from the state's flow (its median: exactly none where most blocks kept zero
+        motion, and a still camera is then measured on every few frames only)."""
         assert self._mosaic is not None and self._warper is not None
         host = [_hwc(t.detach().float().cpu()) for t in (cur, sigma, out)]
         host[2] = host[2].copy()   # the output may share memory with the carried state
         h2, w2 = host[0].shape[:2]
+        # The flow is in half-resolution pixels from this frame to the previous state (None:
+        # every block kept zero motion).
         flow = self._warper.last_flow(0)
-        if flow is None or flow.shape[:2] != (h2, w2):
-            # Every block kept zero motion: nothing moved, nothing to measure.
-            still = np.zeros((h2, w2, 2), np.float32)
-            self._mosaic.step(host[0], host[1], host[2], (2 * h2, 2 * w2), None, first, still_flow=still)
-        else:
-            # The flow is in half-resolution pixels from this frame to the previous state.
+        guess = np.eye(3)
+        if flow is not None and flow.shape[:2] == (h2, w2):
             sample = flow[::4, ::4]
-            guess = np.array([[1.0, 0.0, 2.0 * float(np.median(sample[..., 0]))],
-                              [0.0, 1.0, 2.0 * float(np.median(sample[..., 1]))], [0.0, 0.0, 1.0]])
-            self._mosaic.step(host[0], host[1], host[2], (2 * h2, 2 * w2), guess, first)
+            guess[0, 2], guess[1, 2] = 2.0 * float(np.median(sample[..., 0])), 2.0 * float(np.median(sample[..., 1]))
+        self._mosaic.step(host[0], host[1], host[2], (2 * h2, 2 * w2), guess, first)
         res = _nchw(host[2])
         return res if res.device == out.device else res.to(out.device)
 

@@ -10,11 +10,9 @@ import pytest
 
 from streamdn.kernels import pack_yuv420
 from streamdn.models.mosaic import MosaicAverage, shift_read
-from streamdn.models.motion import StillTest
 from streamdn.models.network import LongAverage
 
 BLEND = LongAverage(k=8.0, ramp=(5.0, 20.0))
-STILL = StillTest(rel=0.05, margin=0.5, small=0.1)
 SIGMA = 20.0 / 255.0
 
 
@@ -51,13 +49,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
-def run(frames: list[np.ndarray], results: list[np.ndarray], seed: int = 1, still: StillTest | None = STILL,
+def run(frames: list[np.ndarray], results: list[np.ndarray], seed: int = 1,
         moves: list[tuple[float, float]] | None = None) -> tuple[MosaicAverage, list[np.ndarray]]:
     """Each clean frame with noise through the mosaic, with `results` standing for the model's
     output and `moves` for the frame-to-frame motion as the frames' alignment guesses it
     ((x, y) px, off by 0.2 px); returns the mosaic and the blended outputs' lumas."""
     rng = np.random.default_rng(seed)
-    m = MosaicAverage(BLEND, still)
+    m = MosaicAverage(BLEND)
     outs = []
     for t, (clean, res) in enumerate(zip(frames, results)):
         guess = None
