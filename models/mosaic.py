@@ -259,8 +259,9 @@ class MosaicAverage:
         lin = warp[:, :2].astype(np.float64)
         centre = np.array([(w2 - 1) / 2.0, (h2 - 1) / 2.0])
         at = 2.0 * (lin @ centre + warp[:, 2] + (c0, r0) - centre)
-        if (level == 0 and h2 >= DRIFT_SIZE[0] and w2 >= DRIFT_SIZE[1]
-                and np.median(self._count[r0:r1, c0:c1][mask[r0:r1, c0:c1] > 0]) >= DRIFT_COUNT):
+        held = self._count[r0:r1, c0:c1][mask[r0:r1, c0:c1] > 0]
+        if (level == 0 and h2 >= DRIFT_SIZE[0] and w2 >= DRIFT_SIZE[1] and held.size
+                and np.median(held) >= DRIFT_COUNT):
             # Measured against a settled canvas: a rotation or zoom since it started.
             corners = np.array([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]]) * centre
             turned = 2.0 * np.abs(corners @ (lin - np.eye(2)).T).max() > DRIFT
