@@ -20,7 +20,8 @@ A scene cut (the luma change of streamdn.kernels.is_scene_cut), or a frame that 
 little of the picture, ends the window on its side: no frame of another scene is averaged in.
 Beside the window, the plain running mean of the noisy frames, kept on a canvas that follows
 the camera (streamdn.models.mosaic.MosaicAverage, as in `fast_mc`), is blended in, so a static
-shot or a pan keeps improving past the window's frames. The result goes back to 4:2:0 with the chroma sharpened against the blur of the RGB round trip.
+shot or a pan keeps improving past the window's frames. The result goes back to 4:2:0 with the
+chroma sharpened against the blur of the RGB round trip.
 
 Measured on the validation clips and `streamdn temporal` shots, blind (docs/window.md).
 """
@@ -159,11 +160,12 @@ class WindowModel(FrameModel):
             frame.extra["impulses_removed"] = True
         acc = PictureMean(rgb, frame, packed.sigmas, self.photo.signal_dependent)
         past = list(self._past)[::-1][:self.before]
-        aligner = Aligner(rgb) if past or packed.ahead or self._past else None
+        follow = bool(self._past) and self.long_average is not None
+        aligner = Aligner(rgb) if past or packed.ahead or follow else None
         # The camera's motion since the previous frame (the long average's first guess).
         known: dict[int, np.ndarray | None] = {}
         self._to_previous = None
-        if aligner is not None and self._past and self.long_average is not None:
+        if aligner is not None and follow:
             self._to_previous = known[id(self._past[-1])] = aligner.homography(self._past[-1])
         if aligner is not None and (past or packed.ahead):
             # Every frame of the window is measured first: the frames of this scene show the
