@@ -220,7 +220,9 @@ class MosaicAverage:
         v = shift_read(self._v, cy, cx, h2, w2)
         count = shift_read(self._count, cy, cx, h2, w2, taps=0)
         # Only where the canvas holds samples all around its read: at its edge the count restarts.
-        held = shift_read((self._count > 0).astype(np.float32), cy, cx, h2, w2, taps=0)
+        iy, ix = math.floor(cy), math.floor(cx)
+        part = self._count[max(iy, 0):iy + h2 + 1, max(ix, 0):ix + w2 + 1] > 0   # the read's reach
+        held = shift_read(part.astype(np.float32), cy - max(iy, 0), cx - max(ix, 0), h2, w2, taps=0)
         count = np.where(held > 0.999, count, 0.0).astype(np.float32)[..., None]
         avg = pack_yuv420(y, u, v, 1.0, np.empty_like(cur))
         la = self.blend
@@ -241,8 +243,7 @@ class MosaicAverage:
         # the measure with it.
         need = ECC_MIN_SHARE * out.shape[0] * out.shape[1]
         for level, count in enumerate((ECC_COUNT, 2.0)):
-            mask = (self._count >= count).astype(np.uint8)
-            if mask.sum() >= need:
+            if np.count_nonzero(self._count >= count) >= need:
                 break
         else:
             return guess, SNAP[2]
@@ -252,17 +253,19 @@ class MosaicAverage:
         r0, c0 = max(0, math.floor(guess[1] / 2.0) - 6), max(0, math.floor(guess[0] / 2.0) - 6)
         r1, c1 = min(hc2, r0 + h2 + 12), min(wc2, c0 + w2 + 12)
         canvas = cv2.resize(self._y[2 * r0:2 * r1, 2 * c0:2 * c1], (c1 - c0, r1 - r0), interpolation=cv2.INTER_AREA)
+        near = self._count[r0:r1, c0:c1]
+        mask = (near >= count).astype(np.uint8)
         warp = np.array([[1, 0, guess[0] / 2.0 - c0], [0, 1, guess[1] / 2.0 - r0]], np.float32)
         try:
             _, warp = cv2.findTransformECC(template, canvas, warp, cv2.MOTION_AFFINE,
                                            (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 1e-3),
-                                           np.ascontiguousarray(mask[r0:r1, c0:c1]), 3)
+                                           mask, 3)
         except cv2.error:
             return None
         lin = warp[:, :2].astype(np.float64)
         centre = np.array([(w2 - 1) / 2.0, (h2 - 1) / 2.0])
         at = 2.0 * (lin @ centre + warp[:, 2] + (c0, r0) - centre)
-        held = self._count[r0:r1, c0:c1][mask[r0:r1, c0:c1] > 0]
+        held = near[mask > 0]
         if (level == 0 and h2 >= DRIFT_SIZE[0] and w2 >= DRIFT_SIZE[1] and held.size
                 and np.median(held) >= DRIFT_COUNT):
             # Measured against a settled canvas: a rotation or zoom since it started.
