@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from streamdn.kernels import long_average, pack_yuv420
+from streamdn.kernels.motion import luma_plane
 
 from .fast import MAX_COUNT
 
@@ -81,12 +82,17 @@ class LongAverage:
     follow: bool = True
 
 
-def _kernel(frac: float, taps: int) -> np.ndarray:
-    """Lanczos weights of the 2 * taps samples at offsets -(taps - 1)..taps from a position
-    `frac` (in [0, 1)) past the first of the middle two, normalised."""
+def _kernel(frac: float, taps: int) -> tuple[np.ndarray, int]:
+    """The weights of a resampling `frac` (in [0, 1)) past a sample, and how many of them lie
+    before it: Lanczos of order `taps` (2 * taps samples, offsets -(taps - 1)..taps,
+    normalised), bilinear for taps 0, the sample itself at frac 0."""
+    if frac == 0.0:
+        return np.ones(1, np.float32), 0
+    if taps == 0:
+        return np.array([1.0 - frac, frac], np.float32), 0
     x = frac - np.arange(-(taps - 1), taps + 1, dtype=np.float64)
     w = np.sinc(x) * np.sinc(x / taps)
-    return (w / w.sum()).astype(np.float32)
+    return (w / w.sum()).astype(np.float32), taps - 1
 
 
 def shift_read(src: np.ndarray, dy: float, dx: float, height: int, width: int, taps: int = TAPS) -> np.ndarray:
@@ -94,18 +100,8 @@ def shift_read(src: np.ndarray, dy: float, dx: float, height: int, width: int, t
     fractional ones a separable Lanczos (taps > 0) or bilinear (taps 0) resampling; outside
     `src` its border repeats."""
     iy, ix = math.floor(dy), math.floor(dx)
-    fy, fx = dy - iy, dx - ix
-    ry = taps if fy > 0 else 0
-    rx = taps if fx > 0 else 0
-    ky = _kernel(fy, taps) if ry else np.ones(1, np.float32)
-    kx = _kernel(fx, taps) if rx else np.ones(1, np.float32)
-    if taps == 0:
-        ry, rx = int(fy > 0), int(fx > 0)
-        ky = np.array([1 - fy, fy], np.float32) if ry else np.ones(1, np.float32)
-        kx = np.array([1 - fx, fx], np.float32) if rx else np.ones(1, np.float32)
-        lo_y, lo_x = 0, 0
-    else:
-        lo_y, lo_x = (ry - 1 if ry else 0), (rx - 1 if rx else 0)
+    ky, lo_y = _kernel(dy - iy, taps)
+    kx, lo_x = _kernel(dx - ix, taps)
     # The samples the output needs: rows iy - lo_y .. iy + height - 1 + (len(ky) - 1 - lo_y).
     y0, x0 = iy - lo_y, ix - lo_x
     y1, x1 = y0 + height + len(ky) - 1, x0 + width + len(kx) - 1
@@ -137,14 +133,6 @@ def _crop(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     if left < 0:
         left, right = 0, right + left
     return cv2.copyMakeBorder(np.ascontiguousarray(src[r0:r1, c0:c1]), top, bottom, left, right, cv2.BORDER_REPLICATE)
-
-
-def _luma(packed: np.ndarray) -> np.ndarray:
-    """The full-resolution luma of a packed frame ((H2, W2, 6): the four phases of each 2x2 block)."""
-    h2, w2 = packed.shape[:2]
-    y = np.empty((2 * h2, 2 * w2), np.float32)
-    y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2] = (packed[..., c] for c in range(4))
-    return y
 
 
 class MosaicAverage:
@@ -281,7 +269,7 @@ class MosaicAverage:
         my = max(8, int(round(self.margin * h2)))
         mx = max(8, int(round(self.margin * w2)))
         # Outside the frame the canvas holds its border repeated (count 0), see _write_back.
-        self._y = np.pad(_luma(cur), ((2 * my, 2 * my), (2 * mx, 2 * mx)), mode="edge")
+        self._y = np.pad(luma_plane(cur, np.empty((2 * cur.shape[0], 2 * cur.shape[1]), np.float32)), ((2 * my, 2 * my), (2 * mx, 2 * mx)), mode="edge")
         self._u = np.pad(cur[..., 4], ((my, my), (mx, mx)), mode="edge")
         self._v = np.pad(cur[..., 5], ((my, my), (mx, mx)), mode="edge")
         self._count = np.zeros((h2 + 2 * my, w2 + 2 * mx), np.float32)
@@ -342,7 +330,7 @@ class MosaicAverage:
             p += wt * (shift_read(np.ascontiguousarray(src), r0 - cy, c0 - cx, hp, wp) - p)
         wy = cv2.resize(wt, (2 * wp, 2 * hp), interpolation=cv2.INTER_NEAREST)
         py = self._y[2 * r0:2 * r1, 2 * c0:2 * c1]
-        py += wy * (shift_read(_luma(cur), 2 * r0 - ay, 2 * c0 - ax, 2 * hp, 2 * wp) - py)
+        py += wy * (shift_read(luma_plane(cur, np.empty((2 * cur.shape[0], 2 * cur.shape[1]), np.float32)), 2 * r0 - ay, 2 * c0 - ax, 2 * hp, 2 * wp) - py)
 
 
 def _shifted(a: np.ndarray, dy: int, dx: int, fill: float | None = None) -> np.ndarray:

@@ -107,7 +107,6 @@ class WindowModel(FrameModel):
         self._rgb: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()   # id(plane) -> (plane, RGB)
         self._last_luma: np.ndarray | None = None
         self.long_average: MosaicAverage | None = MosaicAverage(LONG_AVERAGE) if long_average else None
-        self._to_previous: np.ndarray | None = None   # this frame's pixels -> the previous frame's
 
     @property
     def signal_dependent(self) -> bool:
@@ -163,18 +162,15 @@ class WindowModel(FrameModel):
         follow = bool(self._past) and self.long_average is not None
         aligner = Aligner(rgb) if past or packed.ahead or follow else None
         # The camera's motion since the previous frame (the long average's first guess).
-        known: dict[int, np.ndarray | None] = {}
-        self._to_previous = None
-        if aligner is not None and follow:
-            self._to_previous = known[id(self._past[-1])] = aligner.homography(self._past[-1])
+        to_previous = aligner.homography(self._past[-1]) if aligner is not None and follow else None
         if aligner is not None and (past or packed.ahead):
             # Every frame of the window is measured first: the frames of this scene show the
             # noise's unit (the lowest), and each is judged in at most CONSISTENT times it, so that
             # a frame of another scene (a cut the luma change missed, a dissolve, a flash) cannot
             # loosen its own test. Nearest first; a frame matching on less than min_share of the
             # picture ends the window on its side.
-            sides = [[acc.measure(f, known[id(f)] if id(f) in known else aligner.homography(f)) for f in side]
-                     for side in (past, packed.ahead)]
+            sides = [[acc.measure(f, to_previous if follow and f is self._past[-1] else aligner.homography(f))
+                      for f in side] for side in (past, packed.ahead)]
             units = [shot.unit for side in sides for shot in side]
             top = min(acc.max_unit, CONSISTENT * max(min(units), 1.0))
             for d in range(max(len(side) for side in sides)):
@@ -190,23 +186,24 @@ class WindowModel(FrameModel):
         clean = packed.impulses_removed or packed.sigmas[0] < CLEAN_SIGMA
         planes = rgb_to_video_planes(out, packed.planes, packed.bit_depth, clean, sharpen=CHROMA_SHARPEN)
         if self.long_average is not None:
-            planes = self._blend_long_average(planes, packed)
+            planes = self._blend_long_average(planes, packed, to_previous)
         if w < 1.0:
             planes = tuple(np.clip(np.rint(a + w * (b.astype(np.float32) - a)), 0, (1 << packed.bit_depth) - 1)
                            .astype(b.dtype) for a, b in zip(packed.planes, planes))  # type: ignore[assignment]
         return planes
 
-    def _blend_long_average(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray],
-                            packed: WindowPacked) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _blend_long_average(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], packed: WindowPacked,
+                            to_previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Blends in the running mean of the noisy frames where it has averaged long enough (a
         window averages at most before + after + 1 frames; a shot that keeps the same scene in
-        view, still or panning, keeps improving past them): streamdn.models.mosaic.MosaicAverage."""
+        view, still or panning, keeps improving past them): streamdn.models.mosaic.MosaicAverage,
+        `to_previous` (this frame's pixels -> the previous frame's, or None) its first guess."""
         assert self.long_average is not None
         frame = Frame(*packed.planes, bit_depth=packed.bit_depth)
         cur, sigma = pack_with_noise_map(frame, packed.sigmas, self.photo.signal_dependent)
         maxv = (1 << packed.bit_depth) - 1
         out = pack_yuv420(*planes, 1.0 / maxv, np.empty_like(cur))
-        self.long_average.step(cur, sigma, out, frame.y.shape, self._to_previous, packed.cut)
+        self.long_average.step(cur, sigma, out, frame.y.shape, to_previous, packed.cut)
         y, u, v = (np.empty_like(p) for p in planes)
         unpack_yuv420(out, maxv, y, u, v)
         return y, u, v
@@ -218,7 +215,6 @@ class WindowModel(FrameModel):
     def reset(self) -> None:
         if self.long_average is not None:
             self.long_average.reset()
-        self._to_previous = None
         self._past.clear()
         self._rgb.clear()
         self._last_luma = None

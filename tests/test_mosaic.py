@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from streamdn.kernels import pack_yuv420
+from streamdn.kernels.motion import luma_plane
 from streamdn.models.mosaic import MosaicAverage, shift_read
 from streamdn.models.network import LongAverage
 
@@ -40,9 +41,7 @@ def packed(luma: np.ndarray) -> np.ndarray:
 
 
 def luma_of(p: np.ndarray) -> np.ndarray:
-    y = np.empty((2 * p.shape[0], 2 * p.shape[1]), np.float32)
-    y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2] = (p[..., c] for c in range(4))
-    return y
+    return luma_plane(p, np.empty((2 * p.shape[0], 2 * p.shape[1]), np.float32))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
