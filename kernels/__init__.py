@@ -13,6 +13,8 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
+from .chroma import WORK_PLANES as CHROMA_WORK_PLANES
+from .chroma import chroma_from_luma, yuv420_to_bgr_guided
 from .convert import float_to_plane, plane_to_float
 from .impulse import count_impulses, remove_impulses
 from .merge import add_shot, unclip_mean
@@ -24,10 +26,12 @@ from .step import step_input, step_input_count, step_tail, step_tail_display, st
 from .temporal import long_average, match_add, match_weights, mismatch_map, recursive_filter
 
 __all__ = [
+    "CHROMA_WORK_PLANES",
     "CUT_NOISE_FACTOR",
     "add_shot",
     "block_match",
     "block_noise_stats",
+    "chroma_from_luma",
     "count_impulses",
     "estimate_sigma",
     "fit_noise_curve",
@@ -60,4 +64,5 @@ __all__ = [
     "unpack_yuv420",
     "warp",
     "warp_packed",
+    "yuv420_to_bgr_guided",
 ]

@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from streamdn.errors import ConfigError
-from streamdn.frames import BGR_TO_YUV
+from streamdn.frames import BGR_TO_YUV, CHROMA_EPS, CHROMA_RADIUS, CHROMA_UPSAMPLING
 from streamdn.kernels import fit_noise_curve, sigma_from_block_stats
 from streamdn.models import FrameModel
 from streamdn.models.network import NetworkModel, Packed
@@ -38,13 +38,46 @@ def rgb_to_yuv420(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     return yuv[0], chroma[0], chroma[1]
 
 
-def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """The inverse: planes in [0, 255] -> (3, H, W) float RGB in [0, 255] (bilinear chroma)."""
+def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, chroma: str = "luma") -> torch.Tensor:
+    """The inverse: planes in [0, 255] -> (3, H, W) float RGB in [0, 255], the chroma brought to
+    full resolution as streamdn.frames.yuv420_to_bgr does ("luma" or "bilinear")."""
     h, w = y.shape
-    chroma = F.interpolate(torch.stack([u, v])[None], scale_factor=2, mode="bilinear", align_corners=False)
-    yuv = torch.cat([y[None], chroma[0, :, :h, :w]])
+    if chroma == "luma":
+        full = _chroma_from_luma(y, u, v, CHROMA_EPS * 255.0 ** 2, CHROMA_RADIUS)
+    elif chroma == "bilinear":
+        full = F.interpolate(torch.stack([u, v])[None], scale_factor=2, mode="bilinear", align_corners=False)[0, :, :h, :w]
+    else:
+        raise ConfigError(f"chroma upsampling '{chroma}' is not known; choose one of {', '.join(CHROMA_UPSAMPLING)}.")
+    yuv = torch.cat([y[None], full])
     m = _YUV_TO_RGB.to(y.device)
     return (torch.einsum("ck,khw->chw", m[:, :3], yuv) + m[:, 3, None, None]).round().clamp(0, 255)
+
+
+def _chroma_from_luma(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, eps: float, radius: int) -> torch.Tensor:
+    """(2, H, W) full-resolution U and V guided by the luma: streamdn.kernels.chroma_from_luma
+    in torch."""
+    h, w = y.shape
+    size = 2 * radius + 1
+
+    def box(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(t, size, 1, radius, count_include_pad=False)
+
+    def up(t: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)[..., :h, :w]
+
+    def down(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(t, (0, w % 2, 0, h % 2), mode="replicate"), 2)
+
+    luma = y[None, None].float()
+    yl = down(luma)
+    c = torch.stack([u, v])[None].float()
+    my = box(yl)
+    var = (box(yl * yl) - my * my).clamp(min=0.0) + eps
+    mc = box(c)
+    a = (box(yl * c) - my * mc) / var
+    b = mc - a * my
+    full = up(box(a)) * luma + up(box(b))
+    return (full + up(c - down(full)))[0]
 
 
 def block_stats(plane: torch.Tensor, block: int = 16) -> torch.Tensor:

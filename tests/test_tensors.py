@@ -30,6 +30,10 @@ def test_colour_conversion_matches_numpy() -> None:
         assert np.abs(a.astype(int) - b.numpy().astype(int)).max() <= 1
     back = yuv420_to_rgb(ty, tu, tv).permute(1, 2, 0).numpy()[..., ::-1]
     assert np.abs(back.astype(int) - yuv420_to_bgr(y, u, v).astype(int)).max() <= 2
+    plain = yuv420_to_rgb(ty, tu, tv, chroma="bilinear").permute(1, 2, 0).numpy()[..., ::-1]
+    # The bilinear NumPy path rounds the upsampled chroma to uint8 first (up to 1.5 levels),
+    # beside the planes' own 1-level differences.
+    assert np.abs(plain.astype(int) - yuv420_to_bgr(y, u, v, chroma="bilinear").astype(int)).max() <= 3
 
 
 def test_tensor_path_agrees_with_cpu_path() -> None:

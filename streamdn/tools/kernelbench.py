@@ -67,6 +67,7 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     state6, count_out = np.empty((h2, w2, 6), np.float32), np.empty((h2, w2, 1), np.float32)
     avg, avg_count = packed.copy(), np.full((h2, w2, 1), 5.0, np.float32)
     zero = np.zeros((h2, w2, 2), np.float32)
+    work = np.empty((k.CHROMA_WORK_PLANES, h2, w2), np.float32)
     return {
         "pack_yuv420 (8-bit)": lambda: k.pack_yuv420(y, u, v, 1 / 255, f32),
         "pack_yuv420 (10-bit)": lambda: k.pack_yuv420(y16, u.astype(np.uint16), v.astype(np.uint16), 1 / 1023, f32),
@@ -76,6 +77,8 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
         "pack_bgr": lambda: k.pack_bgr(bgr, _BGR_TO_YUV_F32, f32),
         "unpack_yuv420": lambda: k.unpack_yuv420(packed, 255, yo, uo, vo),
         "unpack_bgr": lambda: k.unpack_bgr(packed, _YUV_TO_BGR_F32, bgr_out),
+        "yuv420_to_bgr_guided (chroma from luma)": lambda: k.yuv420_to_bgr_guided(y, u, v, 6.5, 1, _YUV_TO_BGR_F32, work,
+                                                                                  bgr_out),
         "noise_map": lambda: k.noise_map(packed, sig3, curve, smap),
         "block_noise_stats": lambda: k.block_noise_stats(y, 16, stats),
         "estimate_sigma": lambda: k.estimate_sigma(y, 255.0),
