@@ -34,14 +34,14 @@ def _up(a: np.ndarray, r: int, c: int) -> np.float32:
 
 
 # The scratch planes on the chroma grid: 0 the luma, 1-6 window sums, 7-10 the coefficients
-# (a_U, b_U, a_V, b_V), then 1-2 the back-projection's residuals (U, V).
+# (a_U, b_U, a_V, b_V), then 1-2 the back-projection's residuals (U, V), added to b_U and b_V.
 WORK_PLANES = 11
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, work: np.ndarray) -> None:
-    """The guided fit (see the module): work[7:11] the coefficients on the chroma grid,
-    work[1:3] the back-projection's residuals."""
+    """The guided fit (see the module): work[7:11] the coefficients on the chroma grid (a_U,
+    b_U, a_V, b_V), the back-projection's residuals included in the b."""
     h, w = y.shape
     h2, w2 = u.shape
     # The luma on the chroma grid: each 2x2 block's mean (the last row/column repeated).
@@ -154,14 +154,17 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
                     sv += _up(coef[2], r, c) * yv + _up(coef[3], r, c)
             work[1, i, j] = np.float32(u[i, j]) - q * su
             work[2, i, j] = np.float32(v[i, j]) - q * sv
+    # The residuals join the offsets b (both upsampled bilinearly, so their sum is the same).
+    for i in prange(h2):
+        for j in range(w2):
+            coef[1, i, j] += work[1, i, j]
+            coef[3, i, j] += work[2, i, j]
 
 
 @njit(inline="always")
 def _chroma_at(work: np.ndarray, yv: np.float32, r: int, c: int) -> tuple[np.float32, np.float32]:
     """Full-resolution (U, V) at pixel (r, c) of luma yv, from _fit's planes."""
-    cu = _up(work[7], r, c) * yv + _up(work[8], r, c) + _up(work[1], r, c)
-    cv = _up(work[9], r, c) * yv + _up(work[10], r, c) + _up(work[2], r, c)
-    return cu, cv
+    return _up(work[7], r, c) * yv + _up(work[8], r, c), _up(work[9], r, c) * yv + _up(work[10], r, c)
 
 
 @njit(parallel=True, cache=True, nogil=True)

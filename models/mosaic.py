@@ -138,13 +138,17 @@ def _crop(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 class MosaicAverage:
     """The running mean of the noisy frames on a canvas that follows the camera (see the module)."""
 
-    def __init__(self, blend: LongAverage, margin: float = 0.125) -> None:
+    def __init__(self, blend: LongAverage, margin: float = 0.125, measure_every: int = 1) -> None:
         """Args:
             blend: the long average's match test and blend weight.
             margin: the canvas's margin each side, as a share of the frame's side.
+            measure_every: while the camera moves against a settled canvas, measure on every
+                n-th frame only and take the first guess between (a guess accurate
+                frame to frame, as a recursion's flow; not a homography's).
         """
         self.blend = blend
         self.margin = float(margin)
+        self.measure_every = max(1, int(measure_every))
         self.reset()
 
     def reset(self) -> None:
@@ -157,6 +161,8 @@ class MosaicAverage:
         self.moved = np.zeros(2)            # (x, y) the camera's motion since the canvas started, px
         self._turned = False                # the last measure found the frame turned or scaled (DRIFT)
         self._still_frames = 0              # frames since the camera was last found moving
+        self._guessed = 0                   # frames placed by the guess alone since the last measure
+        self._settled = False               # the last measure was against a settled canvas
 
     def step(self, cur: np.ndarray, sigma: np.ndarray, out: np.ndarray, shape: tuple[int, int],
              to_previous: np.ndarray | None, cut: bool) -> None:
@@ -186,6 +192,10 @@ class MosaicAverage:
         if (guess == self._at).all() and self._still_frames % MEASURE_STILL != 0:
             at = self._at.copy()
             self._still_frames += 1
+        elif self._settled and self._guessed + 1 < self.measure_every:
+            at = guess
+            self._guessed += 1
+            self._still_frames = 0
         else:
             measured = self._measure(guess, out)
             if measured is None:
@@ -195,6 +205,8 @@ class MosaicAverage:
             if np.abs(at - self._at).max() < snap:
                 at = self._at.copy()
             self._still_frames = self._still_frames + 1 if (at == self._at).all() else 0
+            self._settled = snap == SNAP[0] and self._still_frames == 0
+            self._guessed = 0
         self.moved = self.moved + (at - self._at)
         if not self._recentre(at, cur.shape[:2]):
             self._start(cur, shape)
@@ -235,7 +247,7 @@ class MosaicAverage:
                 break
         else:
             return guess, SNAP[2]
-        template = out[..., :4].mean(-1)
+        template = (out[..., 0] + out[..., 1] + out[..., 2] + out[..., 3]) * np.float32(0.25)   # (mean(-1): 10x slower)
         # The canvas around the guessed place (the farthest the measure may move it, 8 px).
         h2, w2 = out.shape[:2]
         r0, c0 = max(0, math.floor(guess[1] / 2.0) - 6), max(0, math.floor(guess[0] / 2.0) - 6)
@@ -253,7 +265,7 @@ class MosaicAverage:
         lin = warp[:, :2].astype(np.float64)
         centre = np.array([(w2 - 1) / 2.0, (h2 - 1) / 2.0])
         at = 2.0 * (lin @ centre + warp[:, 2] + (c0, r0) - centre)
-        held = near[mask > 0]
+        held = near[::2, ::2][mask[::2, ::2] > 0]   # (a quarter: the median as well, 9x faster)
         if (level == 0 and h2 >= DRIFT_SIZE[0] and w2 >= DRIFT_SIZE[1] and held.size
                 and np.median(held) >= DRIFT_COUNT):
             # Measured against a settled canvas: a rotation or zoom since it started.
@@ -279,6 +291,8 @@ class MosaicAverage:
         self.moved = np.zeros(2)
         self._turned = False
         self._still_frames = 0
+        self._guessed = 0
+        self._settled = False
 
     def _recentre(self, at: np.ndarray, size: tuple[int, int]) -> bool:
         """Takes the frame's place on the canvas, shifting the canvas by whole chroma pixels

@@ -53,10 +53,13 @@ CUT_THRESHOLD = 25.0   # 8-bit luma change above the noise that ends the window 
 # frames (a window's result is already a 9-frame average; on the static shots of `streamdn
 # temporal` at frame 39: ramp (10, 30) 39.05 / 36.10 dB, (5, 20) 39.22 / 36.25; k 4 or 8 the same).
 LONG_AVERAGE = LongAverage(k=8.0, ramp=(5.0, 20.0))
-# The chroma's sharpening against the RGB round trip (picture.rgb_to_video_planes): on the
-# validation clips g = 0 / 1 / 2 / 3 gave awgn20 33.93 / 34.27 / 34.57 / 34.77 dB, SSIM highest at
-# 1 and flicker rising with g; 2 is the inverse's first-order term.
-CHROMA_SHARPEN = 2.0
+# The chroma's sharpening against the RGB round trip (picture.rgb_to_video_planes). With the
+# noisy chroma upsampled bilinearly and the output shown so (earlier), g = 0 / 1 / 2 / 3 gave
+# awgn20 33.93 / 34.27 / 34.57 / 34.77 dB. With both fitted to the luma (streamdn.frames,
+# chroma="luma"), g = 0 / 0.75 / 1 / 1.25 / 1.5 / 2 gave awgn20 35.73 / 35.98 / 36.02 / 36.03 /
+# 35.99 / 35.87, awgn30 33.91 / 34.10 / 34.13 / 34.14 / 34.11 / 34.08, pg_lowlight 34.07 / 34.24 /
+# 34.27 / 34.27 / 34.25 / 34.21; SSIM highest and flicker lowest near 1.
+CHROMA_SHARPEN = 1.0
 MIN_SHARE = 0.3   # a frame matching on less of the picture than this ends the window on its side
 
 
@@ -238,7 +241,9 @@ class WindowModel(FrameModel):
         if hit is not None and hit[0] is frame.y:
             return hit[1]
         dtype = np.uint8 if frame.bit_depth <= 8 else np.uint16
-        rgb = planes_to_rgb(frame.y, frame.u, frame.v, frame.bit_depth, dtype)
+        # The chroma fitted to the luma, noisy as they are: on the validation clips +0.25 / +0.38 /
+        # +0.20 dB (awgn20 / awgn30 / pg_lowlight) over bilinear chroma.
+        rgb = planes_to_rgb(frame.y, frame.u, frame.v, frame.bit_depth, dtype, chroma="luma")
         self._rgb[key] = (frame.y, rgb)
         while len(self._rgb) > self.lookahead + 2:
             self._rgb.popitem(last=False)
