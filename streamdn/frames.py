@@ -311,6 +311,8 @@ def yuv420_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, bit_depth: int = 
     h, w = y.shape
     ch, cw = u.shape
     if chroma == "luma":
+        # Contiguous planes: one compiled kernel (a view would compile another, seconds once).
+        y, u, v = (np.ascontiguousarray(p) for p in (y, u, v))
         return yuv420_to_bgr_guided(y, u, v, CHROMA_EPS * 255.0 ** 2, CHROMA_RADIUS, _YUV_TO_BGR_F32,
                                     _chroma_work(ch, cw), np.empty((h, w, 3), np.uint8))
     up = cv2.resize(np.dstack([u, v]), (cw * 2, ch * 2), interpolation=cv2.INTER_LINEAR)
@@ -393,9 +395,11 @@ def planes_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, bit_depth: int,
     ch, cw = u.shape
     scale = np.float32(255.0 / ((1 << bit_depth) - 1))
     if chroma == "luma":
-        uv = np.empty((h, w, 2), np.float32)
+        uv = np.empty((2, h, w), np.float32)
         eps = CHROMA_EPS * float((1 << bit_depth) - 1) ** 2
-        chroma_from_luma(y, u, v, eps, CHROMA_RADIUS, _chroma_work(ch, cw), uv[..., 0], uv[..., 1])
+        y, u, v = (np.ascontiguousarray(p) for p in (y, u, v))
+        chroma_from_luma(y, u, v, eps, CHROMA_RADIUS, _chroma_work(ch, cw), uv[0], uv[1])
+        uv = uv.transpose(1, 2, 0)
     else:
         uv = cv2.resize(np.dstack([u, v]).astype(np.float32), (cw * 2, ch * 2), interpolation=cv2.INTER_LINEAR)[:h, :w]
     rgb = cv2.transform(np.dstack([y.astype(np.float32), uv]) * scale, _YUV_TO_RGB_F32)
