@@ -20,7 +20,7 @@ from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_differen
                               unpack_yuv420)
 
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
-from .mosaic import LongAverage, MosaicAverage
+from .mosaic import LongAverage, MosaicAverage, ShiftGuess
 from .motion import StateWarper
 from .registry import FrameModel, ModelInfo
 
@@ -158,9 +158,11 @@ class NetworkModel(FrameModel):
                 clip((sigma - s0) / (s1 - s0), 0, 1), so a clean picture passes through and
                 faint noise is only partly removed (the network alone smooths fine detail away
                 there). The recurrence keeps the network's own output. (0, 0) switches it off.
-            long_average: for motion networks with a display residual (`fast_mc`), the long
-                average blended into the output (LongAverage; True: its defaults; False or None:
-                none). Other networks ignore it.
+            long_average: the long average blended into the output (LongAverage; True: its
+                defaults; False or None: none): for motion networks with a display residual
+                (`fast_mc`), and for plain recurrent ones (`fast`), where it follows the camera
+                (MosaicAverage, one stream at a time, guided by ShiftGuess) and is left out for
+                batches and `follow=False`. Motion networks without a display residual ignore it.
         """
         self.info = info
         self.device = device
@@ -175,11 +177,12 @@ class NetworkModel(FrameModel):
         self._warper = StateWarper() if net.cfg.motion else None
         if long_average is True:
             long_average = LongAverage()
-        self.long_average = long_average if (net.cfg.motion and net.has_display and long_average) else None
+        self.long_average = long_average if (long_average and (net.has_display or not net.cfg.motion)) else None
         self._avg: tuple[torch.Tensor, torch.Tensor] | None = None   # the long average and its count
         # The long average on a canvas that follows the camera (one stream at a time), made at
         # its first use: `long_average` may be changed between streams.
         self._mosaic: MosaicAverage | None = None
+        self._shift = ShiftGuess() if self._warper is None else None   # its first guess, without a flow
         s0, s1 = (float(v) for v in low_noise_blend)
         if not 0.0 <= s0 <= s1:
             raise ConfigError(f"low_noise_blend {low_noise_blend}: need 0 <= s0 <= s1 (8-bit sigma units).")
@@ -263,15 +266,17 @@ class NetworkModel(FrameModel):
         where it has averaged long enough: on a canvas that follows the camera (MosaicAverage,
         one stream), or where the state's flow was exactly zero (still blocks)."""
         la = self.long_average
-        assert la is not None and self._warper is not None
+        assert la is not None
         if la.follow and cur.shape[0] == 1:
             if self._mosaic is None:
-                # The state's flow median places the frame between measures (`temporal` shots,
-                # pans of 0.5-3 px/frame: within 0.02 dB of measuring every frame; every 3rd
-                # frame lost up to 0.2 dB).
-                self._mosaic = MosaicAverage(la, measure_every=MOSAIC_MEASURE_EVERY)
+                # The first guess places the frame between measures (`temporal` shots, pans of
+                # 0.5-3 px/frame: within 0.02 dB of measuring every frame with the state's flow;
+                # every 3rd frame lost up to 0.2 dB).
+                self._mosaic = MosaicAverage(la, measure_every=MOSAIC_MEASURE_EVERY if self._warper is not None else 1)
             self._mosaic.blend = la
             return self._blend_mosaic(out, cur, sigma, first)
+        if self._warper is None:
+            return out   # a plain recurrent network keeps the canvas only (one stream)
         cur = cur.float()
         if first or self._avg is None or self._avg[0].shape != cur.shape:
             self._avg = (_nchw(_hwc(cur).copy()), _nchw(np.ones(cur.shape[-2:] + (1,), np.float32)))
@@ -308,18 +313,26 @@ class NetworkModel(FrameModel):
     def _blend_mosaic(self, out: torch.Tensor, cur: torch.Tensor, sigma: torch.Tensor, first: bool) -> torch.Tensor:
         """The long average on its canvas (MosaicAverage), on the host; the camera's move first
         guessed from the state's flow (its median: exactly none where most blocks kept zero
-        motion, and a still camera is then measured on every few frames only)."""
-        assert self._mosaic is not None and self._warper is not None
+        motion, and a still camera is then measured on every few frames only), or without a
+        flow by phase correlation with the previous frame (ShiftGuess)."""
+        assert self._mosaic is not None
         host = [_hwc(t.detach().float().cpu()) for t in (cur, sigma, out)]
         host[2] = host[2].copy()   # the output may share memory with the carried state
         h2, w2 = host[0].shape[:2]
-        # The flow is in half-resolution pixels from this frame to the previous state (None:
-        # every block kept zero motion).
-        flow = self._warper.last_flow(0)
-        guess = np.eye(3)
-        if flow is not None and flow.shape[:2] == (h2, w2):
-            sample = flow[::4, ::4]
-            guess[0, 2], guess[1, 2] = 2.0 * float(np.median(sample[..., 0])), 2.0 * float(np.median(sample[..., 1]))
+        guess: np.ndarray | None
+        if self._warper is not None:
+            # The flow is in half-resolution pixels from this frame to the previous state (None:
+            # every block kept zero motion).
+            flow = self._warper.last_flow(0)
+            guess = np.eye(3)
+            if flow is not None and flow.shape[:2] == (h2, w2):
+                sample = flow[::4, ::4]
+                guess[0, 2], guess[1, 2] = 2.0 * float(np.median(sample[..., 0])), 2.0 * float(np.median(sample[..., 1]))
+        else:
+            assert self._shift is not None
+            if first:
+                self._shift.reset()
+            guess = self._shift(host[0])
         self._mosaic.step(host[0], host[1], host[2], (2 * h2, 2 * w2), guess, first)
         res = _nchw(host[2])
         return res if res.device == out.device else res.to(out.device)
@@ -372,6 +385,8 @@ class NetworkModel(FrameModel):
         self._avg = None
         if self._mosaic is not None:
             self._mosaic.reset()
+        if self._shift is not None:
+            self._shift.reset()
         self._last_luma = None
         if self._warper is not None:
             self._warper.reset()
@@ -382,6 +397,7 @@ class NetworkModel(FrameModel):
         if self._warper is not None:
             twin._warper = StateWarper()   # the flow estimator keeps per-call buffers: one each
         twin._mosaic = None
+        twin._shift = ShiftGuess() if self._warper is None else None
         twin.reset()
         return twin
 

@@ -10,7 +10,7 @@ import pytest
 
 from streamdn.kernels import pack_yuv420
 from streamdn.kernels.motion import luma_plane
-from streamdn.models.mosaic import MosaicAverage, shift_read
+from streamdn.models.mosaic import MosaicAverage, ShiftGuess, shift_read
 from streamdn.models.network import LongAverage
 
 BLEND = LongAverage(k=8.0, ramp=(5.0, 20.0))
@@ -162,3 +162,32 @@ def test_a_turning_camera_is_not_averaged_into_a_blur() -> None:
     for t in (15, 29):
         print(f"frame {t}: {psnr(outs[t], frames[t]):.2f} dB, result alone {psnr(blurred[t], frames[t]):.2f}")
         assert psnr(outs[t], frames[t]) > psnr(blurred[t], frames[t]) - 0.3
+
+
+def test_the_shift_guess_finds_a_pan_and_a_still_camera() -> None:
+    """Phase correlation between noisy frames: a pan's move to within half a pixel (a first
+    guess: the canvas's measure takes it from there), a still camera's near zero (exactly zero
+    under SNAP_GUESS), nothing for the first frame."""
+    big = picture(240, 300, seed=5)
+    rng = np.random.default_rng(2)
+    guess = ShiftGuess()
+
+    def noisy(x: float, y: float) -> np.ndarray:
+        f = pan(big, 128, 192, x, y)     # (pan: quarter-pixel steps)
+        return packed(np.clip(f + rng.normal(0, SIGMA, f.shape), 0, 1).astype(np.float32))
+
+    assert guess(noisy(0.0, 8.0)) is None
+    for t in range(1, 6):
+        m = guess(noisy(1.25 * t, 8.0 - 0.5 * t))
+        assert m is not None
+        # This frame's pixel (x, y) shows what the previous frame showed at (x + 1.25, y - 0.5).
+        np.testing.assert_allclose(m[:2, 2], [1.25, -0.5], atol=0.5)
+    still = ShiftGuess()
+    still(noisy(3.0, 3.0))
+    for _ in range(4):
+        m = still(noisy(3.0, 3.0))
+        assert m is not None and np.abs(m[:2, 2]).max() < 0.35   # the grain's noise on a small frame
+    same = packed(pan(big, 128, 192, 3.0, 3.0))
+    still(same)
+    m = still(same)
+    assert m is not None and (m[:2, 2] == 0).all()               # under SNAP_GUESS: exactly none

@@ -241,6 +241,44 @@ def test_long_average_keeps_a_still_shot_improving_and_follows_a_pan() -> None:
     assert score["follow"] > score["none"] + 1.0
 
 
+def test_plain_fast_keeps_averaging_on_a_still_shot_and_a_pan() -> None:
+    """`fast` (no flow) with the long average that follows the camera, guided by phase
+    correlation: a still shot keeps improving past the network alone, a pan too, and a batch of
+    independent pictures is left as the network makes it."""
+    from streamdn.models.network import LongAverage, load_weights
+    from streamdn.models.registry import create_model
+    from streamdn.tools.temporal import pan_clip
+
+    net, _ = load_weights("models/weights/fast.safetensors")
+    assert create_model("fast").long_average == LongAverage()
+    rng = np.random.default_rng(1)
+    clean = _texture(96, 128, seed=3)
+    still = [np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8) for _ in range(36)]
+    on = _run(NetworkModel(net, INFO), still)
+    off = _run(NetworkModel(net, INFO, long_average=False), still)
+    assert np.array_equal(on[0], off[0])
+    p_on, p_off = _psnr(on[-1], clean), _psnr(off[-1], clean)
+    print(f"still: {p_on:.2f} against {p_off:.2f} dB")
+    assert p_on > p_off + 1.0 and p_on > _psnr(on[20], clean) + 0.3
+    pan = list(pan_clip(_texture(140, 180, seed=4), 128, 96, 0.8, 36))   # 0.8 and 0.24 px/frame
+    noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in pan]
+    inner = (slice(8, -8), slice(8, -8))
+    score = {name: _psnr(_run(NetworkModel(net, INFO, long_average=la), noisy)[-1][inner], pan[-1][inner])
+             for name, la in (("follow", True), ("none", False))}
+    print(score)
+    assert score["follow"] > score["none"] + 1.0
+    # A batch (N > 1) has no stream to average over.
+    model = NetworkModel(net, INFO)
+    x = torch.rand(2, 6, 16, 16)
+    from streamdn.models.network import Packed
+
+    sig = torch.full((2, 3, 16, 16), 0.05)
+    a = model.forward(Packed(x, sig, True, 10.0))
+    model.long_average = None
+    model.reset()
+    assert torch.equal(a, model.forward(Packed(x, sig, True, 10.0)))
+
+
 def test_long_average_kernel_matches_the_torch_path() -> None:
     """The CPU's Numba long average (fused) against the torch version (fused=False), with a
     ramp short enough that it is blended in from the second frame."""
