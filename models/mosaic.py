@@ -138,17 +138,21 @@ def _crop(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 class MosaicAverage:
     """The running mean of the noisy frames on a canvas that follows the camera (see the module)."""
 
-    def __init__(self, blend: LongAverage, margin: float = 0.125, measure_every: int = 1) -> None:
+    def __init__(self, blend: LongAverage, margin: float = 0.125, measure_every: int = 1,
+                 agree: float | None = None) -> None:
         """Args:
             blend: the long average's match test and blend weight.
             margin: the canvas's margin each side, as a share of the frame's side.
             measure_every: while the camera moves against a settled canvas, measure on every
                 n-th frame only and take the first guess between (a guess accurate
                 frame to frame, as a recursion's flow; not a homography's).
+            agree: take the guess between measures only where it is within this (px) of the
+                move last measured (a steady pan); None: always.
         """
         self.blend = blend
         self.margin = float(margin)
         self.measure_every = max(1, int(measure_every))
+        self.agree = agree
         self.reset()
 
     def reset(self) -> None:
@@ -163,6 +167,7 @@ class MosaicAverage:
         self._still_frames = 0              # frames since the camera was last found moving
         self._guessed = 0                   # frames placed by the guess alone since the last measure
         self._settled = False               # the last measure was against a settled canvas
+        self._last_move = np.zeros(2)       # the camera's move the last measure found
 
     def step(self, cur: np.ndarray, sigma: np.ndarray, out: np.ndarray, shape: tuple[int, int],
              to_previous: np.ndarray | None, cut: bool) -> None:
@@ -192,7 +197,8 @@ class MosaicAverage:
         if (guess == self._at).all() and self._still_frames % MEASURE_STILL != 0:
             at = self._at.copy()
             self._still_frames += 1
-        elif self._settled and self._guessed + 1 < self.measure_every:
+        elif (self._settled and self._guessed + 1 < self.measure_every
+              and (self.agree is None or np.abs(guess - self._at - self._last_move).max() < self.agree)):
             at = guess
             self._guessed += 1
             self._still_frames = 0
@@ -207,6 +213,7 @@ class MosaicAverage:
             self._still_frames = self._still_frames + 1 if (at == self._at).all() else 0
             self._settled = snap == SNAP[0] and self._still_frames == 0
             self._guessed = 0
+            self._last_move = at - self._at
         self.moved = self.moved + (at - self._at)
         if not self._recentre(at, cur.shape[:2]):
             self._start(cur, shape)
@@ -293,6 +300,7 @@ class MosaicAverage:
         self._still_frames = 0
         self._guessed = 0
         self._settled = False
+        self._last_move = np.zeros(2)
 
     def _recentre(self, at: np.ndarray, size: tuple[int, int]) -> bool:
         """Takes the frame's place on the canvas, shifting the canvas by whole chroma pixels

@@ -49,12 +49,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run(frames: list[np.ndarray], results: list[np.ndarray], seed: int = 1,
-        moves: list[tuple[float, float]] | None = None, measure_every: int = 1) -> tuple[MosaicAverage, list[np.ndarray]]:
+        moves: list[tuple[float, float]] | None = None, measure_every: int = 1,
+        agree: float | None = None) -> tuple[MosaicAverage, list[np.ndarray]]:
     """Each clean frame with noise through the mosaic, with `results` standing for the model's
     output and `moves` for the frame-to-frame motion as the frames' alignment guesses it
     ((x, y) px, off by 0.2 px); returns the mosaic and the blended outputs' lumas."""
     rng = np.random.default_rng(seed)
-    m = MosaicAverage(BLEND, measure_every=measure_every)
+    m = MosaicAverage(BLEND, measure_every=measure_every, agree=agree)
     outs = []
     for t, (clean, res) in enumerate(zip(frames, results)):
         guess = None
@@ -94,8 +95,9 @@ def test_a_still_shot_is_averaged_at_whole_pixels_as_the_plain_mean() -> None:
     assert psnr(outs[-1], clean) > psnr(outs[10], clean) + 1.0   # still climbing
 
 
-@pytest.mark.parametrize("measure_every", [1, 2])
-def test_a_sub_pixel_pan_is_tracked_and_averaged_as_a_still_shot(measure_every: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("measure_every, agree", [(1, None), (2, None), (2, 0.15)])
+def test_a_sub_pixel_pan_is_tracked_and_averaged_as_a_still_shot(measure_every: int, agree: float | None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     big = picture(200, 260, seed=4)
     speed = (0.7, 0.3)
     frames = [pan(big, 96, 128, speed[0] * t, speed[1] * t) for t in range(30)]
@@ -103,12 +105,19 @@ def test_a_sub_pixel_pan_is_tracked_and_averaged_as_a_still_shot(measure_every: 
     measures = []
     ecc = cv2.findTransformECC
     monkeypatch.setattr(cv2, "findTransformECC", lambda *a: measures.append(1) or ecc(*a))
-    m, outs = run(frames, blurred, moves=[speed] * 30, measure_every=measure_every)
+    m, outs = run(frames, blurred, moves=[speed] * 30, measure_every=measure_every, agree=agree)
     # The camera's motion measured to a quarter of a pixel over 29 frames (20 px); between
     # measures, the guess's error (0.2 px here) for one frame at most.
     np.testing.assert_allclose(m.moved, [speed[0] * 29, speed[1] * 29], atol=0.25 + 0.2 * (measure_every > 1))
-    # Measured on every frame against the canvas, or on every other one once it has settled.
-    assert len(measures) >= 26 if measure_every == 1 else 13 <= len(measures) <= 18, len(measures)
+    # Measured on every frame against the canvas, or on every other one once it has settled; a
+    # guess 0.2 px off the true move (the helper's) agrees with the move measured last within
+    # 0.15 only now and then (the measure's own error): most frames measured.
+    if measure_every == 1:
+        assert len(measures) >= 26
+    elif agree is None:
+        assert 13 <= len(measures) <= 18, len(measures)
+    else:
+        assert len(measures) >= 20, len(measures)
     _, still = run([frames[-1]] * 30, [blurred[-1]] * 30)
     inner = (slice(8, -8), slice(8, -8))   # away from the edge the pan brings in new
     gain = psnr(outs[-1][inner], frames[-1][inner]) - psnr(blurred[-1][inner], frames[-1][inner])
