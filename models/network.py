@@ -145,7 +145,7 @@ class NetworkModel(FrameModel):
     def __init__(self, net: RecurrentDenoiser, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
                  signal_dependent: bool = True, cut_threshold: float = 25.0, fused: bool = True,
                  low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND,
-                 long_average: LongAverage | None | bool = True) -> None:
+                 long_average: LongAverage | None | bool | str = "auto") -> None:
         """Args:
             net: the network (its weights are moved to `device`).
             info: what `streamdn models` shows.
@@ -164,10 +164,12 @@ class NetworkModel(FrameModel):
                 faint noise is only partly removed (the network alone smooths fine detail away
                 there). The recurrence keeps the network's own output. (0, 0) switches it off.
             long_average: the long average blended into the output (LongAverage; True: its
-                defaults; False or None: none): for motion networks with a display residual
-                (`fast_mc`), and for plain recurrent ones (`fast`), where it follows the camera
-                (MosaicAverage, one stream at a time, guided by ShiftGuess) and is left out for
-                batches and `follow=False`. Motion networks without a display residual ignore it.
+                defaults; False or None: none; "auto": its defaults, but none for a plain
+                recurrent network on CUDA, where the canvas would run on the host and cap a
+                GPU's frame rate): for motion networks with a display residual (`fast_mc`), and
+                for plain recurrent ones (`fast`), where it follows the camera (MosaicAverage,
+                one stream at a time, guided by ShiftGuess) and is left out for batches and
+                `follow=False`. Motion networks without a display residual ignore it.
         """
         self.info = info
         self.device = device
@@ -180,6 +182,10 @@ class NetworkModel(FrameModel):
         # The fused kernels implement the plain recursion's step and both motion steps.
         self.fused = fused and device == "cpu"
         self._warper = StateWarper() if net.cfg.motion else None
+        if long_average == "auto":
+            long_average = not (device.startswith("cuda") and not net.cfg.motion)
+        elif isinstance(long_average, str):
+            raise ConfigError(f"long_average={long_average!r}: give True, False, \"auto\" or a LongAverage.")
         if long_average is True:
             long_average = LongAverage()
         self.long_average = long_average if (long_average and (net.has_display or not net.cfg.motion)) else None

@@ -279,6 +279,25 @@ def test_plain_fast_keeps_averaging_on_a_still_shot_and_a_pan() -> None:
     assert torch.equal(a, model.forward(Packed(x, sig, True, 10.0)))
 
 
+def test_plain_fast_long_average_option() -> None:
+    from streamdn.errors import ConfigError
+    from streamdn.models.registry import create_model
+
+    assert create_model("fast", long_average=False).long_average is None
+    with pytest.raises(ConfigError, match="long_average"):
+        create_model("fast", long_average="bogus")
+
+
+@pytest.mark.gpu
+def test_plain_fast_on_cuda_keeps_no_host_canvas_unless_asked() -> None:
+    from streamdn.models.network import LongAverage
+    from streamdn.models.registry import create_model
+
+    assert create_model("fast", device="cuda").long_average is None
+    assert create_model("fast", device="cuda", long_average=True).long_average == LongAverage()
+    assert create_model("fast_mc", device="cuda").long_average == LongAverage()
+
+
 def test_long_average_kernel_matches_the_torch_path() -> None:
     """The CPU's Numba long average (fused) against the torch version (fused=False), with a
     ramp short enough that it is blended in from the second frame."""
