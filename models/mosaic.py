@@ -359,7 +359,7 @@ class ShiftGuess:
     """The camera's move from the previous frame to this one as a first guess for MosaicAverage,
     where no optical flow is at hand (`fast`): phase correlation (OpenCV's, Hann window) of the
     frames' half-resolution luma. About 1 ms at 720p; typically within 0.1-0.25 px on noisy pans
-    of a photograph, up to half a pixel on fine synthetic texture: a starting point for the
+    of a photograph, up to half a pixel on synthetic texture: a starting point for the
     measure against the canvas, which the frames are then measured by on every frame (a moving
     subject can pull it too). A move under SNAP_GUESS is none, so a still camera's guess is
     exactly zero (and MosaicAverage then measures it on every few frames only)."""
