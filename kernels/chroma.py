@@ -33,14 +33,32 @@ def _up(a: np.ndarray, r: int, c: int) -> np.float32:
     return q * (q * a[i, j] + p * a[i, j2]) + p * (q * a[i2, j] + p * a[i2, j2])
 
 
-# The scratch planes on the chroma grid: 0 the luma, 1-6 window sums, 7-10 the coefficients
-# (a_U, b_U, a_V, b_V), then 1-2 the back-projection's residuals (U, V), added to b_U and b_V.
-WORK_PLANES = 11
+# The scratch planes on the chroma grid: 0 the luma, 6-11 row sums, 0-5 window means of luma,
+# luma^2, U, V, luma U and luma V; then 6-9 the coefficients (a_U, b_U, a_V, b_V, the
+# back-projection's residuals added to the b), 0-3 their row sums, 0-1 the residuals.
+WORK_PLANES = 12
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _columns_mean(sums: np.ndarray, out: np.ndarray, radius: int) -> None:
+    """out[q] = the window mean of a plane whose rows already hold their window sums (sums[q]):
+    summed down the columns over the (2 radius + 1) rows around each, clipped at the borders,
+    and divided by the window's size."""
+    n, h2, w2 = sums.shape
+    for i in prange(h2):
+        i0, i1 = max(i - radius, 0), min(i + radius + 1, h2)
+        for q in range(n):
+            row = out[q, i]
+            row[:] = sums[q, i0]
+            for ii in range(i0 + 1, i1):
+                row += sums[q, ii]
+            for j in range(w2):
+                row[j] *= np.float32(1.0) / np.float32((i1 - i0) * (min(j + radius + 1, w2) - max(j - radius, 0)))
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, work: np.ndarray) -> None:
-    """The guided fit (see the module): work[7:11] the coefficients on the chroma grid (a_U,
+    """The guided fit (see the module): work[6:10] the coefficients on the chroma grid (a_U,
     b_U, a_V, b_V), the back-projection's residuals included in the b."""
     h, w = y.shape
     h2, w2 = u.shape
@@ -52,9 +70,9 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
             c0, c1 = 2 * j, min(2 * j + 1, w - 1)
             yl[i, j] = np.float32(0.25) * (np.float32(y[r0, c0]) + np.float32(y[r0, c1])
                                            + np.float32(y[r1, c0]) + np.float32(y[r1, c1]))
-    # Per window: chroma = a * luma + b, least squares with eps on the luma's variance. The
-    # window sums of luma, luma^2, U, V, luma U and luma V: along rows, then down columns.
-    rows = work[1:7]
+    # The window means of luma, luma^2, U, V, luma U and luma V: their sums along rows (the
+    # products taken on the way), then down columns.
+    rows = work[6:12]
     for i in prange(h2):
         for j in range(w2):
             s0 = np.float32(0.0)
@@ -79,66 +97,31 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
             rows[3, i, j] = s3
             rows[4, i, j] = s4
             rows[5, i, j] = s5
-    coef = work[7:11]
+    means = work[0:6]
+    _columns_mean(rows, means, radius)
+    # Per window: chroma = a * luma + b, least squares with eps on the luma's variance.
+    coef = work[6:10]
     e = np.float32(eps)
     for i in prange(h2):
-        i0, i1 = max(i - radius, 0), min(i + radius + 1, h2)
         for j in range(w2):
-            s0 = np.float32(0.0)
-            s1 = np.float32(0.0)
-            s2 = np.float32(0.0)
-            s3 = np.float32(0.0)
-            s4 = np.float32(0.0)
-            s5 = np.float32(0.0)
-            for ii in range(i0, i1):
-                s0 += rows[0, ii, j]
-                s1 += rows[1, ii, j]
-                s2 += rows[2, ii, j]
-                s3 += rows[3, ii, j]
-                s4 += rows[4, ii, j]
-                s5 += rows[5, ii, j]
-            k = np.float32(1.0) / np.float32((i1 - i0) * (min(j + radius + 1, w2) - max(j - radius, 0)))
-            my, mu, mv = s0 * k, s2 * k, s3 * k
-            var = max(s1 * k - my * my, np.float32(0.0)) + e
-            au = (s4 * k - my * mu) / var
-            av = (s5 * k - my * mv) / var
+            my, mu, mv = means[0, i, j], means[2, i, j], means[3, i, j]
+            var = max(means[1, i, j] - my * my, np.float32(0.0)) + e
+            au = (means[4, i, j] - my * mu) / var
+            av = (means[5, i, j] - my * mv) / var
             coef[0, i, j] = au
             coef[1, i, j] = mu - au * my
             coef[2, i, j] = av
             coef[3, i, j] = mv - av * my
-    # Each sample's coefficients: the mean over the windows that hold it (rows, then columns).
+    # Each sample's coefficients: the mean over the windows that hold it.
+    sums = work[0:4]
     for i in prange(h2):
-        for j in range(w2):
-            s0 = np.float32(0.0)
-            s1 = np.float32(0.0)
-            s2 = np.float32(0.0)
-            s3 = np.float32(0.0)
-            for jj in range(max(j - radius, 0), min(j + radius + 1, w2)):
-                s0 += coef[0, i, jj]
-                s1 += coef[1, i, jj]
-                s2 += coef[2, i, jj]
-                s3 += coef[3, i, jj]
-            rows[0, i, j] = s0
-            rows[1, i, j] = s1
-            rows[2, i, j] = s2
-            rows[3, i, j] = s3
-    for i in prange(h2):
-        i0, i1 = max(i - radius, 0), min(i + radius + 1, h2)
-        for j in range(w2):
-            s0 = np.float32(0.0)
-            s1 = np.float32(0.0)
-            s2 = np.float32(0.0)
-            s3 = np.float32(0.0)
-            for ii in range(i0, i1):
-                s0 += rows[0, ii, j]
-                s1 += rows[1, ii, j]
-                s2 += rows[2, ii, j]
-                s3 += rows[3, ii, j]
-            k = np.float32(1.0) / np.float32((i1 - i0) * (min(j + radius + 1, w2) - max(j - radius, 0)))
-            coef[0, i, j] = s0 * k
-            coef[1, i, j] = s1 * k
-            coef[2, i, j] = s2 * k
-            coef[3, i, j] = s3 * k
+        for q in range(4):
+            for j in range(w2):
+                t = np.float32(0.0)
+                for jj in range(max(j - radius, 0), min(j + radius + 1, w2)):
+                    t += coef[q, i, jj]
+                sums[q, i, j] = t
+    _columns_mean(sums, coef, radius)
     # Back-projection: what each 2x2 block's mean misses of its chroma sample.
     q = np.float32(0.25)
     for i in prange(h2):
@@ -152,19 +135,19 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
                     yv = np.float32(y[r, c])
                     su += _up(coef[0], r, c) * yv + _up(coef[1], r, c)
                     sv += _up(coef[2], r, c) * yv + _up(coef[3], r, c)
-            work[1, i, j] = np.float32(u[i, j]) - q * su
-            work[2, i, j] = np.float32(v[i, j]) - q * sv
+            work[0, i, j] = np.float32(u[i, j]) - q * su
+            work[1, i, j] = np.float32(v[i, j]) - q * sv
     # The residuals join the offsets b (both upsampled bilinearly, so their sum is the same).
     for i in prange(h2):
         for j in range(w2):
-            coef[1, i, j] += work[1, i, j]
-            coef[3, i, j] += work[2, i, j]
+            coef[1, i, j] += work[0, i, j]
+            coef[3, i, j] += work[1, i, j]
 
 
 @njit(inline="always")
 def _chroma_at(work: np.ndarray, yv: np.float32, r: int, c: int) -> tuple[np.float32, np.float32]:
     """Full-resolution (U, V) at pixel (r, c) of luma yv, from _fit's planes."""
-    return _up(work[7], r, c) * yv + _up(work[8], r, c), _up(work[9], r, c) * yv + _up(work[10], r, c)
+    return _up(work[6], r, c) * yv + _up(work[7], r, c), _up(work[8], r, c) * yv + _up(work[9], r, c)
 
 
 @njit(parallel=True, cache=True, nogil=True)
