@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from streamdn.kernels import long_average, pack_yuv420
-from streamdn.kernels.motion import luma_plane
+from streamdn.kernels.motion import luma_plane, packed_luma
 
 from .fast import MAX_COUNT
 
@@ -254,7 +254,7 @@ class MosaicAverage:
                 break
         else:
             return guess, SNAP[2]
-        template = (out[..., 0] + out[..., 1] + out[..., 2] + out[..., 3]) * np.float32(0.25)   # (mean(-1): 10x slower)
+        template = packed_luma(out)
         # The canvas around the guessed place (the farthest the measure may move it, 8 px).
         h2, w2 = out.shape[:2]
         r0, c0 = max(0, math.floor(guess[1] / 2.0) - 6), max(0, math.floor(guess[0] / 2.0) - 6)
@@ -380,7 +380,7 @@ class ShiftGuess:
         """cur: (H2, W2, 6) float32 the frame packed (streamdn.kernels.pack_yuv420). Returns the
         3x3 map from this frame's pixels to the previous frame's (a translation, full-resolution
         px), or None for the first frame (or one of another size)."""
-        luma = (cur[..., 0] + cur[..., 1] + cur[..., 2] + cur[..., 3]) * np.float32(0.25)
+        luma = packed_luma(cur)
         last, self._last = self._last, luma
         if last is None or last.shape != luma.shape or min(luma.shape) < 8:
             return None
