@@ -210,6 +210,32 @@ def _run(model: NetworkModel, frames: list[np.ndarray]) -> list[np.ndarray]:
         return [dn(f) for f in frames]
 
 
+def _still_shot(net: torch.nn.Module, rng: np.random.Generator) -> tuple[float, float, float]:
+    """36 noisy frames (sigma 20) of a still texture through the network with its long average
+    and without: (PSNR of the last frame with, without, and of frame 20 with). The first frames
+    agree exactly."""
+    clean = _texture(96, 128, seed=3)
+    still = [np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8) for _ in range(36)]
+    on = _run(NetworkModel(net, INFO), still)
+    off = _run(NetworkModel(net, INFO, long_average=False), still)
+    assert np.array_equal(on[0], off[0])
+    return _psnr(on[-1], clean), _psnr(off[-1], clean), _psnr(on[20], clean)
+
+
+def _pan_shot(net: torch.nn.Module, rng: np.random.Generator, variants: dict[str, object]) -> dict[str, float]:
+    """A 36-frame sub-pixel pan (0.8 and 0.24 px/frame) through the network with each
+    `long_average` variant: PSNR of the last frame away from the edge the pan brings in new."""
+    from streamdn.tools.temporal import pan_clip
+
+    pan = list(pan_clip(_texture(140, 180, seed=4), 128, 96, 0.8, 36))
+    noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in pan]
+    inner = (slice(8, -8), slice(8, -8))
+    score = {name: _psnr(_run(NetworkModel(net, INFO, long_average=la), noisy)[-1][inner], pan[-1][inner])  # type: ignore[arg-type]
+             for name, la in variants.items()}
+    print(score)
+    return score
+
+
 def test_long_average_keeps_a_still_shot_improving_and_follows_a_pan() -> None:
     """fast_mc with its long average (the default: on a canvas that follows the camera) against
     without: the same first frame, a still shot that keeps improving well past what the network
@@ -221,22 +247,10 @@ def test_long_average_keeps_a_still_shot_improving_and_follows_a_pan() -> None:
     net, _ = load_weights("models/weights/fast_mc.safetensors")
     assert create_model("fast_mc").long_average == LongAverage()
     rng = np.random.default_rng(0)
-    clean = _texture(96, 128, seed=3)
-    still = [np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8) for _ in range(36)]
-    on = _run(NetworkModel(net, INFO), still)
-    off = _run(NetworkModel(net, INFO, long_average=False), still)
-    assert np.array_equal(on[0], off[0])
-    p_on, p_off = _psnr(on[-1], clean), _psnr(off[-1], clean)
+    p_on, p_off, p_on20 = _still_shot(net, rng)
     assert p_on > p_off + 0.5
-    assert p_on > _psnr(on[20], clean) + 0.3            # still improving
-    from streamdn.tools.temporal import pan_clip
-
-    pan = list(pan_clip(_texture(140, 180, seed=4), 128, 96, 0.8, 36))   # 0.8 and 0.24 px/frame
-    noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in pan]
-    inner = (slice(8, -8), slice(8, -8))    # away from the edge the pan brings in new
-    score = {name: _psnr(_run(NetworkModel(net, INFO, long_average=la), noisy)[-1][inner], pan[-1][inner])
-             for name, la in (("follow", True), ("still", LongAverage(follow=False)), ("none", False))}
-    print(score)
+    assert p_on > p_on20 + 0.3            # still improving
+    score = _pan_shot(net, rng, {"follow": True, "still": LongAverage(follow=False), "none": False})
     assert abs(score["still"] - score["none"]) < 0.3    # nothing stands still: restarts everywhere
     assert score["follow"] > score["none"] + 1.0
 
@@ -247,25 +261,14 @@ def test_plain_fast_keeps_averaging_on_a_still_shot_and_a_pan() -> None:
     independent pictures is left as the network makes it."""
     from streamdn.models.network import LongAverage, load_weights
     from streamdn.models.registry import create_model
-    from streamdn.tools.temporal import pan_clip
 
     net, _ = load_weights("models/weights/fast.safetensors")
     assert create_model("fast").long_average == LongAverage()
     rng = np.random.default_rng(1)
-    clean = _texture(96, 128, seed=3)
-    still = [np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8) for _ in range(36)]
-    on = _run(NetworkModel(net, INFO), still)
-    off = _run(NetworkModel(net, INFO, long_average=False), still)
-    assert np.array_equal(on[0], off[0])
-    p_on, p_off = _psnr(on[-1], clean), _psnr(off[-1], clean)
+    p_on, p_off, p_on20 = _still_shot(net, rng)
     print(f"still: {p_on:.2f} against {p_off:.2f} dB")
-    assert p_on > p_off + 1.0 and p_on > _psnr(on[20], clean) + 0.3
-    pan = list(pan_clip(_texture(140, 180, seed=4), 128, 96, 0.8, 36))   # 0.8 and 0.24 px/frame
-    noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in pan]
-    inner = (slice(8, -8), slice(8, -8))
-    score = {name: _psnr(_run(NetworkModel(net, INFO, long_average=la), noisy)[-1][inner], pan[-1][inner])
-             for name, la in (("follow", True), ("none", False))}
-    print(score)
+    assert p_on > p_off + 1.0 and p_on > p_on20 + 0.3
+    score = _pan_shot(net, rng, {"follow": True, "none": False})
     assert score["follow"] > score["none"] + 1.0
     # A batch (N > 1) has no stream to average over.
     model = NetworkModel(net, INFO)
