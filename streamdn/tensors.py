@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from streamdn.errors import ConfigError
-from streamdn.frames import BGR_TO_YUV, CHROMA_EPS, CHROMA_RADIUS, CHROMA_UPSAMPLING
+from streamdn.frames import BGR_TO_YUV, CHROMA_EPS, CHROMA_RADIUS, check_chroma
 from streamdn.kernels import fit_noise_curve, sigma_from_block_stats
 from streamdn.models import FrameModel
 from streamdn.models.network import NetworkModel, Packed
@@ -41,13 +41,12 @@ def rgb_to_yuv420(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
 def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, chroma: str = "luma") -> torch.Tensor:
     """The inverse: planes in [0, 255] -> (3, H, W) float RGB in [0, 255], the chroma brought to
     full resolution as streamdn.frames.yuv420_to_bgr does ("luma" or "bilinear")."""
+    check_chroma(chroma)
     h, w = y.shape
     if chroma == "luma":
         full = _chroma_from_luma(y, u, v, CHROMA_EPS * 255.0 ** 2, CHROMA_RADIUS)
-    elif chroma == "bilinear":
-        full = F.interpolate(torch.stack([u, v])[None], scale_factor=2, mode="bilinear", align_corners=False)[0, :, :h, :w]
     else:
-        raise ConfigError(f"chroma upsampling '{chroma}' is not known; choose one of {', '.join(CHROMA_UPSAMPLING)}.")
+        full = F.interpolate(torch.stack([u, v])[None], scale_factor=2, mode="bilinear", align_corners=False)[0, :, :h, :w]
     yuv = torch.cat([y[None], full])
     m = _YUV_TO_RGB.to(y.device)
     return (torch.einsum("ck,khw->chw", m[:, :3], yuv) + m[:, 3, None, None]).round().clamp(0, 255)
