@@ -151,6 +151,62 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def mean_input(cur: np.ndarray, sigma: np.ndarray, avg: np.ndarray, count: np.ndarray, ramp0: float,
+               ramp1: float, inp: np.ndarray, inp_sigma: np.ndarray, frames: np.ndarray) -> None:
+    """A network's input from a long average of the noisy frames (the current frame included):
+    the frame where the average holds few frames, the average where it holds many (weight w
+    ramped in from `ramp0` to `ramp1` frames), and the noise map of that input.
+
+    Args:
+        cur: (H, W, 6) float32 packed current frame. sigma: (H, W, 3) its noise map.
+        avg: (H, W, 6) float32 the average. count: (H, W, 1) how many frames it holds.
+        inp: (H, W, 6) float32, written: cur + w (avg - cur).
+        inp_sigma: (H, W, 3) float32, written: sigma * sqrt(f), f the share of one frame's noise
+            variance left in `inp` (the frame weighs 1 - w + w / c in it, each of the c - 1
+            others w / c).
+        frames: (H, W, 1) float32, written: 1 / f, the frames `inp` is worth.
+    """
+    h, w = cur.shape[0], cur.shape[1]
+    span = np.float32(max(ramp1 - ramp0, 1e-6))
+    for i in prange(h):
+        for j in range(w):
+            c = max(count[i, j, 0], np.float32(1.0))
+            wt = min(max((c - np.float32(ramp0)) / span, np.float32(0.0)), np.float32(1.0))
+            own = np.float32(1.0) - wt + wt / c
+            f = own * own + wt * wt * (c - np.float32(1.0)) / (c * c)
+            for ch in range(6):
+                inp[i, j, ch] = cur[i, j, ch] + wt * (avg[i, j, ch] - cur[i, j, ch])
+            s = np.float32(np.sqrt(f))
+            for ch in range(3):
+                inp_sigma[i, j, ch] = sigma[i, j, ch] * s
+            frames[i, j, 0] = np.float32(1.0) / f
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def mean_output(out: np.ndarray, inp: np.ndarray, frames: np.ndarray, avg: np.ndarray, count: np.ndarray,
+                sigma_y: float, low0: float, low1: float, k: float, ramp0: float, ramp1: float) -> None:
+    """The ends of a network run on mean_input's input, in place on its output `out` ((H, W, 6)
+    float32): the low-noise blend per pixel (towards `inp` by the luma noise left in it,
+    sigma_y / sqrt(frames): weight of the output clip((level - low0) / (low1 - low0), 0, 1);
+    none where low1 is 0), then the long average `avg` of `count` frames blended in with the
+    weight c / (c + k) ramped in from `ramp0` to `ramp1` frames (as long_average's)."""
+    h, w = out.shape[0], out.shape[1]
+    span = np.float32(max(low1 - low0, 1e-6))
+    rspan = np.float32(max(ramp1 - ramp0, 1e-6))
+    for i in prange(h):
+        for j in range(w):
+            keep = np.float32(1.0)
+            if low1 > 0.0:
+                level = np.float32(sigma_y) / np.float32(np.sqrt(max(frames[i, j, 0], np.float32(1.0))))
+                keep = min(max((level - np.float32(low0)) / span, np.float32(0.0)), np.float32(1.0))
+            c = count[i, j, 0]
+            wl = c / (c + np.float32(k)) * min(max((c - np.float32(ramp0)) / rspan, np.float32(0.0)), np.float32(1.0))
+            for ch in range(6):
+                o = inp[i, j, ch] + keep * (out[i, j, ch] - inp[i, j, ch])
+                out[i, j, ch] = o + wl * (avg[i, j, ch] - o)
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def mismatch_map(shot: np.ndarray, ref: np.ndarray, sigma: np.ndarray, box: int, out: np.ndarray) -> np.ndarray:
     """The mean absolute difference of a shot already warped onto a reference and the
     reference over box x box pixels, per pixel, in units of the noise of a difference of two

@@ -171,20 +171,56 @@ class MosaicAverage:
 
     def step(self, cur: np.ndarray, sigma: np.ndarray, out: np.ndarray, shape: tuple[int, int],
              to_previous: np.ndarray | None, cut: bool) -> None:
-        """One frame.
+        """One frame: the average updated with it and blended into the model's result.
 
         Args:
             cur: (H2, W2, 6) float32 the frame packed (streamdn.kernels.pack_yuv420), [0, 1].
             sigma: (H2, W2, 3) its noise map.
-            out: (H2, W2, 6) float32 the model's result packed the same way, blended in place.
+            out: (H2, W2, 6) float32 the model's result packed the same way, blended in place
+                (and the picture the camera's move is measured on).
             shape: the frame's (H, W).
             to_previous: 3x3 map from this frame's pixels to the previous frame's (its centre's
                 move is the first guess), or None (no guess: no motion).
             cut: a scene cut before this frame.
         """
+        if not self._place(cur, shape, to_previous, cut, out):
+            return
+        avg, count = self._read(cur)
+        la = self.blend
+        # Zero flow: the kernel keeps the count everywhere; its match test alone cuts it.
+        long_average(cur, sigma, np.zeros(cur.shape[:2] + (2,), np.float32), avg, count, out, la.k,
+                     la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
+        self._write_back(cur, count[..., 0])
+
+    def average(self, cur: np.ndarray, sigma: np.ndarray, shape: tuple[int, int],
+                to_previous: np.ndarray | None, cut: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One frame, before the model runs: the average updated with it, read onto the frame.
+        The camera's move is measured on the frame itself (its half-resolution luma, where the
+        noise is halved, against the canvas).
+
+        Args: as step's (no result yet).
+
+        Returns:
+            (H2, W2, 6) float32 the mean of the frames that match this one, packed as `cur`,
+            and (H2, W2, 1) float32 how many frames it holds (1 where only this frame).
+        """
+        if not self._place(cur, shape, to_previous, cut, cur):
+            return cur.copy(), np.ones(cur.shape[:2] + (1,), np.float32)
+        avg, count = self._read(cur)
+        la = self.blend
+        scratch = np.empty_like(cur)
+        long_average(cur, sigma, np.zeros(cur.shape[:2] + (2,), np.float32), avg, count, scratch, la.k,
+                     la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
+        self._write_back(cur, count[..., 0])
+        return avg, count
+
+    def _place(self, cur: np.ndarray, shape: tuple[int, int], to_previous: np.ndarray | None, cut: bool,
+               picture: np.ndarray) -> bool:
+        """Where this frame lies on the canvas (measured on `picture`, packed as `cur`, or
+        guessed); False where the canvas started anew with it."""
         if self._y is None or cut or self._shape != shape:
             self._start(cur, shape)
-            return
+            return False
         guess = self._at.copy()
         if to_previous is not None:
             h, w = shape
@@ -203,10 +239,10 @@ class MosaicAverage:
             self._guessed += 1
             self._still_frames = 0
         else:
-            measured = self._measure(guess, out)
+            measured = self._measure(guess, picture)
             if measured is None:
                 self._start(cur, shape)
-                return
+                return False
             at, snap = measured
             if np.abs(at - self._at).max() < snap:
                 at = self._at.copy()
@@ -217,7 +253,12 @@ class MosaicAverage:
         self.moved = self.moved + (at - self._at)
         if not self._recentre(at, cur.shape[:2]):
             self._start(cur, shape)
-            return
+            return False
+        return True
+
+    def _read(self, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The canvas's mean (packed as `cur`) and count ((H2, W2, 1); 0 where the canvas does
+        not hold samples all around the read) at the frame's place."""
         assert self._y is not None and self._u is not None and self._v is not None and self._count is not None
         h2, w2 = cur.shape[:2]
         ax, ay = self._at
@@ -231,12 +272,7 @@ class MosaicAverage:
         part = self._count[max(iy, 0):iy + h2 + 1, max(ix, 0):ix + w2 + 1] > 0   # the read's reach
         held = shift_read(part.astype(np.float32), cy - max(iy, 0), cx - max(ix, 0), h2, w2, taps=0)
         count = np.where(held > 0.999, count, 0.0).astype(np.float32)[..., None]
-        avg = pack_yuv420(y, u, v, 1.0, np.empty_like(cur))
-        la = self.blend
-        # Zero flow: the kernel keeps the count everywhere; its match test alone cuts it.
-        long_average(cur, sigma, np.zeros(cur.shape[:2] + (2,), np.float32), avg, count, out, la.k,
-                     la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
-        self._write_back(cur, count[..., 0])
+        return pack_yuv420(y, u, v, 1.0, np.empty_like(cur)), count
 
     def _measure(self, guess: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, float] | None:
         """Where the frame lies on the canvas (the move of its centre), measured on the model's

@@ -15,7 +15,8 @@ from torch.nn import functional as F
 
 from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
-from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, long_average, noise_map,
+from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, long_average, mean_input,
+                              mean_output, noise_map,
                               pack_yuv420, step_input, step_input_count, step_tail, step_tail_display, step_tail_raw,
                               unpack_yuv420)
 
@@ -104,6 +105,14 @@ MOSAIC_MEASURE_EVERY = 2
 # sub-pixel phase) its estimate is off by up to 0.45 px and every frame is measured.
 SHIFT_AGREE = 0.15
 
+# A plain recurrent network (`fast`) runs on the long average rather than on the noisy frame,
+# with the noise map of what it sees (streamdn.kernels.mean_input): the average is taken in from
+# MEAN_INPUT[0] to MEAN_INPUT[1] frames, so the few frames a moving subject's texture happens to
+# match (counts of 2-3 there) do not blur it. Validation clips awgn20 / awgn30 / pg_lowlight
+# (ramps 1.5-3 / 2-4 / 3-6 / 4-8 / 5-12): 33.02 / 33.09 / 33.13 / 33.10 / 32.94 dB on awgn20;
+# 3-6 kept the moving-object shots' trails nearest the network's own (docs/motion.md).
+MEAN_INPUT = (3.0, 6.0)
+
 
 def low_noise_weight(sigma_y: float, blend: tuple[float, float]) -> float:
     """The weight of a network's output against its input for a frame of luma noise `sigma_y`
@@ -132,6 +141,20 @@ class Packed:
     sigma: torch.Tensor
     cut: bool
     sigma_y: float = math.inf
+
+
+@dataclass
+class _MeanInput:
+    """A network's input made from the long average (NetworkModel._mean_input): on the device,
+    `inp` and its noise map `sigma`; on the host, the input again, the frames it is worth, and
+    the average with its count (for the output's blends)."""
+
+    inp: torch.Tensor
+    sigma: torch.Tensor
+    host_inp: np.ndarray
+    frames: np.ndarray
+    avg: np.ndarray
+    count: np.ndarray
 
 
 class NetworkModel(FrameModel):
@@ -230,7 +253,11 @@ class NetworkModel(FrameModel):
             cur = F.pad(cur, (0, pw, 0, ph), mode="replicate")
             sigma = F.pad(sigma, (0, pw, 0, ph), mode="replicate")
         count = None
-        if packed.cut or self._state is None or self._state[0].shape != cur.shape:
+        first = packed.cut or self._state is None or self._state[0].shape != cur.shape
+        mean = self._mean_input(cur, sigma, first) if self._runs_on_mean(cur) else None
+        if mean is not None:
+            cur, sigma = mean.inp, mean.sigma
+        if first:
             prev, hidden = self.net.init_state(cur)
             has_prev = 0.0
             if self._warper is not None:
@@ -252,7 +279,9 @@ class NetworkModel(FrameModel):
                 step = self.net(cur, sigma, prev, hidden, has_prev, count)
             out, hidden = step.out, step.hidden
             self._state = (step.state, hidden) if step.count is None else (step.state, hidden, step.count)
-        if self.long_average is not None:
+        if mean is not None:
+            out = self._mean_output(out, mean, packed.sigma_y)
+        elif self.long_average is not None:
             out = self._blend_long_average(out, cur, sigma, first=has_prev == 0.0)
         out = out[..., :h2, :w2]
         w = low_noise_weight(packed.sigma_y, self.low_noise_blend)
@@ -284,16 +313,11 @@ class NetworkModel(FrameModel):
                 # The first guess places the frame between measures (`temporal` shots, pans of
                 # 0.5-3 px/frame: within 0.02 dB of measuring every frame with the state's flow;
                 # every 3rd frame lost up to 0.2 dB).
-                if self._warper is not None:
-                    self._mosaic = MosaicAverage(la, measure_every=MOSAIC_MEASURE_EVERY)
-                else:
-                    # Phase correlation is a coarser guess (and a moving subject can pull it):
-                    # between measures only where it agrees with the move measured last.
-                    self._mosaic = MosaicAverage(la, measure_every=MOSAIC_MEASURE_EVERY, agree=SHIFT_AGREE)
+                self._mosaic = MosaicAverage(la, measure_every=MOSAIC_MEASURE_EVERY)
             self._mosaic.blend = la
             return self._blend_mosaic(out, cur, sigma, first)
         if self._warper is None:
-            return out   # a plain recurrent network keeps the canvas only (one stream)
+            return out   # a plain recurrent network runs on the canvas's mean only (one stream)
         cur = cur.float()
         if first or self._avg is None or self._avg[0].shape != cur.shape:
             self._avg = (_nchw(_hwc(cur).copy()), _nchw(np.ones(cur.shape[-2:] + (1,), np.float32)))
@@ -327,29 +351,64 @@ class NetworkModel(FrameModel):
         w = count / (count + la.k) * ((count - r0) / (r1 - r0)).clamp(0.0, 1.0)
         return torch.lerp(out, avg, w)
 
+    def _runs_on_mean(self, cur: torch.Tensor) -> bool:
+        """Whether the network runs on the long average (a plain recurrent network, one stream,
+        following the camera) rather than on the frame."""
+        la = self.long_average
+        return la is not None and la.follow and self._warper is None and cur.shape[0] == 1
+
+    def _mean_input(self, cur: torch.Tensor, sigma: torch.Tensor, first: bool) -> _MeanInput:
+        """The long average on its canvas (MosaicAverage, on the host; the camera's move guessed
+        by phase correlation with the previous frame, ShiftGuess, and measured on the frame
+        against the canvas) and the network's input made from it (streamdn.kernels.mean_input)."""
+        la = self.long_average
+        assert la is not None and self._shift is not None
+        if self._mosaic is None:
+            # Phase correlation is a coarser guess than a flow (and a moving subject can pull it):
+            # between measures only where it agrees with the move measured last.
+            self._mosaic = MosaicAverage(la, measure_every=MOSAIC_MEASURE_EVERY, agree=SHIFT_AGREE)
+        self._mosaic.blend = la
+        frame, smap = (_hwc(t.detach().float().cpu()) for t in (cur, sigma))
+        h2, w2 = frame.shape[:2]
+        if first:
+            self._shift.reset()
+        avg, count = self._mosaic.average(frame, smap, (2 * h2, 2 * w2), self._shift(frame), first)
+        inp, inp_sigma = np.empty_like(frame), np.empty_like(smap)
+        frames = np.empty_like(count)
+        mean_input(frame, smap, avg, count, MEAN_INPUT[0], MEAN_INPUT[1], inp, inp_sigma, frames)
+        inp_t, sigma_t = _nchw(inp), _nchw(inp_sigma)
+        if inp_t.device != cur.device:
+            inp_t, sigma_t = inp_t.to(cur.device), sigma_t.to(cur.device)
+        return _MeanInput(inp_t, sigma_t, inp, frames, avg, count)
+
+    def _mean_output(self, out: torch.Tensor, mean: _MeanInput, sigma_y: float) -> torch.Tensor:
+        """The network's output on the mean (streamdn.kernels.mean_output): the low-noise blend
+        by the noise left in its input per pixel, then the long average blended in where it has
+        averaged long enough (a network's output keeps a bias that the plain mean has not)."""
+        la = self.long_average
+        assert la is not None
+        res = _hwc(out.detach().float().cpu()).copy()
+        s0, s1 = self.low_noise_blend
+        mean_output(res, mean.host_inp, mean.frames, mean.avg, mean.count, sigma_y, s0, s1, la.k,
+                    la.ramp[0], la.ramp[1])
+        res_t = _nchw(res)
+        return res_t if res_t.device == out.device else res_t.to(out.device)
+
     def _blend_mosaic(self, out: torch.Tensor, cur: torch.Tensor, sigma: torch.Tensor, first: bool) -> torch.Tensor:
         """The long average on its canvas (MosaicAverage), on the host; the camera's move first
         guessed from the state's flow (its median: exactly none where most blocks kept zero
-        motion, and a still camera is then measured on every few frames only), or without a
-        flow by phase correlation with the previous frame (ShiftGuess)."""
-        assert self._mosaic is not None
+        motion, and a still camera is then measured on every few frames only)."""
+        assert self._mosaic is not None and self._warper is not None
         host = [_hwc(t.detach().float().cpu()) for t in (cur, sigma, out)]
         host[2] = host[2].copy()   # the output may share memory with the carried state
         h2, w2 = host[0].shape[:2]
-        guess: np.ndarray | None
-        if self._warper is not None:
-            # The flow is in half-resolution pixels from this frame to the previous state (None:
-            # every block kept zero motion).
-            flow = self._warper.last_flow(0)
-            guess = np.eye(3)
-            if flow is not None and flow.shape[:2] == (h2, w2):
-                sample = flow[::4, ::4]
-                guess[0, 2], guess[1, 2] = 2.0 * float(np.median(sample[..., 0])), 2.0 * float(np.median(sample[..., 1]))
-        else:
-            assert self._shift is not None
-            if first:
-                self._shift.reset()
-            guess = self._shift(host[0])
+        # The flow is in half-resolution pixels from this frame to the previous state (None:
+        # every block kept zero motion).
+        flow = self._warper.last_flow(0)
+        guess = np.eye(3)
+        if flow is not None and flow.shape[:2] == (h2, w2):
+            sample = flow[::4, ::4]
+            guess[0, 2], guess[1, 2] = 2.0 * float(np.median(sample[..., 0])), 2.0 * float(np.median(sample[..., 1]))
         self._mosaic.step(host[0], host[1], host[2], (2 * h2, 2 * w2), guess, first)
         res = _nchw(host[2])
         return res if res.device == out.device else res.to(out.device)
