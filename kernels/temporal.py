@@ -151,15 +151,18 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def mean_input(cur: np.ndarray, sigma: np.ndarray, avg: np.ndarray, count: np.ndarray, ramp0: float,
-               ramp1: float, inp: np.ndarray, inp_sigma: np.ndarray, frames: np.ndarray) -> None:
+def mean_input(cur: np.ndarray, sigma: np.ndarray, avg: np.ndarray, count: np.ndarray, trust: np.ndarray,
+               ramp0: float, ramp1: float, inp: np.ndarray, inp_sigma: np.ndarray, frames: np.ndarray) -> None:
     """A network's input from a long average of the noisy frames (the current frame included):
     the frame where the average holds few frames, the average where it holds many (weight w
-    ramped in from `ramp0` to `ramp1` frames), and the noise map of that input.
+    ramped in from `ramp0` to `ramp1` of the frames `trust` gives), and the noise map of that
+    input.
 
     Args:
         cur: (H, W, 6) float32 packed current frame. sigma: (H, W, 3) its noise map.
         avg: (H, W, 6) float32 the average. count: (H, W, 1) how many frames it holds.
+        trust: (H, W, 1) the frames the weight goes by (count, or fewer: e.g. the fewest
+            around the sample).
         inp: (H, W, 6) float32, written: cur + w (avg - cur).
         inp_sigma: (H, W, 3) float32, written: sigma * sqrt(f), f the share of one frame's noise
             variance left in `inp` (the frame weighs 1 - w + w / c in it, each of the c - 1
@@ -171,7 +174,7 @@ def mean_input(cur: np.ndarray, sigma: np.ndarray, avg: np.ndarray, count: np.nd
     for i in prange(h):
         for j in range(w):
             c = max(count[i, j, 0], np.float32(1.0))
-            wt = min(max((c - np.float32(ramp0)) / span, np.float32(0.0)), np.float32(1.0))
+            wt = min(max((trust[i, j, 0] - np.float32(ramp0)) / span, np.float32(0.0)), np.float32(1.0))
             own = np.float32(1.0) - wt + wt / c
             f = own * own + wt * wt * (c - np.float32(1.0)) / (c * c)
             for ch in range(6):

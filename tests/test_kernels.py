@@ -162,3 +162,46 @@ def test_add_shot_spreads_the_half_resolution_trust() -> None:
         add_shot(acc, count, shot, 1.0 / maxv, trust)
         np.testing.assert_allclose(count, 1 + full, rtol=1e-6)
         np.testing.assert_allclose(acc, 1 + full[..., None] * shot.astype(np.float64) / maxv, rtol=1e-5)
+
+
+def test_mean_input_matches_reference() -> None:
+    """The network's input from a long average: the frame up to ramp0 trusted frames, the
+    average from ramp1 on, and a noise map scaled by the noise left (a mean of c frames: 1/c)."""
+    from streamdn.kernels import mean_input
+
+    rng = np.random.default_rng(0)
+    h, w = 6, 7
+    cur, avg = rng.random((h, w, 6), np.float32), rng.random((h, w, 6), np.float32)
+    sigma = rng.random((h, w, 3), np.float32) * 0.1
+    count = rng.uniform(0.0, 12.0, (h, w, 1)).astype(np.float32)
+    trust = np.minimum(count, rng.uniform(0.0, 12.0, (h, w, 1)).astype(np.float32))
+    inp, sig, frames = np.empty_like(cur), np.empty_like(sigma), np.empty_like(count)
+    mean_input(cur, sigma, avg, count, trust, 3.0, 6.0, inp, sig, frames)
+    c = np.maximum(count, 1.0)
+    wt = np.clip((trust - 3.0) / 3.0, 0.0, 1.0)
+    f = (1.0 - wt + wt / c) ** 2 + wt**2 * (c - 1.0) / c**2
+    np.testing.assert_allclose(inp, cur + wt * (avg - cur), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sig, sigma * np.sqrt(f), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(frames, 1.0 / f, rtol=1e-5)
+    full = (trust >= 6.0)[..., 0]
+    np.testing.assert_allclose(frames[full], c[full], rtol=1e-5)     # the whole average: c frames
+    none = (trust <= 3.0)[..., 0]
+    np.testing.assert_allclose(frames[none], 1.0, rtol=1e-6)          # the frame alone
+    assert np.array_equal(inp[none], cur[none])
+
+
+def test_mean_output_matches_reference() -> None:
+    from streamdn.kernels import mean_output
+
+    rng = np.random.default_rng(1)
+    h, w = 5, 8
+    out, inp, avg = (rng.random((h, w, 6), np.float32) for _ in range(3))
+    frames = rng.uniform(1.0, 40.0, (h, w, 1)).astype(np.float32)
+    count = rng.uniform(0.0, 40.0, (h, w, 1)).astype(np.float32)
+    for sigma_y, low in ((12.0, (0.5, 3.0)), (2.0, (0.5, 3.0)), (2.0, (0.0, 0.0))):
+        res = out.copy()
+        mean_output(res, inp, frames, avg, count, sigma_y, low[0], low[1], 8.0, 5.0, 20.0)
+        keep = np.clip((sigma_y / np.sqrt(frames) - low[0]) / (low[1] - low[0]), 0, 1) if low[1] > 0 else 1.0
+        o = inp + keep * (out - inp)
+        wl = count / (count + 8.0) * np.clip((count - 5.0) / 15.0, 0, 1)
+        np.testing.assert_allclose(res, o + wl * (avg - o), rtol=1e-5, atol=1e-6)

@@ -282,6 +282,36 @@ def test_plain_fast_keeps_averaging_on_a_still_shot_and_a_pan() -> None:
     assert torch.equal(a, model.forward(Packed(x, sig, True, 10.0)))
 
 
+def test_plain_fast_runs_on_the_mean_early_and_leaves_no_trail() -> None:
+    """`fast` runs on the long average itself (with the noise map of what it sees): a still
+    shot gains within its first frames (a blend of the average into the output alone waits for
+    the average to ripen), and a subject crossing the picture neither blurs nor leaves a trail
+    behind it (where the average restarts)."""
+    from streamdn.models.network import load_weights
+    from streamdn.tools.temporal import masked_psnr, object_clip, trail_masks
+
+    net, _ = load_weights("models/weights/fast.safetensors")
+    rng = np.random.default_rng(2)
+    clean = _texture(96, 128, seed=6)
+    still = [np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8) for _ in range(9)]
+    on = _run(NetworkModel(net, INFO), still)
+    off = _run(NetworkModel(net, INFO, long_average=False), still)
+    print(f"still, frame 8: {_psnr(on[8], clean):.2f} against {_psnr(off[8], clean):.2f} dB")
+    assert _psnr(on[8], clean) > _psnr(off[8], clean) + 0.8
+    shot, cover = object_clip(_texture(120, 160, seed=7), _texture(120, 160, seed=8), 128, 96, 2.0, 24)
+    noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in shot]
+    trail = trail_masks(cover)
+    on, off = _run(NetworkModel(net, INFO), noisy), _run(NetworkModel(net, INFO, long_average=False), noisy)
+    for t in (12, 23):
+        subject = cover[t] > 0.5
+        scores = [(masked_psnr(o[t], shot[t], m), masked_psnr(f[t], shot[t], m))
+                  for m in (trail[t], subject) for o, f in [(on, off)]]
+        print(f"frame {t}: trail {scores[0][0]:.2f} against {scores[0][1]:.2f}, "
+              f"subject {scores[1][0]:.2f} against {scores[1][1]:.2f} dB")
+        for with_mean, alone in scores:
+            assert with_mean > alone - 0.3
+
+
 def test_plain_fast_long_average_option() -> None:
     from streamdn.errors import ConfigError
     from streamdn.models.registry import create_model
