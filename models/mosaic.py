@@ -275,8 +275,8 @@ class MosaicAverage:
         return pack_yuv420(y, u, v, 1.0, np.empty_like(cur)), count
 
     def _measure(self, guess: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """Where the frame lies on the canvas (the move of its centre), measured on the model's
-        result against the canvas's well-averaged pixels (ECC, affine, on the chroma grid's
+        """Where the frame lies on the canvas (the move of its centre), measured on `out` (the
+        model's result, or the frame itself) against the canvas's well-averaged pixels (ECC, affine, on the chroma grid's
         luma), and the shift under which that measure is none (SNAP); the guess while too few
         pixels are averaged; None where the measure fails or finds the frame rotated or scaled
         against the canvas (DRIFT): the canvas then starts anew."""

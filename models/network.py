@@ -110,14 +110,14 @@ SHIFT_AGREE = 0.15
 # with the noise map of what it sees (streamdn.kernels.mean_input): the average is taken in
 # from MEAN_INPUT[0] to MEAN_INPUT[1] frames, counted as the fewest any sample within
 # MEAN_INPUT_REACH x MEAN_INPUT_REACH of it holds (chroma grid), so the few frames a moving
-# subject's texture happens to match (counts of 2-3 there) and the edge of what the mean
-# rejected do not blur it or leave a trail. Validation clips awgn20 / awgn30 / pg_lowlight
-# with ramps 1.5-3 / 2-4 / 3-6 / 4-8 / 5-12 (per sample): 33.02 / 33.09 / 33.13 / 33.10 /
-# 32.94 dB on awgn20; the reach of 5 against 1: the moving-object shots' trails +0.7 / 0.0 dB
-# (chelsea / coffee: those of the network on the frames), their objects +0.3 / +0.4, a pan of
-# 3 px/frame -0.24 / -0.14 (its incoming edge starts later), validation 33.30 / 31.84 / 32.05
-# against 33.30 / 31.75 / 32.02.
-MEAN_INPUT = (3.0, 6.0)
+# subject's texture happens to match, and the edge of what the mean rejected, do not blur it
+# or leave a trail. Validation clips awgn20 / awgn30 / pg_lowlight, ramps 3-6 / 4-8 / 5-10 /
+# 6-12: 33.31 / 33.23 / 33.13 / 33.03 dB on awgn20, 32.06 / 32.01 / 31.94 / 31.86 on
+# pg_lowlight; a textured subject crossing a texture of the same kind (320x240, 2 px/frame),
+# its trail against the network alone: -0.3..-0.7 / 0.0 / - / +0.1 dB. The reach of 5 against
+# 1 (ramp 3-6): the `temporal` object shots' trails +0.7 / 0.0 dB (chelsea / coffee), their
+# subjects +0.3 / +0.4, a pan of 3 px/frame -0.24 / -0.14 (its incoming edge starts later).
+MEAN_INPUT = (4.0, 8.0)
 MEAN_INPUT_REACH = 5
 
 

@@ -297,8 +297,9 @@ def test_plain_fast_runs_on_the_mean_early_and_leaves_no_trail() -> None:
     on = _run(NetworkModel(net, INFO), still)
     off = _run(NetworkModel(net, INFO, long_average=False), still)
     print(f"still, frame 8: {_psnr(on[8], clean):.2f} against {_psnr(off[8], clean):.2f} dB")
-    assert _psnr(on[8], clean) > _psnr(off[8], clean) + 0.8
-    shot, cover = object_clip(_texture(120, 160, seed=7), _texture(120, 160, seed=8), 128, 96, 2.0, 24)
+    assert _psnr(on[8], clean) > _psnr(off[8], clean) + 1.0
+    # (On frames this small the camera's measure is noisy; a subject as big as this one pulls it.)
+    shot, cover = object_clip(_texture(264, 352, seed=7), _texture(264, 352, seed=8), 320, 240, 2.0, 24)
     noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in shot]
     trail = trail_masks(cover)
     on, off = _run(NetworkModel(net, INFO), noisy), _run(NetworkModel(net, INFO, long_average=False), noisy)
@@ -309,7 +310,7 @@ def test_plain_fast_runs_on_the_mean_early_and_leaves_no_trail() -> None:
         print(f"frame {t}: trail {scores[0][0]:.2f} against {scores[0][1]:.2f}, "
               f"subject {scores[1][0]:.2f} against {scores[1][1]:.2f} dB")
         for with_mean, alone in scores:
-            assert with_mean > alone - 0.3
+            assert with_mean > alone - 0.5
 
 
 def test_plain_fast_long_average_option() -> None:
