@@ -13,7 +13,7 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
-from .canvas import canvas_add
+from .canvas import canvas_add, canvas_add_resampled, canvas_read
 from .chroma import WORK_PLANES as CHROMA_WORK_PLANES
 from .chroma import chroma_from_luma, yuv420_to_bgr_guided
 from .convert import float_to_plane, plane_to_float
@@ -34,6 +34,8 @@ __all__ = [
     "block_match",
     "block_noise_stats",
     "canvas_add",
+    "canvas_add_resampled",
+    "canvas_read",
     "chroma_from_luma",
     "count_impulses",
     "estimate_sigma",

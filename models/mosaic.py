@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from streamdn.kernels import canvas_add, long_average, pack_yuv420
+from streamdn.kernels import canvas_add, canvas_add_resampled, canvas_read, long_average, pack_yuv420
 from streamdn.kernels.motion import luma_plane, packed_luma
 
 from .fast import MAX_COUNT
@@ -154,6 +154,7 @@ class MosaicAverage:
         self.margin = float(margin)
         self.measure_every = max(1, int(measure_every))
         self.agree = agree
+        self._zeros: np.ndarray | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -189,7 +190,7 @@ class MosaicAverage:
         avg, count = self._read(cur)
         la = self.blend
         # Zero flow: the kernel keeps the count everywhere; its match test alone cuts it.
-        long_average(cur, sigma, np.zeros(cur.shape[:2] + (2,), np.float32), avg, count, out, la.k,
+        long_average(cur, sigma, self._still_flow(cur.shape[:2]), avg, count, out, la.k,
                      la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
         self._write_back(cur, count[..., 0])
 
@@ -210,10 +211,17 @@ class MosaicAverage:
         avg, count = self._read(cur)
         la = self.blend
         scratch = np.empty_like(cur)
-        long_average(cur, sigma, np.zeros(cur.shape[:2] + (2,), np.float32), avg, count, scratch, la.k,
+        long_average(cur, sigma, self._still_flow(cur.shape[:2]), avg, count, scratch, la.k,
                      la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
         self._write_back(cur, count[..., 0])
         return avg, count
+
+    def _still_flow(self, size: tuple[int, int]) -> np.ndarray:
+        """A zero flow of `size` (the long average kernel's: no motion, its match test alone
+        cuts the count), kept between frames."""
+        if self._zeros is None or self._zeros.shape[:2] != size:
+            self._zeros = np.zeros(size + (2,), np.float32)
+        return self._zeros
 
     def _place(self, cur: np.ndarray, shape: tuple[int, int], to_previous: np.ndarray | None, cut: bool,
                picture: np.ndarray) -> bool:
@@ -257,9 +265,10 @@ class MosaicAverage:
             return False
         return True
 
-    def _read(self, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, cur: np.ndarray, fused: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The canvas's mean (packed as `cur`) and count ((H2, W2, 1); 0 where the canvas does
-        not hold samples all around the read) at the frame's place."""
+        not hold samples all around the read) at the frame's place. `fused`: packed and counted
+        in one pass (streamdn.kernels.canvas_read; the same as the NumPy way, False)."""
         assert self._y is not None and self._u is not None and self._v is not None and self._count is not None
         h2, w2 = cur.shape[:2]
         ax, ay = self._at
@@ -267,6 +276,10 @@ class MosaicAverage:
         y = shift_read(self._y, ay, ax, 2 * h2, 2 * w2)
         u = shift_read(self._u, cy, cx, h2, w2)
         v = shift_read(self._v, cy, cx, h2, w2)
+        if fused:
+            avg, count = np.empty_like(cur), np.empty(cur.shape[:2] + (1,), np.float32)
+            canvas_read(y, u, v, self._count, cy, cx, avg, count)
+            return avg, count
         count = shift_read(self._count, cy, cx, h2, w2, taps=0)
         # Only where the canvas holds samples all around its read: at its edge the count restarts.
         iy, ix = math.floor(cy), math.floor(cx)
@@ -370,27 +383,37 @@ class MosaicAverage:
         self._at = at + np.array([2.0 * dx, 2.0 * dy])
         return True
 
-    def _write_back(self, cur: np.ndarray, count: np.ndarray, whole: bool = True) -> None:
+    def _write_back(self, cur: np.ndarray, count: np.ndarray, fused: bool = True) -> None:
         """The frame added onto the canvas with the weight the step gave it (1 / its new count)
         where the canvas sees it whole; around it, where the canvas holds nothing yet, the
         frame's border (a later read near the canvas's edge resamples the nearest picture).
-        At whole chroma pixels (a still camera) in one pass (streamdn.kernels.canvas_add, the
-        same result; `whole` False: the general way)."""
+        `fused`: the updates in one pass (streamdn.kernels.canvas_add at whole chroma pixels,
+        canvas_add_resampled elsewhere; the same result as the NumPy way, False)."""
         assert self._y is not None and self._u is not None and self._v is not None and self._count is not None
         hc2, wc2 = self._count.shape
         h2, w2 = cur.shape[:2]
         ax, ay = self._at
         cx, cy = ax / 2.0, ay / 2.0
-        if whole and cx == math.floor(cx) and cy == math.floor(cy):
-            canvas_add(cur, np.ascontiguousarray(count, np.float32), int(cy), int(cx), TAPS, self._y, self._u,
+        count = np.ascontiguousarray(count, np.float32)
+        if fused and cx == math.floor(cx) and cy == math.floor(cy):
+            canvas_add(cur, count, int(cy), int(cx), TAPS, self._y, self._u,
                        self._v, self._count)
             return
         # The canvas's part the frame covers, with the resampling's reach around it.
         r0, r1 = max(0, math.floor(cy) - TAPS), min(hc2, math.ceil(cy) + h2 + TAPS)
         c0, c1 = max(0, math.floor(cx) - TAPS), min(wc2, math.ceil(cx) + w2 + TAPS)
-        part = (slice(r0, r1), slice(c0, c1))
         hp, wp = r1 - r0, c1 - c0
         weight = (1.0 / np.maximum(count, 1.0)).astype(np.float32)
+        if fused:
+            # The frame's samples resampled onto the canvas's grid, then added in one pass.
+            u_res = shift_read(np.ascontiguousarray(cur[..., 4]), r0 - cy, c0 - cx, hp, wp)
+            v_res = shift_read(np.ascontiguousarray(cur[..., 5]), r0 - cy, c0 - cx, hp, wp)
+            y_res = shift_read(luma_plane(cur, np.empty((2 * h2, 2 * w2), np.float32)), 2 * r0 - ay, 2 * c0 - ax,
+                               2 * hp, 2 * wp)
+            canvas_add_resampled(y_res, u_res, v_res, count, weight, r0, c0, cy, cx, self._y, self._u, self._v,
+                                 self._count)
+            return
+        part = (slice(r0, r1), slice(c0, c1))
         wt = shift_read(weight, r0 - cy, c0 - cx, hp, wp, taps=0)
         cnt = shift_read(count, r0 - cy, c0 - cx, hp, wp, taps=0)
         # The canvas pixels whose bilinear read lies wholly inside the frame.

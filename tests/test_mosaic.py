@@ -202,22 +202,43 @@ def test_the_shift_guess_finds_a_pan_and_a_still_camera() -> None:
     assert m is not None and (m[:2, 2] == 0).all()               # under SNAP_GUESS: exactly none
 
 
-@pytest.mark.parametrize("at", [(16.0, 12.0), (0.0, 2.0), (36.0, 30.0)])
-def test_whole_pixel_write_back_is_the_general_one(at: tuple[float, float]) -> None:
-    """A frame placed at whole chroma pixels is added in one pass (canvas_add) exactly as the
-    general resampling path adds it, at the canvas's edge and where it holds nothing too."""
+@pytest.mark.parametrize("at", [(16.0, 12.0), (0.0, 2.0), (36.0, 30.0), (17.3, 12.6), (1.1, 2.9), (35.5, 29.2)])
+def test_fused_write_back_is_the_numpy_one(at: tuple[float, float]) -> None:
+    """A frame is added in one pass (canvas_add at whole chroma pixels, canvas_add_resampled at
+    any other place) as the NumPy way adds it, at the canvas's edge and where it holds nothing
+    too."""
     rng = np.random.default_rng(3)
     cur = rng.random((24, 32, 6)).astype(np.float32)
     cur[..., 4:] = rng.random((24, 32, 2))
     count = rng.uniform(0.0, 9.0, (24, 32)).astype(np.float32)
     canvases = []
-    for whole in (True, False):
+    for fused in (True, False):
         m = MosaicAverage(BLEND)
         m._start(np.full((24, 32, 6), 0.3, np.float32), (48, 64))
         assert m._count is not None
         m._count[:, : m._count.shape[1] // 3] = 0.0          # part of the canvas holds nothing
         m._at = np.array(at)
-        m._write_back(cur, count, whole=whole)
+        m._write_back(cur, count, fused=fused)
         canvases.append((m._y, m._u, m._v, m._count))
     for a, b in zip(*canvases):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("at", [(16.0, 12.0), (0.0, 2.0), (36.0, 30.0), (17.3, 12.6), (-1.1, 2.9), (35.5, 29.2)])
+def test_fused_read_is_the_numpy_one(at: tuple[float, float]) -> None:
+    """The canvas read onto a frame in one pass (canvas_read) as the NumPy way reads it, the
+    count cut to 0 where the read reaches the canvas's empty part or its edge."""
+    rng = np.random.default_rng(4)
+    m = MosaicAverage(BLEND)
+    m._start(rng.random((24, 32, 6)).astype(np.float32), (48, 64))
+    assert m._count is not None
+    m._count[:] = rng.uniform(0.0, 9.0, m._count.shape)
+    m._count[:, : m._count.shape[1] // 3] = 0.0
+    m._at = np.array(at)
+    cur = np.empty((24, 32, 6), np.float32)
+    (a, ca), (b, cb) = m._read(cur, fused=True), m._read(cur, fused=False)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ca, cb, rtol=0, atol=2e-5)
+    assert (ca > 0).any()
+    if at[0] / 2.0 < 16.0:                   # the read reaches the empty part
+        assert (ca == 0).any()
