@@ -39,8 +39,8 @@ WINDOW_ARCHS = {"window": "photo", "window_tiny": "photo_tiny"}
 WINDOW_OPTIONS = ("before", "after")
 
 SUMMARIES = {
-    "fast": "recurrent gated U-Net, three scales, ~6k MAC/px, a long average that follows the camera: the CPU model",
-    "fast_mc": "fast with a motion-compensated recursion (warped state, frame count): sharper, ~1.25-1.35x the time",
+    "fast": "recurrent gated U-Net, three scales, ~6k MAC/px, run on a long average that follows the camera: the CPU model",
+    "fast_mc": "fast with a motion-compensated recursion (warped state, frame count): sharper, ~1.3-1.4x the time",
     "quality": "recurrent gated U-Net, ~38k MAC/px (GPU)",
     "tdn_tiny": "tiny recurrent network for tests (random weights)",
     "photo": "still-image network (FFDNet-style, full-resolution RGB, ~96k MAC/px): photographs",
