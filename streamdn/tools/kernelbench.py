@@ -68,6 +68,18 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     avg, avg_count = packed.copy(), np.full((h2, w2, 1), 5.0, np.float32)
     zero = np.zeros((h2, w2, 2), np.float32)
     work = np.empty((k.CHROMA_WORK_PLANES, h2, w2), np.float32)
+    # The long average's canvas (models/mosaic.py): the frame plus an eighth each side; a
+    # still camera's frame at whole pixels, a moving one at (0.3, 0.6) chroma samples.
+    my, mx = max(8, h2 // 8), max(8, w2 // 8)
+    cy_u = rng.random((h2 + 2 * my, w2 + 2 * mx)).astype(np.float32)
+    cy_y = rng.random((2 * cy_u.shape[0], 2 * cy_u.shape[1])).astype(np.float32)
+    cy_v, cy_count = cy_u.copy(), np.full(cy_u.shape, 5.0, np.float32)
+    hp, wp = h2 + 7, w2 + 7
+    res_y, res_u = rng.random((2 * hp, 2 * wp)).astype(np.float32), rng.random((hp, wp)).astype(np.float32)
+    count2 = np.full((h2, w2), 6.0, np.float32)
+    weight2 = 1.0 / count2
+    mean_in, sig_in, frames1 = np.empty_like(packed), np.empty_like(smap), np.empty((h2, w2, 1), np.float32)
+    read_count = np.empty((h2, w2, 1), np.float32)
     return {
         "pack_yuv420 (8-bit)": lambda: k.pack_yuv420(y, u, v, 1 / 255, f32),
         "pack_yuv420 (10-bit)": lambda: k.pack_yuv420(y16, u.astype(np.uint16), v.astype(np.uint16), 1 / 1023, f32),
@@ -93,6 +105,16 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
                                                                  state6, count_out, hid4),
         "motion: long_average": lambda: k.long_average(cur, smap, zero, avg, avg_count, out6, 8.0, 10.0, 30.0,
                                                        0.9, 1.15, 5, 1000.0),
+        "long average: mean_input": lambda: k.mean_input(cur, smap, avg, avg_count, avg_count, 4.0, 8.0, mean_in,
+                                                         sig_in, frames1),
+        "long average: mean_output": lambda: k.mean_output(out6, mean_in, frames1, avg, avg_count, 20.0, 0.5, 3.0,
+                                                           8.0, 5.0, 20.0),
+        "canvas: canvas_read": lambda: k.canvas_read(res_y[:2 * h2, :2 * w2], res_u[:h2, :w2], res_u[:h2, :w2],
+                                                     cy_count, my + 0.3, mx + 0.6, out6, read_count),
+        "canvas: canvas_add (still camera)": lambda: k.canvas_add(cur, count2, my, mx, 3, cy_y, cy_u, cy_v, cy_count),
+        "canvas: canvas_add_resampled (moving)": lambda: k.canvas_add_resampled(res_y, res_u, res_u, count2, weight2,
+                                                                                my - 3, mx - 3, my + 0.3, mx + 0.6,
+                                                                                cy_y, cy_u, cy_v, cy_count),
     }
 
 
@@ -148,8 +170,10 @@ def kernel_report(width: int, height: int, with_jit: bool = True) -> dict[str, o
 def kernel_text(r: dict[str, object]) -> str:
     w, h = r["size"]  # type: ignore[misc]
     lines = [f"Numba kernels at {w}x{h} (median ms per call)"]
-    for name, ms in r["ms_per_call"].items():  # type: ignore[union-attr]
-        lines.append(f"  {name:36} {ms:8.3f}")
+    names = r["ms_per_call"]  # type: ignore[union-attr]
+    width = max([36] + [len(n) for n in names])  # type: ignore[union-attr]
+    for name, ms in names.items():  # type: ignore[union-attr]
+        lines.append(f"  {name:{width}} {ms:8.3f}")
     if "jit" in r:
         j = r["jit"]
         lines.append(f"  first use of all kernels: cold cache {j['cold_first_calls_s']:.2f} s, "  # type: ignore[index]
