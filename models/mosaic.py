@@ -195,18 +195,19 @@ class MosaicAverage:
         self._write_back(cur, count[..., 0])
 
     def average(self, cur: np.ndarray, sigma: np.ndarray, shape: tuple[int, int],
-                to_previous: np.ndarray | None, cut: bool) -> tuple[np.ndarray, np.ndarray]:
+                to_previous: np.ndarray | None, cut: bool, luma: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         """One frame, before the model runs: the average updated with it, read onto the frame.
         The camera's move is measured on the frame itself (its half-resolution luma, where the
         noise is halved, against the canvas).
 
-        Args: as step's (no result yet).
+        Args: as step's (no result yet); luma: the frame's packed_luma where at hand.
 
         Returns:
             (H2, W2, 6) float32 the mean of the frames that match this one, packed as `cur`,
             and (H2, W2, 1) float32 how many frames it holds (1 where only this frame).
         """
-        if not self._place(cur, shape, to_previous, cut, cur):
+        if not self._place(cur, shape, to_previous, cut, cur, luma):
             return cur.copy(), np.ones(cur.shape[:2] + (1,), np.float32)
         avg, count = self._read(cur)
         la = self.blend
@@ -223,10 +224,21 @@ class MosaicAverage:
             self._zeros = np.zeros(size + (2,), np.float32)
         return self._zeros
 
+    def measure_due(self) -> bool:
+        """Whether the next frame of a moving camera is measured whatever its first guess (the
+        frame before was placed by the guess alone); the guess then only starts the measure,
+        and the move measured last (last_move) serves."""
+        return self._y is not None and self._guessed + 1 >= self.measure_every and bool(self._last_move.any())
+
+    @property
+    def last_move(self) -> np.ndarray:
+        """The camera's move (x, y, full-resolution px) that the last measure found."""
+        return self._last_move.copy()
+
     def _place(self, cur: np.ndarray, shape: tuple[int, int], to_previous: np.ndarray | None, cut: bool,
-               picture: np.ndarray) -> bool:
-        """Where this frame lies on the canvas (measured on `picture`, packed as `cur`, or
-        guessed); False where the canvas started anew with it."""
+               picture: np.ndarray, luma: np.ndarray | None = None) -> bool:
+        """Where this frame lies on the canvas (measured on `picture`, packed as `cur`, whose
+        packed_luma `luma` may be given, or guessed); False where the canvas started anew with it."""
         if self._y is None or cut or self._shape != shape:
             self._start(cur, shape)
             return False
@@ -248,7 +260,7 @@ class MosaicAverage:
             self._guessed += 1
             self._still_frames = 0
         else:
-            measured = self._measure(guess, picture)
+            measured = self._measure(guess, picture, luma)
             if measured is None:
                 self._start(cur, shape)
                 return False
@@ -288,7 +300,8 @@ class MosaicAverage:
         count = np.where(held > 0.999, count, 0.0).astype(np.float32)[..., None]
         return pack_yuv420(y, u, v, 1.0, np.empty_like(cur)), count
 
-    def _measure(self, guess: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, float] | None:
+    def _measure(self, guess: np.ndarray, out: np.ndarray, luma: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, float] | None:
         """Where the frame lies on the canvas (the move of its centre), measured on `out` (the
         model's result, or the frame itself) against the canvas's well-averaged pixels (ECC, affine, on the chroma grid's
         luma), and the shift under which that measure is none (SNAP); the guess while too few
@@ -304,7 +317,7 @@ class MosaicAverage:
                 break
         else:
             return guess, SNAP[2]
-        template = packed_luma(out)
+        template = packed_luma(out) if luma is None else luma
         h2, w2 = out.shape[:2]
         # On frames of 640 x 360 and more at quarter resolution (4x faster, as precise).
         q = 2 if (h2 >= ECC_QUARTER[0] and w2 >= ECC_QUARTER[1]) else 1
@@ -452,11 +465,17 @@ class ShiftGuess:
     def reset(self) -> None:
         self._last = None
 
-    def __call__(self, cur: np.ndarray) -> np.ndarray | None:
-        """cur: (H2, W2, 6) float32 the frame packed (streamdn.kernels.pack_yuv420). Returns the
-        3x3 map from this frame's pixels to the previous frame's (a translation, full-resolution
-        px), or None for the first frame (or one of another size)."""
-        luma = packed_luma(cur)
+    def remember(self, luma: np.ndarray) -> None:
+        """Keeps a frame's half-resolution luma (packed_luma) for the next guess without
+        guessing this frame's move (it is measured anyway)."""
+        self._last = luma
+
+    def __call__(self, cur: np.ndarray, luma: np.ndarray | None = None) -> np.ndarray | None:
+        """cur: (H2, W2, 6) float32 the frame packed (streamdn.kernels.pack_yuv420); luma: its
+        packed_luma where already at hand. Returns the 3x3 map from this frame's pixels to the
+        previous frame's (a translation, full-resolution px), or None for the first frame (or
+        one of another size)."""
+        luma = packed_luma(cur) if luma is None else luma
         last, self._last = self._last, luma
         if last is None or last.shape != luma.shape or min(luma.shape) < 8:
             return None

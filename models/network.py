@@ -16,10 +16,9 @@ from torch.nn import functional as F
 
 from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
-from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, long_average, mean_input,
-                              mean_output, noise_map,
-                              pack_yuv420, step_input, step_input_count, step_tail, step_tail_display, step_tail_raw,
-                              unpack_yuv420)
+from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, long_average,
+                              mean_input, mean_output, noise_map, pack_yuv420, packed_luma, step_input,
+                              step_input_count, step_tail, step_tail_display, step_tail_raw, unpack_yuv420)
 
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
 from .mosaic import LongAverage, MosaicAverage, ShiftGuess
@@ -379,7 +378,16 @@ class NetworkModel(FrameModel):
         h2, w2 = frame.shape[:2]
         if first:
             self._shift.reset()
-        avg, count = self._mosaic.average(frame, smap, (2 * h2, 2 * w2), self._shift(frame), first)
+        luma = packed_luma(frame)
+        guess: np.ndarray | None
+        if not first and self._mosaic.measure_due():
+            # Measured whatever the guess says: the move measured last starts the measure.
+            self._shift.remember(luma)
+            guess = np.eye(3)
+            guess[:2, 2] = self._mosaic.last_move
+        else:
+            guess = self._shift(frame, luma)
+        avg, count = self._mosaic.average(frame, smap, (2 * h2, 2 * w2), guess, first, luma)
         inp, inp_sigma = np.empty_like(frame), np.empty_like(smap)
         frames = np.empty_like(count)
         reach = np.ones((MEAN_INPUT_REACH, MEAN_INPUT_REACH), np.uint8)
