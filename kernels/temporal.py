@@ -111,8 +111,8 @@ def _box_mean(d: np.ndarray, r: int) -> np.ndarray:
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.ndarray, count: np.ndarray,
-                 out: np.ndarray, k: float, ramp0: float, ramp1: float, match0: float, match1: float,
+def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray | None, avg: np.ndarray, count: np.ndarray,
+                 out: np.ndarray | None, k: float, ramp0: float, ramp1: float, match0: float, match1: float,
                  box: int, max_count: float) -> None:
     """One step of a long average of the noisy frames kept on still blocks, blended into `out`
     (streamdn.models.network.LongAverage; the torch version there is the reference).
@@ -120,11 +120,11 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
     Args:
         cur: (H, W, 6) float32 packed current frame. sigma: (H, W, 3) its noise map (Y, U, V).
         flow: (H, W, 2) float32 flow of the state's warp: the average is kept where it is exactly
-            zero and restarts elsewhere.
+            zero and restarts elsewhere; None: no motion anywhere (the match test alone cuts).
         avg: (H, W, 6) float32 running mean, updated in place. count: (H, W, 1) its frame count,
             updated in place.
         out: (H, W, 6) float32 the network's output, blended in place: out + w (avg - out), w =
-            c / (c + k) ramped in from ramp0 to ramp1 frames.
+            c / (c + k) ramped in from ramp0 to ramp1 frames; None: the average alone.
         match0, match1: the mismatch (mean absolute difference over box x box pixels, in units of
             the noise expected from the count) of full trust and of none.
     """
@@ -132,7 +132,9 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
     d = np.empty((h, w), np.float32)
     for i in prange(h):
         for j in range(w):
-            c = count[i, j, 0] if (flow[i, j, 0] == 0.0 and flow[i, j, 1] == 0.0) else np.float32(0.0)
+            c = count[i, j, 0]
+            if flow is not None and (flow[i, j, 0] != 0.0 or flow[i, j, 1] != 0.0):
+                c = np.float32(0.0)
             count[i, j, 0] = c
             d[i, j] = _mismatch(cur, avg, sigma, i, j, np.float32(np.sqrt(1.0 + 1.0 / max(c, np.float32(1.0)))))
     mean = _box_mean(d, box // 2)
@@ -146,7 +148,8 @@ def long_average(cur: np.ndarray, sigma: np.ndarray, flow: np.ndarray, avg: np.n
             for ch in range(6):
                 a = (kept * avg[i, j, ch] + cur[i, j, ch]) * inv
                 avg[i, j, ch] = a
-                out[i, j, ch] += wt * (a - out[i, j, ch])
+                if out is not None:
+                    out[i, j, ch] += wt * (a - out[i, j, ch])
             count[i, j, 0] = cn
 
 

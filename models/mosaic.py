@@ -154,7 +154,6 @@ class MosaicAverage:
         self.margin = float(margin)
         self.measure_every = max(1, int(measure_every))
         self.agree = agree
-        self._zeros: np.ndarray | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -189,8 +188,8 @@ class MosaicAverage:
             return
         avg, count = self._read(cur)
         la = self.blend
-        # Zero flow: the kernel keeps the count everywhere; its match test alone cuts it.
-        long_average(cur, sigma, self._still_flow(cur.shape[:2]), avg, count, out, la.k,
+        # No flow: the kernel keeps the count everywhere; its match test alone cuts it.
+        long_average(cur, sigma, None, avg, count, out, la.k,
                      la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
         self._write_back(cur, count[..., 0])
 
@@ -211,18 +210,10 @@ class MosaicAverage:
             return cur.copy(), np.ones(cur.shape[:2] + (1,), np.float32)
         avg, count = self._read(cur)
         la = self.blend
-        scratch = np.empty_like(cur)
-        long_average(cur, sigma, self._still_flow(cur.shape[:2]), avg, count, scratch, la.k,
-                     la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
+        long_average(cur, sigma, None, avg, count, None, la.k, la.ramp[0], la.ramp[1], la.match[0], la.match[1],
+                     la.box, MAX_COUNT)
         self._write_back(cur, count[..., 0])
         return avg, count
-
-    def _still_flow(self, size: tuple[int, int]) -> np.ndarray:
-        """A zero flow of `size` (the long average kernel's: no motion, its match test alone
-        cuts the count), kept between frames."""
-        if self._zeros is None or self._zeros.shape[:2] != size:
-            self._zeros = np.zeros(size + (2,), np.float32)
-        return self._zeros
 
     def measure_due(self) -> bool:
         """Whether the next frame of a moving camera is measured whatever its first guess (the
