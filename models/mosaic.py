@@ -11,9 +11,11 @@ whatever the number of frames averaged. As the camera moves on, the canvas is sh
 pixel pairs (no resampling) to keep the frame inside it.
 
 The camera's motion is a translation, measured on the model's result (a clean picture) against
-the canvas (OpenCV's ECC on the half-resolution luma, where the canvas has averaged a few frames:
-a moving subject, which keeps restarting there, does not pull it), from the frame-to-frame
-motion as a first guess. A shift under SNAP pixels is none: a still camera's canvas is read and
+the canvas (OpenCV's ECC on the half-resolution luma, quarter resolution on frames of 640x360 and
+more, where the canvas has averaged a few frames: a moving subject, which keeps restarting
+there, does not pull it), from the frame-to-frame motion as a first guess. A model that runs on
+the average itself (`fast`: `average`, before the model) is measured on the noisy frame instead,
+whose noise the canvas's well-averaged pixels do not share. A shift under SNAP pixels is none: a still camera's canvas is read and
 written at whole pixels, exactly. The measure fits an affine map: a rotation or zoom against the
 canvas beyond DRIFT starts a new canvas, so a turning camera is never averaged into a blur.
 
