@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streamdn.kernels import pack_yuv420
-from streamdn.kernels.motion import luma_plane
+from streamdn.kernels.motion import luma_plane, packed_luma
 from streamdn.models.mosaic import MosaicAverage, ShiftGuess, shift_read
 from streamdn.models.network import LongAverage
 
@@ -242,3 +242,38 @@ def test_fused_read_is_the_numpy_one(at: tuple[float, float]) -> None:
     assert (ca > 0).any()
     if at[0] / 2.0 < 16.0:                   # the read reaches the empty part
         assert (ca == 0).any()
+
+
+def test_average_before_the_model_tracks_a_pan_measured_on_the_noisy_frames() -> None:
+    """`average` (a model that runs on the mean: the move measured on the noisy frame, guessed
+    by phase correlation, the frame after a guessed one measured from the move measured last)
+    follows a sub-pixel pan and returns a mean that holds many frames and is cleaner than the
+    frame; a still shot stays at whole pixels."""
+    big = picture(200, 260, seed=5)
+    for speed in ((0.0, 0.0), (0.7, 0.3)):
+        frames = [pan(big, 96, 128, speed[0] * t, speed[1] * t) for t in range(30)]
+        rng = np.random.default_rng(2)
+        m, shift = MosaicAverage(BLEND, measure_every=2, agree=0.15), ShiftGuess()
+        measured_anyway = 0
+        for t, clean in enumerate(frames):
+            cur = packed(np.clip(clean + rng.normal(0, SIGMA, clean.shape), 0, 1).astype(np.float32))
+            sigma = np.full(cur.shape[:2] + (3,), SIGMA, np.float32)
+            luma = packed_luma(cur)
+            if t and m.measure_due():
+                measured_anyway += 1
+                shift.remember(luma)
+                guess = np.eye(3)
+                guess[:2, 2] = m.last_move
+            else:
+                guess = shift(cur, luma)
+            avg, count = m.average(cur, sigma, clean.shape, guess, t == 0, luma)
+        err = np.abs(m.moved - np.array(speed) * 29).max()
+        print(f"speed {speed}: moved {m.moved}, error {err:.3f} px, {measured_anyway} frames measured anyway, "
+              f"mean {psnr(luma_of(avg), clean):.2f} dB against the frame {psnr(luma_of(cur), clean):.2f}")
+        assert err < 0.3
+        assert np.median(count) > 15
+        assert psnr(luma_of(avg), clean) > psnr(luma_of(cur), clean) + 8.0
+        if speed == (0.0, 0.0):
+            assert (m.moved == 0).all() and measured_anyway == 0
+        else:   # (this pan steps by 0.5 and 0.75 px in turn: the guess often disagrees, and is measured)
+            assert measured_anyway > 0
