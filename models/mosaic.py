@@ -115,6 +115,17 @@ def shift_read(src: np.ndarray, dy: float, dx: float, height: int, width: int, t
     return out[:height, :width]
 
 
+def shift_packed(src: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """A packed frame ((H2, W2, 6) float32, streamdn.kernels.pack_yuv420) moved so that
+    out(x, y) = src(x + dx, y + dy), (dx, dy) in full-resolution px: its luma resampled at full
+    resolution, its chroma on its own grid (shift_read: separable Lanczos, the border repeated)."""
+    h2, w2 = src.shape[:2]
+    y = shift_read(luma_plane(src, np.empty((2 * h2, 2 * w2), np.float32)), dy, dx, 2 * h2, 2 * w2)
+    u = shift_read(np.ascontiguousarray(src[..., 4]), dy / 2.0, dx / 2.0, h2, w2)
+    v = shift_read(np.ascontiguousarray(src[..., 5]), dy / 2.0, dx / 2.0, h2, w2)
+    return pack_yuv420(y, u, v, 1.0, np.empty_like(src, dtype=np.float32))
+
+
 def _crop(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     """src[y0:y1, x0:x1] with its border repeated wherever that reaches outside it (a view
     where it does not)."""
@@ -166,6 +177,9 @@ class MosaicAverage:
         self._at = np.zeros(2)              # (x, y): the frame's pixel (0, 0) on the canvas, full-res px
         self._shape: tuple[int, int] = (0, 0)
         self.moved = np.zeros(2)            # (x, y) the camera's motion since the canvas started, px
+        # (x, y) the camera's move from the previous frame to this one (px); None where the canvas
+        # started anew with this frame
+        self.frame_move: np.ndarray | None = None
         self._turned = False                # the last measure found the frame turned or scaled (DRIFT)
         self._still_frames = 0              # frames since the camera was last found moving
         self._guessed = 0                   # frames placed by the guess alone since the last measure
@@ -241,6 +255,7 @@ class MosaicAverage:
             c = np.array([(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
             p = to_previous @ c
             guess += p[:2] / p[2] - c[:2]
+        guessed_only = False   # placed by the first guess alone (a young canvas)
         # A still camera (no move guessed exactly, e.g. a recursion whose flow kept its median
         # block still, and none measured the last time) is measured on every MEASURE_STILL-th
         # frame only.
@@ -264,7 +279,9 @@ class MosaicAverage:
             self._settled = snap == SNAP[0] and self._still_frames == 0
             self._guessed = 0
             self._last_move = at - self._at
+            guessed_only = snap != SNAP[0]   # against a young canvas: a rough place only
         self.moved = self.moved + (at - self._at)
+        self.frame_move = None if guessed_only else at - self._at
         if not self._recentre(at, cur.shape[:2]):
             self._start(cur, shape)
             return False
@@ -362,6 +379,7 @@ class MosaicAverage:
         self._at = np.array([2.0 * mx, 2.0 * my])
         self._shape = shape
         self.moved = np.zeros(2)
+        self.frame_move = None
         self._turned = False
         self._still_frames = 0
         self._guessed = 0

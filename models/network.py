@@ -21,7 +21,7 @@ from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_differen
                               step_input_count, step_tail, step_tail_display, step_tail_raw, unpack_yuv420)
 
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
-from .mosaic import LongAverage, MosaicAverage, ShiftGuess
+from .mosaic import LongAverage, MosaicAverage, ShiftGuess, shift_packed
 from .motion import StateWarper
 from .registry import FrameModel, ModelInfo
 
@@ -272,6 +272,8 @@ class NetworkModel(FrameModel):
         else:
             prev, hidden = self._state[:2]
             has_prev = 1.0
+            if mean is not None:
+                prev = self._follow_camera(prev)
             if self._warper is not None:
                 prev, hidden, count = self._warper.warp_tensors(cur, prev, hidden, self._state[2])
         if self.fused and count is not None:
@@ -397,6 +399,17 @@ class NetworkModel(FrameModel):
         if inp_t.device != cur.device:
             inp_t, sigma_t = inp_t.to(cur.device), sigma_t.to(cur.device)
         return _MeanInput(inp_t, sigma_t, inp, frames, avg, count)
+
+    def _follow_camera(self, prev: torch.Tensor) -> torch.Tensor:
+        """The recursion's previous output moved along the camera's move onto this frame
+        (models.mosaic.shift_packed) where the canvas measured it reliably (MosaicAverage.
+        frame_move), so that the recursion keeps averaging on a pan as on a still shot; as it
+        is elsewhere (the recursion's gate then restarts what moved)."""
+        move = self._mosaic.frame_move if self._mosaic is not None else None
+        if move is None or not move.any() or prev.shape[0] != 1:
+            return prev
+        moved = _nchw(shift_packed(_hwc(prev.detach().float().cpu()), float(move[0]), float(move[1])))
+        return moved if moved.device == prev.device else moved.to(prev.device)
 
     def _mean_output(self, out: torch.Tensor, mean: _MeanInput, sigma_y: float) -> torch.Tensor:
         """The network's output on the mean (streamdn.kernels.mean_output): the low-noise blend
