@@ -277,3 +277,32 @@ def test_average_before_the_model_tracks_a_pan_measured_on_the_noisy_frames() ->
             assert (m.moved == 0).all() and measured_anyway == 0
         else:   # (this pan steps by 0.5 and 0.75 px in turn: the guess often disagrees, and is measured)
             assert measured_anyway > 0
+
+
+@pytest.mark.parametrize("dx, dy", [(2.0, -4.0), (1.3, 0.4), (-0.7, 2.25)])
+def test_shift_packed_moves_luma_at_full_resolution_and_chroma_on_its_grid(dx: float, dy: float) -> None:
+    from streamdn.models.mosaic import shift_packed
+
+    rng = np.random.default_rng(6)
+    src = rng.random((20, 24, 6)).astype(np.float32)
+    out = shift_packed(src, dx, dy)
+    luma = luma_plane(src, np.empty((40, 48), np.float32))
+    np.testing.assert_allclose(luma_of(out), shift_read(luma, dy, dx, 40, 48), atol=1e-6)
+    np.testing.assert_allclose(out[..., 4], shift_read(np.ascontiguousarray(src[..., 4]), dy / 2, dx / 2, 20, 24),
+                               atol=1e-6)
+    if (dx, dy) == (2.0, -4.0):                       # whole chroma samples: a copy inside
+        np.testing.assert_array_equal(out[2:, :23], src[:18, 1:])
+
+
+def test_frame_move_is_given_only_against_a_settled_canvas() -> None:
+    """The camera's move from the previous frame (which a model's recursion may follow) is
+    withheld while the canvas is young (placed by the rough first guess) and where it starts
+    anew; a measured pan gives it."""
+    big = picture(200, 260, seed=7)
+    frames = [pan(big, 96, 128, 0.8 * t, 0.0) for t in range(14)]
+    m, _ = run(frames[:1], [frames[0]])
+    assert m.frame_move is None                         # started with this frame
+    m, _ = run(frames[:2], frames[:2], moves=[(0.8, 0.0)] * 2)
+    assert m.frame_move is None                         # one frame averaged: the guess alone
+    m, _ = run(frames, frames, moves=[(0.8, 0.0)] * 14)
+    assert m.frame_move is not None and abs(m.frame_move[0] - 0.8) < 0.3

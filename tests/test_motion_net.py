@@ -313,6 +313,26 @@ def test_plain_fast_runs_on_the_mean_early_and_leaves_no_trail() -> None:
             assert with_mean > alone - 0.5
 
 
+def test_plain_fast_recursion_follows_the_camera(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a pan, `fast`'s recursion takes its previous output moved along the camera's move
+    the canvas measured: the picture the pan brought in lately (seen too few frames for the
+    long average) is cleaner than with the previous output left where it was."""
+    from streamdn.models.network import load_weights
+    from streamdn.tools.temporal import pan_clip
+
+    net, _ = load_weights("models/weights/fast.safetensors")
+    rng = np.random.default_rng(3)
+    shot = list(pan_clip(_texture(300, 420, seed=9), 320, 240, 2.0, 16))
+    noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in shot]
+    follows = _run(NetworkModel(net, INFO), noisy)
+    monkeypatch.setattr(NetworkModel, "_follow_camera", lambda self, prev: prev)
+    stays = _run(NetworkModel(net, INFO), noisy)
+    edge = (slice(None), slice(-24, None))                      # the last 12 frames' new picture
+    a, b = _psnr(follows[-1][edge], shot[-1][edge]), _psnr(stays[-1][edge], shot[-1][edge])
+    print(f"incoming edge: {a:.2f} against {b:.2f} dB")
+    assert a > b + 0.5
+
+
 def test_plain_fast_long_average_option() -> None:
     from streamdn.errors import ConfigError
     from streamdn.models.registry import create_model
