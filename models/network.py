@@ -198,8 +198,9 @@ class NetworkModel(FrameModel):
                 recurrent network on CUDA, where the canvas would run on the host and cap a
                 GPU's frame rate): for motion networks with a display residual (`fast_mc`), and
                 for plain recurrent ones (`fast`), where it follows the camera (MosaicAverage,
-                one stream at a time, guided by ShiftGuess) and is left out for batches and
-                `follow=False`. Motion networks without a display residual ignore it.
+                one stream at a time, guided by ShiftGuess), the network runs on it
+                (MEAN_INPUT) and its recursion follows the camera's measured move; left out for
+                batches and `follow=False`. Motion networks without a display residual ignore it.
         """
         self.info = info
         self.device = device
