@@ -11,13 +11,14 @@ whatever the number of frames averaged. As the camera moves on, the canvas is sh
 pixel pairs (no resampling) to keep the frame inside it.
 
 The camera's motion is a translation, measured on the model's result (a clean picture) against
-the canvas (OpenCV's ECC on the half-resolution luma, quarter resolution on frames of 640x360 and
-more, where the canvas has averaged a few frames: a moving subject, which keeps restarting
+the canvas (OpenCV's ECC on the half-resolution luma, quarter resolution on frames of 640x360
+and more, where the canvas has averaged a few frames: a moving subject, which keeps restarting
 there, does not pull it), from the frame-to-frame motion as a first guess. A model that runs on
 the average itself (`fast`: `average`, before the model) is measured on the noisy frame instead,
-whose noise the canvas's well-averaged pixels do not share. A shift under SNAP pixels is none: a still camera's canvas is read and
-written at whole pixels, exactly. The measure fits an affine map: a rotation or zoom against the
-canvas beyond DRIFT starts a new canvas, so a turning camera is never averaged into a blur.
+whose noise the canvas's well-averaged pixels do not share. A shift under SNAP pixels is none: a
+still camera's canvas is read and written at whole pixels, exactly. The measure fits an affine
+map: a rotation or zoom against the canvas beyond DRIFT starts a new canvas, so a turning camera
+is never averaged into a blur.
 
 Each step is the still long average's (streamdn.kernels.long_average) on the canvas read back
 onto the frame: its count is cut where the frame does not match (a moving subject, an
@@ -313,10 +314,12 @@ class MosaicAverage:
     def _measure(self, guess: np.ndarray, out: np.ndarray, luma: np.ndarray | None = None
                  ) -> tuple[np.ndarray, float] | None:
         """Where the frame lies on the canvas (the move of its centre), measured on `out` (the
-        model's result, or the frame itself) against the canvas's well-averaged pixels (ECC, affine, on the chroma grid's
-        luma), and the shift under which that measure is none (SNAP); the guess while too few
-        pixels are averaged; None where the measure fails or finds the frame rotated or scaled
-        against the canvas (DRIFT): the canvas then starts anew."""
+        model's result, or the frame itself; `luma`: its packed_luma where at hand) against the
+        canvas's well-averaged pixels (ECC, affine, on the chroma grid's luma, at half that on
+        frames of 640x360 and more), and the shift under which that measure is none
+        (SNAP); the guess while too few pixels are averaged; None where the measure fails or
+        finds the frame rotated or scaled against the canvas (DRIFT): the canvas then starts
+        anew."""
         assert self._y is not None and self._count is not None
         hc2, wc2 = self._count.shape
         # On the pixels averaged longest: a moving subject restarts its pixels and would pull
@@ -342,7 +345,8 @@ class MosaicAverage:
         if q > 1:
             ht, wt = h2 // q, w2 // q
             template = cv2.resize(template[:q * ht, :q * wt], (wt, ht), interpolation=cv2.INTER_AREA)
-            near = np.minimum(np.minimum(near[0::2, 0::2], near[0::2, 1::2]), np.minimum(near[1::2, 0::2], near[1::2, 1::2]))
+            near = np.minimum(np.minimum(near[0::2, 0::2], near[0::2, 1::2]),
+                              np.minimum(near[1::2, 0::2], near[1::2, 1::2]))
         mask = (near >= count).astype(np.uint8)
         scale = 2.0 * q   # full-resolution px per sample measured on
         warp = np.array([[1, 0, (guess[0] - 2.0 * c0) / scale], [0, 1, (guess[1] - 2.0 * r0) / scale]], np.float32)
