@@ -352,6 +352,30 @@ def test_plain_fast_on_cuda_keeps_no_host_canvas_unless_asked() -> None:
     assert create_model("fast_mc", device="cuda").long_average == LongAverage()
 
 
+@pytest.mark.gpu
+def test_plain_fast_on_cuda_runs_on_the_mean_when_asked() -> None:
+    """With long_average=True on CUDA, `fast` runs on the host canvas's mean and its recursion
+    follows the camera as on the CPU: a still shot and a pan gain over the network alone
+    (fp16 there)."""
+    from streamdn.models.registry import create_model
+
+    net_on = create_model("fast", device="cuda", long_average=True)
+    net_off = create_model("fast", device="cuda")
+    rng = np.random.default_rng(4)
+    clean = _texture(96, 128, seed=3)
+    still = [np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8) for _ in range(24)]
+    on, off = _run(net_on, still), _run(net_off, still)
+    assert _psnr(on[-1], clean) > _psnr(off[-1], clean) + 1.0
+    from streamdn.tools.temporal import pan_clip
+
+    pan = list(pan_clip(_texture(140, 180, seed=4), 128, 96, 0.8, 24))
+    noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in pan]
+    inner = (slice(8, -8), slice(8, -8))
+    a = _run(create_model("fast", device="cuda", long_average=True), noisy)[-1]   # (_run closes its model)
+    b = _run(create_model("fast", device="cuda"), noisy)[-1]
+    assert _psnr(a[inner], pan[-1][inner]) > _psnr(b[inner], pan[-1][inner]) + 1.0
+
+
 def test_long_average_kernel_matches_the_torch_path() -> None:
     """The CPU's Numba long average (fused) against the torch version (fused=False), with a
     ramp short enough that it is blended in from the second frame."""
