@@ -116,14 +116,24 @@ def shift_read(src: np.ndarray, dy: float, dx: float, height: int, width: int, t
     return out[:height, :width]
 
 
-def shift_packed(src: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """A packed frame ((H2, W2, 6) float32, streamdn.kernels.pack_yuv420) moved so that
-    out(x, y) = src(x + dx, y + dy), (dx, dy) in full-resolution px: its luma resampled at full
-    resolution, its chroma on its own grid (shift_read: separable Lanczos, the border repeated)."""
+def shift_planes(src: np.ndarray, dy: float, dx: float, height: int, width: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The planes of a packed frame ((H2, W2, 6) float32, streamdn.kernels.pack_yuv420) read
+    at out(i, j) = src(i + dy, j + dx), (dy, dx) in chroma samples: luma (2 height, 2 width) at
+    full resolution, U and V (height, width) on their grid (shift_read: separable Lanczos, the
+    border repeated)."""
     h2, w2 = src.shape[:2]
-    y = shift_read(luma_plane(src, np.empty((2 * h2, 2 * w2), np.float32)), dy, dx, 2 * h2, 2 * w2)
-    u = shift_read(np.ascontiguousarray(src[..., 4]), dy / 2.0, dx / 2.0, h2, w2)
-    v = shift_read(np.ascontiguousarray(src[..., 5]), dy / 2.0, dx / 2.0, h2, w2)
+    y = shift_read(luma_plane(src, np.empty((2 * h2, 2 * w2), np.float32)), 2.0 * dy, 2.0 * dx, 2 * height,
+                   2 * width)
+    u = shift_read(np.ascontiguousarray(src[..., 4]), dy, dx, height, width)
+    v = shift_read(np.ascontiguousarray(src[..., 5]), dy, dx, height, width)
+    return y, u, v
+
+
+def shift_packed(src: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """A packed frame moved so that out(x, y) = src(x + dx, y + dy), (dx, dy) in
+    full-resolution px (shift_planes, packed again)."""
+    y, u, v = shift_planes(src, dy / 2.0, dx / 2.0, src.shape[0], src.shape[1])
     return pack_yuv420(y, u, v, 1.0, np.empty_like(src, dtype=np.float32))
 
 
@@ -201,14 +211,7 @@ class MosaicAverage:
                 move is the first guess), or None (no guess: no motion).
             cut: a scene cut before this frame.
         """
-        if not self._place(cur, shape, to_previous, cut, out):
-            return
-        avg, count = self._read(cur)
-        la = self.blend
-        # No flow: the kernel keeps the count everywhere; its match test alone cuts it.
-        long_average(cur, sigma, None, avg, count, out, la.k,
-                     la.ramp[0], la.ramp[1], la.match[0], la.match[1], la.box, MAX_COUNT)
-        self._write_back(cur, count[..., 0])
+        self._update(cur, sigma, shape, to_previous, cut, out, None, out)
 
     def average(self, cur: np.ndarray, sigma: np.ndarray, shape: tuple[int, int],
                 to_previous: np.ndarray | None, cut: bool, luma: np.ndarray | None = None
@@ -223,11 +226,21 @@ class MosaicAverage:
             (H2, W2, 6) float32 the mean of the frames that match this one, packed as `cur`,
             and (H2, W2, 1) float32 how many frames it holds (1 where only this frame).
         """
-        if not self._place(cur, shape, to_previous, cut, cur, luma):
-            return cur.copy(), np.ones(cur.shape[:2] + (1,), np.float32)
+        res = self._update(cur, sigma, shape, to_previous, cut, cur, luma, None)
+        return res if res is not None else (cur.copy(), np.ones(cur.shape[:2] + (1,), np.float32))
+
+    def _update(self, cur: np.ndarray, sigma: np.ndarray, shape: tuple[int, int], to_previous: np.ndarray | None,
+                cut: bool, picture: np.ndarray, luma: np.ndarray | None, out: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The frame placed (measured on `picture`), the canvas's mean and count read there and
+        updated with it by the long average kernel (blended into `out` where given), and the
+        frame added to the canvas; None where the canvas started anew with it."""
+        if not self._place(cur, shape, to_previous, cut, picture, luma):
+            return None
         avg, count = self._read(cur)
         la = self.blend
-        long_average(cur, sigma, None, avg, count, None, la.k, la.ramp[0], la.ramp[1], la.match[0], la.match[1],
+        # No flow: the kernel keeps the count everywhere; its match test alone cuts it.
+        long_average(cur, sigma, None, avg, count, out, la.k, la.ramp[0], la.ramp[1], la.match[0], la.match[1],
                      la.box, MAX_COUNT)
         self._write_back(cur, count[..., 0])
         return avg, count
@@ -424,20 +437,16 @@ class MosaicAverage:
         cx, cy = ax / 2.0, ay / 2.0
         count = np.ascontiguousarray(count, np.float32)
         if fused and cx == math.floor(cx) and cy == math.floor(cy):
-            canvas_add(cur, count, int(cy), int(cx), TAPS, self._y, self._u,
-                       self._v, self._count)
+            canvas_add(cur, count, int(cy), int(cx), TAPS, self._y, self._u, self._v, self._count)
             return
         # The canvas's part the frame covers, with the resampling's reach around it.
         r0, r1 = max(0, math.floor(cy) - TAPS), min(hc2, math.ceil(cy) + h2 + TAPS)
         c0, c1 = max(0, math.floor(cx) - TAPS), min(wc2, math.ceil(cx) + w2 + TAPS)
         hp, wp = r1 - r0, c1 - c0
         weight = (1.0 / np.maximum(count, 1.0)).astype(np.float32)
+        # The frame's samples resampled onto the canvas's grid.
+        y_res, u_res, v_res = shift_planes(cur, r0 - cy, c0 - cx, hp, wp)
         if fused:
-            # The frame's samples resampled onto the canvas's grid, then added in one pass.
-            u_res = shift_read(np.ascontiguousarray(cur[..., 4]), r0 - cy, c0 - cx, hp, wp)
-            v_res = shift_read(np.ascontiguousarray(cur[..., 5]), r0 - cy, c0 - cx, hp, wp)
-            y_res = shift_read(luma_plane(cur, np.empty((2 * h2, 2 * w2), np.float32)), 2 * r0 - ay, 2 * c0 - ax,
-                               2 * hp, 2 * wp)
             canvas_add_resampled(y_res, u_res, v_res, count, weight, r0, c0, cy, cx, self._y, self._u, self._v,
                                  self._count)
             return
@@ -451,12 +460,12 @@ class MosaicAverage:
         old = self._count[part]
         wt = np.where(inside, wt, (old <= 0).astype(np.float32))
         self._count[part] = np.where(inside, cnt, old)
-        for plane, src in ((self._u, cur[..., 4]), (self._v, cur[..., 5])):
+        for plane, res in ((self._u, u_res), (self._v, v_res)):
             p = plane[part]
-            p += wt * (shift_read(np.ascontiguousarray(src), r0 - cy, c0 - cx, hp, wp) - p)
+            p += wt * (res - p)
         wy = cv2.resize(wt, (2 * wp, 2 * hp), interpolation=cv2.INTER_NEAREST)
         py = self._y[2 * r0:2 * r1, 2 * c0:2 * c1]
-        py += wy * (shift_read(luma_plane(cur, np.empty((2 * cur.shape[0], 2 * cur.shape[1]), np.float32)), 2 * r0 - ay, 2 * c0 - ax, 2 * hp, 2 * wp) - py)
+        py += wy * (y_res - py)
 
 
 class ShiftGuess:
