@@ -3,8 +3,8 @@
 #   1. the install: torch sees the GPU, PyAV, Numba and OpenCV import, streamdn imports;
 #   2. the tests marked gpu (CUDA fp16 against the CPU, tensors that stay on the GPU, CUDA
 #      training steps): python -m pytest -q -m gpu;
-#   3. streamdn bench on the GPU at 1280x720 and 1920x1080 (end-to-end fps, per-stage time,
-#      the network alone);
+#   3. streamdn bench on the GPU at 1280x720 and 1920x1080 for each model of --models
+#      (end-to-end fps, per-stage time, the network alone);
 #   4. optionally (--train MINUTES), a chunk of `quality` training (configs/train-quality.toml)
 #      that stops with a checkpoint; running the script again with the same --out resumes it.
 #
@@ -12,10 +12,11 @@
 #   pip install torch -e ".[test,eval]"      (a CUDA build of torch; [eval] for the training data)
 #
 # Usage:
-#   scripts/device_check.sh [--out DIR] [--device cuda[:N]] [--frames N] [--train MINUTES]
+#   scripts/device_check.sh [--out DIR] [--device cuda[:N]] [--frames N] [--models LIST] [--train MINUTES]
 #     --out DIR        where the report and the training run go (default: device-check)
 #     --device DEV     the GPU to use (default: cuda)
 #     --frames N       frames per benchmark (default: 120)
+#     --models LIST    comma-separated models to benchmark (default: fast)
 #     --train MINUTES  also train `quality` for this many minutes (default: 0, no training)
 #
 # Every step runs whatever the others did; each one's output and exit code go to DIR/report.txt.
@@ -25,14 +26,16 @@ set -uo pipefail
 OUT=device-check
 DEVICE=cuda
 FRAMES=120
+MODELS=fast
 TRAIN_MINUTES=0
 
-usage() { sed -n '14,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '14,21p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
         --out) OUT=${2:?--out needs a folder}; shift 2 ;;
         --device) DEVICE=${2:?--device needs a value such as cuda or cuda:1}; shift 2 ;;
         --frames) FRAMES=${2:?--frames needs a number}; shift 2 ;;
+        --models) MODELS=${2:?--models needs a list such as fast,fast_mc}; shift 2 ;;
         --train) TRAIN_MINUTES=${2:?--train needs a number of minutes}; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "device_check.sh: unknown option '$1'; see --help." >&2; exit 2 ;;
@@ -81,8 +84,12 @@ if [ ${#FAILED[@]} -ne 0 ]; then
     exit 1
 fi
 step gpu-tests python -m pytest -q -m gpu
-for size in 1280x720 1920x1080; do
-    step "bench-$size" streamdn bench --synthetic "$size" --frames "$FRAMES" --device "$DEVICE" --json
+IFS=, read -r -a MODEL_LIST <<< "$MODELS"
+for model in "${MODEL_LIST[@]}"; do
+    for size in 1280x720 1920x1080; do
+        step "bench-$model-$size" python -m streamdn bench --synthetic "$size" --frames "$FRAMES" \
+            --model "$model" --device "$DEVICE" --json
+    done
 done
 if [ "$TRAIN_MINUTES" != 0 ]; then
     step train-quality streamdn train --config configs/train-quality.toml \

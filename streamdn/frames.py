@@ -338,6 +338,37 @@ def frame_from_bgr(bgr: np.ndarray, index: int = 0, pts: int | None = None,
                  captured=time.monotonic() if captured is None else captured)
 
 
+WARMUP_PAN = (1.3, 0.4)     # the warm-up camera's move, pixels per frame (x, y)
+WARMUP_NOISE = 8.0          # its noise, 8-bit units
+
+
+def warmup_frames(fmt: FrameFormat, count: int, seed: int = 0) -> list[Frame]:
+    """`count` frames in `fmt` for a warm-up: a smooth random picture with noise, seen by a camera
+    that pans WARMUP_PAN pixels a frame (sub-pixel moves). A still grey frame leaves the paths a
+    real stream takes after its first frame (a long average's camera tracking, its sub-pixel
+    resampling, the recursion following the camera) to be compiled at the second frame: at
+    640x360 on a fresh install that was 8.7 s of Numba compilation inside the run, after a
+    21.5 s grey warm-up. Frames are numbered 0..count-1 and carry no timestamps."""
+    rng = np.random.default_rng(seed)
+    w, h = fmt.width, fmt.height
+    margin = 4 + int(np.ceil(max(WARMUP_PAN) * count))
+    bw, bh = w + 2 * margin, h + 2 * margin
+    small = rng.uniform(40, 215, (max(2, bh // 8), max(2, bw // 8), 3)).astype(np.float32)
+    picture = cv2.resize(small, (bw, bh), interpolation=cv2.INTER_CUBIC)
+    shift = 1 << (fmt.bit_depth - 8)
+    frames = []
+    for t in range(count):
+        move = np.float32([[1, 0, margin + WARMUP_PAN[0] * t], [0, 1, margin + WARMUP_PAN[1] * t]])
+        view = cv2.warpAffine(picture, move, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REFLECT)
+        bgr = np.clip(view + rng.normal(0.0, WARMUP_NOISE, view.shape), 0, 255).astype(np.uint8)
+        y, u, v = bgr_to_yuv420(bgr)
+        if fmt.bit_depth > 8:
+            y, u, v = (p.astype(np.uint16) * np.uint16(shift) for p in (y, u, v))
+        frames.append(Frame(y=y, u=u, v=v, bit_depth=fmt.bit_depth, index=t))
+    return frames
+
+
 # RGB in 8-bit units -> YUV in 8-bit units (BT.601 limited range), RGB column order; and back.
 _RGB_TO_YUV_F32 = np.hstack([BGR_TO_YUV[:, [2, 1, 0]], BGR_TO_YUV[:, 3:]]).astype(np.float32)
 _YUV_TO_RGB_F32 = np.linalg.inv(np.vstack([_RGB_TO_YUV_F32.astype(np.float64), [0, 0, 0, 1]]))[:3].astype(np.float32)

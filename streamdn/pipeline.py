@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamdn.denoiser import Denoiser
-from streamdn.frames import Frame, FrameFormat, with_lookahead
+from streamdn.frames import Frame, FrameFormat, warmup_frames, with_lookahead
 from streamdn.io.sinks import Sink
 from streamdn.signals import StopRequest, stop_on_signals
 
 _END = object()   # internal end-of-stream marker between stages (never seen by callers)
 STAGES = ("decode", "pack", "forward", "unpack", "encode")
+# Warm-up frames before the clock starts: a moving stream's paths are first taken at frames 1
+# and 3 (a long average's first camera measure and its first agreeing guess).
+WARMUP_FRAMES = 4
 
 
 @dataclass
@@ -104,14 +107,12 @@ class Pipeline:
         self.stats = RunStats(model=denoiser.name, device=denoiser.device)
 
     def warmup(self, fmt: FrameFormat) -> float:
-        """Runs the denoiser once on a grey frame of `fmt` (JIT compile, allocations), then resets
-        it. Returns the seconds it took."""
+        """Runs the denoiser on WARMUP_FRAMES frames of `fmt` with noise and a panning camera
+        (streamdn.frames.warmup_frames: JIT compilation of every path a moving stream takes,
+        allocations), then resets it. Returns the seconds it took."""
         start = time.perf_counter()
-        mid = 1 << (fmt.bit_depth - 1)
-        cw, ch = (fmt.width + 1) // 2, (fmt.height + 1) // 2
-        grey = Frame(y=np.full((fmt.height, fmt.width), mid, fmt.dtype), u=np.full((ch, cw), mid, fmt.dtype),
-                     v=np.full((ch, cw), mid, fmt.dtype), bit_depth=fmt.bit_depth)
-        self.denoiser(grey)
+        for frame in warmup_frames(fmt, WARMUP_FRAMES):
+            self.denoiser(frame)
         self.denoiser.reset()
         return time.perf_counter() - start
 

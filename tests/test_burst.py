@@ -407,7 +407,7 @@ def test_photo_merge_of_odd_and_tiny_pictures(photo: Denoiser, size: tuple[int, 
         assert psnr(clean[0], merged) > psnr(clean[0], single) + 3.0     # measured: +5.0, +5.5 dB
 
 
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 def test_photo_merge_on_cuda_matches_the_cpu(photo: Denoiser) -> None:
     shots = noisy(clean_shots(96, 128, SHIFTS[:4]), seed=10)
     others = aligned_shots(shots)

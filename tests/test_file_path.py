@@ -255,3 +255,30 @@ def test_load_config_presets() -> None:
     root = Path(__file__).resolve().parent.parent / "configs"
     for name in ("file", "archive", "demo", "live"):   # the RunConfig presets (train-*, eval have their own)
         assert isinstance(load_config(root / f"{name}.toml"), RunConfig)
+
+
+@pytest.mark.parametrize("width,height,bit_depth", [(320, 240, 8), (17, 9, 10), (2, 2, 8)])
+def test_warmup_frames_pan_with_noise(width: int, height: int, bit_depth: int) -> None:
+    """The pipeline's warm-up frames: the format asked for, noise, and a camera moving by
+    WARMUP_PAN pixels a frame, so that a long average's tracking paths run before the clock."""
+    import cv2
+    import numpy as np
+
+    from streamdn.frames import WARMUP_PAN, FrameFormat, warmup_frames
+
+    frames = warmup_frames(FrameFormat(width, height, bit_depth), 4)
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    for f in frames:
+        assert f.y.shape == (height, width) and f.u.shape == f.v.shape == ((height + 1) // 2, (width + 1) // 2)
+        assert f.bit_depth == bit_depth and f.y.dtype == (np.uint8 if bit_depth == 8 else np.uint16)
+    if width >= 64:
+        y0, y3 = (cv2.GaussianBlur(f.y.astype(np.float32), (0, 0), 1.5) for f in (frames[0], frames[3]))
+
+        def error(dx: float, dy: float) -> float:   # frame 0 moved by (dx, dy) against frame 3, inside
+            moved = cv2.warpAffine(y0, np.float32([[1, 0, dx], [0, 1, dy]]), (width, height))
+            return float(np.sqrt(np.mean((moved - y3)[16:-16, 16:-16] ** 2)))
+
+        px, py = 3 * WARMUP_PAN[0], 3 * WARMUP_PAN[1]
+        assert error(-px, -py) < 0.5 * min(error(0, 0), error(px, py), error(-px + 1, -py), error(-px - 1, -py))
+        y = frames[0].y.astype(np.float32)
+        assert np.std(y - cv2.GaussianBlur(y, (0, 0), 2.0)) > 3.0        # noisy, so the estimate is not zero

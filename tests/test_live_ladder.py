@@ -22,8 +22,9 @@ from streamdn.errors import ConfigError, ModelNotFoundError
 from streamdn.frames import Frame
 from streamdn.io.camera import PacedSource
 from streamdn.jobs import live as live_job
-from streamdn.jobs.ladder import (Ladder, LadderController, LadderPolicy, Rung, build_rung, noise_factor, parse_rungs,
-                                  usage_text)
+from streamdn.jobs.ladder import (WARMUP_TIMED, Ladder, LadderController, LadderPolicy, Rung, build_rung, noise_factor,
+                                  parse_rungs, usage_text)
+from streamdn.pipeline import WARMUP_FRAMES
 
 FPS = 30.0
 MS = 1e-3
@@ -272,7 +273,9 @@ class SlowFrom:
 
 def test_a_rung_that_turns_slow_is_left_and_stats_record_it(tmp_path: Path) -> None:
     slow, quick = Denoiser("tdn_tiny"), Denoiser("tdn_tiny")
-    SlowFrom(slow, start=14, seconds=0.12)
+    # slow from the stream's 10th frame on: the ladder's warm-up runs its frames twice, then the
+    # pipeline's warm-up runs WARMUP_FRAMES on the rung in use
+    SlowFrom(slow, start=2 * (1 + WARMUP_TIMED) + WARMUP_FRAMES + 9, seconds=0.12)
     policy = LadderPolicy(calib_frames=6, min_dwell_s=0.3, window_s=0.6)
     ladder = Ladder([("slow", slow), ("quick", quick)], LadderController(["slow", "quick"], policy), fps=25.0)
     cfg = load_config(None, [], {"live": {"preview": "off"}})

@@ -197,7 +197,8 @@ def test_segments_read_past_their_end_and_join_as_the_whole_file(tmp_path: Path)
         np.testing.assert_array_equal(w, j)   # each frame saw the same window, split or not
 
 
-@pytest.mark.skipif(not HAS_WINDOW or not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_WINDOW, reason="window needs its weights")
 def test_window_on_cuda_matches_the_cpu() -> None:
     noisy = noisy_clip([scene(seed=6, fine=8.0)] * 6)
     with Denoiser("window", strength=20) as cpu, Denoiser("window", strength=20, device="cuda") as gpu:

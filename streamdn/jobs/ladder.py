@@ -33,7 +33,7 @@ import numpy as np
 from streamdn.config import ModelConfig
 from streamdn.denoiser import Denoiser, resolve_device
 from streamdn.errors import ConfigError
-from streamdn.frames import Frame, FrameFormat
+from streamdn.frames import Frame, FrameFormat, warmup_frames
 from streamdn.models import FrameModel, create_model, model_info
 
 AUTO_MODELS = ("auto", "default")   # model names that let `streamdn live` use the ladder ([live] rungs)
@@ -666,32 +666,28 @@ class Ladder:
         return self.denoisers[self._packing](frame)
 
     def warmup(self, fmt: FrameFormat) -> float:
-        """Runs every rung on 1 + WARMUP_TIMED grey frames of `fmt` with a little noise (JIT,
-        buffers, network kernels for each size), then resets it; the median time of the frames
-        after the first (each frame's three stages one after another) is the controller's first
+        """Runs every rung on 1 + WARMUP_TIMED frames of `fmt` with noise and a panning camera
+        (streamdn.frames.warmup_frames: JIT, buffers, network kernels for each size, the moving
+        stream's paths), then resets it and times the same frames again; the median time of the
+        frames after the first (each frame's three stages one after another) is the controller's first
         idea of the rungs' costs. The sum, not the slowest stage: each stage uses every core, so
         in the pipeline the stages mostly take turns (measured at 1280x720 on 2 cores: the sum
         predicted 27 and 17 ms a frame for fast@0.75 and fast@0.5 where the stream took 35 and
         17; the slowest stage, 19 and 11). Returns the seconds it took."""
         start = time.perf_counter()
-        rng = np.random.default_rng(0)
-        mid = 1 << (fmt.bit_depth - 1)
-        amp = 8 << (fmt.bit_depth - 8)
-        cw, ch = (fmt.width + 1) // 2, (fmt.height + 1) // 2
-        planes = [(mid + rng.integers(-amp, amp + 1, shape, np.int32)).astype(fmt.dtype)
-                  for shape in ((fmt.height, fmt.width), (ch, cw), (ch, cw))]
+        frames = warmup_frames(fmt, 1 + WARMUP_TIMED)
         costs = []
         for dn in self.denoisers:
-            times = []
-            for i in range(1 + WARMUP_TIMED):
-                frame = Frame(y=planes[0], u=planes[1], v=planes[2], bit_depth=fmt.bit_depth, index=i)
-                t0 = time.perf_counter()
-                packed = dn.pack(frame)
-                result = dn.forward(packed)
-                dn.unpack(result, frame)
-                times.append(time.perf_counter() - t0)
+            for timed in (False, True):   # the first pass compiles what the moving frames need
+                times = []
+                for frame in frames:
+                    t0 = time.perf_counter()
+                    packed = dn.pack(frame)
+                    result = dn.forward(packed)
+                    dn.unpack(result, frame)
+                    times.append(time.perf_counter() - t0)
+                dn.reset()
             costs.append(statistics.median(times[1:]))
-            dn.reset()
         self.priors = costs
         if self.controller is not None:
             self.controller.set_priors(costs)
