@@ -484,15 +484,16 @@ class ShiftGuess:
 
     def __init__(self) -> None:
         self._last: np.ndarray | None = None
+        self._last_windowed: np.ndarray | None = None   # _last times the window, when at hand
         self._window: np.ndarray | None = None
 
     def reset(self) -> None:
-        self._last = None
+        self._last = self._last_windowed = None
 
     def remember(self, luma: np.ndarray) -> None:
         """Keeps a frame's half-resolution luma (packed_luma) for the next guess without
         guessing this frame's move (it is measured anyway)."""
-        self._last = luma
+        self._last, self._last_windowed = luma, None
 
     def __call__(self, cur: np.ndarray, luma: np.ndarray | None = None) -> np.ndarray | None:
         """cur: (H2, W2, 6) float32 the frame packed (streamdn.kernels.pack_yuv420); luma: its
@@ -500,12 +501,20 @@ class ShiftGuess:
         previous frame's (a translation, full-resolution px), or None for the first frame (or
         one of another size)."""
         luma = packed_luma(cur) if luma is None else luma
-        last, self._last = self._last, luma
+        last, last_windowed = self._last, self._last_windowed
+        self._last, self._last_windowed = luma, None
         if last is None or last.shape != luma.shape or min(luma.shape) < 8:
             return None
         if self._window is None or self._window.shape != luma.shape:
             self._window = cv2.createHanningWindow(luma.shape[::-1], cv2.CV_32F)
-        (dx, dy), _ = cv2.phaseCorrelate(luma, last, self._window)
+        # The window applied here, on new arrays: OpenCV 5.0's phaseCorrelate multiplies the
+        # arrays it is given by its window in place, which spoilt the luma that the measure
+        # against the canvas then took (that long average never averaged). The same result.
+        windowed = luma * self._window
+        if last_windowed is None:
+            last_windowed = last * self._window
+        self._last_windowed = windowed
+        (dx, dy), _ = cv2.phaseCorrelate(windowed, last_windowed)
         move = np.array([2.0 * dx, 2.0 * dy])
         if np.abs(move).max() < self.SNAP_GUESS:
             move[:] = 0.0

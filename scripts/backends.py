@@ -10,6 +10,13 @@ which run in Numba whatever the backend.
 Usage:
     python scripts/backends.py [--model fast] [--sizes 1280x720,640x480] [--seconds 3]
                                [--skip compile,ov-int8] [--json PATH]
+    python scripts/backends.py --validate [--model fast] [--json PATH]
+
+--validate instead scores the registry model on the fixed validation clips (streamdn train
+--validate's, blind) with its trunk on torch fp32 and on int8 models (ONNX Runtime's static QDQ
+quantisation, per-channel weights, calibrated min-max or 99.99th percentile on the trunk inputs
+the model sees while denoising generated training scenes; every convolution quantised, or the
+first and last kept in fp32), run by OpenVINO: the parity check of int8 (within 0.15 dB of fp32).
 
 Needs `pip install onnx onnxruntime openvino` (optional: a missing one is skipped with a line
 saying so). Run on a quiet machine: other processes inflate the times (the load average is printed).
@@ -144,6 +151,79 @@ def ov_runner(path: Path, precision: str, threads: int) -> Run:
     return run
 
 
+def denoiser_calibration(model: str, scenes: int = 6, frames: int = 12) -> list[np.ndarray]:
+    """Trunk inputs (1, C, h, w) float32 of `model` denoising `scenes` generated training scenes
+    (MovingScene seeds 1000.., 256x160, Gaussian sigma 20 / 30 and low light in turn) through the
+    Denoiser, every other step: what its trunk sees in use, long average included."""
+    from streamdn import Denoiser
+    from streamdn.data.noise import add_noise_uint8, parse_noise
+    from streamdn.data.synthetic import MovingScene, SceneConfig
+    from streamdn.models.registry import create_model
+
+    seen: list[np.ndarray] = []
+    rng = np.random.default_rng(123)
+    for i in range(scenes):
+        m = create_model(model, device="cpu")
+        hook = m.net.enc.register_forward_pre_hook(lambda _m, a: seen.append(a[0].detach().float().numpy().copy()))
+        scene = MovingScene(SceneConfig(256, 160, seed=1000 + i))
+        spec = parse_noise(("awgn20", "pg_lowlight", "awgn30")[i % 3])
+        with Denoiser(m, device="cpu") as dn:
+            for t in range(frames):
+                dn(add_noise_uint8(scene.render(t), spec, rng))
+        hook.remove()
+    return seen[::2]
+
+
+def validate_int8(model: str, json_path: str | None) -> int:
+    """Validation PSNR/SSIM of `model` with its trunk on torch fp32 and on int8 variants."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    from streamdn.data.clips import validation_clips
+    from streamdn.models.registry import create_model
+    from streamdn.tools.train import validate
+
+    calib = denoiser_calibration(model)
+    clips = validation_clips(noises=("awgn20", "pg_lowlight"))
+    tmp = Path(tempfile.mkdtemp(prefix="streamdn-int8-"))
+    fp32 = tmp / "trunk.onnx"
+    export_onnx(Trunk(create_model(model, device="cpu").net).eval(), calib[0].shape[1], fp32)
+    convs = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+
+    def on(run: Run | None) -> object:
+        m = create_model(model, device="cpu")
+        if run is not None:
+            m.net.trunk = lambda x: torch.from_numpy(run(x.detach().float().contiguous().numpy()))
+        return m
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calib)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.it, None)
+            return None if x is None else {"x": x}
+
+    table: dict[str, dict[str, dict[str, float]]] = {"torch fp32": validate(on(None), clips)}
+    for keep, exclude in (("none", []), ("first+last", [convs[0], convs[-1]])):
+        for method in (CalibrationMethod.MinMax, CalibrationMethod.Percentile):
+            dst = tmp / f"int8-{len(exclude)}-{method.name}.onnx"
+            extra = {"CalibPercentile": 99.99} if method == CalibrationMethod.Percentile else {}
+            quantize_static(str(fp32), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=exclude, calibrate_method=method, extra_options=extra)
+            table[f"OpenVINO int8, {method.name}, fp32 kept: {keep}"] = validate(on(ov_runner(dst, "f32", 2)), clips)
+    base = table["torch fp32"]["mean"]["psnr"]
+    for name, r in table.items():
+        print(f"{name:45} " + "  ".join(f"{k} {v['psnr']:.2f}/{v['ssim']:.4f}" for k, v in r.items())
+              + f"  (mean {r['mean']['psnr'] - base:+.2f} dB)", flush=True)
+    if json_path:
+        Path(json_path).write_text(json.dumps({"model": model, "calibration_inputs": len(calib), "validation": table},
+                                              indent=1))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="fast", help="registry name or .safetensors (default fast)")
@@ -153,7 +233,12 @@ def main() -> int:
     ap.add_argument("--skip", default="", help="comma list of backends to skip: compile, ort, ort-int8, ov, ov-int8")
     ap.add_argument("--calib", type=int, default=24, help="training clips for int8 calibration")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--validate", action="store_true",
+                    help="instead: validation PSNR/SSIM with the trunk on torch fp32 and on int8 (OpenVINO)")
     args = ap.parse_args()
+    if args.validate:
+        torch.set_num_threads(args.threads)
+        return validate_int8(args.model, args.json)
     skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(args.threads)
     from streamdn.models.network import WEIGHTS_DIR, load_weights
