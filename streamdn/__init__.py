@@ -16,6 +16,11 @@ import os
 # that contention a parallel Numba kernel took 50 ms to start instead of 0.1 ms (measured on
 # 2 cores). Set before torch or Numba loads the OpenMP runtime; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Numba's kernels on its OpenMP threading layer where it loads, TBB or Numba's own otherwise:
+# Numba prefers TBB when the tbb package is installed (OpenVINO brings it), and with it a
+# 1280x720 `fast` step took 5-10 % longer (AVX2 EPYC, alternating runs); one layer everywhere
+# also keeps the run the tests see. A user's own NUMBA_THREADING_LAYER(_PRIORITY) wins.
+os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", "omp tbb workqueue")
 
 from typing import TYPE_CHECKING, Any
 

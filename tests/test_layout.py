@@ -7,6 +7,9 @@ a function is still two modules that need each other."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +151,18 @@ def test_only_the_cli_and_main_import_the_cli() -> None:
 def test_the_checker_sees_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("user", [None, "workqueue"])
+def test_import_sets_the_thread_settings_unless_the_user_did(user: str | None) -> None:
+    """`import streamdn` makes idle OpenMP threads sleep and puts Numba's OpenMP layer first
+    (Numba would take TBB where the tbb package is installed); a user's own settings win."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER_PRIORITY")}
+    if user is not None:
+        env["NUMBA_THREADING_LAYER_PRIORITY"] = user
+    code = ("import streamdn, os, numba; print(os.environ['OMP_WAIT_POLICY']); "
+            "print(' '.join(numba.config.THREADING_LAYER_PRIORITY))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    policy, priority = out.stdout.split("\n")[:2]
+    assert policy == "PASSIVE"
+    assert priority == (user if user is not None else "omp tbb workqueue")
