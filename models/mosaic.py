@@ -352,6 +352,8 @@ class MosaicAverage:
         r0, c0 = r0 - r0 % q, c0 - c0 % q
         r1, c1 = min(hc2, r0 + h2 + 12), min(wc2, c0 + w2 + 12)
         r1, c1 = r1 - (r1 - r0) % q, c1 - (c1 - c0) % q
+        if 2 * (r1 - r0) < h2 or 2 * (c1 - c0) < w2:
+            return None   # a guess that puts most of the frame off the canvas: nothing to measure on
         hs, ws = (r1 - r0) // q, (c1 - c0) // q
         canvas = cv2.resize(self._y[2 * r0:2 * r1, 2 * c0:2 * c1], (ws, hs), interpolation=cv2.INTER_AREA)
         near = self._count[r0:r1, c0:c1]

@@ -274,6 +274,30 @@ def test_fused_read_is_the_numpy_one(at: tuple[float, float]) -> None:
         assert (ca == 0).any()
 
 
+@pytest.mark.parametrize("jump", [(300.0, 0.0), (0.0, 250.0), (-400.0, -300.0), (5000.0, 5000.0)])
+def test_a_wild_guess_restarts_the_canvas_and_never_fails(jump: tuple[float, float]) -> None:
+    """A guess that puts the frame off the canvas (a phase correlation fooled by a dropped
+    stretch of frames, say) is a failed measure: the canvas starts anew on that frame, as at a
+    cut, and the stream goes on (it used to stop with OpenCV's "!ssize.empty()" in resize)."""
+    big = picture(200, 260, seed=5)
+    rng = np.random.default_rng(2)
+    m = MosaicAverage(BLEND)
+    for t in range(12):
+        clean = pan(big, 96, 128, 0.0, 0.0)
+        cur = packed(np.clip(clean + rng.normal(0, SIGMA, clean.shape), 0, 1).astype(np.float32))
+        sigma = np.full(cur.shape[:2] + (3,), SIGMA, np.float32)
+        guess = np.eye(3)
+        if t == 10:
+            guess[:2, 2] = jump
+        avg, count = m.average(cur, sigma, clean.shape, guess if t else None, t == 0)
+        assert avg.shape == cur.shape and np.isfinite(avg).all()
+        if t == 9:
+            assert count.min() > 5
+        if t == 10:
+            assert count.max() == 1.0          # started anew on this frame
+            np.testing.assert_allclose(avg, cur, atol=1e-6)
+
+
 def test_average_before_the_model_tracks_a_pan_measured_on_the_noisy_frames() -> None:
     """`average` (a model that runs on the mean: the move measured on the noisy frame, guessed
     by phase correlation, the frame after a guessed one measured from the move measured last)
