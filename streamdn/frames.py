@@ -266,9 +266,14 @@ def bgr_to_yuv420(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     h, w = bgr.shape[:2]
     yuv = cv2.transform(_even(np.ascontiguousarray(bgr)), _BGR_TO_YUV_F32)   # uint8, rounded and clipped
     he, we = yuv.shape[:2]
-    y = np.ascontiguousarray(yuv[:h, :w, 0])
-    chroma = cv2.resize(np.ascontiguousarray(yuv[..., 1:]), (we // 2, he // 2), interpolation=cv2.INTER_AREA)
-    return y, np.ascontiguousarray(chroma[..., 0]), np.ascontiguousarray(chroma[..., 1])
+    # OpenCV splits and merges the channels (four times faster at 1280x720 than NumPy's strided
+    # copies, 2.0 against 8.3 ms in all); the chroma is resized as one two-channel image, whose
+    # 2x2 means round halves to even (one channel at a time rounds them up: 1/8 level brighter).
+    y, u, v = cv2.split(yuv)
+    if (he, we) != (h, w):
+        y = np.ascontiguousarray(y[:h, :w])
+    u, v = cv2.split(cv2.resize(cv2.merge((u, v)), (we // 2, he // 2), interpolation=cv2.INTER_AREA))
+    return y, u, v
 
 
 # Chroma upsampling of the pictures streamdn hands out (Frame.to_bgr, stills): "luma" fits the
