@@ -25,6 +25,9 @@ def test_schema_classical() -> None:
     assert r["fps"] > 0 and r["baseline_fps"] > 0
     assert r["ratio"] == pytest.approx(r["fps"] / r["baseline_fps"], rel=1e-2)
     assert set(r["model_fps"]) == {"native"}
+    ideal = 1.0 / (1.0 / r["baseline_fps"] + 1.0 / r["model_fps"]["native"])
+    assert r["ideal_fps"] == pytest.approx(ideal, rel=1e-2) and r["of_ideal"] == pytest.approx(r["fps"] / ideal, rel=1e-2)
+    assert "of the ideal" in text(r)
     assert set(r["stages_ms"]) == {"decode", "pack", "forward", "unpack", "encode"}
     assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
     assert r["threads"]["cores"] >= 1 and r["peak_rss_mb"] > 0
@@ -55,6 +58,8 @@ def test_roofline_of_a_network() -> None:
         assert 0 < x["fraction"] < 1.5
         assert x["fraction"] == pytest.approx(x["gmacs"] / x["peak_gmacs"], rel=1e-3)
     assert "network alone fp32" in text(r) and "2048^3 GEMM: torch.matmul" in text(r)
+    alone = r["model_fps"][r["precision"]]     # the model at the precision it runs in
+    assert r["ideal_fps"] == pytest.approx(1.0 / (1.0 / r["baseline_fps"] + 1.0 / alone), rel=1e-2)
     assert json.loads(json.dumps(r)) == r
 
 

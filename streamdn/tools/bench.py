@@ -203,7 +203,10 @@ def machine() -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 def bench(cfg: BenchConfig) -> dict[str, Any]:
     """Runs the whole benchmark and returns the figures (plain data, JSON-ready): end-to-end and
-    decode+encode fps, their ratio, model steps/s per device and dtype, for a network its backend,
+    decode+encode fps, their ratio, model steps/s per device and dtype, the ideal end-to-end fps
+    when decoding+encoding and the model take turns (1 / (1/decode+encode + 1/model alone), the
+    model at its default precision: "ideal_fps") and the share of it reached ("of_ideal"), for a
+    network its backend,
     default precision and, on the CPU, GMAC/s against the peak of the same precision ("roofline",
     None for a classical filter), per-stage ms/frame, latency percentiles (ms), peak RSS (MB) and
     the machine.
@@ -240,6 +243,10 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
         devices = ["cpu"] + ([run_device] if run_device != "cpu" else [])
         speeds = model_speeds(info.name, info, frame, sigmas, devices, cfg.model_seconds)
     main = speeds.get(run_device) or next(iter(speeds.values()))
+    # What decoding + encoding and the model allow together when they take turns on the cores:
+    # the end-to-end figure as a share of it says how well the stages overlap.
+    alone = main.get(precision or "native") or next(iter(main.values()))
+    ideal = 1.0 / (1.0 / base.fps + 1.0 / alone) if base.fps > 0 and alone > 0 else None
     # Measured after the model so that both see the same load; torch's thread count is the model's.
     peaks = cpu_peaks(cfg.peak_seconds) if macs else None
     roof = roofline(macs, frame.width, frame.height, speeds["cpu"], peaks) if macs and peaks else None
@@ -252,6 +259,8 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
         "fps": round(stats.fps, 2),
         "baseline_fps": round(base.fps, 2),
         "ratio": round(stats.fps / base.fps, 4) if base.fps > 0 else 0.0,
+        "ideal_fps": round(ideal, 2) if ideal else None,
+        "of_ideal": round(stats.fps / ideal, 4) if ideal else None,
         "model_fps": main,
         "model_fps_by_device": speeds,
         "backend": engine,
@@ -287,6 +296,8 @@ def text(r: dict[str, Any]) -> str:
         f"  end to end    {r['fps']:7.1f} fps   (decode -> denoise -> {r['encoder']['codec']} encode)",
         f"  decode+encode {r['baseline_fps']:7.1f} fps   ratio {r['ratio']:.2f}",
         f"  model alone   {speeds} steps/s",
+        *([f"  of the ideal  {r['of_ideal']:7.0%}      (1 / (1/decode+encode + 1/model alone) = "
+           f"{r['ideal_fps']:.1f} fps)"] if r.get("ideal_fps") else []),
         *_roofline_lines(r),
         f"  stage ms/frame  {stages}",
         f"  baseline ms     {base}",
