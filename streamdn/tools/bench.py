@@ -296,7 +296,7 @@ def text(r: dict[str, Any]) -> str:
         f"  end to end    {r['fps']:7.1f} fps   (decode -> denoise -> {r['encoder']['codec']} encode)",
         f"  decode+encode {r['baseline_fps']:7.1f} fps   ratio {r['ratio']:.2f}",
         f"  model alone   {speeds} steps/s",
-        *([f"  of the ideal  {r['of_ideal']:7.0%}      (1 / (1/decode+encode + 1/model alone) = "
+        *([f"  of the ideal  {r['of_ideal']:7.0%}       (1 / (1/decode+encode + 1/model alone) = "
            f"{r['ideal_fps']:.1f} fps)"] if r.get("ideal_fps") else []),
         *_roofline_lines(r),
         f"  stage ms/frame  {stages}",
