@@ -5,7 +5,9 @@
 #      training steps): python -m pytest -q -m gpu;
 #   3. streamdn bench on the GPU at 1280x720 and 1920x1080 for each model of --models
 #      (end-to-end fps, per-stage time, the network alone);
-#   4. optionally (--train MINUTES), a chunk of `quality` training (configs/train-quality.toml)
+#   4. the validation figures of the models of --models on the GPU (fp16; compare with the model
+#      cards' CPU figures): streamdn train --validate ... --device DEV;
+#   5. optionally (--train MINUTES), a chunk of `quality` training (configs/train-quality.toml)
 #      that stops with a checkpoint; running the script again with the same --out resumes it.
 #
 # Set-up, once, in the repository (an editable install, as for the tests):
@@ -16,7 +18,7 @@
 #     --out DIR        where the report and the training run go (default: device-check)
 #     --device DEV     the GPU to use (default: cuda)
 #     --frames N       frames per benchmark (default: 120)
-#     --models LIST    comma-separated models to benchmark (default: fast)
+#     --models LIST    comma-separated models to benchmark and validate (default: fast)
 #     --train MINUTES  also train `quality` for this many minutes (default: 0, no training)
 #
 # Every step runs whatever the others did; each one's output and exit code go to DIR/report.txt.
@@ -29,7 +31,7 @@ FRAMES=120
 MODELS=fast
 TRAIN_MINUTES=0
 
-usage() { sed -n '14,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '16,22p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
         --out) OUT=${2:?--out needs a folder}; shift 2 ;;
@@ -91,6 +93,7 @@ for model in "${MODEL_LIST[@]}"; do
             --model "$model" --device "$DEVICE" --json
     done
 done
+step validate python -m streamdn train --validate "${MODEL_LIST[@]}" --noises awgn20,pg_lowlight --device "$DEVICE"
 if [ "$TRAIN_MINUTES" != 0 ]; then
     step train-quality streamdn train --config configs/train-quality.toml \
         --set "out='$OUT/quality'" --set "device='$DEVICE'" --minutes "$TRAIN_MINUTES" -q

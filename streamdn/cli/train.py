@@ -50,6 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="with --validate: score single pictures through the still path (held-out images, plus the "
                         "held-out photographs of --images) instead of video clips")
     p.add_argument("--json", metavar="FILE.json", help="with --validate: also write the figures here")
+    p.add_argument("--device", metavar="DEVICE",
+                   help="with --validate: where the networks run: cpu (default), cuda or cuda:N (training "
+                        "takes its device from [train] device, e.g. --set device=cuda)")
     p.add_argument("--export", metavar="FILE.safetensors",
                    help="copy the run's best weights here (with their validation figures) and exit")
     p.add_argument("--minutes", type=float, metavar="M",
@@ -82,15 +85,18 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from streamdn.denoiser import resolve_device
+
+    device = resolve_device(args.device or "cpu")   # DeviceError (a usage error) where CUDA is missing
     if args.pictures:
         from streamdn.data.pictures import VAL_PICTURE_NOISES
         from streamdn.tools.picture_train import validate_picture_models
 
         noises = list(parse_noises(args.noises)) if args.noises else list(VAL_PICTURE_NOISES)
-        table = validate_picture_models(args.validate, noises, args.images)
+        table = validate_picture_models(args.validate, noises, args.images, device)
         print(validation_text(table, "validation pictures (still path)"))
     else:
-        table = validate_models(args.validate, list(parse_noises(args.noises or "awgn20,pg_lowlight")))
+        table = validate_models(args.validate, list(parse_noises(args.noises or "awgn20,pg_lowlight")), device)
         print(validation_text(table))
     if args.json:
         write_json(args.json, table)
@@ -126,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
     """Runs `streamdn train` from parsed arguments; returns the exit code."""
     if args.validate:
         return _validate(args)
+    if args.device:
+        raise ConfigError(f"--device {args.device} goes with --validate; training runs on [train] device "
+                          f"(e.g. --set device={args.device}).")
     overrides = parse_set(args.set)
     if args.images:
         overrides["images"] = args.images
