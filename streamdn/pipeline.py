@@ -9,7 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,8 +21,12 @@ from streamdn.signals import StopRequest, stop_on_signals
 _END = object()   # internal end-of-stream marker between stages (never seen by callers)
 STAGES = ("decode", "pack", "forward", "unpack", "encode")
 # Warm-up frames before the clock starts: a moving stream's paths are first taken at frames 1
-# and 3 (a long average's first camera measure and its first agreeing guess).
+# and 3 (a long average's first camera measure and its first agreeing guess). They run at most
+# WARMUP_SIZE (the compiled kernels do not depend on the size), then one frame at the stream's
+# own size (the network's kernels and buffers for it): a slow model (`window`: seconds a frame)
+# pays for one full-size frame, as with the grey frame this replaced.
 WARMUP_FRAMES = 4
+WARMUP_SIZE = (320, 240)
 
 
 @dataclass
@@ -107,13 +111,16 @@ class Pipeline:
         self.stats = RunStats(model=denoiser.name, device=denoiser.device)
 
     def warmup(self, fmt: FrameFormat) -> float:
-        """Runs the denoiser on WARMUP_FRAMES frames of `fmt` with noise and a panning camera
-        (streamdn.frames.warmup_frames: JIT compilation of every path a moving stream takes,
-        allocations), then resets it. Returns the seconds it took."""
+        """Runs the denoiser on WARMUP_FRAMES small frames with noise and a panning camera
+        (streamdn.frames.warmup_frames: JIT compilation of every path a moving stream takes),
+        then on one such frame of `fmt` (allocations, the network's kernels for this size),
+        resetting it after each. Returns the seconds it took."""
         start = time.perf_counter()
-        for frame in warmup_frames(fmt, WARMUP_FRAMES):
-            self.denoiser(frame)
-        self.denoiser.reset()
+        small = replace(fmt, width=min(fmt.width, WARMUP_SIZE[0]), height=min(fmt.height, WARMUP_SIZE[1]))
+        for frames in (warmup_frames(small, WARMUP_FRAMES), warmup_frames(fmt, 1)):
+            for frame in frames:
+                self.denoiser(frame)
+            self.denoiser.reset()
         return time.perf_counter() - start
 
     # -- the stage threads -------------------------------------------------------------------

@@ -282,3 +282,35 @@ def test_warmup_frames_pan_with_noise(width: int, height: int, bit_depth: int) -
         assert error(-px, -py) < 0.5 * min(error(0, 0), error(px, py), error(-px + 1, -py), error(-px - 1, -py))
         y = frames[0].y.astype(np.float32)
         assert np.std(y - cv2.GaussianBlur(y, (0, 0), 2.0)) > 3.0        # noisy, so the estimate is not zero
+
+
+def test_pipeline_warmup_runs_small_moving_frames_then_one_of_the_stream_size() -> None:
+    """The warm-up compiles on small frames (the kernels do not depend on the size) and runs one
+    frame of the stream's size for its buffers; the denoiser is reset after each part."""
+    from streamdn.config import SourceConfig
+    from streamdn.frames import FrameFormat
+    from streamdn.io.sinks import NullSink
+    from streamdn.io.sources import SyntheticSource
+    from streamdn.pipeline import WARMUP_FRAMES, WARMUP_SIZE, Pipeline
+
+    seen: list[tuple[int, ...]] = []
+    resets = []
+
+    class Recorder:
+        name, device, lookahead = "recorder", "cpu", 0
+
+        def __call__(self, frame):  # type: ignore[no-untyped-def]
+            seen.append(frame.y.shape)
+            return frame
+
+        def reset(self) -> None:
+            resets.append(len(seen))
+
+    src = SyntheticSource(SourceConfig(width=64, height=48, frames=2, fps=25.0))
+    pipe = Pipeline(src, [NullSink()], denoiser=Recorder())  # type: ignore[arg-type]
+    pipe.warmup(FrameFormat(1280, 720))
+    assert seen == [(WARMUP_SIZE[1], WARMUP_SIZE[0])] * WARMUP_FRAMES + [(720, 1280)]
+    assert resets == [WARMUP_FRAMES, WARMUP_FRAMES + 1]
+    seen.clear()
+    pipe.warmup(FrameFormat(33, 17))          # smaller than WARMUP_SIZE: its own size throughout
+    assert seen == [(17, 33)] * (WARMUP_FRAMES + 1)

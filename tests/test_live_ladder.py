@@ -274,8 +274,8 @@ class SlowFrom:
 def test_a_rung_that_turns_slow_is_left_and_stats_record_it(tmp_path: Path) -> None:
     slow, quick = Denoiser("tdn_tiny"), Denoiser("tdn_tiny")
     # slow from the stream's 10th frame on: the ladder's warm-up runs its frames twice, then the
-    # pipeline's warm-up runs WARMUP_FRAMES on the rung in use
-    SlowFrom(slow, start=2 * (1 + WARMUP_TIMED) + WARMUP_FRAMES + 9, seconds=0.12)
+    # pipeline's warm-up runs WARMUP_FRAMES small frames and one full-size frame on the rung in use
+    SlowFrom(slow, start=2 * (1 + WARMUP_TIMED) + WARMUP_FRAMES + 1 + 9, seconds=0.12)
     policy = LadderPolicy(calib_frames=6, min_dwell_s=0.3, window_s=0.6)
     ladder = Ladder([("slow", slow), ("quick", quick)], LadderController(["slow", "quick"], policy), fps=25.0)
     cfg = load_config(None, [], {"live": {"preview": "off"}})
