@@ -121,8 +121,12 @@ def ort_runner(path: Path, threads: int) -> Run:
     return run
 
 
-def quantize_int8(src: Path, dst: Path, calib: list[np.ndarray]) -> None:
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_static)
+def quantize_int8(src: Path, dst: Path, calib: list[np.ndarray], exclude: list[str] | None = None,
+                  percentile: float | None = None) -> None:
+    """ONNX Runtime's static QDQ int8 model of `src` (per-channel weights) calibrated on `calib`:
+    min-max, or the `percentile` of each activation's histogram; the nodes in `exclude` stay fp32."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -132,8 +136,11 @@ def quantize_int8(src: Path, dst: Path, calib: list[np.ndarray]) -> None:
             x = next(self.it, None)
             return None if x is None else {"x": x}
 
+    method = CalibrationMethod.MinMax if percentile is None else CalibrationMethod.Percentile
+    extra = {} if percentile is None else {"CalibPercentile": percentile}
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude or [],
+                    calibrate_method=method, extra_options=extra)
 
 
 def ov_runner(path: Path, precision: str, threads: int) -> Run:
@@ -177,8 +184,6 @@ def denoiser_calibration(model: str, scenes: int = 6, frames: int = 12) -> list[
 def validate_int8(model: str, json_path: str | None) -> int:
     """Validation PSNR/SSIM of `model` with its trunk on torch fp32 and on int8 variants."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
 
     from streamdn.data.clips import validation_clips
     from streamdn.models.registry import create_model
@@ -197,23 +202,12 @@ def validate_int8(model: str, json_path: str | None) -> int:
             m.net.trunk = lambda x: torch.from_numpy(run(x.detach().float().contiguous().numpy()))
         return m
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calib)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self.it, None)
-            return None if x is None else {"x": x}
-
     table: dict[str, dict[str, dict[str, float]]] = {"torch fp32": validate(on(None), clips)}
     for keep, exclude in (("none", []), ("first+last", [convs[0], convs[-1]])):
-        for method in (CalibrationMethod.MinMax, CalibrationMethod.Percentile):
-            dst = tmp / f"int8-{len(exclude)}-{method.name}.onnx"
-            extra = {"CalibPercentile": 99.99} if method == CalibrationMethod.Percentile else {}
-            quantize_static(str(fp32), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=exclude, calibrate_method=method, extra_options=extra)
-            table[f"OpenVINO int8, {method.name}, fp32 kept: {keep}"] = validate(on(ov_runner(dst, "f32", 2)), clips)
+        for name, percentile in (("MinMax", None), ("Percentile", 99.99)):
+            dst = tmp / f"int8-{len(exclude)}-{name}.onnx"
+            quantize_int8(fp32, dst, calib, exclude, percentile)
+            table[f"OpenVINO int8, {name}, fp32 kept: {keep}"] = validate(on(ov_runner(dst, "f32", 2)), clips)
     base = table["torch fp32"]["mean"]["psnr"]
     for name, r in table.items():
         print(f"{name:45} " + "  ".join(f"{k} {v['psnr']:.2f}/{v['ssim']:.4f}" for k, v in r.items())
