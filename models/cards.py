@@ -31,7 +31,7 @@ TEST_ARCHS = ("tdn_tiny", "photo_tiny")   # listed with random weights, for test
 
 # The keyword options of NetworkModel (streamdn.models.network; tests/test_network.py checks the
 # two agree): what create_model takes for a network besides `weights`.
-NETWORK_OPTIONS = ("device", "dtype", "signal_dependent", "cut_threshold", "fused", "low_noise_blend",
+NETWORK_OPTIONS = ("device", "dtype", "backend", "signal_dependent", "cut_threshold", "fused", "low_noise_blend",
                    "long_average")
 
 # Windowed models (streamdn.models.window): the still-image network each runs over the mean.

@@ -8,6 +8,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -175,7 +176,7 @@ class NetworkModel(FrameModel):
     def __init__(self, net: RecurrentDenoiser, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
                  signal_dependent: bool = True, cut_threshold: float = 25.0, fused: bool = True,
                  low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND,
-                 long_average: LongAverage | None | bool | str = "auto") -> None:
+                 long_average: LongAverage | None | bool | str = "auto", backend: str = "torch") -> None:
         """Args:
             net: the network (its weights are moved to `device`).
             info: what `streamdn models` shows.
@@ -201,6 +202,10 @@ class NetworkModel(FrameModel):
                 one stream at a time, guided by ShiftGuess), the network runs on it
                 (MEAN_INPUT) and its recursion follows the camera's measured move; left out for
                 batches and `follow=False`. Motion networks without a display residual ignore it.
+            backend: what runs the convolutions of the fused CPU step: "torch" (in `dtype`) or
+                "int8" (ONNX Runtime, streamdn.models.int8: the `int8` extra; faster on CPUs
+                without native bf16, at a small cost in quality: docs/backends.md). Streams
+                only: batches and the unfused forward run in torch.
         """
         self.info = info
         self.device = device
@@ -212,6 +217,8 @@ class NetworkModel(FrameModel):
         # step at 720p in torch); `fused=False` keeps the plain torch forward.
         # The fused kernels implement the plain recursion's step and both motion steps.
         self.fused = fused and device == "cpu"
+        self.backend = _check_backend(backend, device, self.fused)
+        self._int8: Any = None   # the int8 trunk (streamdn.models.int8.Int8Trunk), made at first use
         self._warper = StateWarper() if net.cfg.motion else None
         if long_average == "auto":
             long_average = not (device.startswith("cuda") and not net.cfg.motion)
@@ -454,12 +461,25 @@ class NetworkModel(FrameModel):
         k = self.net.cfg.hidden
         x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 1 + k), np.float32)
         step_input(_hwc(cur), _hwc(prev), _hwc(sigma), _hwc(hidden), x)
-        with torch.inference_mode(), _autocast(self.device, self.dtype):
-            y = self.net.trunk(_nchw(x))
+        y = self._trunk(x)
         out = np.empty((h, w, IN_CH), np.float32)
         new_hidden = np.empty((h, w, k), np.float32)
-        step_tail(_hwc(y.float()), _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
+        step_tail(y, _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
         return _nchw(out), _nchw(new_hidden)
+
+    def _trunk(self, x: np.ndarray) -> np.ndarray:
+        """The fused step's convolutions: (H, W, C) float32 step input -> (H, W, C') float32
+        head output (a channels-last view), on the model's backend."""
+        assert self.net is not None
+        if self.backend == "int8" and self._int8 is None:
+            from .int8 import Int8Trunk
+
+            self._int8 = Int8Trunk(self.net)
+        if self._int8 is not None:
+            return self._int8(x)
+        with torch.inference_mode(), _autocast(self.device, self.dtype):
+            y = self.net.trunk(_nchw(x))
+        return _hwc(y.float())
 
     def _fused_step_motion(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
                            count: torch.Tensor, has_prev: float) -> tuple[torch.Tensor, ...]:
@@ -473,12 +493,11 @@ class NetworkModel(FrameModel):
         x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 2 + k), np.float32)
         cnt = _hwc(count)
         step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), raw, x)
-        with torch.inference_mode(), _autocast(self.device, self.dtype):
-            y = self.net.trunk(_nchw(x))
+        y = self._trunk(x)
         out, state = np.empty((h, w, IN_CH), np.float32), np.empty((h, w, IN_CH), np.float32)
         new_count, new_hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
         tail = step_tail_raw if raw else step_tail_display
-        tail(_hwc(y.float()), _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state, new_count, new_hidden)
+        tail(y, _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state, new_count, new_hidden)
         return _nchw(out), _nchw(state), _nchw(new_hidden), _nchw(new_count)
 
     def is_scene_cut(self, score: float, sigma_y: float) -> bool:
@@ -512,6 +531,7 @@ class NetworkModel(FrameModel):
         """Drops the network and state; frees cached CUDA memory. Idempotent."""
         self._state = None
         self._last_luma = None
+        self._int8 = None
         if self.net is not None:
             self.net = None
             if self.device.startswith("cuda"):
@@ -593,6 +613,31 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return names[dtype]
 
 
+def _check_backend(backend: str, device: str, fused: bool) -> str:
+    """`backend` ("torch" or "int8") once checked against the device and the installed packages."""
+    if backend not in ("torch", "int8"):
+        raise ConfigError(f"backend '{backend}' is not valid; use torch or int8.")
+    if backend == "int8":
+        if device != "cpu" or not fused:
+            raise ConfigError("the int8 backend runs the fused CPU step only: use device cpu (and fused=True), "
+                              "or backend torch.")
+        from .int8 import INSTALL_HINT, available
+
+        if not available():
+            raise ConfigError(f"the int8 backend needs ONNX Runtime: {INSTALL_HINT}, or use backend torch.")
+    return backend
+
+
+def int8_pays() -> bool:
+    """Whether the int8 backend is worth using here: ONNX Runtime installed and a CPU without
+    native bf16. With native bf16 torch runs the network about as fast (2-core AMD EPYC Zen 5,
+    1280x720: bf16 and int8 trunks both about 32 fps) or faster (Intel Xeon with AMX: 36.7
+    against 17.4)."""
+    from .int8 import available
+
+    return available() and not _cpu_has_bf16()
+
+
 def _cpu_has_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -613,7 +658,7 @@ def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "def
         info: its registry entry.
         weights: "default" (the shipped models/weights/<arch>.safetensors, random init if none
             ships), None (random init, for tests), or a path to a .safetensors file.
-        **options: NetworkModel options (device, dtype, signal_dependent, cut_threshold).
+        **options: NetworkModel options (device, dtype, backend, signal_dependent, ...).
     """
     weights = resolve_weights(arch, weights)
     if weights is None:

@@ -30,7 +30,7 @@ from .registry import FrameModel, ModelInfo
 # Options of the video networks that a still-image network accepts and ignores (a weight file is
 # created with the same options whatever it holds).
 CLEAN_SIGMA = 2.0   # luma noise sigma (8-bit) under which a video frame counts as nearly clean
-VIDEO_ONLY_OPTIONS = ("cut_threshold", "fused", "long_average")
+VIDEO_ONLY_OPTIONS = ("cut_threshold", "fused", "long_average", "backend")
 
 
 @dataclass
@@ -81,7 +81,8 @@ class PhotoModel(FrameModel):
             signal_dependent: shape the noise map by brightness (see NetworkModel).
             low_noise_blend: (s0, s1), 8-bit units: below s1 the output leans back to the input
                 (see NetworkModel).
-            **video_options: cut_threshold, fused and long_average are accepted and ignored.
+            **video_options: cut_threshold, fused, long_average and backend (torch) are
+                accepted and ignored.
 
         Raises:
             ConfigError: an option no network knows, or a bad low_noise_blend.
@@ -89,6 +90,9 @@ class PhotoModel(FrameModel):
         unknown = set(video_options) - set(VIDEO_ONLY_OPTIONS)
         if unknown:
             raise ConfigError(f"model '{info.name}': unknown option(s) {sorted(unknown)}.")
+        if video_options.get("backend", "torch") != "torch":
+            raise ConfigError(f"model '{info.name}' runs on torch only (backend torch); the int8 backend "
+                              "runs the recurrent video networks.")
         self.info = info
         self.device = device
         self.dtype = _resolve_dtype(dtype, device)

@@ -2,21 +2,21 @@
 and 480p, and how far each backend's output is from torch fp32.
 
 Backends: torch eager (channels_last, oneDNN) in fp32 and bf16 (autocast), torch.compile
-(inductor) in fp32 and bf16, ONNX Runtime fp32 and int8 (static QDQ quantisation calibrated on
-the step inputs of training clips), OpenVINO fp32, bf16 (where the CPU has it) and the same int8
-model. The trunk is the whole network but for the element-wise ends (streamdn.kernels.step),
-which run in Numba whatever the backend.
+(inductor) in fp32 and bf16, ONNX Runtime fp32 and int8 (static QDQ quantisation of every
+convolution, calibrated on the step inputs of training clips), OpenVINO fp32, bf16 (where the CPU
+has it) and the same int8 model, and streamdn's own int8 backend (streamdn.models.int8: ONNX
+Runtime, channels-last, the head kept fp32). The trunk is the whole network but for the
+element-wise ends (streamdn.kernels.step), which run in Numba whatever the backend.
 
 Usage:
     python scripts/backends.py [--model fast] [--sizes 1280x720,640x480] [--seconds 3]
                                [--skip compile,ov-int8] [--json PATH]
-    python scripts/backends.py --validate [--model fast] [--json PATH]
+    python scripts/backends.py --validate [--model fast] [--noises awgn20,pg_lowlight] [--json PATH]
 
 --validate instead scores the registry model on the fixed validation clips (streamdn train
---validate's, blind) with its trunk on torch fp32 and on int8 models (ONNX Runtime's static QDQ
-quantisation, per-channel weights, calibrated min-max or 99.99th percentile on the trunk inputs
-the model sees while denoising generated training scenes; every convolution quantised, or the
-first and last kept in fp32), run by OpenVINO: the parity check of int8 (within 0.15 dB of fp32).
+--validate's, blind; --noises picks them) with its trunk on torch fp32, on streamdn's int8
+backend, and on OpenVINO running the same int8 model: the parity check of int8 (within 0.15 dB
+of fp32).
 
 Needs `pip install onnx onnxruntime openvino` (optional: a missing one is skipped with a line
 saying so). Run on a quiet machine: other processes inflate the times (the load average is printed).
@@ -78,6 +78,18 @@ def calibration_inputs(net: torch.nn.Module, n: int, size: int = 128) -> list[np
     finally:
         hook.remove()
     return out
+
+
+def nhwc_runner(trunk: Callable[[np.ndarray], np.ndarray]) -> Run:
+    """A channels-last trunk (streamdn.models.int8.Int8Trunk) as a Run on (1, C, H, W) input: the
+    channels-last copy is made once per input array (the step's kernels write that layout)."""
+    last: list[np.ndarray] = []
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if not last or last[0] is not x:
+            last[:] = [x, np.ascontiguousarray(x[0].transpose(1, 2, 0))]
+        return trunk(last[1]).transpose(2, 0, 1)[None]
+    return run
 
 
 def timed(run: Run, x: np.ndarray, seconds: float) -> float:
@@ -158,63 +170,36 @@ def ov_runner(path: Path, precision: str, threads: int) -> Run:
     return run
 
 
-def denoiser_calibration(model: str, scenes: int = 6, frames: int = 12) -> list[np.ndarray]:
-    """Trunk inputs (1, C, h, w) float32 of `model` denoising `scenes` generated training scenes
-    (MovingScene seeds 1000.., 256x160, Gaussian sigma 20 / 30 and low light in turn) through the
-    Denoiser, every other step: what its trunk sees in use, long average included."""
-    from streamdn import Denoiser
-    from streamdn.data.noise import add_noise_uint8, parse_noise
-    from streamdn.data.synthetic import MovingScene, SceneConfig
-    from streamdn.models.registry import create_model
-
-    seen: list[np.ndarray] = []
-    rng = np.random.default_rng(123)
-    for i in range(scenes):
-        m = create_model(model, device="cpu")
-        hook = m.net.enc.register_forward_pre_hook(lambda _m, a: seen.append(a[0].detach().float().numpy().copy()))
-        scene = MovingScene(SceneConfig(256, 160, seed=1000 + i))
-        spec = parse_noise(("awgn20", "pg_lowlight", "awgn30")[i % 3])
-        with Denoiser(m, device="cpu") as dn:
-            for t in range(frames):
-                dn(add_noise_uint8(scene.render(t), spec, rng))
-        hook.remove()
-    return seen[::2]
-
-
-def validate_int8(model: str, json_path: str | None) -> int:
-    """Validation PSNR/SSIM of `model` with its trunk on torch fp32 and on int8 variants."""
-    import onnx
-
+def validate_int8(model: str, noises: tuple[str, ...], json_path: str | None) -> int:
+    """Validation PSNR/SSIM of `model` with its trunk on torch fp32, on streamdn's int8 backend
+    (streamdn.models.int8: ONNX Runtime) and on OpenVINO running the same int8 model."""
     from streamdn.data.clips import validation_clips
+    from streamdn.models.int8 import load_or_build
     from streamdn.models.registry import create_model
     from streamdn.tools.train import validate
 
-    calib = denoiser_calibration(model)
-    clips = validation_clips(noises=("awgn20", "pg_lowlight"))
-    tmp = Path(tempfile.mkdtemp(prefix="streamdn-int8-"))
-    fp32 = tmp / "trunk.onnx"
-    export_onnx(Trunk(create_model(model, device="cpu").net).eval(), calib[0].shape[1], fp32)
-    convs = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    clips = validation_clips(noises=noises)
+    table: dict[str, dict[str, dict[str, float]]] = {
+        "torch fp32": validate(create_model(model, device="cpu", backend="torch"), clips),
+        "int8 (ONNX Runtime)": validate(create_model(model, device="cpu", backend="int8"), clips)}
+    try:
+        import openvino  # noqa: F401
 
-    def on(run: Run | None) -> object:
-        m = create_model(model, device="cpu")
-        if run is not None:
-            m.net.trunk = lambda x: torch.from_numpy(run(x.detach().float().contiguous().numpy()))
-        return m
-
-    table: dict[str, dict[str, dict[str, float]]] = {"torch fp32": validate(on(None), clips)}
-    for keep, exclude in (("none", []), ("first+last", [convs[0], convs[-1]])):
-        for name, percentile in (("MinMax", None), ("Percentile", 99.99)):
-            dst = tmp / f"int8-{len(exclude)}-{name}.onnx"
-            quantize_int8(fp32, dst, calib, exclude, percentile)
-            table[f"OpenVINO int8, {name}, fp32 kept: {keep}"] = validate(on(ov_runner(dst, "f32", 2)), clips)
-    base = table["torch fp32"]["mean"]["psnr"]
+        m = create_model(model, device="cpu", backend="torch")
+        path = Path(tempfile.mkdtemp(prefix="streamdn-int8-")) / "trunk-int8.onnx"
+        path.write_bytes(load_or_build(m.net))
+        run = ov_runner(path, "f32", 2)
+        m.backend, m._int8 = "int8", lambda x: run(x[None])[0]
+        table["the same int8 model on OpenVINO"] = validate(m, clips)
+    except ImportError:
+        print("openvino not installed: skipped", flush=True)
+    base = table["torch fp32"]
     for name, r in table.items():
-        print(f"{name:45} " + "  ".join(f"{k} {v['psnr']:.2f}/{v['ssim']:.4f}" for k, v in r.items())
-              + f"  (mean {r['mean']['psnr'] - base:+.2f} dB)", flush=True)
+        print(f"{name:32} " + "  ".join(f"{k} {v['psnr']:.2f}/{v['ssim']:.4f} ({v['psnr'] - base[k]['psnr']:+.2f})"
+                                        for k, v in r.items()), flush=True)
     if json_path:
-        Path(json_path).write_text(json.dumps({"model": model, "calibration_inputs": len(calib), "validation": table},
-                                              indent=1))
+        Path(json_path).write_text(json.dumps({"model": model, "machine": platform.processor() or platform.machine(),
+                                               "validation": table}, indent=1))
     return 0
 
 
@@ -224,15 +209,17 @@ def main() -> int:
     ap.add_argument("--sizes", default="1280x720,640x480", help="frame sizes (the trunk runs at half of each)")
     ap.add_argument("--seconds", type=float, default=3.0, help="timing per backend and size")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--skip", default="", help="comma list of backends to skip: compile, ort, ort-int8, ov, ov-int8")
+    ap.add_argument("--skip", default="", help="comma list of backends to skip: compile, ort, ort-int8, ov, ov-int8, int8 (streamdn's)")
     ap.add_argument("--calib", type=int, default=24, help="training clips for int8 calibration")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--validate", action="store_true",
-                    help="instead: validation PSNR/SSIM with the trunk on torch fp32 and on int8 (OpenVINO)")
+                    help="instead: validation PSNR/SSIM with the trunk on torch fp32 and on int8 (ONNX Runtime, "
+                         "as streamdn runs it, and OpenVINO)")
+    ap.add_argument("--noises", default="awgn20,pg_lowlight", help="--validate's noises (default awgn20,pg_lowlight)")
     args = ap.parse_args()
     if args.validate:
         torch.set_num_threads(args.threads)
-        return validate_int8(args.model, args.json)
+        return validate_int8(args.model, tuple(args.noises.split(",")), args.json)
     skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(args.threads)
     from streamdn.models.network import WEIGHTS_DIR, load_weights
@@ -285,6 +272,13 @@ def main() -> int:
             runners["ov-int8"] = ov_runner(int8_path, "f32", args.threads)
     except ImportError:
         print("openvino not installed: skipped", flush=True)
+    if "int8" not in skip:
+        from streamdn.models.int8 import Int8Trunk, available
+
+        if available():
+            runners["streamdn-int8"] = nhwc_runner(Int8Trunk(net, threads=args.threads))
+        else:
+            print("streamdn's int8 backend needs onnxruntime and onnx: skipped", flush=True)
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     rng = np.random.default_rng(0)

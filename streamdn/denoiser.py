@@ -15,8 +15,27 @@ from streamdn.config import ModelConfig
 from streamdn.errors import ConfigError, DeviceError, warn
 from streamdn.frames import AHEAD, PLANE_SIGMA_PER_RGB_SIGMA, Frame, with_lookahead  # noqa: F401  (PLANE_...: re-exported)
 from streamdn.kernels import count_impulses, estimate_sigma, remove_impulses, sigma_from_block_stats
-from streamdn.models import FrameModel, create_model, model_info
+from streamdn.models import FrameModel, ModelInfo, create_model, model_info
+from streamdn.models.int8 import set_calibration
 from streamdn.models.network import NOISE_BLOCK, luma_block_stats
+
+
+def network_options(name: str, backend: str = "torch") -> dict[str, str]:
+    """The create_model options that put model `name` on `backend` ("torch" or "int8"): none for
+    torch (the default) and for filters (which have their own CPU code: int8 is ignored, with a
+    warning).
+
+    Raises:
+        ConfigError: an unknown backend.
+    """
+    if backend not in ("torch", "int8"):
+        raise ConfigError(f"backend '{backend}': use torch or int8.")
+    if backend == "torch":
+        return {}
+    if model_info(name).kind != "network":
+        warn(f"model {model_info(name).name} is a filter; backend '{backend}' is ignored.")
+        return {}
+    return {"backend": backend}
 
 
 def resolve_device(spec: str) -> str:
@@ -127,7 +146,7 @@ class Denoiser:
 
     def __init__(self, model: str | FrameModel = "default", *, strength: str | float | None = "auto",
                  device: str = "auto", channel_order: str | None = None, sigma_smoothing: float = 0.8,
-                 impulses: str = "auto") -> None:
+                 impulses: str = "auto", backend: str = "torch") -> None:
         """Args:
             model: a registry name, "default", "classical:NAME", or a built FrameModel.
             strength: "auto" (blind, estimated per frame and plane) or the noise sigma in 8-bit
@@ -143,6 +162,9 @@ class Denoiser:
                 networks and tfilter): "auto" replaces isolated extreme pixels by their
                 neighbours' median in frames where more than 0.5 % of pixels are such impulses
                 (streamdn.kernels.impulse), "on" in every frame, "off" never.
+            backend: what runs a recurrent network's convolutions on the CPU (a model given by
+                name; ignored for filters): "torch" or "int8" (ONNX Runtime, the `int8` extra:
+                faster on CPUs without native bf16, slightly lower quality; docs/backends.md).
 
         Raises:
             ConfigError: a bad strength, device, channel_order or impulses value.
@@ -151,6 +173,8 @@ class Denoiser:
         """
         if impulses not in ("auto", "on", "off"):
             raise ConfigError(f"impulses '{impulses}': use auto, on or off.")
+        if backend not in ("torch", "int8"):
+            raise ConfigError(f"backend '{backend}': use torch or int8.")
         self.impulses = impulses
         self.strength = parse_strength(strength)
         if channel_order not in (None, "bgr", "rgb"):
@@ -169,7 +193,7 @@ class Denoiser:
                 if device.strip().lower() not in ("auto", "cpu"):
                     warn(f"model {model_info(model).name} is a CPU filter; device '{device}' is ignored.")
                 device = "cpu"
-            model = create_model(model, device=device)
+            model = create_model(model, device=device, **network_options(model, backend))
         self.model = model
         self.device = getattr(model, "device", "cpu")
         self.sigma_smoothing = sigma_smoothing
@@ -182,7 +206,8 @@ class Denoiser:
     def from_config(cls, cfg: ModelConfig, **options: Any) -> Denoiser:
         """The Denoiser a run's [model] config describes (name, strength, device, impulses);
         `options` are the other keyword arguments of Denoiser()."""
-        return cls(cfg.name, strength=cfg.strength, device=cfg.device, impulses=cfg.impulses, **options)
+        return cls(cfg.name, strength=cfg.strength, device=cfg.device, impulses=cfg.impulses, backend=cfg.backend,
+                   **options)
 
     @property
     def name(self) -> str:
@@ -499,3 +524,41 @@ def _check_device_syntax(spec: str) -> None:
     s = spec.strip().lower()
     if s not in ("auto", "cpu", "cuda") and not (s.startswith("cuda:") and s[5:].isdigit()):
         raise ConfigError(f"device '{spec}' is not valid; use auto, cpu, cuda or cuda:N.")
+
+
+# -- calibration of int8 models ---------------------------------------------------------------------
+
+INT8_CALIB_SCENES = 6          # generated moving scenes (training-style, never the validation clips)
+INT8_CALIB_FRAMES = 12         # frames of each
+INT8_CALIB_SIZE = (256, 160)
+INT8_CALIB_NOISES = ("awgn20", "pg_lowlight", "awgn30")   # taken in turn
+
+
+def int8_calibration(net: Any) -> list[np.ndarray]:
+    """(1, H, W, C) float32 trunk inputs of the recurrent network `net` (fp32, torch) denoising
+    generated noisy moving scenes through a Denoiser, every other step: what its trunk sees in
+    use, the long average included. What streamdn.models.int8 calibrates its ranges on; change
+    it and raise streamdn.models.int8.RECIPE."""
+    from streamdn.data.noise import add_noise_uint8, parse_noise
+    from streamdn.data.synthetic import MovingScene, SceneConfig
+    from streamdn.models.network import NetworkModel
+
+    seen: list[np.ndarray] = []
+    rng = np.random.default_rng(123)
+    info = ModelInfo("int8-calibration", "network", "calibration of an int8 model")
+    hook = net.enc.register_forward_pre_hook(
+        lambda _m, a: seen.append(a[0].detach().float().permute(0, 2, 3, 1).contiguous().numpy()))
+    try:
+        for i in range(INT8_CALIB_SCENES):
+            scene = MovingScene(SceneConfig(*INT8_CALIB_SIZE, seed=1000 + i))
+            spec = parse_noise(INT8_CALIB_NOISES[i % len(INT8_CALIB_NOISES)])
+            model = NetworkModel(net, info, device="cpu", dtype="fp32", backend="torch")
+            with Denoiser(model, device="cpu") as dn:
+                for t in range(INT8_CALIB_FRAMES):
+                    dn(add_noise_uint8(scene.render(t), spec, rng))
+    finally:
+        hook.remove()
+    return seen[::2]
+
+
+set_calibration(int8_calibration)

@@ -23,11 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Runs the file path (decode -> denoise -> encode with the default encoder) on a file or a "
                     "generated clip, then the same frames through decode + encode alone, then the model step "
                     "alone per dtype and device. For a network it also reports its inference backend and "
-                    "default precision, and per precision its MAC/s on the CPU against the CPU's peak for "
+                    "default precision (fp32, bf16, fp16 or int8), and per precision its MAC/s on the CPU against the CPU's peak for "
                     "that precision: the roofline. The peak is a 2048^3 matrix product, timed as torch.matmul and as a "
                     "oneDNN 1x1 convolution (about 1.3 s; --no-peak skips it).",
         epilog="examples: streamdn bench --synthetic 1280x720 --json\n          streamdn bench --kernels\n\n"
-               "Other CPU backends (torch.compile, ONNX Runtime, OpenVINO, int8) on the network's trunk:\n"
+               "Other CPU backends (torch.compile, ONNX Runtime, OpenVINO) on the network's trunk:\n"
                "python scripts/backends.py in a checkout (needs onnx, onnxruntime, openvino; docs/backends.md).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
@@ -37,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--model", default="default", help="model to time (default: the default model)")
     p.add_argument("--strength", default="auto", help="auto (default) or the RGB noise sigma in 8-bit units (as denoise --strength)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--backend", default="torch", choices=("torch", "int8"),
+                   help="a recurrent network's CPU backend for the file run (default torch; int8: ONNX Runtime, "
+                        "docs/backends.md)")
     p.add_argument("--noise", default="awgn20", help="noise of the generated clip (default %(default)s)")
     p.add_argument("--model-seconds", type=float, default=2.0, metavar="S",
                    help="seconds per model-alone measurement (default %(default)s)")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigError(f"--noise: {err}") from err
     cfg = BenchConfig(input=args.input, synthetic=size, frames=args.frames, model=args.model,
-                      strength=args.strength, device=args.device, noise=args.noise,
+                      strength=args.strength, device=args.device, backend=args.backend, noise=args.noise,
                       model_seconds=args.model_seconds,
                       peak_seconds=0.0 if args.no_peak else BenchConfig.peak_seconds)
     result = bench(cfg)

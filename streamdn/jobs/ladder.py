@@ -1,9 +1,12 @@
 """The quality ladder of `streamdn live`: models from the best to the cheapest, one chosen at the
 start by timing the real stream, and changed while running so that the stream never falls behind.
 
-A rung is a model at a processing scale, written MODEL[@SCALE]: "fast_mc", "fast", "fast@0.5"
-(the network denoises the frame downscaled to half its width and height, and the result is
-scaled back up), "tfilter". Three parts:
+A rung is a model at a processing scale, written MODEL[+int8][@SCALE]: "fast_mc", "fast",
+"fast@0.5" (the network denoises the frame downscaled to half its width and height, and the
+result is scaled back up), "fast+int8" (its convolutions in int8 on ONNX Runtime:
+streamdn.models.int8), "tfilter". int8 rungs are left out where they would not pay: without
+ONNX Runtime, and on CPUs with native bf16, where torch runs the network about as fast. Three
+parts:
 
 - ScaledModel: any FrameModel run on a downscaled copy of each frame (the reduced-size rungs).
 - LadderController: the decisions, from per-frame timings alone (no threads, no clock of its
@@ -31,7 +34,7 @@ import cv2
 import numpy as np
 
 from streamdn.config import ModelConfig
-from streamdn.denoiser import Denoiser, resolve_device
+from streamdn.denoiser import Denoiser, network_options, resolve_device
 from streamdn.errors import ConfigError
 from streamdn.frames import Frame, FrameFormat, warmup_frames
 from streamdn.models import FrameModel, create_model, model_info
@@ -46,21 +49,25 @@ WARMUP_TIMED = 3
 
 @dataclass(frozen=True)
 class Rung:
-    """A model (registry name) run at `scale` times the frame's width and height (1: full size)."""
+    """A model (registry name) run at `scale` times the frame's width and height (1: full size),
+    on `backend` ("torch" or "int8": a recurrent network's convolutions on ONNX Runtime)."""
 
     model: str
     scale: float = 1.0
+    backend: str = "torch"
 
     @property
     def name(self) -> str:
-        return self.model if self.scale == 1.0 else f"{self.model}@{self.scale:g}"
+        name = self.model + ("+int8" if self.backend == "int8" else "")
+        return name if self.scale == 1.0 else f"{name}@{self.scale:g}"
 
 
 def parse_rungs(text: str, what: str = "[live] rungs") -> tuple[Rung, ...]:
-    """'fast_mc,fast,fast@0.5' -> the rungs, best first.
+    """'fast_mc,fast,fast+int8,fast@0.5' -> the rungs, best first.
 
     Raises:
-        ConfigError: no rung, a scale that is not a number in (0.1, 1], or a repeated rung.
+        ConfigError: no rung, a scale that is not a number in (0.1, 1], a repeated rung, or
+            +int8 after a model that is not a network.
         ModelNotFoundError: a model name that is not registered.
     """
     rungs: list[Rung] = []
@@ -74,8 +81,12 @@ def parse_rungs(text: str, what: str = "[live] rungs") -> tuple[Rung, ...]:
             raise ConfigError(f"{what}: '{part}': the scale after @ must be a number such as 0.5.") from err
         if not 0.1 <= scale <= 1.0:
             raise ConfigError(f"{what}: '{part}': the scale must be from 0.1 to 1 (a share of the width and height).")
-        model_info(model.strip())
-        rung = Rung(model.strip(), scale)
+        model, plus, suffix = model.strip().partition("+")
+        if plus and suffix.strip() != "int8":
+            raise ConfigError(f"{what}: '{part}': after + only int8 is known (MODEL+int8[@SCALE]).")
+        if model_info(model.strip()).kind != "network" and plus:
+            raise ConfigError(f"{what}: '{part}': +int8 is for networks; {model.strip()} is a filter.")
+        rung = Rung(model.strip(), scale, "int8" if plus else "torch")
         if rung in rungs:
             raise ConfigError(f"{what}: '{part}' is given twice.")
         rungs.append(rung)
@@ -86,33 +97,48 @@ def parse_rungs(text: str, what: str = "[live] rungs") -> tuple[Rung, ...]:
 
 def build_rung(rung: Rung, cfg: ModelConfig) -> Denoiser:
     """The Denoiser of a rung, with the strength, device and impulse handling of `cfg`."""
+    backend = "int8" if rung.backend == "int8" else cfg.backend
     if rung.scale == 1.0:
-        return Denoiser(rung.model, strength=cfg.strength, device=cfg.device, impulses=cfg.impulses)
-    return Denoiser(scaled_model(rung.model, rung.scale, cfg.device), strength=cfg.strength, impulses=cfg.impulses)
+        return Denoiser(rung.model, strength=cfg.strength, device=cfg.device, impulses=cfg.impulses, backend=backend)
+    return Denoiser(scaled_model(rung.model, rung.scale, cfg.device, backend), strength=cfg.strength,
+                    impulses=cfg.impulses)
 
 
 # -- reduced-size processing -----------------------------------------------------------------------
 
-def scaled_model(name: str, scale: float, device: str = "auto") -> ScaledModel:
+def scaled_model(name: str, scale: float, device: str = "auto", backend: str = "torch") -> ScaledModel:
     """A registered model run at `scale` times the frame's width and height (see ScaledModel);
     reusable wherever a FrameModel is taken, e.g. streamdn.tools.train.validate."""
     if model_info(name).kind == "network":
-        inner = create_model(name, device=resolve_device(device))
+        inner = create_model(name, device=resolve_device(device), **network_options(name, backend))
     else:
         inner = create_model(name)
     return ScaledModel(inner, scale)
 
 
-def rung_model(rung: Rung | str, device: str = "auto") -> str | ScaledModel:
+def rung_model(rung: Rung | str, device: str = "auto") -> str | FrameModel:
     """What streamdn.tools.train.validate takes for a rung ("fast@0.5" or a Rung): the model's
-    name at full size, else its ScaledModel.
+    name at full size on torch, else the model (a ScaledModel below full size).
 
     Example:
         >>> from streamdn.tools.train import validate
         >>> validate(rung_model("fast@0.5"))["mean"]["psnr"]
     """
     r = parse_rungs(rung, what="rung")[0] if isinstance(rung, str) else rung
-    return r.model if r.scale == 1.0 else scaled_model(r.model, r.scale, device)
+    if r.scale != 1.0:
+        return scaled_model(r.model, r.scale, device, r.backend)
+    if r.backend == "torch":
+        return r.model
+    return create_model(r.model, device=resolve_device(device), **network_options(r.model, r.backend))
+
+
+def usable_rungs(rungs: Sequence[Rung]) -> tuple[Rung, ...]:
+    """`rungs` without the int8 ones where int8 would not pay (streamdn.models.network.int8_pays);
+    all of them when that leaves none."""
+    from streamdn.models.network import int8_pays
+
+    kept = tuple(r for r in rungs if r.backend != "int8" or int8_pays())
+    return kept or tuple(rungs)
 
 
 def reduced_size(width: int, height: int, scale: float) -> tuple[int, int]:

@@ -30,7 +30,8 @@ from streamdn.io.preview import Preview, QuitRequested, display_available
 from streamdn.io.sinks import FileSink, Sink, StreamSink, VirtualCameraSink, check_output_path
 from streamdn.io.sources import FileSource, Source, SyntheticSource
 from streamdn.jobs.file import write_stats
-from streamdn.jobs.ladder import AUTO_MODELS, Ladder, LadderPolicy, build_rung, make_ladder, parse_rungs
+from streamdn.jobs.ladder import (AUTO_MODELS, Ladder, LadderPolicy, build_rung, make_ladder, parse_rungs,
+                                  usable_rungs)
 from streamdn.pipeline import Pipeline, RunStats
 from streamdn.signals import StopRequest, stop_on_signals
 
@@ -248,7 +249,7 @@ def live_denoiser(cfg: RunConfig, source: Source, policy: LadderPolicy | None = 
                  f"live it merges the frames before alone, and it is slow (about a second per 720p frame "
                  f"on two CPU cores); it is meant for files (streamdn denoise).")
         return Ladder.pinned(dn)
-    rungs = parse_rungs(cfg.live.rungs)
+    rungs = usable_rungs(parse_rungs(cfg.live.rungs))
     if not source.live or len(rungs) == 1:
         return Ladder.pinned(build_rung(rungs[0], cfg.model))
     fps = float(source.format.fps) if source.format.fps else None

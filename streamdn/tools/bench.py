@@ -42,6 +42,7 @@ class BenchConfig:
         model: the model to time.
         strength: "auto" or a sigma in 8-bit units (as `streamdn denoise --strength`).
         device: "auto" | "cpu" | "cuda" | "cuda:N".
+        backend: a recurrent network's CPU backend for the file run: "torch" | "int8" (Denoiser).
         noise: noise of the generated clip (streamdn.data.noise.parse_noise name).
         model_seconds: how long to time each model-alone measurement, in seconds.
         peak_seconds: how long to time the CPU's peak (a matrix product per precision, two
@@ -55,6 +56,7 @@ class BenchConfig:
     model: str = "default"
     strength: str = "auto"
     device: str = "auto"
+    backend: str = "torch"
     noise: str = "awgn20"
     model_seconds: float = 2.0
     peak_seconds: float = 0.8
@@ -132,7 +134,8 @@ def _cuda_sync(device: str) -> Any:
 
 def model_speeds(name: str, info: ModelInfo, frame: Frame, sigmas: tuple[float, float, float],
                  devices: list[str], seconds: float) -> dict[str, dict[str, float]]:
-    """{device: {dtype: steps/s}}. Networks: fp32 and bf16 on every device, fp16 on CUDA.
+    """{device: {dtype: steps/s}}. Networks: fp32 and bf16 on every device, fp16 on CUDA, int8 on
+    the CPU where the int8 backend runs the model (ONNX Runtime installed, a recurrent network).
     Classical models run once on the CPU, as "native" (their own integer or float path)."""
     if info.kind != "network":
         model = create_model(name, device="cpu")
@@ -149,7 +152,26 @@ def model_speeds(name: str, info: ModelInfo, frame: Frame, sigmas: tuple[float, 
                 out.setdefault(device, {})[dtype] = round(time_forward(model, frame, sigmas, seconds), 2)
             finally:
                 model.close()
+        if device == "cpu" and _runs_int8(name):
+            model = create_model(name, device="cpu", backend="int8")
+            try:
+                out[device]["int8"] = round(time_forward(model, frame, sigmas, seconds), 2)
+            finally:
+                model.close()
     return out
+
+
+def _runs_int8(name: str) -> bool:
+    """Whether model `name` can run on the int8 backend here (a recurrent network, ONNX Runtime)."""
+    from streamdn.models.int8 import available
+
+    if not available():
+        return False
+    probe = create_model(name, device="cpu")
+    try:
+        return getattr(probe, "backend", None) == "torch"   # NetworkModel: the recurrent networks
+    finally:
+        probe.close()
 
 
 def backend(model: FrameModel) -> tuple[str | None, str | None]:
@@ -157,6 +179,8 @@ def backend(model: FrameModel) -> tuple[str | None, str | None]:
     model as created; (None, None) for a classical filter (each has its own CPU path)."""
     if model.info.kind != "network":
         return None, None
+    if getattr(model, "backend", None) == "int8":
+        return "ONNX Runtime (int8 convolutions, the head fp32)", "int8"
     dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
     precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, dtype)
     engine = "cuDNN" if model.device.startswith("cuda") else "oneDNN"
@@ -231,7 +255,7 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
             described = f"synthetic {w}x{h}, {cfg.noise}, H.264"
         else:
             source, described = cfg.input, cfg.input
-        with Denoiser(cfg.model, strength=cfg.strength, device=cfg.device) as dn:
+        with Denoiser(cfg.model, strength=cfg.strength, device=cfg.device, backend=cfg.backend) as dn:
             stats, encoder = run_file(source, os.path.join(tmp, "out.mp4"), dn, cfg.frames)
             run_device = dn.device
             engine, precision = backend(dn.model)
@@ -324,6 +348,8 @@ def _roofline_lines(r: dict[str, Any]) -> list[str]:
             line += f" = {x['fraction']:.0%} of {x['peak_gmacs']:.0f} ({PEAK_SIZE}^3 GEMM: {how})"
         elif precision == "bf16" and (r["roofline"].get("fp32") or {}).get("peak_gmacs"):
             line += "  (no peak: this CPU has no native bf16)"
+        elif precision == "int8" and (r["roofline"].get("fp32") or {}).get("fps"):
+            line += f"  ({x['fps'] / r['roofline']['fp32']['fps']:.2f}x fp32; no int8 peak measured)"
         else:
             line += "  (peak not measured)"
         lines.append(line)

@@ -1,0 +1,185 @@
+"""int8 inference of a recurrent network's convolutions with ONNX Runtime, for CPUs without
+native bf16 (AVX2-only x86 and the like), where torch runs the network in fp32.
+
+The network's trunk (its convolutions; the element-wise ends of the step stay in the Numba
+kernels) is exported to ONNX with channels-last input and output, so it takes the step input
+the kernels write and hands back what they read without a copy, and quantised statically:
+int8 weights per output channel, uint8 activations per tensor, ranges calibrated (min-max) on
+what the trunk sees while the network itself (fp32) denoises generated noisy scenes
+(streamdn.denoiser.int8_calibration). The head,
+the last convolution, stays fp32: its output carries the residual and the gate logits of the
+recursion, and 8 bits there cost 0.8 dB on the validation clips where every other layer
+together costs under 0.1 (measured layer by layer; docs/backends.md).
+
+The quantised model depends only on the weights, the calibration below and the ONNX Runtime
+version. It is built once (under a second for `fast`, plus a few seconds of calibration) and
+kept in the user's cache folder (STREAMDN_CACHE_DIR, else $XDG_CACHE_HOME/streamdn, else
+~/.cache/streamdn); where the cache cannot be written it is rebuilt in memory each time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from streamdn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .fast import RecurrentDenoiser
+
+# Part of the cache key: raise it whenever the export, the calibration (streamdn.denoiser's
+# int8_calibration) or the quantisation changes.
+RECIPE = 1
+INSTALL_HINT = 'install ONNX Runtime with `pip install "streamdn[int8]"` (onnxruntime and onnx)'
+
+
+def note(message: str) -> None:
+    """One line on stderr about work the user waits for."""
+    print(f"streamdn: {message}", file=sys.stderr)
+
+
+def available() -> bool:
+    """Whether ONNX Runtime and the onnx package (for quantising) are installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+def cache_dir() -> Path:
+    """The folder streamdn keeps built int8 models in."""
+    if os.environ.get("STREAMDN_CACHE_DIR"):
+        return Path(os.environ["STREAMDN_CACHE_DIR"]) / "int8"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "streamdn" / "int8"
+
+
+def model_key(net: RecurrentDenoiser) -> str:
+    """A hash of what the int8 model depends on: weights, network config, recipe, ONNX Runtime."""
+    import onnxruntime
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"config": net.cfg.to_dict(), "recipe": RECIPE, "ort": onnxruntime.__version__},
+                        sort_keys=True).encode())
+    for name, value in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+class _ChannelsLast(torch.nn.Module):
+    """The trunk with (N, H, W, C) input and output (transposes the runtime removes)."""
+
+    def __init__(self, net: RecurrentDenoiser) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.trunk(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+Calibration = Callable[["RecurrentDenoiser"], list[np.ndarray]]
+_calibration: Calibration | None = None
+
+
+def set_calibration(source: Calibration) -> None:
+    """Sets what calibrates new int8 models: a function of the network giving (1, H, W, C)
+    float32 trunk inputs seen in use. streamdn.denoiser sets it (the network denoising generated
+    scenes through a Denoiser); models sit below the data and the Denoiser, so cannot run it."""
+    global _calibration
+    _calibration = source
+
+
+def quantize(net: RecurrentDenoiser, calib: list[np.ndarray]) -> bytes:
+    """The int8 ONNX model (serialised) of `net`'s trunk, calibrated on `calib`."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calib)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.it, None)
+            return None if x is None else {"x": x}
+
+    channels = calib[0].shape[-1]
+    with tempfile.TemporaryDirectory(prefix="streamdn-int8-") as tmp:
+        fp32, int8 = Path(tmp) / "trunk.onnx", Path(tmp) / "trunk-int8.onnx"
+        module = _ChannelsLast(net).eval()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the exporter's notes on tracing and its deprecation: not the user's to read
+            torch.onnx.export(module, (torch.zeros(1, 64, 64, channels),), str(fp32), input_names=["x"],
+                              output_names=["y"], opset_version=17, dynamo=False,
+                              dynamic_axes={"x": {1: "h", 2: "w"}, "y": {1: "h", 2: "w"}})
+        convs = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+        quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=convs[-1:])
+        return int8.read_bytes()
+
+
+def load_or_build(net: RecurrentDenoiser, log: Callable[[str], None] | None = None) -> bytes:
+    """The int8 model of `net`: from the cache, else built (and cached when the cache is writable)."""
+    path = cache_dir() / f"trunk-{model_key(net)}.onnx"
+    if path.is_file():
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+    if _calibration is None:
+        raise ConfigError("no calibration for the int8 model: import streamdn.denoiser (or set one with "
+                          "streamdn.models.int8.set_calibration), or use backend torch.")
+    if log is not None:
+        log(f"preparing the int8 network for this CPU (once; kept in {path.parent})")
+    data = quantize(net, _calibration(net))
+    try:
+        from streamdn.atomic import write_atomically
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+    except OSError:
+        pass   # a read-only home: build it again next time
+    return data
+
+
+class Int8Trunk:
+    """The trunk on ONNX Runtime: (H, W, C) float32 step input -> (H, W, C') float32 head output.
+
+    The packed height and width must be even (the network pads them so); sizes whose quarter
+    is odd are padded here by replication (the exported graph halves the size twice) and cropped.
+    """
+
+    def __init__(self, net: RecurrentDenoiser, threads: int | None = None,
+                 log: Callable[[str], None] | None = note) -> None:
+        if not available():
+            raise ConfigError(f"the int8 backend needs ONNX Runtime: {INSTALL_HINT}, or use backend torch.")
+        import onnxruntime as ort
+
+        self.deep = bool(net.cfg.deep)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        # Threads that spin between calls would take the cores from the Numba kernels, the
+        # decoder and the encoder running between two network steps.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(load_or_build(net, log), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h, w = x.shape[:2]
+        m = 4 if self.deep else 2
+        ph, pw = -h % m, -w % m
+        if ph or pw:
+            x = np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        y: Any = self.session.run(None, {"x": x[None]})[0][0]
+        return y[:h, :w] if (ph or pw) else y

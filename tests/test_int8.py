@@ -1,0 +1,164 @@
+"""The int8 CPU backend (streamdn.models.int8 on ONNX Runtime): parity with torch on the
+validation clips, the cache, odd sizes, the errors, and the live ladder's int8 rungs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamdn import ConfigError, Denoiser
+from streamdn.config import ModelConfig
+from streamdn.jobs.ladder import Rung, build_rung, parse_rungs, usable_rungs
+from streamdn.models import create_model
+from streamdn.models import int8 as int8_mod
+from streamdn.models.int8 import available
+
+needs_ort = pytest.mark.skipif(not available(), reason="ONNX Runtime (the int8 extra) is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test builds its int8 models into a cache of its own."""
+    monkeypatch.setenv("STREAMDN_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "int8"
+
+
+def _noisy_frames(h: int, w: int, n: int, sigma: float = 20.0, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    clean = np.stack([128 + 60 * np.sin(xx / 5.0 + c) * np.cos(yy / 7.0) for c in range(3)], -1)
+    return [np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+
+
+@needs_ort
+def test_int8_keeps_the_validation_figures_of_fast() -> None:
+    """The parity check: the blind validation clips (320x192) within 0.15 dB of torch fp32."""
+    from streamdn.data.clips import validation_clips
+    from streamdn.tools.train import validate
+
+    clips = validation_clips(noises=("awgn20", "pg_lowlight"))
+    ref = validate(create_model("fast", device="cpu", dtype="fp32"), clips)
+    got = validate(create_model("fast", device="cpu", backend="int8"), clips)
+    for noise in ("awgn20", "pg_lowlight"):
+        assert got[noise]["psnr"] >= ref[noise]["psnr"] - 0.15, (noise, got[noise], ref[noise])
+        assert got[noise]["ssim"] >= ref[noise]["ssim"] - 0.02
+
+
+@needs_ort
+def test_the_int8_model_is_built_once_and_cached(_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = _noisy_frames(48, 64, 3)
+    with Denoiser("fast", device="cpu", backend="int8") as dn:
+        first = [dn(f) for f in frames]
+    cached = list(_cache.glob("trunk-*.onnx"))
+    assert len(cached) == 1 and cached[0].stat().st_size > 10_000
+    assert [p for p in _cache.iterdir() if p.name.startswith(".")] == []   # written atomically
+
+    def fail(*_a: object) -> bytes:
+        raise AssertionError("rebuilt although cached")
+    monkeypatch.setattr(int8_mod, "quantize", fail)
+    with Denoiser("fast", device="cpu", backend="int8") as dn:
+        again = [dn(f) for f in frames]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))   # the same model, the same output
+
+
+@needs_ort
+def test_an_unwritable_cache_builds_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("STREAMDN_CACHE_DIR", str(blocker))   # the cache folder cannot be made
+    with Denoiser("fast", device="cpu", backend="int8") as dn:
+        out = dn(_noisy_frames(32, 48, 1)[0])
+    assert out.shape == (32, 48, 3)
+
+
+@needs_ort
+@pytest.mark.parametrize("h,w", [(48, 64), (34, 46), (70, 98), (16, 16)])
+def test_int8_runs_any_size_close_to_torch(h: int, w: int) -> None:
+    """Packed sizes whose quarter is odd are padded for the exported graph and cropped back."""
+    frames = _noisy_frames(h, w, 4, seed=h)
+    outs = {}
+    for backend in ("torch", "int8"):
+        with Denoiser(create_model("fast", device="cpu", dtype="fp32", backend=backend)) as dn:
+            outs[backend] = [dn(f) for f in frames]
+    for a, b in zip(outs["torch"], outs["int8"]):
+        assert a.shape == b.shape == (h, w, 3)
+        assert np.abs(a.astype(int) - b).mean() < 2.0
+
+
+@needs_ort
+def test_fast_mc_runs_int8_when_asked() -> None:
+    model = create_model("fast_mc", device="cpu", backend="int8")
+    assert model.backend == "int8"
+    with Denoiser(model) as dn:
+        outs = [dn(f) for f in _noisy_frames(48, 64, 3)]
+    assert outs[-1].shape == (48, 64, 3)
+
+
+def test_backend_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="torch or int8"):
+        create_model("fast", device="cpu", backend="fp8")
+    with pytest.raises(ConfigError, match="torch or int8"):
+        Denoiser("fast", device="cpu", backend="onnx")
+    with pytest.raises(ConfigError, match="backend"):
+        ModelConfig(backend="int4")
+    monkeypatch.setattr(int8_mod, "available", lambda: False)
+    with pytest.raises(ConfigError, match=r"pip install \"streamdn\[int8\]\""):
+        create_model("fast", device="cpu", backend="int8")
+    monkeypatch.undo()
+    if available():
+        with pytest.raises(ConfigError, match="fused CPU step"):
+            create_model("fast", device="cpu", backend="int8", fused=False)
+        with pytest.raises(ConfigError, match="torch only"):
+            create_model("photo_tiny", device="cpu", backend="int8")
+
+
+def test_a_filter_ignores_int8_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    with Denoiser("tfilter", backend="int8") as dn:
+        assert dn(_noisy_frames(16, 16, 1)[0]).shape == (16, 16, 3)
+    assert "is a filter; backend 'int8' is ignored" in capsys.readouterr().err
+
+
+def test_int8_rungs_parse_and_name() -> None:
+    rungs = parse_rungs("fast,fast+int8,fast+int8@0.5,classical:gaussian")
+    assert rungs[1] == Rung("fast", 1.0, "int8") and rungs[2] == Rung("fast", 0.5, "int8")
+    assert [r.name for r in rungs] == ["fast", "fast+int8", "fast+int8@0.5", "classical:gaussian"]
+    assert parse_rungs(",".join(r.name for r in rungs)) == rungs
+    with pytest.raises(ConfigError, match="only int8"):
+        parse_rungs("fast+fp16")
+    with pytest.raises(ConfigError, match="is a filter"):
+        parse_rungs("tfilter+int8")
+    with pytest.raises(ConfigError, match="twice"):
+        parse_rungs("fast+int8,fast+int8")
+
+
+def test_int8_rungs_are_left_out_where_they_do_not_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamdn.models.network as network
+
+    rungs = parse_rungs("fast,fast+int8,fast@0.5,fast+int8@0.5")
+    monkeypatch.setattr(network, "int8_pays", lambda: False)
+    assert usable_rungs(rungs) == (rungs[0], rungs[2])
+    assert usable_rungs(rungs[1:2]) == rungs[1:2]   # only int8 rungs: kept (and fail clearly if unusable)
+    monkeypatch.setattr(network, "int8_pays", lambda: True)
+    assert usable_rungs(rungs) == rungs
+
+
+@needs_ort
+def test_an_int8_rung_runs_int8() -> None:
+    for text in ("fast+int8", "fast+int8@0.5"):
+        dn = build_rung(parse_rungs(text)[0], ModelConfig(device="cpu"))
+        inner = getattr(dn.model, "inner", dn.model)
+        assert inner.backend == "int8", text
+        assert dn(_noisy_frames(32, 48, 1)[0]).shape == (32, 48, 3)
+        dn.close()
+
+
+@needs_ort
+def test_the_config_key_reaches_the_model(tmp_path: Path) -> None:
+    dn = Denoiser.from_config(ModelConfig(name="fast", device="cpu", backend="int8"))
+    assert dn.model.backend == "int8"
+    dn.close()
+    assert Denoiser.from_config(ModelConfig(name="fast", device="cpu")).model.backend == "torch"
+    assert os.environ["STREAMDN_CACHE_DIR"].startswith(str(tmp_path))
