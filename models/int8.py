@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -122,9 +123,16 @@ def quantize(net: RecurrentDenoiser, calib: list[np.ndarray]) -> bytes:
                               output_names=["y"], opset_version=17, dynamo=False,
                               dynamic_axes={"x": {1: "h", 2: "w"}, "y": {1: "h", 2: "w"}})
         convs = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
-        quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=convs[-1:])
+        # The quantiser logs advice meant for image classifiers on the root logger: not the user's to read.
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=convs[-1:])
+        finally:
+            root.setLevel(level)
         return int8.read_bytes()
 
 
