@@ -191,3 +191,86 @@ class Int8Trunk:
             x = np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="edge")
         y: Any = self.session.run(None, {"x": x[None]})[0][0]
         return y[:h, :w] if (ph or pw) else y
+
+
+# -- training for int8 (quantisation-aware) ---------------------------------------------------------
+
+class _ActivationQuant(torch.nn.Module):
+    """Fake uint8 quantisation of a tensor, per tensor, as the int8 model's QuantizeLinear and
+    DequantizeLinear do, with its range a running minimum and maximum (updated in training mode);
+    gradients pass straight through."""
+
+    def __init__(self, momentum: float = 0.01) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("lo", torch.tensor(float("nan")))
+        self.register_buffer("hi", torch.tensor(float("nan")))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            lo, hi = x.detach().min().float(), x.detach().max().float()
+            if torch.isnan(self.lo):
+                self.lo.copy_(lo)
+                self.hi.copy_(hi)
+            else:
+                self.lo.lerp_(lo, self.momentum)
+                self.hi.lerp_(hi, self.momentum)
+        lo, hi = torch.clamp(self.lo, max=0.0), torch.clamp(self.hi, min=0.0)   # the range holds zero
+        scale = torch.clamp(hi - lo, min=1e-8) / 255.0
+        zero = torch.round(-lo / scale)
+        q = (torch.clamp(torch.round(x / scale) + zero, 0.0, 255.0) - zero) * scale
+        return x + (q - x).detach()
+
+
+class _WeightQuant(torch.nn.Module):
+    """Fake int8 quantisation of a convolution's weights per output channel (symmetric), as the
+    int8 model's; gradients pass straight through. `axis`: the output-channel axis (0 for Conv2d,
+    1 for ConvTranspose2d)."""
+
+    def __init__(self, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        dims = tuple(d for d in range(w.dim()) if d != self.axis)
+        scale = torch.clamp(w.detach().abs().amax(dim=dims, keepdim=True), min=1e-8) / 127.0
+        q = torch.clamp(torch.round(w / scale), -127.0, 127.0) * scale
+        return w + (q - w).detach()
+
+
+def _convs(net: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    return [(n, m) for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+
+
+def add_fake_quant(net: RecurrentDenoiser) -> None:
+    """Makes `net` compute as its int8 model does, for quantisation-aware training: the input of
+    every convolution (the head's too) fake-quantised per tensor in uint8, the weights of every
+    convolution but the head per output channel in int8 (the head stays fp32, as in quantize).
+    Undo with strip_fake_quant; the state dict meanwhile holds the ranges and the float weights
+    under parametrizations (checkpoints resume only into a network with fake quantisation)."""
+    from torch.nn.utils import parametrize
+
+    convs = _convs(net)
+    head = net.head
+    for _, conv in convs:
+        conv.add_module("input_quant", _ActivationQuant())
+        conv.register_forward_pre_hook(_quantise_input)
+        if conv is not head:
+            parametrize.register_parametrization(
+                conv, "weight", _WeightQuant(1 if isinstance(conv, torch.nn.ConvTranspose2d) else 0))
+
+
+def _quantise_input(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
+    quant = getattr(module, "input_quant", None)
+    return None if quant is None else (quant(args[0]), *args[1:])
+
+
+def strip_fake_quant(net: RecurrentDenoiser) -> RecurrentDenoiser:
+    """A copy of `net` without fake quantisation: its float weights, as save_weights writes them."""
+    from .fast import build
+
+    state = {k.replace(".parametrizations.weight.original", ".weight"): v.detach().clone()
+             for k, v in net.state_dict().items() if ".input_quant." not in k}
+    plain = build("fast", net.cfg.to_dict())
+    plain.load_state_dict(state)
+    return plain.to(next(net.parameters()).device)

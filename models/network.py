@@ -176,7 +176,8 @@ class NetworkModel(FrameModel):
     def __init__(self, net: RecurrentDenoiser, info: ModelInfo, *, device: str = "cpu", dtype: str = "auto",
                  signal_dependent: bool = True, cut_threshold: float = 25.0, fused: bool = True,
                  low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND,
-                 long_average: LongAverage | None | bool | str = "auto", backend: str = "torch") -> None:
+                 long_average: LongAverage | None | bool | str = "auto", backend: str = "torch",
+                 int8_net: RecurrentDenoiser | None = None) -> None:
         """Args:
             net: the network (its weights are moved to `device`).
             info: what `streamdn models` shows.
@@ -204,8 +205,10 @@ class NetworkModel(FrameModel):
                 batches and `follow=False`. Motion networks without a display residual ignore it.
             backend: what runs the convolutions of the fused CPU step: "torch" (in `dtype`) or
                 "int8" (ONNX Runtime, streamdn.models.int8: the `int8` extra; faster on CPUs
-                without native bf16, at a small cost in quality: docs/backends.md). Streams
-                only: batches and the unfused forward run in torch.
+                without native bf16: docs/backends.md). create_model's "auto" picks one
+                (_auto_backend). Streams only: batches and the unfused forward run in torch.
+            int8_net: the network the int8 backend quantises instead of `net` (weights trained
+                for int8, of the same configuration); None: `net`.
         """
         self.info = info
         self.device = device
@@ -219,6 +222,9 @@ class NetworkModel(FrameModel):
         self.fused = fused and device == "cpu"
         self.backend = _check_backend(backend, device, self.fused)
         self._int8: Any = None   # the int8 trunk (streamdn.models.int8.Int8Trunk), made at first use
+        if int8_net is not None and int8_net.cfg != net.cfg:
+            raise ConfigError(f"model '{info.name}': the int8 weights are of another network configuration.")
+        self._int8_net = int8_net.eval() if int8_net is not None else None
         self._warper = StateWarper() if net.cfg.motion else None
         if long_average == "auto":
             long_average = not (device.startswith("cuda") and not net.cfg.motion)
@@ -474,7 +480,7 @@ class NetworkModel(FrameModel):
         if self.backend == "int8" and self._int8 is None:
             from .int8 import Int8Trunk
 
-            self._int8 = Int8Trunk(self.net)
+            self._int8 = Int8Trunk(self._int8_net or self.net)
         if self._int8 is not None:
             return self._int8(x)
         with torch.inference_mode(), _autocast(self.device, self.dtype):
@@ -614,9 +620,12 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
 
 
 def _check_backend(backend: str, device: str, fused: bool) -> str:
-    """`backend` ("torch" or "int8") once checked against the device and the installed packages."""
-    if backend not in ("torch", "int8"):
-        raise ConfigError(f"backend '{backend}' is not valid; use torch or int8.")
+    """`backend` ("torch" or "int8"; "auto", which create_model resolves first, is torch here)
+    once checked against the device and the installed packages."""
+    if backend not in ("auto", "torch", "int8"):
+        raise ConfigError(f"backend '{backend}' is not valid; use auto, torch or int8.")
+    if backend == "auto":
+        return "torch"
     if backend == "int8":
         if device != "cpu" or not fused:
             raise ConfigError("the int8 backend runs the fused CPU step only: use device cpu (and fused=True), "
@@ -658,7 +667,8 @@ def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "def
         info: its registry entry.
         weights: "default" (the shipped models/weights/<arch>.safetensors, random init if none
             ships), None (random init, for tests), or a path to a .safetensors file.
-        **options: NetworkModel options (device, dtype, backend, signal_dependent, ...).
+        **options: NetworkModel options (device, dtype, backend, signal_dependent, ...), and
+            int8_weights: a weight file for the int8 backend (its int8_net).
     """
     weights = resolve_weights(arch, weights)
     if weights is None:
@@ -666,7 +676,23 @@ def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "def
         net = build(arch)
     else:
         net, _ = load_weights(weights)
+    int8_weights = options.pop("int8_weights", None)
+    if int8_weights is not None:
+        options["int8_net"] = load_weights(int8_weights)[0]
+    options["backend"] = _auto_backend(options, int8_weights is not None)
     return NetworkModel(net, info, **options)  # type: ignore[arg-type]
+
+
+def _auto_backend(options: dict[str, object], int8_trained: bool) -> object:
+    """The backend create_model's "auto" (the default) means: int8 for weights trained for it
+    (their card's [int8] weights) in a fused CPU step at the default dtype on a CPU where int8
+    pays (int8_pays), else torch. Any other value as given."""
+    backend = options.get("backend", "auto")
+    if backend != "auto":
+        return backend
+    default_step = (options.get("device", "cpu") == "cpu" and options.get("dtype", "auto") == "auto"
+                    and options.get("fused", True))
+    return "int8" if int8_trained and default_step and int8_pays() else "torch"
 
 
 def resolve_weights(arch: str, weights: str | Path | None) -> str | Path | None:
@@ -682,6 +708,7 @@ def load_network(path: str | Path, **options: object) -> NetworkModel:
     """A NetworkModel from a user's .safetensors file of a video network (streamdn.models.cards
     sends still-image networks' files to streamdn.models.picture)."""
     net, meta = load_weights(path)
+    options["backend"] = _auto_backend(options, False)   # a user's weights: int8 when asked for
     return NetworkModel(net, info_from_metadata(path, meta), **options)  # type: ignore[arg-type]
 
 

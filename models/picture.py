@@ -81,7 +81,7 @@ class PhotoModel(FrameModel):
             signal_dependent: shape the noise map by brightness (see NetworkModel).
             low_noise_blend: (s0, s1), 8-bit units: below s1 the output leans back to the input
                 (see NetworkModel).
-            **video_options: cut_threshold, fused, long_average and backend (torch) are
+            **video_options: cut_threshold, fused, long_average and backend (auto or torch) are
                 accepted and ignored.
 
         Raises:
@@ -90,8 +90,8 @@ class PhotoModel(FrameModel):
         unknown = set(video_options) - set(VIDEO_ONLY_OPTIONS)
         if unknown:
             raise ConfigError(f"model '{info.name}': unknown option(s) {sorted(unknown)}.")
-        if video_options.get("backend", "torch") != "torch":
-            raise ConfigError(f"model '{info.name}' runs on torch only (backend torch); the int8 backend "
+        if video_options.get("backend", "auto") not in ("auto", "torch"):
+            raise ConfigError(f"model '{info.name}' runs on torch only (backend auto or torch); the int8 backend "
                               "runs the recurrent video networks.")
         self.info = info
         self.device = device

@@ -187,7 +187,7 @@ def validate_int8(model: str, noises: tuple[str, ...], json_path: str | None) ->
 
         m = create_model(model, device="cpu", backend="torch")
         path = Path(tempfile.mkdtemp(prefix="streamdn-int8-")) / "trunk-int8.onnx"
-        path.write_bytes(load_or_build(m.net))
+        path.write_bytes(load_or_build(m._int8_net or m.net))   # the weights the int8 backend runs
         run = ov_runner(path, "f32", 2)
         m.backend, m._int8 = "int8", lambda x: run(x[None])[0]
         table["the same int8 model on OpenVINO"] = validate(m, clips)

@@ -109,14 +109,14 @@ class ModelConfig:
     strength: str = "auto"       # "auto" (estimated per frame) or the RGB noise sigma in 8-bit units, e.g. "15"
     device: str = "auto"         # "auto" | "cpu" | "cuda" | "cuda:N"
     impulses: str = "auto"       # salt-and-pepper removal before the model: "auto" | "on" | "off"
-    backend: str = "torch"       # a recurrent network's convolutions on the CPU: "torch" | "int8" (docs/backends.md)
+    backend: str = "auto"        # a recurrent network's convolutions on the CPU: "auto" | "torch" | "int8" (docs/backends.md)
 
     def __post_init__(self) -> None:
         _text("model", "name", self.name)
         check_strength(self.strength)
         check_device(self.device)
         _choice("model", "impulses", self.impulses, ("auto", "on", "off"))
-        _choice("model", "backend", self.backend, ("torch", "int8"))
+        _choice("model", "backend", self.backend, ("auto", "torch", "int8"))
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ class LiveConfig:
     # With model "default" or "auto": start on the best of `rungs` the machine keeps up with
     # (timed on the stream's first frames) and change rung while running rather than fall behind.
     ladder: bool = True
-    rungs: str = "fast_mc,fast,fast+int8,fast@0.75,fast+int8@0.75,fast@0.5,fast+int8@0.5,classical:gaussian"   # best first; MODEL[+int8][@SCALE]
+    rungs: str = "fast_mc,fast,fast@0.75,fast@0.5,classical:gaussian"   # best first; MODEL[+int8][@SCALE]
 
     def __post_init__(self) -> None:
         _text("live", "camera", self.camera)

@@ -20,19 +20,21 @@ from streamdn.models.int8 import set_calibration
 from streamdn.models.network import NOISE_BLOCK, luma_block_stats
 
 
-def network_options(name: str, backend: str = "torch") -> dict[str, str]:
-    """The create_model options that put model `name` on `backend` ("torch" or "int8"): none for
-    torch (the default) and for filters (which have their own CPU code: int8 is ignored, with a
-    warning).
+def network_options(name: str, backend: str = "auto") -> dict[str, str]:
+    """The create_model options that put model `name` on `backend` ("auto", "torch" or "int8"):
+    none for "auto" (create_model's default) and for filters (which have their own CPU code: int8
+    is ignored, with a warning).
 
     Raises:
         ConfigError: an unknown backend.
     """
-    if backend not in ("torch", "int8"):
-        raise ConfigError(f"backend '{backend}': use torch or int8.")
-    if backend == "torch":
+    if backend not in ("auto", "torch", "int8"):
+        raise ConfigError(f"backend '{backend}': use auto, torch or int8.")
+    if backend == "auto":
         return {}
     if model_info(name).kind != "network":
+        if backend == "torch":
+            return {}
         warn(f"model {model_info(name).name} is a filter; backend '{backend}' is ignored.")
         return {}
     return {"backend": backend}
@@ -146,7 +148,7 @@ class Denoiser:
 
     def __init__(self, model: str | FrameModel = "default", *, strength: str | float | None = "auto",
                  device: str = "auto", channel_order: str | None = None, sigma_smoothing: float = 0.8,
-                 impulses: str = "auto", backend: str = "torch") -> None:
+                 impulses: str = "auto", backend: str = "auto") -> None:
         """Args:
             model: a registry name, "default", "classical:NAME", or a built FrameModel.
             strength: "auto" (blind, estimated per frame and plane) or the noise sigma in 8-bit
@@ -163,8 +165,9 @@ class Denoiser:
                 neighbours' median in frames where more than 0.5 % of pixels are such impulses
                 (streamdn.kernels.impulse), "on" in every frame, "off" never.
             backend: what runs a recurrent network's convolutions on the CPU (a model given by
-                name; ignored for filters): "torch" or "int8" (ONNX Runtime, the `int8` extra:
-                faster on CPUs without native bf16, slightly lower quality; docs/backends.md).
+                name; ignored for filters): "auto" (int8 for a model with weights trained for it,
+                `fast`, on a CPU without native bf16 when ONNX Runtime is installed; else
+                torch), "torch" or "int8" (ONNX Runtime, the `int8` extra; docs/backends.md).
 
         Raises:
             ConfigError: a bad strength, device, channel_order or impulses value.
@@ -173,8 +176,8 @@ class Denoiser:
         """
         if impulses not in ("auto", "on", "off"):
             raise ConfigError(f"impulses '{impulses}': use auto, on or off.")
-        if backend not in ("torch", "int8"):
-            raise ConfigError(f"backend '{backend}': use torch or int8.")
+        if backend not in ("auto", "torch", "int8"):
+            raise ConfigError(f"backend '{backend}': use auto, torch or int8.")
         self.impulses = impulses
         self.strength = parse_strength(strength)
         if channel_order not in (None, "bgr", "rgb"):

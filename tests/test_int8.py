@@ -157,8 +157,101 @@ def test_an_int8_rung_runs_int8() -> None:
 
 @needs_ort
 def test_the_config_key_reaches_the_model(tmp_path: Path) -> None:
+    from streamdn.models.network import int8_pays
+
     dn = Denoiser.from_config(ModelConfig(name="fast", device="cpu", backend="int8"))
     assert dn.model.backend == "int8"
     dn.close()
-    assert Denoiser.from_config(ModelConfig(name="fast", device="cpu")).model.backend == "torch"
+    assert Denoiser.from_config(ModelConfig(name="fast", device="cpu", backend="torch")).model.backend == "torch"
+    auto = Denoiser.from_config(ModelConfig(name="fast", device="cpu")).model.backend
+    assert auto == ("int8" if int8_pays() else "torch")
     assert os.environ["STREAMDN_CACHE_DIR"].startswith(str(tmp_path))
+
+
+# -- quantisation-aware training ---------------------------------------------------------------
+
+def test_fake_quantisation_rounds_as_int8_and_strips_to_the_float_weights() -> None:
+    import torch
+
+    from streamdn.models.fast import build
+    from streamdn.models.int8 import add_fake_quant, strip_fake_quant
+
+    torch.manual_seed(0)
+    net = build("tdn_tiny")
+    x = torch.rand(1, 2 * 6 + 3 + 1 + net.cfg.hidden, 16, 16)
+    ref = net.trunk(x).detach()
+    add_fake_quant(net)
+    net.train()
+    y = net.trunk(x)
+    assert 0 < (y - ref).abs().max() < 0.5            # rounded, not broken
+    y.sum().backward()                                  # gradients reach the float weights
+    assert net.enc.parametrizations.weight.original.grad.abs().sum() > 0
+    assert not hasattr(net.head, "parametrizations")   # the head's weights stay fp32
+    lo, hi = float(net.enc.input_quant.lo), float(net.enc.input_quant.hi)
+    assert lo == pytest.approx(float(x.min())) and hi == pytest.approx(float(x.max()))
+    net.eval()
+    assert torch.equal(net.trunk(x), net.trunk(x))     # eval: the ranges stay put
+    plain = strip_fake_quant(net)
+    assert set(plain.state_dict()) == set(build("tdn_tiny").state_dict())
+    assert torch.allclose(plain.trunk(x), ref)          # the same float weights (no step was taken)
+    assert hasattr(net.enc, "parametrizations")        # the trained network keeps its own
+
+
+def test_a_qat_run_writes_plain_float_weights(tmp_path: Path) -> None:
+    import torch
+
+    from streamdn.data.clips import ClipSpec, ValClip, noisy_clip, render_clip
+    from streamdn.data.noise import NoiseSpec
+    from streamdn.models.network import load_weights
+    from streamdn.tools.train import TrainConfig, train
+
+    cfg = TrainConfig(arch="tdn_tiny", bf16=False, qat=True, out=str(tmp_path / "run"), steps=2, epoch_steps=2,
+                      batch=1, crop=32, val_frames=2, workers=0, threads=1)
+    rng = np.random.default_rng(0)
+    clean = render_clip(ClipSpec(frames=2, size=(32, 48), speed=1.0, objects=0), rng)
+    best = train(cfg, quiet=True, clips=[ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng),
+                                                 "awgn20")])
+    net, _ = load_weights(best)                        # plain keys: loads into a plain network
+    assert not any("parametrizations" in k or "input_quant" in k for k in net.state_dict())
+    state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)
+    assert any("input_quant" in k for k in state["model"])   # the checkpoint keeps the ranges to resume
+    train(cfg.__class__(**{**cfg.__dict__, "steps": 3}), quiet=True,
+          clips=[ValClip("tiny", clean, noisy_clip(clean, NoiseSpec("gaussian", 20.0), rng), "awgn20")])
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)["step"] == 3
+
+
+@needs_ort
+def test_int8_weights_of_their_own_are_what_the_int8_backend_runs(tmp_path: Path) -> None:
+    import torch
+
+    from streamdn.models.fast import build
+    from streamdn.models.network import NetworkModel
+    from streamdn.models.registry import ModelInfo
+
+    torch.manual_seed(0)
+    net, other = build("tdn_tiny"), build("tdn_tiny")
+    info = ModelInfo("tiny", "network", "test")
+    frame = _noisy_frames(32, 48, 1)[0]
+    outs = []
+    for int8_net in (None, other, net):
+        with Denoiser(NetworkModel(net, info, backend="int8", int8_net=int8_net)) as dn:
+            outs.append(dn(frame))
+    assert np.array_equal(outs[0], outs[2]) and not np.array_equal(outs[0], outs[1])
+    with pytest.raises(ConfigError, match="another network configuration"):
+        NetworkModel(net, info, backend="int8", int8_net=build("fast"))
+
+
+def test_auto_picks_int8_for_weights_trained_for_it_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamdn.models.network as network
+
+    monkeypatch.setattr(network, "int8_pays", lambda: True)
+    assert create_model("fast", device="cpu").backend == "int8"            # [int8] weights in its card
+    assert create_model("fast", device="cpu")._int8_net is not None
+    assert create_model("fast", device="cpu", backend="torch").backend == "torch"
+    assert create_model("fast", device="cpu", dtype="fp32").backend == "torch"   # a dtype asked for: torch
+    assert create_model("fast", device="cpu", fused=False).backend == "torch"
+    assert create_model("fast_mc", device="cpu").backend == "torch"         # no int8 weights of its own
+    assert create_model("models/weights/fast.safetensors", device="cpu").backend == "torch"   # a file: when asked
+    assert create_model("fast", device="cpu", weights="models/weights/fast.safetensors").backend == "torch"
+    monkeypatch.setattr(network, "int8_pays", lambda: False)
+    assert create_model("fast", device="cpu").backend == "torch"

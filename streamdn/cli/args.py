@@ -28,10 +28,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--impulses", choices=("auto", "on", "off"),
                    help="salt-and-pepper (dead pixel, bit error) removal before the model: auto (default: "
                         "in frames that show it), on, off (e.g. a night sky of single-pixel stars)")
-    g.add_argument("--backend", choices=("torch", "int8"),
-                   help="what runs a video network's convolutions on the CPU: torch (default) or int8 (ONNX "
-                        "Runtime: faster on CPUs without native bf16, about 0.1 dB lower; needs "
-                        "pip install \"streamdn[int8]\"; photographs run on torch)")
+    g.add_argument("--backend", choices=("auto", "torch", "int8"),
+                   help="what runs a video network's convolutions on the CPU: auto (default: int8 for fast on CPUs "
+                        "without native bf16 when ONNX Runtime is installed, else torch), torch, or int8 (ONNX "
+                        "Runtime; needs pip install \"streamdn[int8]\"; photographs run on torch)")
 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:

@@ -37,8 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--model", default="default", help="model to time (default: the default model)")
     p.add_argument("--strength", default="auto", help="auto (default) or the RGB noise sigma in 8-bit units (as denoise --strength)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--backend", default="torch", choices=("torch", "int8"),
-                   help="a recurrent network's CPU backend for the file run (default torch; int8: ONNX Runtime, "
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "int8"),
+                   help="a recurrent network's CPU backend for the file run (default auto, as streamdn denoise; "
                         "docs/backends.md)")
     p.add_argument("--noise", default="awgn20", help="noise of the generated clip (default %(default)s)")
     p.add_argument("--model-seconds", type=float, default=2.0, metavar="S",

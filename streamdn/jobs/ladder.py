@@ -3,10 +3,11 @@ start by timing the real stream, and changed while running so that the stream ne
 
 A rung is a model at a processing scale, written MODEL[+int8][@SCALE]: "fast_mc", "fast",
 "fast@0.5" (the network denoises the frame downscaled to half its width and height, and the
-result is scaled back up), "fast+int8" (its convolutions in int8 on ONNX Runtime:
-streamdn.models.int8), "tfilter". int8 rungs are left out where they would not pay: without
-ONNX Runtime, and on CPUs with native bf16, where torch runs the network about as fast. Three
-parts:
+result is scaled back up), "fast_mc+int8" (its convolutions in int8 on ONNX Runtime, whatever
+[model] backend says: streamdn.models.int8), "tfilter". Other rungs run on [model] backend
+(auto: int8 for `fast` where it pays). +int8 rungs are left out where int8 would not pay:
+without ONNX Runtime, and on CPUs with native bf16, where torch runs the network about as fast.
+Three parts:
 
 - ScaledModel: any FrameModel run on a downscaled copy of each frame (the reduced-size rungs).
 - LadderController: the decisions, from per-frame timings alone (no threads, no clock of its
@@ -50,11 +51,12 @@ WARMUP_TIMED = 3
 @dataclass(frozen=True)
 class Rung:
     """A model (registry name) run at `scale` times the frame's width and height (1: full size),
-    on `backend` ("torch" or "int8": a recurrent network's convolutions on ONNX Runtime)."""
+    on `backend`: "auto" (the run's [model] backend) or "int8" (a recurrent network's
+    convolutions on ONNX Runtime)."""
 
     model: str
     scale: float = 1.0
-    backend: str = "torch"
+    backend: str = "auto"
 
     @property
     def name(self) -> str:
@@ -86,7 +88,7 @@ def parse_rungs(text: str, what: str = "[live] rungs") -> tuple[Rung, ...]:
             raise ConfigError(f"{what}: '{part}': after + only int8 is known (MODEL+int8[@SCALE]).")
         if model_info(model.strip()).kind != "network" and plus:
             raise ConfigError(f"{what}: '{part}': +int8 is for networks; {model.strip()} is a filter.")
-        rung = Rung(model.strip(), scale, "int8" if plus else "torch")
+        rung = Rung(model.strip(), scale, "int8" if plus else "auto")
         if rung in rungs:
             raise ConfigError(f"{what}: '{part}' is given twice.")
         rungs.append(rung)
@@ -106,7 +108,7 @@ def build_rung(rung: Rung, cfg: ModelConfig) -> Denoiser:
 
 # -- reduced-size processing -----------------------------------------------------------------------
 
-def scaled_model(name: str, scale: float, device: str = "auto", backend: str = "torch") -> ScaledModel:
+def scaled_model(name: str, scale: float, device: str = "auto", backend: str = "auto") -> ScaledModel:
     """A registered model run at `scale` times the frame's width and height (see ScaledModel);
     reusable wherever a FrameModel is taken, e.g. streamdn.tools.train.validate."""
     if model_info(name).kind == "network":
@@ -118,7 +120,7 @@ def scaled_model(name: str, scale: float, device: str = "auto", backend: str = "
 
 def rung_model(rung: Rung | str, device: str = "auto") -> str | FrameModel:
     """What streamdn.tools.train.validate takes for a rung ("fast@0.5" or a Rung): the model's
-    name at full size on torch, else the model (a ScaledModel below full size).
+    name at full size on the default backend, else the model (a ScaledModel below full size).
 
     Example:
         >>> from streamdn.tools.train import validate
@@ -127,7 +129,7 @@ def rung_model(rung: Rung | str, device: str = "auto") -> str | FrameModel:
     r = parse_rungs(rung, what="rung")[0] if isinstance(rung, str) else rung
     if r.scale != 1.0:
         return scaled_model(r.model, r.scale, device, r.backend)
-    if r.backend == "torch":
+    if r.backend == "auto":
         return r.model
     return create_model(r.model, device=resolve_device(device), **network_options(r.model, r.backend))
 

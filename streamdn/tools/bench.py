@@ -42,7 +42,7 @@ class BenchConfig:
         model: the model to time.
         strength: "auto" or a sigma in 8-bit units (as `streamdn denoise --strength`).
         device: "auto" | "cpu" | "cuda" | "cuda:N".
-        backend: a recurrent network's CPU backend for the file run: "torch" | "int8" (Denoiser).
+        backend: a recurrent network's CPU backend for the file run: "auto" | "torch" | "int8" (Denoiser).
         noise: noise of the generated clip (streamdn.data.noise.parse_noise name).
         model_seconds: how long to time each model-alone measurement, in seconds.
         peak_seconds: how long to time the CPU's peak (a matrix product per precision, two
@@ -56,7 +56,7 @@ class BenchConfig:
     model: str = "default"
     strength: str = "auto"
     device: str = "auto"
-    backend: str = "torch"
+    backend: str = "auto"
     noise: str = "awgn20"
     model_seconds: float = 2.0
     peak_seconds: float = 0.8
@@ -167,7 +167,7 @@ def _runs_int8(name: str) -> bool:
 
     if not available():
         return False
-    probe = create_model(name, device="cpu")
+    probe = create_model(name, device="cpu", backend="torch")
     try:
         return getattr(probe, "backend", None) == "torch"   # NetworkModel: the recurrent networks
     finally:

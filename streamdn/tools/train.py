@@ -74,6 +74,10 @@ class TrainConfig:
             that picks the best weights: a static and a slowly panning natural scene (held-out
             images, Gaussian sigma 20), where only a long average does well. 0: none.
         keep_steps: also keep the weights of every validated step as step<N>.safetensors.
+        qat: quantisation-aware training for the int8 backend (streamdn.models.int8.add_fake_quant:
+            the convolutions see their inputs and weights rounded as the int8 model rounds them;
+            validation runs so too). The weights written are the float ones, for the int8 backend
+            to quantise; start from trained `init` weights.
         images: folders of photographs to train on, besides the built-in images
             (streamdn.data.images; scripts/get-training-images.sh builds one); a tenth of the
             files, chosen by name, is held out.
@@ -107,6 +111,7 @@ class TrainConfig:
     gate_from_state: bool = False
     val_long: int = 0
     keep_steps: bool = False
+    qat: bool = False
     images: list[str] = field(default_factory=list)
 
 
@@ -461,8 +466,18 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
         if unexpected or any(not k.startswith(new_level) for k in missing):
             raise ConfigError(f"[train] init '{cfg.init}' does not fit arch '{cfg.arch}' (missing {missing}, "
                               f"unexpected {unexpected}).")
+    if cfg.qat:
+        if photo:
+            raise ConfigError("[train] qat is for the recurrent video networks (the int8 backend runs those).")
+        from streamdn.models.int8 import add_fake_quant, strip_fake_quant
+
+        add_fake_quant(net)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def plain() -> Any:
+        """The network as save_weights writes it (float weights, without fake quantisation)."""
+        return strip_fake_quant(net) if cfg.qat else net
     step, best = 0, -math.inf
     history: dict[str, list] = {"loss": [], "val": []}
     ckpt = out / "ckpt.pt"
@@ -539,10 +554,10 @@ def train(cfg: TrainConfig, *, quiet: bool = False, clips: list | None = None,
                                                         for k, v in val.items()), file=sys.stderr)
                 if val["mean"]["psnr"] > best:
                     best = val["mean"]["psnr"]
-                    save_weights(net, out / "best.safetensors", cfg.arch,
+                    save_weights(plain(), out / "best.safetensors", cfg.arch,
                                  {**card, "step": str(step), "val": json.dumps(val), "train_config": json.dumps(asdict(cfg))})
                 if cfg.keep_steps:
-                    save_weights(net, out / f"step{step}.safetensors", cfg.arch,
+                    save_weights(plain(), out / f"step{step}.safetensors", cfg.arch,
                                  {**card, "step": str(step), "val": json.dumps(val), "train_config": json.dumps(asdict(cfg))})
                 _plot(history, out / "curve.png")
                 write_json(out / "history.json", history)
