@@ -214,10 +214,7 @@ class Denoiser:
 
     @property
     def name(self) -> str:
-        """The model's name, "+int8" added when its convolutions run on the int8 backend (as the
-        live ladder writes its int8 rungs)."""
-        name = self.model.info.name
-        return f"{name}+int8" if getattr(self.model, "backend", "torch") == "int8" else name
+        return self.model.info.name
 
     # -- noise sigmas ----------------------------------------------------------------------------
 

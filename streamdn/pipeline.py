@@ -40,6 +40,8 @@ class RunStats:
         latency_ms: capture-to-output percentiles {"p50", "p95", "p99"}.
         stages_ms: mean time per frame spent in each stage (busy time, not waiting).
         warmup_s: time spent warming up (JIT, first model call) before the clock started.
+        backend: what ran a network's convolutions on the CPU ("torch" or "int8"); None for a
+            filter (and for a live ladder, whose rungs may differ).
     """
 
     frames: int = 0
@@ -51,12 +53,14 @@ class RunStats:
     model: str = ""
     device: str = "cpu"
     warmup_s: float = 0.0
+    backend: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
             "frames": self.frames, "dropped": self.dropped, "seconds": round(self.seconds, 4),
             "fps": round(self.fps, 3), "latency_ms": self.latency_ms, "stages_ms": self.stages_ms,
             "model": self.model, "device": self.device, "warmup_s": round(self.warmup_s, 4),
+            "backend": self.backend,
         }
 
 
@@ -108,7 +112,8 @@ class Pipeline:
         self._stop = threading.Event()
         self._interrupt = StopRequest()   # set by a deferred stop signal (see run)
         self._errors: list[BaseException] = []
-        self.stats = RunStats(model=denoiser.name, device=denoiser.device)
+        self.stats = RunStats(model=denoiser.name, device=denoiser.device,
+                              backend=getattr(getattr(denoiser, "model", None), "backend", None))
 
     def warmup(self, fmt: FrameFormat) -> float:
         """Runs the denoiser on WARMUP_FRAMES small frames with noise and a panning camera

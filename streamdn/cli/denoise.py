@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         s = result.stats
         print(f"wrote {result.output}: {s.frames} frames in {s.seconds:.1f} s ({s.fps:.1f} fps), "
-              f"model {s.model} on {s.device}, latency p50 {s.latency_ms['p50']:.0f} ms", file=sys.stderr)
+              f"model {s.model} on {s.device}{' (int8)' if s.backend == 'int8' else ''}, "
+              f"latency p50 {s.latency_ms['p50']:.0f} ms", file=sys.stderr)
     return EXIT_OK
 
 
