@@ -6,14 +6,15 @@ kernels) is exported to ONNX with channels-last input and output, so it takes th
 the kernels write and hands back what they read without a copy, and quantised statically:
 int8 weights per output channel, uint8 activations per tensor, ranges calibrated (min-max) on
 what the trunk sees while the network itself (fp32) denoises generated noisy scenes
-(streamdn.denoiser.int8_calibration). The head,
-the last convolution, stays fp32: its output carries the residual and the gate logits of the
-recursion, and 8 bits there cost 0.8 dB on the validation clips where every other layer
-together costs under 0.1 (measured layer by layer; docs/backends.md).
+(streamdn.denoiser.int8_calibration). The head, the last convolution, keeps fp32 weights: its
+output carries the residual and the gate logits of the recursion, and 8 bits there cost 0.8 dB
+on the validation clips where every other layer together costs under 0.1 (docs/backends.md).
+add_fake_quant / strip_fake_quant serve quantisation-aware training ([train] qat), which made
+the weights `fast` runs in int8 (models/weights/fast_int8.safetensors).
 
-The quantised model depends only on the weights, the calibration below and the ONNX Runtime
-version. It is built once (under a second for `fast`, plus a few seconds of calibration) and
-kept in the user's cache folder (STREAMDN_CACHE_DIR, else $XDG_CACHE_HOME/streamdn, else
+The quantised model depends only on the weights, the calibration and the ONNX Runtime version.
+It is built once (3.7 s for `fast` on a 2-core AMD EPYC Zen 3, most of it calibration) and kept
+in the user's cache folder (STREAMDN_CACHE_DIR, else $XDG_CACHE_HOME/streamdn, else
 ~/.cache/streamdn); where the cache cannot be written it is rebuilt in memory each time.
 """
 

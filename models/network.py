@@ -677,9 +677,9 @@ def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "def
     else:
         net, _ = load_weights(weights)
     int8_weights = options.pop("int8_weights", None)
-    if int8_weights is not None:
-        options["int8_net"] = load_weights(int8_weights)[0]
     options["backend"] = _auto_backend(options, int8_weights is not None)
+    if int8_weights is not None and options["backend"] == "int8":
+        options["int8_net"] = load_weights(int8_weights)[0]
     return NetworkModel(net, info, **options)  # type: ignore[arg-type]
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The int8 models the tests build go to a folder of the session, not the user's cache (the
+# test processes started by tests inherit it).
+os.environ.setdefault("STREAMDN_CACHE_DIR", tempfile.mkdtemp(prefix="streamdn-test-cache-"))
 
 from videos import Spec, make_video  # noqa: E402
 
