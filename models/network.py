@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from streamdn.errors import ConfigError, ModelNotFoundError
+from streamdn.errors import ConfigError, ModelNotFoundError, warn
 from streamdn.frames import Frame
 from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, long_average,
                               mean_input, mean_output, noise_map, pack_yuv420, packed_luma, step_input,
@@ -225,6 +225,9 @@ class NetworkModel(FrameModel):
         if int8_net is not None and int8_net.cfg != net.cfg:
             raise ConfigError(f"model '{info.name}': the int8 weights are of another network configuration.")
         self._int8_net = int8_net.eval() if int8_net is not None else None
+        # Whether a failure to prepare int8 falls back to torch (with a warning): when the
+        # backend was picked by "auto" rather than asked for (create_network sets it).
+        self._int8_fallback = False
         self._warper = StateWarper() if net.cfg.motion else None
         if long_average == "auto":
             long_average = not (device.startswith("cuda") and not net.cfg.motion)
@@ -480,7 +483,14 @@ class NetworkModel(FrameModel):
         if self.backend == "int8" and self._int8 is None:
             from .int8 import Int8Trunk
 
-            self._int8 = Int8Trunk(self._int8_net or self.net)
+            try:
+                self._int8 = Int8Trunk(self._int8_net or self.net)
+            except Exception as err:   # a broken ONNX Runtime install, an exporter that fails: torch does the job
+                if not self._int8_fallback:
+                    raise
+                warn(f"the int8 backend could not be prepared ({type(err).__name__}: {err}); running the network "
+                     f"in torch (--backend torch skips int8).")
+                self.backend = "torch"
         if self._int8 is not None:
             return self._int8(x)
         with torch.inference_mode(), _autocast(self.device, self.dtype):
@@ -677,10 +687,13 @@ def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "def
     else:
         net, _ = load_weights(weights)
     int8_weights = options.pop("int8_weights", None)
+    asked = options.get("backend", "auto")
     options["backend"] = _auto_backend(options, int8_weights is not None)
     if int8_weights is not None and options["backend"] == "int8":
         options["int8_net"] = load_weights(int8_weights)[0]
-    return NetworkModel(net, info, **options)  # type: ignore[arg-type]
+    model = NetworkModel(net, info, **options)  # type: ignore[arg-type]
+    model._int8_fallback = asked == "auto"
+    return model
 
 
 def _auto_backend(options: dict[str, object], int8_trained: bool) -> object:

@@ -255,3 +255,21 @@ def test_auto_picks_int8_for_weights_trained_for_it_where_it_pays(monkeypatch: p
     assert create_model("fast", device="cpu", weights="models/weights/fast.safetensors").backend == "torch"
     monkeypatch.setattr(network, "int8_pays", lambda: False)
     assert create_model("fast", device="cpu").backend == "torch"
+
+
+@needs_ort
+def test_auto_falls_back_to_torch_when_int8_cannot_be_prepared(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import streamdn.models.network as network
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise RuntimeError("onnxruntime is broken")
+    monkeypatch.setattr(network, "int8_pays", lambda: True)
+    monkeypatch.setattr(int8_mod, "Int8Trunk", broken)
+    with Denoiser("fast", device="cpu") as dn:                    # auto picked int8
+        assert dn.model.backend == "int8"
+        assert dn(_noisy_frames(32, 48, 1)[0]).shape == (32, 48, 3)
+        assert dn.model.backend == "torch"
+    assert "int8 backend could not be prepared" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="broken"):              # asked for: the error stands
+        Denoiser("fast", device="cpu", backend="int8")(_noisy_frames(32, 48, 1)[0])
