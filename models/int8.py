@@ -100,9 +100,11 @@ def set_calibration(source: Calibration) -> None:
     _calibration = source
 
 
-def quantize(net: RecurrentDenoiser, calib: list[np.ndarray]) -> bytes:
-    """The int8 ONNX model (serialised) of `net`'s trunk, calibrated on `calib`."""
-    import onnx
+def quantize_file(src: Path, dst: Path, calib: list[np.ndarray], exclude: list[str] | None = None,
+                  percentile: float | None = None) -> None:
+    """ONNX Runtime's static QDQ int8 model of the ONNX file `src` (input "x"; int8 weights per
+    output channel, uint8 activations per tensor) calibrated on `calib`: min-max ranges, or the
+    `percentile` of each activation's histogram; the nodes in `exclude` keep fp32 weights."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
@@ -114,6 +116,25 @@ def quantize(net: RecurrentDenoiser, calib: list[np.ndarray]) -> bytes:
             x = next(self.it, None)
             return None if x is None else {"x": x}
 
+    method = CalibrationMethod.MinMax if percentile is None else CalibrationMethod.Percentile
+    extra = {} if percentile is None else {"CalibPercentile": percentile}
+    # The quantiser logs advice meant for image classifiers on the root logger: not the user's to read.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                        nodes_to_exclude=exclude or [], extra_options=extra)
+    finally:
+        root.setLevel(level)
+
+
+def quantize(net: RecurrentDenoiser, calib: list[np.ndarray]) -> bytes:
+    """The int8 ONNX model (serialised) of `net`'s trunk, calibrated on `calib` (min-max), the
+    head's weights fp32."""
+    import onnx
+
     channels = calib[0].shape[-1]
     with tempfile.TemporaryDirectory(prefix="streamdn-int8-") as tmp:
         fp32, int8 = Path(tmp) / "trunk.onnx", Path(tmp) / "trunk-int8.onnx"
@@ -124,16 +145,7 @@ def quantize(net: RecurrentDenoiser, calib: list[np.ndarray]) -> bytes:
                               output_names=["y"], opset_version=17, dynamo=False,
                               dynamic_axes={"x": {1: "h", 2: "w"}, "y": {1: "h", 2: "w"}})
         convs = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
-        # The quantiser logs advice meant for image classifiers on the root logger: not the user's to read.
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)
-        try:
-            quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=convs[-1:])
-        finally:
-            root.setLevel(level)
+        quantize_file(fp32, int8, calib, exclude=convs[-1:])
         return int8.read_bytes()
 
 

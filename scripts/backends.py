@@ -133,28 +133,6 @@ def ort_runner(path: Path, threads: int) -> Run:
     return run
 
 
-def quantize_int8(src: Path, dst: Path, calib: list[np.ndarray], exclude: list[str] | None = None,
-                  percentile: float | None = None) -> None:
-    """ONNX Runtime's static QDQ int8 model of `src` (per-channel weights) calibrated on `calib`:
-    min-max, or the `percentile` of each activation's histogram; the nodes in `exclude` stay fp32."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calib)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self.it, None)
-            return None if x is None else {"x": x}
-
-    method = CalibrationMethod.MinMax if percentile is None else CalibrationMethod.Percentile
-    extra = {} if percentile is None else {"CalibPercentile": percentile}
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude or [],
-                    calibrate_method=method, extra_options=extra)
-
-
 def ov_runner(path: Path, precision: str, threads: int) -> Run:
     import openvino as ov
 
@@ -250,7 +228,9 @@ def main() -> int:
     int8_path = tmp / "trunk-int8.onnx"
     if not {"ort-int8", "ov-int8"} <= skip:
         try:
-            quantize_int8(onnx_path, int8_path, calibration_inputs(net, args.calib))
+            from streamdn.models.int8 import quantize_file
+
+            quantize_file(onnx_path, int8_path, calibration_inputs(net, args.calib))
         except Exception as err:
             print(f"int8 quantisation failed ({err})", flush=True)
             skip |= {"ort-int8", "ov-int8"}
