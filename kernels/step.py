@@ -101,13 +101,22 @@ def fast_exp(x: float) -> float:
     return p
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _head(head: np.ndarray, scale: np.ndarray, offset: np.ndarray, i: int, j: int, c: int) -> float:
+    """Channel c of the head's output at (i, j): head * scale[c] + offset[c] (a uint8 head from
+    the int8 backend is dequantised so; a float32 head comes with scale 1 and offset 0)."""
+    return np.float32(head[i, j, c]) * scale[c] + offset[c]
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def step_tail(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, has_prev: float,
-              out: np.ndarray, hidden: np.ndarray) -> None:
+def step_tail(head: np.ndarray, head_scale: np.ndarray, head_offset: np.ndarray, cur: np.ndarray,
+              prev: np.ndarray, has_prev: float, out: np.ndarray, hidden: np.ndarray) -> None:
     """Turns the network head's output into the step's output and new hidden state.
 
     Args:
-        head: (H, W, 12 + K) float32: 6 residual, 6 gate logits, K hidden pre-activations.
+        head: (H, W, 12 + K) float32 or uint8: 6 residual, 6 gate logits, K hidden
+            pre-activations, each channel c read as head * head_scale[c] + head_offset[c].
+        head_scale, head_offset: (12 + K,) float32 (ones and zeros for a float32 head).
         cur: (H, W, 6) float32 current frame.
         prev: (H, W, 6) float32 previous output.
         has_prev: 0.0 on the first frame of a stream (the gate is closed), else 1.0.
@@ -124,11 +133,12 @@ def step_tail(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, has_prev: flo
     for i in prange(h):
         for j in range(w):
             for c in range(IN_CH):
-                alpha = g * (np.float32(1.0) + fast_tanh(np.float32(0.5) * head[i, j, IN_CH + c]))
-                est = cur[i, j, c] + head[i, j, c]
+                z = _head(head, head_scale, head_offset, i, j, IN_CH + c)
+                alpha = g * (np.float32(1.0) + fast_tanh(np.float32(0.5) * z))
+                est = cur[i, j, c] + _head(head, head_scale, head_offset, i, j, c)
                 out[i, j, c] = est + alpha * (prev[i, j, c] - est)
             for c in range(k):
-                hidden[i, j, c] = fast_tanh(head[i, j, 2 * IN_CH + c])
+                hidden[i, j, c] = fast_tanh(_head(head, head_scale, head_offset, i, j, 2 * IN_CH + c))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -159,13 +169,14 @@ def step_input_count(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def step_tail_raw(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, count: np.ndarray, has_prev: float,
-                  max_count: float, out: np.ndarray, state: np.ndarray, new_count: np.ndarray,
-                  hidden: np.ndarray) -> None:
+def step_tail_raw(head: np.ndarray, head_scale: np.ndarray, head_offset: np.ndarray, cur: np.ndarray,
+                  prev: np.ndarray, count: np.ndarray, has_prev: float, max_count: float, out: np.ndarray,
+                  state: np.ndarray, new_count: np.ndarray, hidden: np.ndarray) -> None:
     """The end of a raw-state motion network's step (NetConfig.raw_state, as its forward does).
 
     Args:
-        head: (H, W, 12 + K) float32: 6 residual, 6 gate logits, K hidden pre-activations.
+        head: (H, W, 12 + K): 6 residual, 6 gate logits, K hidden pre-activations; head_scale,
+            head_offset: its channels' dequantisation, as in step_tail.
         cur, prev: (H, W, 6) float32 current frame and warped carried average.
         count: (H, W, 1) float32 effective frame count of `prev`.
         has_prev: 0.0 on the first frame of a stream, else 1.0. max_count: the count's cap.
@@ -189,29 +200,30 @@ def step_tail_raw(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, count: np
             asum = np.float32(0.0)
             for c in range(IN_CH):
                 # sigmoid(z + log c) = 1 / (1 + exp(-z) / c)
-                alpha = g / (np.float32(1.0) + fast_exp(-head[i, j, IN_CH + c]) * inv)
+                z = _head(head, head_scale, head_offset, i, j, IN_CH + c)
+                alpha = g / (np.float32(1.0) + fast_exp(-z) * inv)
                 a = cur[i, j, c]
                 s = a + alpha * (prev[i, j, c] - a)
                 state[i, j, c] = s
-                out[i, j, c] = s + head[i, j, c]
+                out[i, j, c] = s + _head(head, head_scale, head_offset, i, j, c)
                 asum += alpha
             am = asum * np.float32(1.0 / IN_CH)
             nc = np.float32(1.0) / (am * am / c0 + (np.float32(1.0) - am) * (np.float32(1.0) - am))
             new_count[i, j, 0] = min(nc, np.float32(max_count))
             for c in range(k):
-                hidden[i, j, c] = fast_tanh(head[i, j, 2 * IN_CH + c])
+                hidden[i, j, c] = fast_tanh(_head(head, head_scale, head_offset, i, j, 2 * IN_CH + c))
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def step_tail_display(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, count: np.ndarray, has_prev: float,
-                      max_count: float, out: np.ndarray, state: np.ndarray, new_count: np.ndarray,
-                      hidden: np.ndarray) -> None:
+def step_tail_display(head: np.ndarray, head_scale: np.ndarray, head_offset: np.ndarray, cur: np.ndarray,
+                      prev: np.ndarray, count: np.ndarray, has_prev: float, max_count: float, out: np.ndarray,
+                      state: np.ndarray, new_count: np.ndarray, hidden: np.ndarray) -> None:
     """The end of the step of a motion network that carries its cleaned estimate and shows it
     through a display residual (NetConfig.motion without raw_state, as its forward does).
 
     Args:
-        head: (H, W, 18 + K) float32: 6 residual, 6 gate logits, 6 display residual, K hidden
-            pre-activations.
+        head: (H, W, 18 + K): 6 residual, 6 gate logits, 6 display residual, K hidden
+            pre-activations; head_scale, head_offset: its channels' dequantisation, as in step_tail.
         cur, prev: (H, W, 6) float32 current frame and warped carried estimate.
         count: (H, W, 1) float32 effective frame count of `prev`.
         has_prev: 0.0 on the first frame of a stream, else 1.0. max_count: the count's cap.
@@ -231,14 +243,15 @@ def step_tail_display(head: np.ndarray, cur: np.ndarray, prev: np.ndarray, count
             inv = np.float32(1.0) / c0
             asum = np.float32(0.0)
             for c in range(IN_CH):
-                alpha = g / (np.float32(1.0) + fast_exp(-head[i, j, IN_CH + c]) * inv)
-                est = cur[i, j, c] + head[i, j, c]
+                z = _head(head, head_scale, head_offset, i, j, IN_CH + c)
+                alpha = g / (np.float32(1.0) + fast_exp(-z) * inv)
+                est = cur[i, j, c] + _head(head, head_scale, head_offset, i, j, c)
                 s = est + alpha * (prev[i, j, c] - est)
                 state[i, j, c] = s
-                out[i, j, c] = s + head[i, j, 2 * IN_CH + c]
+                out[i, j, c] = s + _head(head, head_scale, head_offset, i, j, 2 * IN_CH + c)
                 asum += alpha
             am = asum * np.float32(1.0 / IN_CH)
             nc = np.float32(1.0) / (am * am / c0 + (np.float32(1.0) - am) * (np.float32(1.0) - am))
             new_count[i, j, 0] = min(nc, np.float32(max_count))
             for c in range(k):
-                hidden[i, j, c] = fast_tanh(head[i, j, 3 * IN_CH + c])
+                hidden[i, j, c] = fast_tanh(_head(head, head_scale, head_offset, i, j, 3 * IN_CH + c))

@@ -107,8 +107,8 @@ def _factory(name: str) -> Any:
             return create_photo_model(name, info, weights, **kw)
         from .network import create_network  # torch is imported only when a network is built
 
-        # The shipped weights may come with weights trained for int8 ([int8] weights in the card),
-        # which the int8 backend runs instead.
+        # [int8] weights in the card: the shipped weights run in int8 by default where it pays,
+        # from that file (weights fine-tuned for int8, or the shipped file itself).
         int8_file = read_card(name).get("int8", {}).get("weights")
         if weights == "default" and int8_file and (WEIGHTS_DIR / int8_file).is_file():
             kw["int8_weights"] = WEIGHTS_DIR / int8_file

@@ -470,15 +470,16 @@ class NetworkModel(FrameModel):
         k = self.net.cfg.hidden
         x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 1 + k), np.float32)
         step_input(_hwc(cur), _hwc(prev), _hwc(sigma), _hwc(hidden), x)
-        y = self._trunk(x)
+        y, y_scale, y_offset = self._trunk(x)
         out = np.empty((h, w, IN_CH), np.float32)
         new_hidden = np.empty((h, w, k), np.float32)
-        step_tail(y, _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
+        step_tail(y, y_scale, y_offset, _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
         return _nchw(out), _nchw(new_hidden)
 
-    def _trunk(self, x: np.ndarray) -> np.ndarray:
-        """The fused step's convolutions: (H, W, C) float32 step input -> (H, W, C') float32
-        head output (a channels-last view), on the model's backend."""
+    def _trunk(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fused step's convolutions on the model's backend: (H, W, C) float32 step input ->
+        the head output (H, W, C') (a channels-last view; float32 from torch, uint8 from the int8
+        backend) and its channels' scale and offset (C',) float32, which the step's tail applies."""
         assert self.net is not None
         if self.backend == "int8" and self._int8 is None:
             from .int8 import Int8Trunk
@@ -492,10 +493,11 @@ class NetworkModel(FrameModel):
                      f"in torch (--backend torch skips int8).")
                 self.backend = "torch"
         if self._int8 is not None:
-            return self._int8(x)
+            return self._int8.head(x)
         with torch.inference_mode(), _autocast(self.device, self.dtype):
             y = self.net.trunk(_nchw(x))
-        return _hwc(y.float())
+        c = y.shape[1]
+        return _hwc(y.float()), np.ones(c, np.float32), np.zeros(c, np.float32)
 
     def _fused_step_motion(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
                            count: torch.Tensor, has_prev: float) -> tuple[torch.Tensor, ...]:
@@ -509,11 +511,11 @@ class NetworkModel(FrameModel):
         x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 2 + k), np.float32)
         cnt = _hwc(count)
         step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), raw, x)
-        y = self._trunk(x)
+        y, y_scale, y_offset = self._trunk(x)
         out, state = np.empty((h, w, IN_CH), np.float32), np.empty((h, w, IN_CH), np.float32)
         new_count, new_hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
         tail = step_tail_raw if raw else step_tail_display
-        tail(y, _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state, new_count, new_hidden)
+        tail(y, y_scale, y_offset, _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state, new_count, new_hidden)
         return _nchw(out), _nchw(state), _nchw(new_hidden), _nchw(new_count)
 
     def is_scene_cut(self, score: float, sigma_y: float) -> bool:
@@ -689,17 +691,17 @@ def create_network(arch: str, info: ModelInfo, weights: str | Path | None = "def
     int8_weights = options.pop("int8_weights", None)
     asked = options.get("backend", "auto")
     options["backend"] = _auto_backend(options, int8_weights is not None)
-    if int8_weights is not None and options["backend"] == "int8":
-        options["int8_net"] = load_weights(int8_weights)[0]
+    if int8_weights is not None and options["backend"] == "int8" and Path(int8_weights) != Path(str(weights)):
+        options["int8_net"] = load_weights(int8_weights)[0]     # weights of their own for int8
     model = NetworkModel(net, info, **options)  # type: ignore[arg-type]
     model._int8_fallback = asked == "auto"
     return model
 
 
 def _auto_backend(options: dict[str, object], int8_trained: bool) -> object:
-    """The backend create_model's "auto" (the default) means: int8 for weights trained for it
-    (their card's [int8] weights) in a fused CPU step at the default dtype on a CPU where int8
-    pays (int8_pays), else torch. Any other value as given."""
+    """The backend create_model's "auto" (the default) means: int8 for shipped weights validated
+    in int8 (their card's [int8] weights) in a fused CPU step at the default dtype on a CPU where
+    int8 pays (int8_pays), else torch. Any other value as given."""
     backend = options.get("backend", "auto")
     if backend != "auto":
         return backend

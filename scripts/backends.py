@@ -152,7 +152,7 @@ def validate_int8(model: str, noises: tuple[str, ...], json_path: str | None) ->
     """Validation PSNR/SSIM of `model` with its trunk on torch fp32, on streamdn's int8 backend
     (streamdn.models.int8: ONNX Runtime) and on OpenVINO running the same int8 model."""
     from streamdn.data.clips import validation_clips
-    from streamdn.models.int8 import load_or_build
+    from streamdn.models.int8 import Int8Trunk, load_or_build
     from streamdn.models.registry import create_model
     from streamdn.tools.train import validate
 
@@ -167,7 +167,13 @@ def validate_int8(model: str, noises: tuple[str, ...], json_path: str | None) ->
         path = Path(tempfile.mkdtemp(prefix="streamdn-int8-")) / "trunk-int8.onnx"
         path.write_bytes(load_or_build(m._int8_net or m.net))   # the weights the int8 backend runs
         run = ov_runner(path, "f32", 2)
-        m.backend, m._int8 = "int8", lambda x: run(x[None])[0]
+        meta = Int8Trunk(m._int8_net or m.net, threads=1, log=None)   # the head's scale and offset
+
+        class OnOpenVINO:
+            def head(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                return run(x[None])[0], meta.scale, meta.offset
+
+        m.backend, m._int8 = "int8", OnOpenVINO()
         table["the same int8 model on OpenVINO"] = validate(m, clips)
     except ImportError:
         print("openvino not installed: skipped", flush=True)

@@ -47,6 +47,47 @@ def test_int8_keeps_the_validation_figures_of_fast() -> None:
         assert got[noise]["ssim"] >= ref[noise]["ssim"] - 0.02
 
 
+@pytest.mark.parametrize("arch", ["fast", "tdn_tiny"])
+def test_the_exported_graph_is_the_trunk_in_fp32(arch: str) -> None:
+    """What the int8 model is made from computes the trunk itself: the transposed convolutions as
+    1x1 convolutions and a channels-last pixel shuffle, the head normalised per channel."""
+    import torch
+
+    from streamdn.models.fast import build
+
+    torch.manual_seed(0)
+    net = build(arch).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.2)          # the eighth-resolution level starts as a no-op: wake it
+        c = net.enc.in_channels
+        x = torch.rand(1, 24, 40, c)
+        want = net.trunk(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        scale, offset = int8_mod.head_range(net, [x.numpy()])
+        normalised = int8_mod._Int8Graph(net, scale, offset)(x)
+    assert float(normalised.abs().max()) == pytest.approx(1.0, abs=1e-4)   # each channel spans [-1, 1]
+    torch.testing.assert_close(normalised * scale + offset, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
+
+
+@needs_ort
+def test_the_int8_model_hands_back_uint8_with_its_scale() -> None:
+    import torch
+
+    from streamdn.models.fast import build
+
+    torch.manual_seed(0)
+    net = build("tdn_tiny").eval()
+    trunk = int8_mod.Int8Trunk(net, threads=1, log=None)
+    x = np.random.default_rng(0).random((20, 28, net.enc.in_channels), dtype=np.float32)
+    q, scale, offset = trunk.head(x)
+    assert q.dtype == np.uint8 and q.shape == (20, 28, net.head.out_channels)
+    assert scale.shape == offset.shape == (net.head.out_channels,) and bool((scale > 0).all())
+    with torch.no_grad():
+        want = net.trunk(torch.from_numpy(x).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(trunk(x), q * scale + offset)
+    assert np.abs(trunk(x) - want).mean() < 0.1 * np.abs(want).mean() + 1e-3
+
+
 @needs_ort
 def test_the_int8_model_is_built_once_and_cached(_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     frames = _noisy_frames(48, 64, 3)
@@ -186,9 +227,12 @@ def test_fake_quantisation_rounds_as_int8_and_strips_to_the_float_weights() -> N
     assert 0 < (y - ref).abs().max() < 0.5            # rounded, not broken
     y.sum().backward()                                  # gradients reach the float weights
     assert net.enc.parametrizations.weight.original.grad.abs().sum() > 0
-    assert not hasattr(net.head, "parametrizations")   # the head's weights stay fp32
+    assert net.head.parametrizations.weight.original.grad.abs().sum() > 0   # the head is int8 too
     lo, hi = float(net.enc.input_quant.lo), float(net.enc.input_quant.hi)
     assert lo == pytest.approx(float(x.min())) and hi == pytest.approx(float(x.max()))
+    head_lo, head_hi = net.head.output_quant.lo, net.head.output_quant.hi   # one range per head channel
+    assert head_lo.shape == (net.head.out_channels,) and bool((head_lo < head_hi).all())
+    assert torch.allclose(head_lo, y.detach().amin(dim=(0, 2, 3)), atol=0.02)
     net.eval()
     assert torch.equal(net.trunk(x), net.trunk(x))     # eval: the ranges stay put
     plain = strip_fake_quant(net)
@@ -250,7 +294,8 @@ def test_auto_picks_int8_for_weights_trained_for_it_where_it_pays(monkeypatch: p
     assert create_model("fast", device="cpu", backend="torch").backend == "torch"
     assert create_model("fast", device="cpu", dtype="fp32").backend == "torch"   # a dtype asked for: torch
     assert create_model("fast", device="cpu", fused=False).backend == "torch"
-    assert create_model("fast_mc", device="cpu").backend == "torch"         # no int8 weights of its own
+    fast_mc = create_model("fast_mc", device="cpu")   # [int8] weights: its own, as they are
+    assert fast_mc.backend == "int8" and fast_mc._int8_net is None
     assert create_model("models/weights/fast.safetensors", device="cpu").backend == "torch"   # a file: when asked
     assert create_model("fast", device="cpu", weights="models/weights/fast.safetensors").backend == "torch"
     monkeypatch.setattr(network, "int8_pays", lambda: False)

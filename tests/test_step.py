@@ -21,6 +21,18 @@ def _nchw(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)
 
 
+def _head_as(head: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`head` as the tails take it: float32 with scale 1 and offset 0, or uint8 with a range per
+    channel (as the int8 backend hands it over); and the float head it stands for."""
+    c = head.shape[-1]
+    if dtype == "float32":
+        return head, np.ones(c, np.float32), np.zeros(c, np.float32), head
+    lo, hi = head.min(axis=(0, 1)), head.max(axis=(0, 1))
+    scale = ((hi - lo) / 255.0).astype(np.float32)
+    q = np.round((head - lo) / scale).clip(0, 255).astype(np.uint8)
+    return q, scale, lo.astype(np.float32), q * scale + lo
+
+
 @pytest.mark.parametrize("k", [0, 4])
 def test_step_input_matches_the_torch_concatenation(k: int) -> None:
     h, w = 7, 10
@@ -34,13 +46,14 @@ def test_step_input_matches_the_torch_concatenation(k: int) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
 @pytest.mark.parametrize("has_prev", [0.0, 1.0])
-def test_step_tail_matches_sigmoid_blend_and_tanh(has_prev: float) -> None:
+def test_step_tail_matches_sigmoid_blend_and_tanh(has_prev: float, dtype: str) -> None:
     h, w, k = 6, 9, 4
-    head = (_rand((h, w, 12 + k), 0) - 0.5) * 16.0          # logits over [-8, 8]
+    q, scale, offset, head = _head_as((_rand((h, w, 12 + k), 0) - 0.5) * 16.0, dtype)   # logits over [-8, 8]
     cur, prev = _rand((h, w, 6), 1), _rand((h, w, 6), 2)
     out, hidden = np.empty((h, w, 6), np.float32), np.empty((h, w, k), np.float32)
-    step_tail(head, cur, prev, has_prev, out, hidden)
+    step_tail(q, scale, offset, cur, prev, has_prev, out, hidden)
     hd = head.astype(np.float64)
     alpha = has_prev / (1.0 + np.exp(-hd[..., 6:12]))
     want = alpha * prev + (1 - alpha) * (cur + hd[..., :6])
@@ -112,15 +125,16 @@ def test_step_input_count_adds_the_log_count_before_hidden() -> None:
     np.testing.assert_allclose(np.delete(raw, 15, -1), np.delete(got, 15, -1))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
 @pytest.mark.parametrize("has_prev", [0.0, 1.0])
-def test_step_tail_raw_matches_the_raw_state_forward(has_prev: float) -> None:
+def test_step_tail_raw_matches_the_raw_state_forward(has_prev: float, dtype: str) -> None:
     h, w, k = 6, 9, 4
-    head = (_rand((h, w, 12 + k), 0) - 0.5) * 16.0
+    q, scale, offset, head = _head_as((_rand((h, w, 12 + k), 0) - 0.5) * 16.0, dtype)
     cur, prev = _rand((h, w, 6), 1), _rand((h, w, 6), 2)
     count = np.concatenate([np.zeros((h, 1, 1), np.float32), _rand((h, w - 1, 1), 3, 900.0)], 1)
     out, state = np.empty((h, w, 6), np.float32), np.empty((h, w, 6), np.float32)
     new_count, hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
-    step_tail_raw(head, cur, prev, count, has_prev, 1000.0, out, state, new_count, hidden)
+    step_tail_raw(q, scale, offset, cur, prev, count, has_prev, 1000.0, out, state, new_count, hidden)
     hd, c = head.astype(np.float64), np.maximum(count.astype(np.float64), 1e-3)
     alpha = has_prev / (1.0 + np.exp(-(hd[..., 6:12] + np.log(c))))
     want_state = cur + alpha * (prev - cur)
@@ -133,17 +147,18 @@ def test_step_tail_raw_matches_the_raw_state_forward(has_prev: float) -> None:
         np.testing.assert_allclose(new_count, 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
 @pytest.mark.parametrize("has_prev", [0.0, 1.0])
-def test_step_tail_display_matches_the_motion_forward(has_prev: float) -> None:
+def test_step_tail_display_matches_the_motion_forward(has_prev: float, dtype: str) -> None:
     from streamdn.kernels import step_tail_display
 
     h, w, k = 6, 9, 4
-    head = (_rand((h, w, 18 + k), 0) - 0.5) * 16.0
+    q, scale, offset, head = _head_as((_rand((h, w, 18 + k), 0) - 0.5) * 16.0, dtype)
     cur, prev = _rand((h, w, 6), 1), _rand((h, w, 6), 2)
     count = np.concatenate([np.zeros((h, 1, 1), np.float32), _rand((h, w - 1, 1), 3, 900.0)], 1)
     out, state = np.empty((h, w, 6), np.float32), np.empty((h, w, 6), np.float32)
     new_count, hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
-    step_tail_display(head, cur, prev, count, has_prev, 1000.0, out, state, new_count, hidden)
+    step_tail_display(q, scale, offset, cur, prev, count, has_prev, 1000.0, out, state, new_count, hidden)
     hd, c = head.astype(np.float64), np.maximum(count.astype(np.float64), 1e-3)
     alpha = has_prev / (1.0 + np.exp(-(hd[..., 6:12] + np.log(c))))
     want_state = alpha * prev + (1 - alpha) * (cur + hd[..., :6])

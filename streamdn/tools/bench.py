@@ -28,7 +28,8 @@ from streamdn.io.sources import FileSource
 from streamdn.data.synthetic import MovingScene, SceneConfig
 from streamdn.tools.roofline import PEAK_SIZE, cpu_peaks, roofline
 
-KERNEL_NAMES = {"matmul": "torch.matmul", "conv1x1": "oneDNN 1x1 conv"}   # how the text names the peak kernels
+KERNEL_NAMES = {"matmul": "torch.matmul", "conv1x1": "oneDNN 1x1 conv",     # how the text names the peak kernels
+                "ort_matmul": "ONNX Runtime int8 matmul", "ort_conv1x1": "ONNX Runtime int8 1x1 conv"}   # how the text names the peak kernels
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def backend(model: FrameModel) -> tuple[str | None, str | None]:
     if model.info.kind != "network":
         return None, None
     if getattr(model, "backend", None) == "int8":
-        return "ONNX Runtime (int8 convolutions, the head fp32)", "int8"
+        return "ONNX Runtime (int8 convolutions)", "int8"
     dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
     precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, dtype)
     engine = "cuDNN" if model.device.startswith("cuda") else "oneDNN"
@@ -346,10 +347,12 @@ def _roofline_lines(r: dict[str, Any]) -> list[str]:
             kernels = r["cpu_peak_gmacs"][precision]
             how = "; ".join(f"{KERNEL_NAMES[k]} {v:.0f}" for k, v in kernels.items())
             line += f" = {x['fraction']:.0%} of {x['peak_gmacs']:.0f} ({PEAK_SIZE}^3 GEMM: {how})"
+            if precision == "int8" and (r["roofline"].get("fp32") or {}).get("fps"):
+                line += f"; {x['fps'] / r['roofline']['fp32']['fps']:.2f}x fp32"
         elif precision == "bf16" and (r["roofline"].get("fp32") or {}).get("peak_gmacs"):
             line += "  (no peak: this CPU has no native bf16)"
         elif precision == "int8" and (r["roofline"].get("fp32") or {}).get("fps"):
-            line += f"  ({x['fps'] / r['roofline']['fp32']['fps']:.2f}x fp32; no int8 peak measured)"
+            line += f"  ({x['fps'] / r['roofline']['fp32']['fps']:.2f}x fp32; int8 peak not measured)"
         else:
             line += "  (peak not measured)"
         lines.append(line)

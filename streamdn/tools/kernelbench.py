@@ -35,6 +35,7 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     smap = np.full((h2, w2, 3), 0.05, np.float32)
     hidden = np.zeros((h2, w2, 4), np.float32)
     head = rng.standard_normal((h2, w2, 16)).astype(np.float32)
+    ones16, zeros16 = np.ones(16, np.float32), np.zeros(16, np.float32)
     x27 = np.empty((h2, w2, 20), np.float32)
     out6, hid4 = np.empty((h2, w2, 6), np.float32), np.empty((h2, w2, 4), np.float32)
     yo, uo, vo = np.empty_like(y), np.empty_like(u), np.empty_like(v)
@@ -63,6 +64,7 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     flow = warper.estimate(cur, state)
     count1 = np.full((h2, w2, 1), 5.0, np.float32)
     head22 = rng.standard_normal((h2, w2, 18 + 4)).astype(np.float32)
+    ones22, zeros22 = np.ones(22, np.float32), np.zeros(22, np.float32)
     x21 = np.empty((h2, w2, 21), np.float32)
     state6, count_out = np.empty((h2, w2, 6), np.float32), np.empty((h2, w2, 1), np.float32)
     avg, avg_count = packed.copy(), np.full((h2, w2, 1), 5.0, np.float32)
@@ -96,12 +98,12 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
         "estimate_sigma": lambda: k.estimate_sigma(y, 255.0),
         "frame_difference (scene cut)": lambda: k.frame_difference(y, y, 4),
         "step_input": lambda: k.step_input(packed, packed, smap, hidden, x27),
-        "step_tail": lambda: k.step_tail(head, packed, packed, 1.0, out6, hid4),
+        "step_tail": lambda: k.step_tail(head, ones16, zeros16, packed, packed, 1.0, out6, hid4),
         "recursive_filter": lambda: k.recursive_filter(plane, prev, count, 10.0, 8.0, 1, tout, tcount),
         "motion: flow (DIS + still blocks)": lambda: warper.estimate(cur, state),
         "motion: Lanczos warp of the state": lambda: warp_packed_lanczos(state, flow, 3, out6),
         "motion: step_input_count": lambda: k.step_input_count(cur, state, smap, count1, hidden, False, x21),
-        "motion: step_tail_display": lambda: k.step_tail_display(head22, cur, state, count1, 1.0, 1000.0, out6,
+        "motion: step_tail_display": lambda: k.step_tail_display(head22, ones22, zeros22, cur, state, count1, 1.0, 1000.0, out6,
                                                                  state6, count_out, hid4),
         "motion: long_average": lambda: k.long_average(cur, smap, zero, avg, avg_count, out6, 8.0, 10.0, 30.0,
                                                        0.9, 1.15, 5, 1000.0),

@@ -1,12 +1,13 @@
 """Where a network's speed sits against the CPU, for `streamdn bench`: the CPU's peak
-multiply-accumulate rate per precision, measured with a 2048x2048x2048 matrix product in torch,
-and the network's achieved rate (its MAC/px times the pixels it denoised per second) as a
-fraction of it.
+multiply-accumulate rate per precision, measured with a 2048x2048x2048 matrix product, and the
+network's achieved rate (its MAC/px times the pixels it denoised per second) as a fraction of it.
 
-The product runs two ways, because they can differ by a factor of two: torch.matmul (the BLAS
-torch was built with, MKL on x86, which takes a slower path on some non-Intel CPUs) and the same
-product as a 1x1 convolution (oneDNN, the library that runs the networks' convolutions). The
-faster one is the peak."""
+fp32 and bf16 run in torch two ways, because they can differ by a factor of two: torch.matmul
+(the BLAS torch was built with, MKL on x86, which takes a slower path on some non-Intel CPUs)
+and the same product as a 1x1 convolution (oneDNN, the library that runs the networks'
+convolutions). int8 (uint8 x int8, int32 sums), where ONNX Runtime is installed, runs in ONNX
+Runtime, the int8 backend's library, also two ways: a quantised matrix product and a quantised
+1x1 convolution. Per precision the faster way is the peak."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from typing import Any, TypeVar
 Key = TypeVar("Key")
 
 PEAK_SIZE = 2048                    # M = N = K of the peak measurement (as docs/backends.md quotes it)
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 KERNELS = ("matmul", "conv1x1")     # torch.matmul; the same product as a channels_last 1x1 convolution
+INT8_KERNELS = ("ort_matmul", "ort_conv1x1")   # ONNX Runtime's QLinearMatMul and QLinearConv
 
 
 def cpu_has_native_bf16() -> bool:
@@ -46,24 +48,30 @@ def cpu_peaks(seconds: float = 0.8, *, size: int = PEAK_SIZE,
 
     Returns:
         {"fp32": {"matmul": GMAC/s, "conv1x1": GMAC/s}, "bf16": the same, or None where the CPU
-        has no native bf16 (torch emulates it there, and no network runs it by default)}.
+        has no native bf16 (torch emulates it there, and no network runs it by default), "int8":
+        {"ort_matmul": GMAC/s, "ort_conv1x1": GMAC/s}, or None without ONNX Runtime}.
     """
+    from streamdn.models.int8 import available as int8_available
+
     peaks: dict[str, dict[str, float] | None] = {p: None for p in PRECISIONS}
     if seconds <= 0:
         return peaks
     import torch
 
-    precisions = [p for p in PRECISIONS if p != "bf16" or cpu_has_native_bf16()]
+    kernels = {"fp32": KERNELS, "bf16": KERNELS if cpu_has_native_bf16() else (),
+               "int8": INT8_KERNELS if int8_available() else ()}
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        calls = {(p, k): _gemm(p, k, size) for p in precisions for k in KERNELS}
+        calls = {(p, k): (_ort_gemm(k, size, torch.get_num_threads()) if p == "int8" else _gemm(p, k, size))
+                 for p, names in kernels.items() for k in names}
         best = _best_times(calls, seconds)
     finally:
         torch.set_num_threads(before)
-    for precision in precisions:
-        peaks[precision] = {k: round(size**3 / best[(precision, k)] / 1e9, 1) for k in KERNELS}
+    for precision, names in kernels.items():
+        if names:
+            peaks[precision] = {k: round(size**3 / best[(precision, k)] / 1e9, 1) for k in names}
     return peaks
 
 
@@ -90,6 +98,43 @@ def _gemm(precision: str, kernel: str, size: int) -> Callable[[], None]:
     def conv1x1() -> None:
         F.conv2d(x, w)
     return conv1x1
+
+
+def _ort_gemm(kernel: str, size: int, threads: int) -> Callable[[], None]:
+    """A call computing one (size x size) by (size x size) uint8 x int8 product in ONNX Runtime,
+    as the int8 backend's session runs (`threads` intra-op threads, no spinning): "ort_matmul"
+    a QLinearMatMul, "ort_conv1x1" a QLinearConv of `size` channels to `size` over `size`
+    pixels (the QDQ form each fuses into, uint8 in and out)."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    conv = kernel == "ort_conv1x1"
+    shape = [1, size, 32, size // 32] if conv and size % 32 == 0 else ([1, size, 1, size] if conv else [size, size])
+    w = rng.integers(-127, 128, (size, size, 1, 1) if conv else (size, size)).astype(np.int8)
+    consts = [numpy_helper.from_array(v, name) for name, v in (
+        ("w", w), ("xs", np.array(0.02, np.float32)), ("xz", np.array(128, np.uint8)),
+        ("ws", np.array(0.01, np.float32)), ("wz", np.array(0, np.int8)),
+        ("ys", np.array(0.5, np.float32)), ("yz", np.array(128, np.uint8)))]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xf"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wf"]),
+             helper.make_node("Conv" if conv else "MatMul", ["xf", "wf"], ["yf"]),
+             helper.make_node("QuantizeLinear", ["yf", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "peak", [helper.make_tensor_value_info("x", TensorProto.UINT8, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], consts)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                   .SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    x = rng.integers(0, 256, shape).astype(np.uint8)
+
+    def product() -> None:
+        session.run(None, {"x": x})
+    return product
 
 
 def _best_times(calls: dict[Key, Callable[[], None]], seconds: float) -> dict[Key, float]:
