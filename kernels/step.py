@@ -3,8 +3,10 @@
 `streamdn.models.fast.RecurrentDenoiser.forward` does the same in torch (the reference, used in
 training and on CUDA); on the CPU that torch code is a dozen separate passes over the frame
 (concatenation, motion cue, sigmoid, tanh on strided slices, the blend), about a fifth of the
-step at 720p. These two kernels read and write channels-last (H, W, C) float32 arrays, the
-memory order of the network's channels_last NCHW tensors, so torch views them without a copy.
+step at 720p. These kernels read and write channels-last (H, W, C) float32 arrays, the
+memory order of the network's channels_last NCHW tensors, so torch views them without a copy;
+the tails also take the head's output as uint8 with a scale and offset per channel (what the
+int8 backend hands back), dequantising it as they read it.
 
 Channel layout of the network input (`step_input`): 6 current frame, 6 previous output,
 3 noise map x 10, 1 motion cue, [1 log count (motion networks),] `hidden` recurrent channels.

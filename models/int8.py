@@ -2,20 +2,22 @@
 native bf16 (AVX2-only x86 and the like), where torch runs the network in fp32.
 
 The network's trunk (its convolutions; the element-wise ends of the step stay in the Numba
-kernels) is exported to ONNX with channels-last input and output, so it takes the step input
-the kernels write and hands back what they read without a copy, and quantised statically:
-int8 weights per output channel, uint8 activations per tensor, ranges calibrated (min-max) on
-what the trunk sees while the network itself (fp32) denoises generated noisy scenes
-(streamdn.denoiser.int8_calibration). The head, the last convolution, keeps fp32 weights: its
-output carries the residual and the gate logits of the recursion, and 8 bits there cost 0.8 dB
-on the validation clips where every other layer together costs under 0.1 (docs/backends.md).
-add_fake_quant / strip_fake_quant serve quantisation-aware training ([train] qat), which made
-the weights `fast` runs in int8 (models/weights/fast_int8.safetensors).
+kernels) is exported to ONNX with channels-last input and output (_Int8Graph: the layout the
+step kernels write and read, so nothing is copied), every convolution in int8: the transposed
+convolutions as 1x1 convolutions and a pixel shuffle, the head's output normalised per channel.
+It is quantised statically: int8 weights per output channel, uint8 activations per tensor,
+ranges calibrated (min-max) on what the trunk sees while the network itself (fp32) denoises
+generated noisy scenes (streamdn.denoiser.int8_calibration). The model's output is the head's
+uint8 output with a scale and offset per channel, which the step's tail applies as it reads it.
+On CPUs whose int8 kernels saturate (x86 without VNNI) the first convolution may get uint8
+weights (SATURATION_GAP). add_fake_quant / strip_fake_quant serve quantisation-aware training
+([train] qat), which made the weights `fast` runs in int8 (models/weights/fast_int8.safetensors).
 
-The quantised model depends only on the weights, the calibration and the ONNX Runtime version.
-It is built once (3.7 s for `fast` on a 2-core AMD EPYC Zen 3, most of it calibration) and kept
-in the user's cache folder (STREAMDN_CACHE_DIR, else $XDG_CACHE_HOME/streamdn, else
-~/.cache/streamdn); where the cache cannot be written it is rebuilt in memory each time.
+The quantised model depends only on the weights, the calibration, the ONNX Runtime version and
+the CPU's kind of int8 arithmetic. It is built once (about 6 s for `fast` on a 2-core AMD EPYC
+Zen 3, most of it calibration) and kept in the user's cache folder (STREAMDN_CACHE_DIR, else
+$XDG_CACHE_HOME/streamdn, else ~/.cache/streamdn); where the cache cannot be written it is
+rebuilt in memory each time.
 """
 
 from __future__ import annotations

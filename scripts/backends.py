@@ -163,17 +163,18 @@ def validate_int8(model: str, noises: tuple[str, ...], json_path: str | None) ->
     try:
         import openvino  # noqa: F401
 
-        m = create_model(model, device="cpu", backend="torch")
+        m = create_model(model, device="cpu", backend="int8")
+        source = m._int8_net or m.net          # the weights the int8 backend runs
         path = Path(tempfile.mkdtemp(prefix="streamdn-int8-")) / "trunk-int8.onnx"
-        path.write_bytes(load_or_build(m._int8_net or m.net))   # the weights the int8 backend runs
+        path.write_bytes(load_or_build(source))
         run = ov_runner(path, "f32", 2)
-        meta = Int8Trunk(m._int8_net or m.net, threads=1, log=None)   # the head's scale and offset
+        meta = Int8Trunk(source, threads=1, log=None)   # the head's scale and offset
 
         class OnOpenVINO:
             def head(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 return run(x[None])[0], meta.scale, meta.offset
 
-        m.backend, m._int8 = "int8", OnOpenVINO()
+        m._int8 = OnOpenVINO()
         table["the same int8 model on OpenVINO"] = validate(m, clips)
     except ImportError:
         print("openvino not installed: skipped", flush=True)

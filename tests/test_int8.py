@@ -294,8 +294,8 @@ def test_auto_picks_int8_for_weights_trained_for_it_where_it_pays(monkeypatch: p
     assert create_model("fast", device="cpu", backend="torch").backend == "torch"
     assert create_model("fast", device="cpu", dtype="fp32").backend == "torch"   # a dtype asked for: torch
     assert create_model("fast", device="cpu", fused=False).backend == "torch"
-    fast_mc = create_model("fast_mc", device="cpu")   # [int8] weights: its own, as they are
-    assert fast_mc.backend == "int8" and fast_mc._int8_net is None
+    fast_mc = create_model("fast_mc", device="cpu")
+    assert fast_mc.backend == "int8" and fast_mc._int8_net is not None      # its own [int8] weights
     assert create_model("models/weights/fast.safetensors", device="cpu").backend == "torch"   # a file: when asked
     assert create_model("fast", device="cpu", weights="models/weights/fast.safetensors").backend == "torch"
     monkeypatch.setattr(network, "int8_pays", lambda: False)

@@ -25,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "alone per dtype and device. For a network it also reports its inference backend and "
                     "default precision (fp32, bf16, fp16 or int8), and per precision its MAC/s on the CPU against the CPU's peak for "
                     "that precision: the roofline. The peak is a 2048^3 matrix product, timed as torch.matmul and as a "
-                    "oneDNN 1x1 convolution (about 1.3 s; --no-peak skips it).",
+                    "oneDNN 1x1 convolution, and for int8 in ONNX Runtime where it is installed (about 1.3-2 s; "
+                    "--no-peak skips it).",
         epilog="examples: streamdn bench --synthetic 1280x720 --json\n          streamdn bench --kernels\n\n"
                "Other CPU backends (torch.compile, ONNX Runtime, OpenVINO) on the network's trunk:\n"
                "python scripts/backends.py in a checkout (needs onnx, onnxruntime, openvino; docs/backends.md).",
