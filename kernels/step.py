@@ -23,9 +23,10 @@ SIGMA_CH = 3
 
 @njit(inline="always", cache=True, nogil=True)
 def _frame_channels(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, i: int, j: int, spread: float,
-                    out: np.ndarray) -> None:
-    """The first 16 input channels at pixel (i, j): current, previous, noise map x 10 and the
-    motion cue, whose sigmas are scaled by `spread` (1 but for raw-state networks)."""
+                    out: np.ndarray, oi: int) -> None:
+    """The first 16 input channels at pixel (i, j), written to out[oi, j]: current, previous,
+    noise map x 10 and the motion cue, whose sigmas are scaled by `spread` (1 but for raw-state
+    networks)."""
     sy = sigma[i, j, 0]
     su = sigma[i, j, 1]
     sv = sigma[i, j, 2]
@@ -33,18 +34,29 @@ def _frame_channels(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, i: int
     for c in range(IN_CH):
         a = cur[i, j, c]
         b = prev[i, j, c]
-        out[i, j, c] = a
-        out[i, j, IN_CH + c] = b
+        out[oi, j, c] = a
+        out[oi, j, IN_CH + c] = b
         s = (sy if c < 4 else (su if c == 4 else sv)) * spread
         m += abs(a - b) / (s + np.float32(2e-3))
-    out[i, j, 12] = sy * np.float32(10.0)
-    out[i, j, 13] = su * np.float32(10.0)
-    out[i, j, 14] = sv * np.float32(10.0)
-    out[i, j, 15] = m * np.float32(0.25 / IN_CH)
+    out[oi, j, 12] = sy * np.float32(10.0)
+    out[oi, j, 13] = su * np.float32(10.0)
+    out[oi, j, 14] = sv * np.float32(10.0)
+    out[oi, j, 15] = m * np.float32(0.25 / IN_CH)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _quantise_row(row: np.ndarray, out: np.ndarray, inv_scale: float, zero: float) -> None:
+    """out[j, c] = round(row[j, c] * inv_scale) + zero clamped to [0, 255] (uint8), as ONNX's
+    QuantizeLinear (ties rounded up rather than to even). A loop of its own so that it runs
+    vectorised."""
+    flat, dst = row.reshape(-1), out.reshape(-1)
+    for n in range(flat.size):
+        dst[n] = np.int32(min(max(flat[n] * inv_scale + zero, np.float32(0.0)), np.float32(255.0)) + np.float32(0.5))
+
 
 @njit(parallel=True, cache=True, nogil=True)
 def step_input(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, hidden: np.ndarray,
-               out: np.ndarray) -> np.ndarray:
+               out: np.ndarray, inv_scale: float = 0.0, zero: float = 0.0) -> np.ndarray:
     """Builds the network input of one step.
 
     Args:
@@ -52,7 +64,9 @@ def step_input(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, hidden: np.
         prev: (H, W, 6) float32 previous output.
         sigma: (H, W, 3) float32 noise map (sigma of Y, U, V), [0, 1] units.
         hidden: (H, W, K) float32 recurrent state (K may be 0).
-        out: (H, W, 16 + K) float32, written and returned.
+        out: (H, W, 16 + K) float32, written and returned; or uint8, written quantised as the
+            int8 backend's model takes it: round(value * inv_scale) + zero, clamped to [0, 255]
+            (inv_scale > 0; 0 for a float32 `out`).
 
     The motion cue is mean_c |cur_c - prev_c| / (sigma_c + 2e-3) * 0.25 with sigma_c the Y sigma
     for the four luma phases, as in RecurrentDenoiser.forward.
@@ -60,11 +74,20 @@ def step_input(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, hidden: np.
     h, w = cur.shape[0], cur.shape[1]
     k = hidden.shape[2]
     base = 2 * IN_CH + SIGMA_CH + 1
+    qs, qz = np.float32(inv_scale), np.float32(zero)
     for i in prange(h):
-        for j in range(w):
-            _frame_channels(cur, prev, sigma, i, j, np.float32(1.0), out)
-            for c in range(k):
-                out[i, j, base + c] = hidden[i, j, c]
+        if qs > 0:   # a float32 row, then quantised into the output in one tight loop
+            row = np.empty((1, w, out.shape[2]), np.float32)
+            for j in range(w):
+                _frame_channels(cur, prev, sigma, i, j, np.float32(1.0), row, 0)
+                for c in range(k):
+                    row[0, j, base + c] = hidden[i, j, c]
+            _quantise_row(row[0], out[i], qs, qz)
+        else:
+            for j in range(w):
+                _frame_channels(cur, prev, sigma, i, j, np.float32(1.0), out, i)
+                for c in range(k):
+                    out[i, j, base + c] = hidden[i, j, c]
     return out
 
 
@@ -145,7 +168,8 @@ def step_tail(head: np.ndarray, head_scale: np.ndarray, head_offset: np.ndarray,
 
 @njit(parallel=True, cache=True, nogil=True)
 def step_input_count(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count: np.ndarray,
-                     hidden: np.ndarray, raw: bool, out: np.ndarray) -> np.ndarray:
+                     hidden: np.ndarray, raw: bool, out: np.ndarray, inv_scale: float = 0.0,
+                     zero: float = 0.0) -> np.ndarray:
     """step_input for motion networks: the same 16 channels, then log1p(count) * 0.25, then the
     `hidden` channels.
 
@@ -153,21 +177,33 @@ def step_input_count(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count
         count: (H, W, 1) float32 effective frame count of the warped state.
         raw: a raw-state network: the motion cue's sigmas are scaled by sqrt(1 + 1 / max(count, 1))
             (the noise of a matching noisy past), as in RecurrentDenoiser.forward.
-        out: (H, W, 17 + K) float32, written and returned.
+        out: (H, W, 17 + K) float32, written and returned; or uint8, quantised as in step_input.
     """
     h, w = cur.shape[0], cur.shape[1]
-    k = hidden.shape[2]
-    base = 2 * IN_CH + SIGMA_CH + 2
+    qs, qz = np.float32(inv_scale), np.float32(zero)
     for i in prange(h):
-        for j in range(w):
-            f = np.float32(1.0)
-            if raw:
-                f = np.float32(np.sqrt(1.0 + 1.0 / max(count[i, j, 0], np.float32(1.0))))
-            _frame_channels(cur, prev, sigma, i, j, f, out)
-            out[i, j, 16] = np.float32(np.log1p(count[i, j, 0]) * 0.25)
-            for c in range(k):
-                out[i, j, base + c] = hidden[i, j, c]
+        if qs > 0:   # a float32 row, then quantised into the output in one tight loop
+            row = np.empty((1, w, out.shape[2]), np.float32)
+            _count_row(cur, prev, sigma, count, hidden, raw, i, row, 0)
+            _quantise_row(row[0], out[i], qs, qz)
+        else:
+            _count_row(cur, prev, sigma, count, hidden, raw, i, out, i)
     return out
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _count_row(cur: np.ndarray, prev: np.ndarray, sigma: np.ndarray, count: np.ndarray, hidden: np.ndarray,
+               raw: bool, i: int, out: np.ndarray, oi: int) -> None:
+    """Row i of step_input_count's channels, written to out[oi]."""
+    base = 2 * IN_CH + SIGMA_CH + 2
+    for j in range(cur.shape[1]):
+        f = np.float32(1.0)
+        if raw:
+            f = np.float32(np.sqrt(1.0 + 1.0 / max(count[i, j, 0], np.float32(1.0))))
+        _frame_channels(cur, prev, sigma, i, j, f, out, oi)
+        out[oi, j, 16] = np.float32(np.log1p(count[i, j, 0]) * 0.25)
+        for c in range(hidden.shape[2]):
+            out[oi, j, base + c] = hidden[i, j, c]
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)

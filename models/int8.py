@@ -7,8 +7,9 @@ step kernels write and read, so nothing is copied), every convolution in int8: t
 convolutions as 1x1 convolutions and a pixel shuffle, the head's output normalised per channel.
 It is quantised statically: int8 weights per output channel, uint8 activations per tensor,
 ranges calibrated (min-max) on what the trunk sees while the network itself (fp32) denoises
-generated noisy scenes (streamdn.denoiser.int8_calibration). The model's output is the head's
-uint8 output with a scale and offset per channel, which the step's tail applies as it reads it.
+generated noisy scenes (streamdn.denoiser.int8_calibration). The model's input is the uint8
+step input, which the step's kernel writes quantised; its output is the head's uint8 output
+with a scale and offset per channel, which the step's tail applies as it reads it.
 On CPUs whose int8 kernels saturate (x86 without VNNI) the first convolution may get uint8
 weights (SATURATION_GAP). add_fake_quant / strip_fake_quant serve quantisation-aware training
 ([train] qat), which made the weights `fast` runs in int8 (models/weights/fast_int8.safetensors).
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 # Part of the cache key: raise it whenever the export, the calibration (streamdn.denoiser's
 # int8_calibration) or the quantisation changes.
-RECIPE = 2
+RECIPE = 3
 # On x86 CPUs without VNNI (AVX2) ONNX Runtime multiplies uint8 by int8 with an instruction that
 # adds two products in 16 bits and saturates. The first convolution, whose input is the step
 # input (large uint8 values are common there), can overflow so: `fast_mc` lost 0.6-0.8 dB to it
@@ -229,6 +230,11 @@ def _unsigned_weights(graph: Any, conv: Any) -> None:
     inits[dq.input[2]].CopyFrom(numpy_helper.from_array((zp + 128).astype(np.uint8), dq.input[2]))
 
 
+def _quantise(x: np.ndarray, scale: float, zero: float) -> np.ndarray:
+    """x as the int8 model's uint8 input (ONNX QuantizeLinear: round half to even, saturate)."""
+    return np.clip(np.rint(x / np.float32(scale)) + zero, 0, 255).astype(np.uint8)
+
+
 def _rounding_gap(model: bytes, calib: list[np.ndarray]) -> float:
     """Mean |difference|, in uint8 steps of the head output, between ONNX Runtime's int8 kernels
     and the model's exact arithmetic (every QuantizeLinear and DequantizeLinear as written, in
@@ -250,9 +256,11 @@ def _rounding_gap(model: bytes, calib: list[np.ndarray]) -> float:
 
 def quantize(net: RecurrentDenoiser, calib: list[np.ndarray]) -> bytes:
     """The int8 ONNX model (serialised) of `net`'s trunk (_Int8Graph), calibrated on `calib`
-    (min-max). Its output is the head's uint8 output itself (the last DequantizeLinear is taken
-    out); the metadata "streamdn.head_scale" and "streamdn.head_offset" (JSON lists) turn it into
-    the head output: y = q * head_scale + head_offset per channel."""
+    (min-max). Its input is the uint8 step input (the first QuantizeLinear is taken out:
+    q = round(x / input_scale) + input_zero, metadata "streamdn.input_scale" and
+    "streamdn.input_zero"), its output the head's uint8 output (the last DequantizeLinear is
+    taken out; "streamdn.head_scale" and "streamdn.head_offset", JSON lists, turn it into the
+    head output: y = q * head_scale + head_offset per channel)."""
     import onnx
     from onnx import numpy_helper
 
@@ -279,10 +287,25 @@ def quantize(net: RecurrentDenoiser, calib: list[np.ndarray]) -> bytes:
     out.name = dq.input[0]
     out.type.tensor_type.elem_type = onnx.TensorProto.UINT8
     step = scale.numpy().astype(np.float64) * q_scale
+    # The input's QuantizeLinear goes too: the step's kernel writes the uint8 input itself.
+    x = graph.input[0]
+    feeds = {x.name} | {o for n in graph.node if n.op_type == "Transpose" and n.input[0] == x.name for o in n.output}
+    xq = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in feeds)
+    in_scale, in_zero = float(consts[xq.input[1]]), float(consts[xq.input[2]])
+    graph.node.remove(xq)
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name == xq.output[0]:
+                node.input[k] = xq.input[0]
+    x.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    for info in graph.value_info:          # the transposed input is uint8 now too
+        if info.name in feeds:
+            info.type.tensor_type.elem_type = onnx.TensorProto.UINT8
     props = {"streamdn.head_scale": json.dumps(step.tolist()),
-             "streamdn.head_offset": json.dumps((offset.numpy() - q_zero * step).tolist())}
+             "streamdn.head_offset": json.dumps((offset.numpy() - q_zero * step).tolist()),
+             "streamdn.input_scale": repr(in_scale), "streamdn.input_zero": repr(in_zero)}
     onnx.helper.set_model_props(model, props)
-    gap = _rounding_gap(model.SerializeToString(), calib)
+    gap = _rounding_gap(model.SerializeToString(), [_quantise(c, in_scale, in_zero) for c in calib])
     if gap > SATURATION_GAP:
         _unsigned_weights(graph, next(n for n in graph.node if n.op_type == "Conv"))
         onnx.helper.set_model_props(model, {**props, "streamdn.first_conv": f"uint8 weights (int8 gap {gap:.2f} steps)"})
@@ -314,8 +337,9 @@ def load_or_build(net: RecurrentDenoiser, log: Callable[[str], None] | None = No
 
 
 class Int8Trunk:
-    """The trunk on ONNX Runtime: (H, W, C) float32 step input -> the head output (H, W, C'),
-    uint8 with a per-channel scale and offset (`head`), or float32 (`__call__`).
+    """The trunk on ONNX Runtime: the (H, W, C) step input, uint8 as `input_scale` and
+    `input_zero` say (`head`) or float32 (`__call__`), -> the head output (H, W, C'), uint8 with
+    a per-channel scale and offset (`head`) or float32 (`__call__`).
 
     The packed height and width must be even (the network pads them so); sizes whose quarter
     is odd are padded here by replication (the exported graph halves the size twice) and cropped.
@@ -339,9 +363,12 @@ class Int8Trunk:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.scale = np.asarray(json.loads(meta["streamdn.head_scale"]), np.float32)
         self.offset = np.asarray(json.loads(meta["streamdn.head_offset"]), np.float32)
+        self.input_scale = float(meta["streamdn.input_scale"])
+        self.input_zero = float(meta["streamdn.input_zero"])
 
     def head(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The uint8 head output of `x` and its channels' scale and offset (y = q * scale + offset)."""
+        """The uint8 head output of the uint8 step input `x` and its channels' scale and offset
+        (y = q * scale + offset)."""
         h, w = x.shape[:2]
         m = 4 if self.deep else 2
         ph, pw = -h % m, -w % m
@@ -351,8 +378,8 @@ class Int8Trunk:
         return (q[:h, :w] if (ph or pw) else q), self.scale, self.offset
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """The float32 head output of `x`."""
-        q, scale, offset = self.head(x)
+        """The float32 head output of the float32 step input `x`."""
+        q, scale, offset = self.head(_quantise(x, self.input_scale, self.input_zero))
         return q * scale + offset
 
 

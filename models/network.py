@@ -468,19 +468,18 @@ class NetworkModel(FrameModel):
         assert self.net is not None
         _, _, h, w = cur.shape
         k = self.net.cfg.hidden
-        x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 1 + k), np.float32)
-        step_input(_hwc(cur), _hwc(prev), _hwc(sigma), _hwc(hidden), x)
+        int8 = self._int8_trunk()
+        x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 1 + k), np.uint8 if int8 else np.float32)
+        step_input(_hwc(cur), _hwc(prev), _hwc(sigma), _hwc(hidden), x, *_input_quantisation(int8))
         y, y_scale, y_offset = self._trunk(x)
         out = np.empty((h, w, IN_CH), np.float32)
         new_hidden = np.empty((h, w, k), np.float32)
         step_tail(y, y_scale, y_offset, _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
         return _nchw(out), _nchw(new_hidden)
 
-    def _trunk(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The fused step's convolutions on the model's backend: (H, W, C) float32 step input ->
-        the head output (H, W, C') (a channels-last view; float32 from torch, uint8 from the int8
-        backend) and its channels' scale and offset (C',) float32, which the step's tail applies."""
-        assert self.net is not None
+    def _int8_trunk(self) -> Any:
+        """The int8 trunk (streamdn.models.int8.Int8Trunk) when the int8 backend runs, made at
+        first use; None on torch (also after a fallback from an int8 that `auto` picked)."""
         if self.backend == "int8" and self._int8 is None:
             from .int8 import Int8Trunk
 
@@ -492,8 +491,17 @@ class NetworkModel(FrameModel):
                 warn(f"the int8 backend could not be prepared ({type(err).__name__}: {err}); running the network "
                      f"in torch (--backend torch skips int8).")
                 self.backend = "torch"
-        if self._int8 is not None:
-            return self._int8.head(x)
+        return self._int8
+
+    def _trunk(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fused step's convolutions on the model's backend: the (H, W, C) step input
+        (float32 for torch; uint8 for the int8 backend, see _input_quantisation) -> the head
+        output (H, W, C') (a channels-last view; float32 from torch, uint8 from the int8
+        backend) and its channels' scale and offset (C',) float32, which the step's tail applies."""
+        assert self.net is not None
+        int8 = self._int8_trunk()
+        if int8 is not None:
+            return int8.head(x)
         with torch.inference_mode(), _autocast(self.device, self.dtype):
             y = self.net.trunk(_nchw(x))
         c = y.shape[1]
@@ -508,9 +516,10 @@ class NetworkModel(FrameModel):
         _, _, h, w = cur.shape
         k = self.net.cfg.hidden
         raw = self.net.cfg.raw_state
-        x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 2 + k), np.float32)
+        int8 = self._int8_trunk()
+        x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 2 + k), np.uint8 if int8 else np.float32)
         cnt = _hwc(count)
-        step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), raw, x)
+        step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), raw, x, *_input_quantisation(int8))
         y, y_scale, y_offset = self._trunk(x)
         out, state = np.empty((h, w, IN_CH), np.float32), np.empty((h, w, IN_CH), np.float32)
         new_count, new_hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
@@ -608,6 +617,12 @@ def noise_curve(frame: Frame) -> np.ndarray:
     stats = luma_block_stats(frame)
     assert stats is not None
     return fit_noise_curve(stats, float((1 << frame.bit_depth) - 1))
+
+
+def _input_quantisation(int8: Any) -> tuple[float, float]:
+    """step_input's (inv_scale, zero) for the int8 trunk `int8` (its uint8 input), or (0, 0): a
+    float32 input for torch."""
+    return (1.0 / int8.input_scale, int8.input_zero) if int8 is not None else (0.0, 0.0)
 
 
 def _hwc(t: torch.Tensor) -> np.ndarray:

@@ -79,7 +79,7 @@ def test_the_int8_model_hands_back_uint8_with_its_scale() -> None:
     net = build("tdn_tiny").eval()
     trunk = int8_mod.Int8Trunk(net, threads=1, log=None)
     x = np.random.default_rng(0).random((20, 28, net.enc.in_channels), dtype=np.float32)
-    q, scale, offset = trunk.head(x)
+    q, scale, offset = trunk.head(int8_mod._quantise(x, trunk.input_scale, trunk.input_zero))   # uint8 in and out
     assert q.dtype == np.uint8 and q.shape == (20, 28, net.head.out_channels)
     assert scale.shape == offset.shape == (net.head.out_channels,) and bool((scale > 0).all())
     with torch.no_grad():

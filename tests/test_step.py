@@ -46,6 +46,26 @@ def test_step_input_matches_the_torch_concatenation(k: int) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("k", [0, 4])
+def test_step_input_writes_the_int8_models_uint8_input(k: int) -> None:
+    """With a uint8 output the kernels quantise as ONNX's QuantizeLinear: round(x / scale) + zero,
+    half to even, clamped to [0, 255]."""
+    h, w = 7, 10
+    cur, prev = _rand((h, w, 6), 0), _rand((h, w, 6), 1)
+    sigma, hidden = _rand((h, w, 3), 2, 0.1), _rand((h, w, k), 3) - 0.5
+    scale, zero = 0.0073, 66.0
+    plain = step_input(cur, prev, sigma, hidden, np.empty((h, w, 16 + k), np.float32))
+    got = step_input(cur, prev, sigma, hidden, np.empty((h, w, 16 + k), np.uint8), 1.0 / scale, zero)
+    want = np.clip(np.rint(plain / np.float32(scale)) + zero, 0, 255)
+    assert got.dtype == np.uint8 and np.abs(got.astype(int) - want).max() <= 1
+    assert np.mean(got != want) < 1e-3                     # only ties may round the other way
+    count = _rand((h, w, 1), 4, 50.0)
+    plain = step_input_count(cur, prev, sigma, count, hidden, False, np.empty((h, w, 17 + k), np.float32))
+    got = step_input_count(cur, prev, sigma, count, hidden, False, np.empty((h, w, 17 + k), np.uint8), 1.0 / scale,
+                           zero)
+    assert np.abs(got.astype(int) - np.clip(np.rint(plain / np.float32(scale)) + zero, 0, 255)).max() <= 1
+
+
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
 @pytest.mark.parametrize("has_prev", [0.0, 1.0])
 def test_step_tail_matches_sigmoid_blend_and_tanh(has_prev: float, dtype: str) -> None:

@@ -37,6 +37,7 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     head = rng.standard_normal((h2, w2, 16)).astype(np.float32)
     ones16, zeros16 = np.ones(16, np.float32), np.zeros(16, np.float32)
     x27 = np.empty((h2, w2, 20), np.float32)
+    x27q = np.empty((h2, w2, 20), np.uint8)
     out6, hid4 = np.empty((h2, w2, 6), np.float32), np.empty((h2, w2, 4), np.float32)
     yo, uo, vo = np.empty_like(y), np.empty_like(u), np.empty_like(v)
     stats = np.empty((h // 16, w // 16, 2), np.float32)
@@ -98,6 +99,7 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
         "estimate_sigma": lambda: k.estimate_sigma(y, 255.0),
         "frame_difference (scene cut)": lambda: k.frame_difference(y, y, 4),
         "step_input": lambda: k.step_input(packed, packed, smap, hidden, x27),
+        "step_input (uint8, for the int8 backend)": lambda: k.step_input(packed, packed, smap, hidden, x27q, 137.0, 66.0),
         "step_tail": lambda: k.step_tail(head, ones16, zeros16, packed, packed, 1.0, out6, hid4),
         "recursive_filter": lambda: k.recursive_filter(plane, prev, count, 10.0, 8.0, 1, tout, tcount),
         "motion: flow (DIS + still blocks)": lambda: warper.estimate(cur, state),
