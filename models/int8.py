@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from streamdn.errors import ConfigError
+from streamdn.kernels import tail_tables
 
 if TYPE_CHECKING:
     from .fast import RecurrentDenoiser
@@ -365,6 +366,8 @@ class Int8Trunk:
         self.offset = np.asarray(json.loads(meta["streamdn.head_offset"]), np.float32)
         self.input_scale = float(meta["streamdn.input_scale"])
         self.input_zero = float(meta["streamdn.input_zero"])
+        # The step's tail looks the head's nonlinearities up (streamdn.kernels.step_tail_lut).
+        self.tail_table = tail_tables(self.scale, self.offset) if not net.cfg.motion else None
 
     def head(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The uint8 head output of the uint8 step input `x` and its channels' scale and offset

@@ -19,7 +19,8 @@ from streamdn.errors import ConfigError, ModelNotFoundError, warn
 from streamdn.frames import Frame
 from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, long_average,
                               mean_input, mean_output, noise_map, pack_yuv420, packed_luma, step_input,
-                              step_input_count, step_tail, step_tail_display, step_tail_raw, unpack_yuv420)
+                              step_input_count, step_tail, step_tail_display, step_tail_lut, step_tail_raw,
+                              unpack_yuv420)
 
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
 from .mosaic import LongAverage, MosaicAverage, ShiftGuess, shift_packed
@@ -474,7 +475,10 @@ class NetworkModel(FrameModel):
         y, y_scale, y_offset = self._trunk(x)
         out = np.empty((h, w, IN_CH), np.float32)
         new_hidden = np.empty((h, w, k), np.float32)
-        step_tail(y, y_scale, y_offset, _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
+        if int8 is not None:   # a uint8 head: its nonlinearities looked up
+            step_tail_lut(y, int8.tail_table, _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
+        else:
+            step_tail(y, y_scale, y_offset, _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
         return _nchw(out), _nchw(new_hidden)
 
     def _int8_trunk(self) -> Any:

@@ -186,7 +186,7 @@ def validate_int8(model: str, noises: tuple[str, ...], json_path: str | None) ->
         meta = Int8Trunk(source, threads=1, log=None)   # the head's scale and offset
 
         class OnOpenVINO:
-            input_scale, input_zero = meta.input_scale, meta.input_zero
+            input_scale, input_zero, tail_table = meta.input_scale, meta.input_zero, meta.tail_table
 
             def head(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 return run(x[None])[0], meta.scale, meta.offset

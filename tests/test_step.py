@@ -83,6 +83,24 @@ def test_step_tail_matches_sigmoid_blend_and_tanh(has_prev: float, dtype: str) -
         np.testing.assert_allclose(out, cur + head[..., :6], atol=1e-6)
 
 
+@pytest.mark.parametrize("has_prev", [0.0, 1.0])
+def test_step_tail_lut_looks_up_what_step_tail_computes(has_prev: float) -> None:
+    from streamdn.kernels import step_tail_lut, tail_tables
+
+    h, w, k = 6, 9, 4
+    q, scale, offset, head = _head_as((_rand((h, w, 12 + k), 0) - 0.5) * 16.0, "uint8")
+    cur, prev = _rand((h, w, 6), 1), _rand((h, w, 6), 2)
+    out, hidden = np.empty((h, w, 6), np.float32), np.empty((h, w, k), np.float32)
+    step_tail_lut(q, tail_tables(scale, offset), cur, prev, has_prev, out, hidden)
+    hd = head.astype(np.float64)
+    alpha = has_prev / (1.0 + np.exp(-hd[..., 6:12]))
+    np.testing.assert_allclose(out, alpha * prev + (1 - alpha) * (cur + hd[..., :6]), atol=2e-5)   # exact sigmoid
+    np.testing.assert_allclose(hidden, np.tanh(hd[..., 12:]), atol=1e-6)
+    want_out, want_hidden = np.empty_like(out), np.empty_like(hidden)
+    step_tail(q, scale, offset, cur, prev, has_prev, want_out, want_hidden)
+    np.testing.assert_allclose(out, want_out, atol=2e-4)
+
+
 def test_fast_tanh_error_bound() -> None:
     from numba import njit
 

@@ -36,6 +36,8 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     hidden = np.zeros((h2, w2, 4), np.float32)
     head = rng.standard_normal((h2, w2, 16)).astype(np.float32)
     ones16, zeros16 = np.ones(16, np.float32), np.zeros(16, np.float32)
+    head_q = rng.integers(0, 256, (h2, w2, 16)).astype(np.uint8)
+    table16 = k.tail_tables(np.full(16, 0.04, np.float32), np.full(16, -5.0, np.float32))
     x27 = np.empty((h2, w2, 20), np.float32)
     x27q = np.empty((h2, w2, 20), np.uint8)
     out6, hid4 = np.empty((h2, w2, 6), np.float32), np.empty((h2, w2, 4), np.float32)
@@ -101,6 +103,8 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
         "step_input": lambda: k.step_input(packed, packed, smap, hidden, x27),
         "step_input (uint8, for the int8 backend)": lambda: k.step_input(packed, packed, smap, hidden, x27q, 137.0, 66.0),
         "step_tail": lambda: k.step_tail(head, ones16, zeros16, packed, packed, 1.0, out6, hid4),
+        "step_tail_lut (uint8 head, int8 backend)": lambda: k.step_tail_lut(head_q, table16, packed, packed, 1.0, out6,
+                                                                            hid4),
         "recursive_filter": lambda: k.recursive_filter(plane, prev, count, 10.0, 8.0, 1, tout, tcount),
         "motion: flow (DIS + still blocks)": lambda: warper.estimate(cur, state),
         "motion: Lanczos warp of the state": lambda: warp_packed_lanczos(state, flow, 3, out6),
