@@ -5,8 +5,9 @@ Backends: torch eager (channels_last, oneDNN) in fp32 and bf16 (autocast), torch
 (inductor) in fp32 and bf16, ONNX Runtime fp32 and int8 (static QDQ quantisation of every
 convolution, calibrated on the step inputs of training clips), OpenVINO fp32, bf16 (where the CPU
 has it) and the same int8 model, and streamdn's own int8 backend (streamdn.models.int8: ONNX
-Runtime, channels-last, the head kept fp32). The trunk is the whole network but for the
-element-wise ends (streamdn.kernels.step), which run in Numba whatever the backend.
+Runtime, every convolution int8, uint8 channels-last input and output, timed as the network
+step runs it). The trunk is the whole network but for the element-wise ends
+(streamdn.kernels.step), which run in Numba whatever the backend.
 
 Usage:
     python scripts/backends.py [--model fast] [--sizes 1280x720,640x480] [--seconds 3]
