@@ -166,15 +166,19 @@ def step_tail(head: np.ndarray, head_scale: np.ndarray, head_offset: np.ndarray,
                 hidden[i, j, c] = fast_tanh(_head(head, head_scale, head_offset, i, j, 2 * IN_CH + c))
 
 
-def tail_tables(scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """step_tail_lut's table for a uint8 head with these per-channel scale and offset: row c
-    holds, for each of the 256 values q, what the tail needs of channel c (its value
-    z = q * scale[c] + offset[c] for the residual channels 0-5, sigmoid(z) for the gate channels
-    6-11, tanh(z) for the hidden channels after them), float32."""
+def tail_tables(scale: np.ndarray, offset: np.ndarray, display: bool = False) -> np.ndarray:
+    """The table of step_tail_lut (display False) or step_tail_display_lut (display True) for a
+    uint8 head with these per-channel scale and offset: row c holds, for each of the 256 values
+    q, what the tail needs of channel c, z = q * scale[c] + offset[c]: z itself for the residual
+    channels 0-5 (and the display residual 12-17), sigmoid(z) for the gate channels 6-11 (for a
+    display network exp(-z), which its tail divides by the count), tanh(z) for the hidden
+    channels after them. float32."""
     z = np.arange(256, dtype=np.float64)[None, :] * scale.astype(np.float64)[:, None] + offset.astype(np.float64)[:, None]
     table = z.copy()
-    table[IN_CH:2 * IN_CH] = 1.0 / (1.0 + np.exp(-z[IN_CH:2 * IN_CH]))
-    table[2 * IN_CH:] = np.tanh(z[2 * IN_CH:])
+    gates = z[IN_CH:2 * IN_CH]
+    table[IN_CH:2 * IN_CH] = np.exp(-np.clip(gates, -40.0, 40.0)) if display else 1.0 / (1.0 + np.exp(-gates))
+    first_hidden = (3 if display else 2) * IN_CH
+    table[first_hidden:] = np.tanh(z[first_hidden:])
     return np.ascontiguousarray(table, dtype=np.float32)
 
 
@@ -202,6 +206,39 @@ def step_tail_lut(head: np.ndarray, table: np.ndarray, cur: np.ndarray, prev: np
                 out[i, j, c] = est + alpha * (prev[i, j, c] - est)
             for c in range(k):
                 hidden[i, j, c] = table[2 * IN_CH + c, head[i, j, 2 * IN_CH + c]]
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def step_tail_display_lut(head: np.ndarray, table: np.ndarray, cur: np.ndarray, prev: np.ndarray, count: np.ndarray,
+                          has_prev: float, max_count: float, out: np.ndarray, state: np.ndarray,
+                          new_count: np.ndarray, hidden: np.ndarray) -> None:
+    """step_tail_display for a uint8 head (the int8 backend's), its exp and tanh looked up.
+
+    Args:
+        head: (H, W, 18 + K) uint8.
+        table: (18 + K, 256) float32, tail_tables(scale, offset, display=True).
+        cur, prev, count, has_prev, max_count, out, state, new_count, hidden: as step_tail_display.
+    """
+    h, w = cur.shape[0], cur.shape[1]
+    k = hidden.shape[2]
+    g = np.float32(has_prev)
+    for i in prange(h):
+        for j in range(w):
+            c0 = max(count[i, j, 0], np.float32(1e-3))
+            inv = np.float32(1.0) / c0
+            asum = np.float32(0.0)
+            for c in range(IN_CH):
+                alpha = g / (np.float32(1.0) + table[IN_CH + c, head[i, j, IN_CH + c]] * inv)
+                est = cur[i, j, c] + table[c, head[i, j, c]]
+                s = est + alpha * (prev[i, j, c] - est)
+                state[i, j, c] = s
+                out[i, j, c] = s + table[2 * IN_CH + c, head[i, j, 2 * IN_CH + c]]
+                asum += alpha
+            am = asum * np.float32(1.0 / IN_CH)
+            nc = np.float32(1.0) / (am * am / c0 + (np.float32(1.0) - am) * (np.float32(1.0) - am))
+            new_count[i, j, 0] = min(nc, np.float32(max_count))
+            for c in range(k):
+                hidden[i, j, c] = table[3 * IN_CH + c, head[i, j, 3 * IN_CH + c]]
 
 
 @njit(parallel=True, cache=True, nogil=True)

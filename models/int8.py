@@ -367,7 +367,8 @@ class Int8Trunk:
         self.input_scale = float(meta["streamdn.input_scale"])
         self.input_zero = float(meta["streamdn.input_zero"])
         # The step's tail looks the head's nonlinearities up (streamdn.kernels.step_tail_lut).
-        self.tail_table = tail_tables(self.scale, self.offset) if not net.cfg.motion else None
+        # (step_tail_lut, step_tail_display_lut; a raw-state network's tail dequantises instead).
+        self.tail_table = None if net.cfg.raw_state else tail_tables(self.scale, self.offset, display=net.cfg.motion)
 
     def head(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The uint8 head output of the uint8 step input `x` and its channels' scale and offset

@@ -19,8 +19,8 @@ from streamdn.errors import ConfigError, ModelNotFoundError, warn
 from streamdn.frames import Frame
 from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_difference, is_scene_cut, long_average,
                               mean_input, mean_output, noise_map, pack_yuv420, packed_luma, step_input,
-                              step_input_count, step_tail, step_tail_display, step_tail_lut, step_tail_raw,
-                              unpack_yuv420)
+                              step_input_count, step_tail, step_tail_display, step_tail_display_lut, step_tail_lut,
+                              step_tail_raw, unpack_yuv420)
 
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
 from .mosaic import LongAverage, MosaicAverage, ShiftGuess, shift_packed
@@ -527,8 +527,13 @@ class NetworkModel(FrameModel):
         y, y_scale, y_offset = self._trunk(x)
         out, state = np.empty((h, w, IN_CH), np.float32), np.empty((h, w, IN_CH), np.float32)
         new_count, new_hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
-        tail = step_tail_raw if raw else step_tail_display
-        tail(y, y_scale, y_offset, _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state, new_count, new_hidden)
+        if int8 is not None and int8.tail_table is not None:   # a uint8 head: exp and tanh looked up
+            step_tail_display_lut(y, int8.tail_table, _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state,
+                                  new_count, new_hidden)
+        else:
+            tail = step_tail_raw if raw else step_tail_display
+            tail(y, y_scale, y_offset, _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state, new_count,
+                 new_hidden)
         return _nchw(out), _nchw(state), _nchw(new_hidden), _nchw(new_count)
 
     def is_scene_cut(self, score: float, sigma_y: float) -> bool:

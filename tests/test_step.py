@@ -101,6 +101,23 @@ def test_step_tail_lut_looks_up_what_step_tail_computes(has_prev: float) -> None
     np.testing.assert_allclose(out, want_out, atol=2e-4)
 
 
+@pytest.mark.parametrize("has_prev", [0.0, 1.0])
+def test_step_tail_display_lut_looks_up_what_step_tail_display_computes(has_prev: float) -> None:
+    from streamdn.kernels import step_tail_display, step_tail_display_lut, tail_tables
+
+    h, w, k = 6, 9, 4
+    q, scale, offset, _ = _head_as((_rand((h, w, 18 + k), 0) - 0.5) * 16.0, "uint8")
+    cur, prev = _rand((h, w, 6), 1), _rand((h, w, 6), 2)
+    count = np.concatenate([np.zeros((h, 1, 1), np.float32), _rand((h, w - 1, 1), 3, 900.0)], 1)
+    got = [np.empty((h, w, 6), np.float32), np.empty((h, w, 6), np.float32), np.empty((h, w, 1), np.float32),
+           np.empty((h, w, k), np.float32)]
+    want = [np.empty_like(a) for a in got]
+    step_tail_display_lut(q, tail_tables(scale, offset, display=True), cur, prev, count, has_prev, 1000.0, *got)
+    step_tail_display(q, scale, offset, cur, prev, count, has_prev, 1000.0, *want)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4)
+
+
 def test_fast_tanh_error_bound() -> None:
     from numba import njit
 

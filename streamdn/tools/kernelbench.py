@@ -68,6 +68,8 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     count1 = np.full((h2, w2, 1), 5.0, np.float32)
     head22 = rng.standard_normal((h2, w2, 18 + 4)).astype(np.float32)
     ones22, zeros22 = np.ones(22, np.float32), np.zeros(22, np.float32)
+    head22_q = rng.integers(0, 256, (h2, w2, 22)).astype(np.uint8)
+    table22 = k.tail_tables(np.full(22, 0.04, np.float32), np.full(22, -5.0, np.float32), display=True)
     x21 = np.empty((h2, w2, 21), np.float32)
     state6, count_out = np.empty((h2, w2, 6), np.float32), np.empty((h2, w2, 1), np.float32)
     avg, avg_count = packed.copy(), np.full((h2, w2, 1), 5.0, np.float32)
@@ -111,6 +113,9 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
         "motion: step_input_count": lambda: k.step_input_count(cur, state, smap, count1, hidden, False, x21),
         "motion: step_tail_display": lambda: k.step_tail_display(head22, ones22, zeros22, cur, state, count1, 1.0, 1000.0, out6,
                                                                  state6, count_out, hid4),
+        "motion: step_tail_display_lut (uint8 head)": lambda: k.step_tail_display_lut(head22_q, table22, cur, state, count1,
+                                                                                      1.0, 1000.0, out6, state6,
+                                                                                      count_out, hid4),
         "motion: long_average": lambda: k.long_average(cur, smap, zero, avg, avg_count, out6, 8.0, 10.0, 30.0,
                                                        0.9, 1.15, 5, 1000.0),
         "long average: mean_input": lambda: k.mean_input(cur, smap, avg, avg_count, avg_count, 4.0, 8.0, mean_in,
