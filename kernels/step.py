@@ -208,6 +208,16 @@ def step_tail_lut(head: np.ndarray, table: np.ndarray, cur: np.ndarray, prev: np
                 hidden[i, j, c] = table[2 * IN_CH + c, head[i, j, 2 * IN_CH + c]]
 
 
+@njit(inline="always", fastmath=True, cache=True, nogil=True)
+def _carried_count(alpha_sum: float, count: float, max_count: float) -> float:
+    """The effective frame count after a blend whose gates over the 6 channels sum to
+    `alpha_sum`, the carried state having averaged `count` frames: 1 / (a^2 / count + (1 - a)^2),
+    a the mean gate, capped at max_count."""
+    am = alpha_sum * np.float32(1.0 / IN_CH)
+    nc = np.float32(1.0) / (am * am / count + (np.float32(1.0) - am) * (np.float32(1.0) - am))
+    return min(nc, np.float32(max_count))
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def step_tail_display_lut(head: np.ndarray, table: np.ndarray, cur: np.ndarray, prev: np.ndarray, count: np.ndarray,
                           has_prev: float, max_count: float, out: np.ndarray, state: np.ndarray,
@@ -234,9 +244,7 @@ def step_tail_display_lut(head: np.ndarray, table: np.ndarray, cur: np.ndarray, 
                 state[i, j, c] = s
                 out[i, j, c] = s + table[2 * IN_CH + c, head[i, j, 2 * IN_CH + c]]
                 asum += alpha
-            am = asum * np.float32(1.0 / IN_CH)
-            nc = np.float32(1.0) / (am * am / c0 + (np.float32(1.0) - am) * (np.float32(1.0) - am))
-            new_count[i, j, 0] = min(nc, np.float32(max_count))
+            new_count[i, j, 0] = _carried_count(asum, c0, max_count)
             for c in range(k):
                 hidden[i, j, c] = table[3 * IN_CH + c, head[i, j, 3 * IN_CH + c]]
 
@@ -320,9 +328,7 @@ def step_tail_raw(head: np.ndarray, head_scale: np.ndarray, head_offset: np.ndar
                 state[i, j, c] = s
                 out[i, j, c] = s + _head(head, head_scale, head_offset, i, j, c)
                 asum += alpha
-            am = asum * np.float32(1.0 / IN_CH)
-            nc = np.float32(1.0) / (am * am / c0 + (np.float32(1.0) - am) * (np.float32(1.0) - am))
-            new_count[i, j, 0] = min(nc, np.float32(max_count))
+            new_count[i, j, 0] = _carried_count(asum, c0, max_count)
             for c in range(k):
                 hidden[i, j, c] = fast_tanh(_head(head, head_scale, head_offset, i, j, 2 * IN_CH + c))
 
@@ -363,8 +369,6 @@ def step_tail_display(head: np.ndarray, head_scale: np.ndarray, head_offset: np.
                 state[i, j, c] = s
                 out[i, j, c] = s + _head(head, head_scale, head_offset, i, j, 2 * IN_CH + c)
                 asum += alpha
-            am = asum * np.float32(1.0 / IN_CH)
-            nc = np.float32(1.0) / (am * am / c0 + (np.float32(1.0) - am) * (np.float32(1.0) - am))
-            new_count[i, j, 0] = min(nc, np.float32(max_count))
+            new_count[i, j, 0] = _carried_count(asum, c0, max_count)
             for c in range(k):
                 hidden[i, j, c] = fast_tanh(_head(head, head_scale, head_offset, i, j, 3 * IN_CH + c))
