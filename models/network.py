@@ -130,6 +130,30 @@ def low_noise_weight(sigma_y: float, blend: tuple[float, float]) -> float:
     return min(1.0, max(0.0, (sigma_y - s0) / max(s1 - s0, 1e-6))) if s1 > 0.0 else 1.0
 
 
+class _StateBuffers:
+    """The arrays a fused CPU step writes and the next step reads (hidden state, carried
+    estimate, count), in two sets used in turn: a step writes one set while the state it reads
+    is in the other, and by then nothing refers to the set of two steps ago. Fresh arrays of
+    several megabytes each step cost their page faults again every time (about 2 ms a 720p
+    step). Arrays the caller gets back are never taken from here."""
+
+    def __init__(self) -> None:
+        self._sets: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
+        self._turn = 0
+
+    def next_step(self) -> None:
+        """Changes to the other set (before a step writes its arrays)."""
+        self._turn ^= 1
+
+    def array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The current set's float32 array `name` of `shape` (uninitialised)."""
+        arrays = self._sets[self._turn]
+        a = arrays.get(name)
+        if a is None or a.shape != shape:
+            a = arrays[name] = np.empty(shape, np.float32)
+        return a
+
+
 @dataclass
 class Packed:
     """The network's input for one frame: what NetworkModel.pack makes from a Frame and
@@ -248,6 +272,7 @@ class NetworkModel(FrameModel):
         self.low_noise_blend = (s0, s1)
         # (estimate, hidden[, count]) carried from the previous frame, at the padded size.
         self._state: tuple[torch.Tensor, ...] | None = None
+        self._buffers = _StateBuffers()   # what the fused steps write and carry
         self._last_luma: np.ndarray | None = None
 
     # -- the three stages --------------------------------------------------------------------
@@ -294,11 +319,17 @@ class NetworkModel(FrameModel):
                 prev = self._follow_camera(prev)
             if self._warper is not None:
                 prev, hidden, count = self._warper.warp_tensors(cur, prev, hidden, self._state[2])
+        # Whether the step's output is only read here (the long average's blend copies it),
+        # so that it may be written into the state buffers.
+        internal = mean is not None or (self.long_average is not None and self.long_average.follow
+                                        and cur.shape[0] == 1)
+        if self.fused:
+            self._buffers.next_step()
         if self.fused and count is not None:
-            out, state, hidden, count = self._fused_step_motion(cur, sigma, prev, hidden, count, has_prev)
+            out, state, hidden, count = self._fused_step_motion(cur, sigma, prev, hidden, count, has_prev, internal)
             self._state = (state, hidden, count)
         elif self.fused:
-            out, hidden = self._fused_step(cur, sigma, prev, hidden, has_prev)
+            out, hidden = self._fused_step(cur, sigma, prev, hidden, has_prev, internal)
             self._state = (out, hidden)
         else:
             with torch.inference_mode(), _autocast(self.device, self.dtype):
@@ -462,10 +493,11 @@ class NetworkModel(FrameModel):
         return res if res.device == out.device else res.to(out.device)
 
     def _fused_step(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
-                    has_prev: float) -> tuple[torch.Tensor, torch.Tensor]:
+                    has_prev: float, internal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The CPU step with the element-wise ends in Numba (streamdn.kernels.step_input and
         step_tail, one pass each) and the convolutions in torch; same result as the network's
-        forward (tested)."""
+        forward (tested). `internal`: the output is not handed to the caller (it goes into the
+        state buffers, as the hidden state always does)."""
         assert self.net is not None
         _, _, h, w = cur.shape
         k = self.net.cfg.hidden
@@ -473,8 +505,8 @@ class NetworkModel(FrameModel):
         x = np.empty((h, w, 2 * IN_CH + SIGMA_CH + 1 + k), np.uint8 if int8 else np.float32)
         step_input(_hwc(cur), _hwc(prev), _hwc(sigma), _hwc(hidden), x, *_input_quantisation(int8))
         y, y_scale, y_offset = self._trunk(x)
-        out = np.empty((h, w, IN_CH), np.float32)
-        new_hidden = np.empty((h, w, k), np.float32)
+        out = self._buffers.array("out", (h, w, IN_CH)) if internal else np.empty((h, w, IN_CH), np.float32)
+        new_hidden = self._buffers.array("hidden", (h, w, k))
         if int8 is not None:   # a uint8 head: its nonlinearities looked up
             step_tail_lut(y, int8.tail_table, _hwc(cur), _hwc(prev), has_prev, out, new_hidden)
         else:
@@ -512,10 +544,10 @@ class NetworkModel(FrameModel):
         return _hwc(y.float()), np.ones(c, np.float32), np.zeros(c, np.float32)
 
     def _fused_step_motion(self, cur: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor, hidden: torch.Tensor,
-                           count: torch.Tensor, has_prev: float) -> tuple[torch.Tensor, ...]:
+                           count: torch.Tensor, has_prev: float, internal: bool = False) -> tuple[torch.Tensor, ...]:
         """_fused_step for motion networks (streamdn.kernels.step_input_count, then step_tail_raw
         or, with a display residual, step_tail_display). Returns output, carried state, hidden
-        state and count."""
+        state and count (`internal`: as _fused_step's)."""
         assert self.net is not None
         _, _, h, w = cur.shape
         k = self.net.cfg.hidden
@@ -525,8 +557,10 @@ class NetworkModel(FrameModel):
         cnt = _hwc(count)
         step_input_count(_hwc(cur), _hwc(prev), _hwc(sigma), cnt, _hwc(hidden), raw, x, *_input_quantisation(int8))
         y, y_scale, y_offset = self._trunk(x)
-        out, state = np.empty((h, w, IN_CH), np.float32), np.empty((h, w, IN_CH), np.float32)
-        new_count, new_hidden = np.empty((h, w, 1), np.float32), np.empty((h, w, k), np.float32)
+        buffers = self._buffers
+        state = buffers.array("state", (h, w, IN_CH))
+        out = buffers.array("out", (h, w, IN_CH)) if internal else np.empty((h, w, IN_CH), np.float32)
+        new_count, new_hidden = buffers.array("count", (h, w, 1)), buffers.array("hidden", (h, w, k))
         if int8 is not None and int8.tail_table is not None:   # a uint8 head: exp and tanh looked up
             step_tail_display_lut(y, int8.tail_table, _hwc(cur), _hwc(prev), cnt, has_prev, MAX_COUNT, out, state,
                                   new_count, new_hidden)
@@ -559,6 +593,7 @@ class NetworkModel(FrameModel):
         if self._warper is not None:
             twin._warper = StateWarper()   # the flow estimator keeps per-call buffers: one each
         twin._mosaic = None
+        twin._buffers = _StateBuffers()
         twin._shift = ShiftGuess() if self._warper is None else None
         twin.reset()
         return twin

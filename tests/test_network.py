@@ -290,3 +290,34 @@ def test_numpy_and_tensor_paths_take_the_same_cuts() -> None:
         path.step(torch.from_numpy(f.to_bgr()[..., ::-1].copy()).permute(2, 0, 1).float())
     assert seen_a == seen_b == [False, False, False, True, False]
     assert a.is_scene_cut(40.0, 10.0) == is_scene_cut(40.0, 10.0, a.cut_threshold)
+
+
+@pytest.mark.parametrize("long_average", ["follow", "still", "none"])
+@pytest.mark.parametrize("name", ["tdn_tiny", "fast_mc"])
+def test_state_buffers_reused_in_turn_change_nothing(name: str, long_average: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused step writes its carried arrays into two sets of buffers used in turn: the same
+    outputs as with fresh arrays every step, and an output handed back is never written again."""
+    from streamdn.models import network
+    from streamdn.models.mosaic import LongAverage
+
+    la = {"follow": True, "still": LongAverage(follow=False), "none": False}[long_average]
+    frames = [_frame(40, 48, seed=s % 3, index=s) for s in range(6)]
+
+    def run() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        model = create_model(name, device="cpu", dtype="fp32", long_average=la)
+        held, copies = [], []
+        for f in frames:
+            r = model.forward(model.pack(f, (12.0, 6.0, 6.0)))
+            held.append(r)
+            copies.append(r.clone())
+        model.close()
+        return held, copies
+
+    held, copies = run()
+    for r, c in zip(held, copies):
+        assert torch.equal(r, c)                 # nothing handed back was overwritten later
+    monkeypatch.setattr(network._StateBuffers, "array", lambda self, n, shape: np.empty(shape, np.float32))
+    _, fresh = run()
+    for c, f in zip(copies, fresh):
+        assert torch.equal(c, f)
