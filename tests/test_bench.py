@@ -48,8 +48,11 @@ def test_roofline_of_a_network() -> None:
     roof = r["roofline"]
     # int8 where ONNX Runtime is installed (any recurrent network runs on it when asked)
     assert set(roof) == set(r["model_fps_by_device"]["cpu"]) == {"fp32", "bf16"} | ({"int8"} if int8_available() else set())
+    # The roofline is the network's step: timed without the long average the model blends in.
+    assert r["long_average"] is True and set(r["network_fps"]) == set(roof)
+    assert "network alone: its step without the long average" in text(r) and "(with the long average)" in text(r)
     for precision, x in roof.items():
-        assert x["fps"] == r["model_fps_by_device"]["cpu"][precision]
+        assert x["fps"] == r["network_fps"][precision]
         assert x["gmacs"] == pytest.approx(r["macs_per_px"] * 64 * 48 * x["fps"] / 1e9, rel=1e-3)
         if precision == "bf16" and not cpu_has_native_bf16():
             assert x["peak_gmacs"] is None and x["fraction"] is None and r["cpu_peak_gmacs"]["bf16"] is None
@@ -65,6 +68,21 @@ def test_roofline_of_a_network() -> None:
     alone = r["model_fps"][r["precision"]]     # the model at the precision it runs in
     assert r["ideal_fps"] == pytest.approx(1.0 / (1.0 / r["baseline_fps"] + 1.0 / alone), rel=1e-2)
     assert json.loads(json.dumps(r)) == r
+
+
+def test_network_alone_drops_the_long_average() -> None:
+    from streamdn.models import create_model
+    from streamdn.tools.bench import _network, has_long_average
+
+    model = create_model("tdn_tiny", device="cpu")
+    try:
+        assert has_long_average(model)
+        assert _network(model, False) is model and has_long_average(model)
+        assert _network(model, True) is model and not has_long_average(model)
+    finally:
+        model.close()
+    classical = create_model("classical:gaussian")
+    assert not has_long_average(_network(classical, True))
 
 
 def test_roofline_without_peak() -> None:

@@ -134,10 +134,13 @@ def _cuda_sync(device: str) -> Any:
 
 
 def model_speeds(name: str, info: ModelInfo, frame: Frame, sigmas: tuple[float, float, float],
-                 devices: list[str], seconds: float) -> dict[str, dict[str, float]]:
+                 devices: list[str], seconds: float, network_only: bool = False) -> dict[str, dict[str, float]]:
     """{device: {dtype: steps/s}}. Networks: fp32 and bf16 on every device, fp16 on CUDA, int8 on
     the CPU where the int8 backend runs the model (ONNX Runtime installed, a recurrent network).
-    Classical models run once on the CPU, as "native" (their own integer or float path)."""
+    Classical models run once on the CPU, as "native" (their own integer or float path).
+    `network_only`: a network's step without its long average (the canvas mean blended in
+    beside the network, models.mosaic), which is not the network's work: what the roofline
+    measures."""
     if info.kind != "network":
         model = create_model(name, device="cpu")
         try:
@@ -148,18 +151,31 @@ def model_speeds(name: str, info: ModelInfo, frame: Frame, sigmas: tuple[float, 
     for device in devices:
         dtypes = ["fp32", "bf16"] + (["fp16"] if device.startswith("cuda") else [])
         for dtype in dtypes:
-            model = create_model(name, device=device, dtype=dtype)
+            model = _network(create_model(name, device=device, dtype=dtype), network_only)
             try:
                 out.setdefault(device, {})[dtype] = round(time_forward(model, frame, sigmas, seconds), 2)
             finally:
                 model.close()
         if device == "cpu" and _runs_int8(name):
-            model = create_model(name, device="cpu", backend="int8")
+            model = _network(create_model(name, device="cpu", backend="int8"), network_only)
             try:
                 out[device]["int8"] = round(time_forward(model, frame, sigmas, seconds), 2)
             finally:
                 model.close()
     return out
+
+
+def _network(model: FrameModel, network_only: bool) -> FrameModel:
+    """`model`, without its long average where `network_only` (NetworkModel.long_average may be
+    changed between streams)."""
+    if network_only and getattr(model, "long_average", None) is not None:
+        model.long_average = None    # type: ignore[attr-defined]
+    return model
+
+
+def has_long_average(model: FrameModel) -> bool:
+    """Whether a network model blends a long average into its output (see model_speeds)."""
+    return getattr(model, "long_average", None) is not None
 
 
 def _runs_int8(name: str) -> bool:
@@ -263,10 +279,14 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
             macs = macs_per_px(dn.model)
             frame = first_frame(source)
             sigmas = dn.noise_sigmas(frame)
+            long_average = has_long_average(dn.model)
         with Denoiser(_Passthrough(), strength=0) as passthrough:
             base, _ = run_file(source, os.path.join(tmp, "base.mp4"), passthrough, cfg.frames)
         devices = ["cpu"] + ([run_device] if run_device != "cpu" else [])
         speeds = model_speeds(info.name, info, frame, sigmas, devices, cfg.model_seconds)
+        # The roofline is the network's: timed again without the long average where there is one.
+        network = (model_speeds(info.name, info, frame, sigmas, ["cpu"], cfg.model_seconds, network_only=True)
+                   if long_average and macs else {"cpu": speeds["cpu"]})
     main = speeds.get(run_device) or next(iter(speeds.values()))
     # What decoding + encoding and the model allow together when they take turns on the cores:
     # the end-to-end figure as a share of it says how well the stages overlap.
@@ -274,7 +294,7 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
     ideal = 1.0 / (1.0 / base.fps + 1.0 / alone) if base.fps > 0 and alone > 0 else None
     # Measured after the model so that both see the same load; torch's thread count is the model's.
     peaks = cpu_peaks(cfg.peak_seconds) if macs else None
-    roof = roofline(macs, frame.width, frame.height, speeds["cpu"], peaks) if macs and peaks else None
+    roof = roofline(macs, frame.width, frame.height, network["cpu"], peaks) if macs and peaks else None
     return {
         "size": [frame.width, frame.height],
         "frames": stats.frames,
@@ -288,6 +308,9 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
         "of_ideal": round(stats.fps / ideal, 4) if ideal else None,
         "model_fps": main,
         "model_fps_by_device": speeds,
+        # the network's step alone on the CPU (without the long average: the roofline's figures)
+        "network_fps": network["cpu"] if macs else None,
+        "long_average": long_average,
         "backend": engine,
         "precision": precision,
         "macs_per_px": macs,
@@ -320,7 +343,7 @@ def text(r: dict[str, Any]) -> str:
         f"streamdn bench: {r['model']} on {r['run_device']}, {w}x{h}, {r['frames']} frames ({r['input']})",
         f"  end to end    {r['fps']:7.1f} fps   (decode -> denoise -> {r['encoder']['codec']} encode)",
         f"  decode+encode {r['baseline_fps']:7.1f} fps   ratio {r['ratio']:.2f}",
-        f"  model alone   {speeds} steps/s",
+        f"  model alone   {speeds} steps/s" + ("  (with the long average)" if r.get("long_average") else ""),
         *([f"  of the ideal  {r['of_ideal']:7.0%}       (1 / (1/decode+encode + 1/model alone) = "
            f"{r['ideal_fps']:.1f} fps)"] if r.get("ideal_fps") else []),
         *_roofline_lines(r),
@@ -339,7 +362,8 @@ def _roofline_lines(r: dict[str, Any]) -> list[str]:
     if r.get("backend") is None:
         return []
     lines = [f"  backend         {r['backend']}, {r['precision']} by default on {r['run_device']}"
-             + (f"; {r['macs_per_px']:,.0f} MAC/px" if r.get("macs_per_px") else "")]
+             + (f"; {r['macs_per_px']:,.0f} MAC/px" if r.get("macs_per_px") else "")
+             + ("; network alone: its step without the long average" if r.get("long_average") else "")]
     where = "" if r["run_device"] == "cpu" else " (cpu)"    # the roofline is the CPU's
     for precision, x in (r.get("roofline") or {}).items():
         line = f"  network alone{where} {precision:<4} {x['fps']:6.1f} fps  {x['gmacs']:6.1f} GMAC/s"
