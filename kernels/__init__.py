@@ -19,7 +19,7 @@ from .chroma import chroma_from_luma, yuv420_to_bgr_guided
 from .convert import float_to_plane, plane_to_float
 from .impulse import count_impulses, remove_impulses
 from .merge import add_shot, unclip_mean
-from .motion import block_match, packed_luma, warp, warp_packed
+from .motion import block_match, cross_power, packed_luma, warp, warp_packed
 from .noise_level import block_noise_stats, estimate_sigma, percentile_bias, sigma_from_block_stats
 from .pack import (CUT_NOISE_FACTOR, fit_noise_curve, frame_difference, is_scene_cut, noise_map, pack_bgr,
                    pack_nv12, pack_yuv420, pack_yuv420_to, unpack_bgr, unpack_nv12, unpack_yuv420)
@@ -38,6 +38,7 @@ __all__ = [
     "canvas_add_resampled",
     "canvas_read",
     "chroma_from_luma",
+    "cross_power",
     "count_impulses",
     "estimate_sigma",
     "fit_noise_curve",

@@ -1215,3 +1215,25 @@ def warp_packed_lanczos(src: np.ndarray, flow: np.ndarray, a: int = 4, out: np.n
     _chroma_planes(src, uv)
     _warp_lanczos_kernel(src, luma, uv, flow, a, table, out)
     return out
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def cross_power(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The normalised cross-power spectrum of two images' spectra, the heart of phase
+    correlation: a * conj(b) / |a * conj(b)| (0 where that is 0).
+
+    Args:
+        a, b: (H, W, 2) float32 spectra (real, imaginary), as cv2.dft's DFT_COMPLEX_OUTPUT.
+        out: (H, W, 2) float32, written and returned (may be `a`).
+    """
+    h, w = a.shape[0], a.shape[1]
+    for i in prange(h):
+        for j in range(w):
+            ar, ai, br, bi = a[i, j, 0], a[i, j, 1], b[i, j, 0], b[i, j, 1]
+            re = ar * br + ai * bi
+            im = ai * br - ar * bi
+            mag = np.sqrt(re * re + im * im)
+            inv = np.float32(1.0) / mag if mag > np.float32(1e-20) else np.float32(0.0)
+            out[i, j, 0] = re * inv
+            out[i, j, 1] = im * inv
+    return out

@@ -190,12 +190,16 @@ def mean_input(cur: np.ndarray, sigma: np.ndarray, avg: np.ndarray, count: np.nd
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def mean_output(out: np.ndarray, inp: np.ndarray, frames: np.ndarray, avg: np.ndarray, count: np.ndarray,
-                sigma_y: float, low0: float, low1: float, k: float, ramp0: float, ramp1: float) -> None:
-    """The ends of a network run on mean_input's input, in place on its output `out` ((H, W, 6)
-    float32): the low-noise blend per pixel (towards `inp` by the luma noise left in it,
-    sigma_y / sqrt(frames): weight of the output clip((level - low0) / (low1 - low0), 0, 1);
-    none where low1 is 0), then the long average `avg` of `count` frames blended in with the
-    weight c / (c + k) ramped in from `ramp0` to `ramp1` frames (as long_average's)."""
+                sigma_y: float, low0: float, low1: float, k: float, ramp0: float, ramp1: float,
+                dst: np.ndarray | None = None) -> None:
+    """The ends of a network run on mean_input's input, on its output `out` ((H, W, 6) float32),
+    written to `dst` (the same shape; None: in place on `out`): the low-noise blend per pixel
+    (towards `inp` by the luma noise left in it, sigma_y / sqrt(frames): weight of the output
+    clip((level - low0) / (low1 - low0), 0, 1); none where low1 is 0), then the long average
+    `avg` of `count` frames blended in with the weight c / (c + k) ramped in from `ramp0` to
+    `ramp1` frames (as long_average's)."""
+    if dst is None:
+        dst = out
     h, w = out.shape[0], out.shape[1]
     span = np.float32(max(low1 - low0, 1e-6))
     rspan = np.float32(max(ramp1 - ramp0, 1e-6))
@@ -209,7 +213,7 @@ def mean_output(out: np.ndarray, inp: np.ndarray, frames: np.ndarray, avg: np.nd
             wl = c / (c + np.float32(k)) * min(max((c - np.float32(ramp0)) / rspan, np.float32(0.0)), np.float32(1.0))
             for ch in range(6):
                 o = inp[i, j, ch] + keep * (out[i, j, ch] - inp[i, j, ch])
-                out[i, j, ch] = o + wl * (avg[i, j, ch] - o)
+                dst[i, j, ch] = o + wl * (avg[i, j, ch] - o)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from streamdn.kernels import canvas_add, canvas_add_resampled, canvas_read, long_average, pack_yuv420
+from streamdn.kernels import canvas_add, canvas_add_resampled, canvas_read, cross_power, long_average, pack_yuv420
 from streamdn.kernels.motion import luma_plane, packed_luma
 
 from .fast import MAX_COUNT
@@ -470,10 +470,54 @@ class MosaicAverage:
         py += wy * (y_res - py)
 
 
+class PhaseCorrelation:
+    """The translation between two images by phase correlation (what cv2.phaseCorrelate(a, b)
+    gives, to within 1e-3 px on noisy pictures; where the optimal DFT size is odd, OpenCV's is
+    half a pixel off and this is not), keeping each image's spectrum: a stream of frames, each
+    correlated with the one before, is transformed once per frame. Per call: a forward DFT
+    (the zero-padded image at OpenCV's optimal DFT size), the normalised cross-power spectrum
+    in one pass (streamdn.kernels.cross_power), the inverse DFT, its peak and the weighted
+    centroid of the 5 x 5 values around it (wrapping around the edges). At 640 x 360 about
+    1.4 ms against 2.8-4.4 for phaseCorrelate on 2 cores."""
+
+    BOX = 5
+
+    @staticmethod
+    def spectrum(image: np.ndarray) -> np.ndarray:
+        """(H, W) float32 image -> its spectrum, (H', W', 2) float32 at the optimal DFT size."""
+        h, w = image.shape
+        ph, pw = cv2.getOptimalDFTSize(h), cv2.getOptimalDFTSize(w)
+        if (ph, pw) != (h, w):
+            image = cv2.copyMakeBorder(image, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=0.0)
+        return cv2.dft(np.ascontiguousarray(image, np.float32), flags=cv2.DFT_COMPLEX_OUTPUT)
+
+    @classmethod
+    def shift(cls, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        """(dx, dy) between the images whose spectra are `a` and `b` (same shape), as
+        cv2.phaseCorrelate(image_a, image_b)."""
+        surface = cv2.idft(cross_power(a, b, np.empty_like(a)), flags=cv2.DFT_REAL_OUTPUT)
+        h, w = surface.shape
+        py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
+        r = cls.BOX // 2
+        ys, xs = np.arange(py - r, py + r + 1), np.arange(px - r, px + r + 1)
+        box = surface[np.ix_(ys % h, xs % w)].astype(np.float64)
+        total = box.sum()
+        if total == 0.0:
+            cy, cx = float(py), float(px)
+        else:
+            cy, cx = float((box.sum(axis=1) * ys).sum() / total), float((box.sum(axis=0) * xs).sum() / total)
+        # The peak sits at minus the shift, on a circle of the DFT's size.
+        dx, dy = -cx, -cy
+        dx -= w * round(dx / w)
+        dy -= h * round(dy / h)
+        return dx, dy
+
+
 class ShiftGuess:
     """The camera's move from the previous frame to this one as a first guess for MosaicAverage,
-    where no optical flow is at hand (`fast`): phase correlation (OpenCV's, Hann window) of the
-    frames' half-resolution luma. About 1 ms at 720p; typically within 0.1-0.25 px on noisy pans
+    where no optical flow is at hand (`fast`): phase correlation (PhaseCorrelation, Hann window)
+    of the frames' half-resolution luma, each frame's spectrum kept for the next. About 1.2 ms
+    at 720p on 2 cores; typically within 0.1-0.25 px on noisy pans
     of a photograph, up to half a pixel on synthetic texture: a starting point for the
     measure against the canvas, which the frames are then measured by on every frame (a moving
     subject can pull it too). A move under SNAP_GUESS is none, so a still camera's guess is
@@ -486,16 +530,16 @@ class ShiftGuess:
 
     def __init__(self) -> None:
         self._last: np.ndarray | None = None
-        self._last_windowed: np.ndarray | None = None   # _last times the window, when at hand
+        self._last_spectrum: np.ndarray | None = None   # of _last times the window, when at hand
         self._window: np.ndarray | None = None
 
     def reset(self) -> None:
-        self._last = self._last_windowed = None
+        self._last = self._last_spectrum = None
 
     def remember(self, luma: np.ndarray) -> None:
         """Keeps a frame's half-resolution luma (packed_luma) for the next guess without
         guessing this frame's move (it is measured anyway)."""
-        self._last, self._last_windowed = luma, None
+        self._last, self._last_spectrum = luma, None
 
     def __call__(self, cur: np.ndarray, luma: np.ndarray | None = None) -> np.ndarray | None:
         """cur: (H2, W2, 6) float32 the frame packed (streamdn.kernels.pack_yuv420); luma: its
@@ -503,20 +547,18 @@ class ShiftGuess:
         previous frame's (a translation, full-resolution px), or None for the first frame (or
         one of another size)."""
         luma = packed_luma(cur) if luma is None else luma
-        last, last_windowed = self._last, self._last_windowed
-        self._last, self._last_windowed = luma, None
+        last, last_spectrum = self._last, self._last_spectrum
+        self._last, self._last_spectrum = luma, None
         if last is None or last.shape != luma.shape or min(luma.shape) < 8:
             return None
         if self._window is None or self._window.shape != luma.shape:
             self._window = cv2.createHanningWindow(luma.shape[::-1], cv2.CV_32F)
-        # The window applied here, on new arrays: OpenCV 5.0's phaseCorrelate multiplies the
-        # arrays it is given by its window in place, which spoilt the luma that the measure
-        # against the canvas then took (that long average never averaged). The same result.
-        windowed = luma * self._window
-        if last_windowed is None:
-            last_windowed = last * self._window
-        self._last_windowed = windowed
-        (dx, dy), _ = cv2.phaseCorrelate(windowed, last_windowed)
+        # The window applied on new arrays: the luma goes on to the measure against the canvas.
+        spectrum = PhaseCorrelation.spectrum(luma * self._window)
+        if last_spectrum is None:
+            last_spectrum = PhaseCorrelation.spectrum(last * self._window)
+        self._last_spectrum = spectrum
+        dx, dy = PhaseCorrelation.shift(spectrum, last_spectrum)
         move = np.array([2.0 * dx, 2.0 * dy])
         if np.abs(move).max() < self.SNAP_GUESS:
             move[:] = 0.0

@@ -466,10 +466,11 @@ class NetworkModel(FrameModel):
         averaged long enough (a network's output keeps a bias that the plain mean has not)."""
         la = self.long_average
         assert la is not None
-        res = _hwc(out.detach().float().cpu()).copy()
+        host = _hwc(out.detach().float().cpu())   # the carried state: left as it is
+        res = np.empty(host.shape, np.float32)
         s0, s1 = self.low_noise_blend
-        mean_output(res, mean.host_inp, mean.frames, mean.avg, mean.count, sigma_y, s0, s1, la.k,
-                    la.ramp[0], la.ramp[1])
+        mean_output(host, mean.host_inp, mean.frames, mean.avg, mean.count, sigma_y, s0, s1, la.k,
+                    la.ramp[0], la.ramp[1], res)
         res_t = _nchw(res)
         return res_t if res_t.device == out.device else res_t.to(out.device)
 

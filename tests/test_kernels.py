@@ -205,3 +205,7 @@ def test_mean_output_matches_reference() -> None:
         o = inp + keep * (out - inp)
         wl = count / (count + 8.0) * np.clip((count - 5.0) / 15.0, 0, 1)
         np.testing.assert_allclose(res, o + wl * (avg - o), rtol=1e-5, atol=1e-6)
+        kept, dst = out.copy(), np.empty_like(out)      # into another array: the output left alone
+        mean_output(kept, inp, frames, avg, count, sigma_y, low[0], low[1], 8.0, 5.0, 20.0, dst)
+        np.testing.assert_array_equal(kept, out)
+        np.testing.assert_array_equal(dst, res)
