@@ -229,8 +229,10 @@ class StateWarper:
         for i, flow in enumerate(flows):
             h, c = (t[i].detach().float().permute(1, 2, 0).cpu().numpy() for t in (hidden, count))
             outs.append(self.warp(flow, host[i][1], h, c))
-        return tuple(torch.from_numpy(np.stack([o[k] for o in outs])).permute(0, 3, 1, 2).to(cur.device)
-                     for k in range(3))  # type: ignore[return-value]
+        # One stream (the usual case): its arrays as they are, not copied into a batch.
+        batch = [outs[0][k][None] if len(outs) == 1 else np.stack([o[k] for o in outs]) for k in range(3)]
+        return tuple(torch.from_numpy(b).permute(0, 3, 1, 2).to(cur.device)
+                     for b in batch)  # type: ignore[return-value]
 
     def last_flow(self, i: int = 0) -> np.ndarray | None:
         """Stream i's flow in the last warp_tensors call; None when nothing moved (every flow
