@@ -23,6 +23,7 @@ from .motion import block_match, cross_power, packed_luma, warp, warp_packed
 from .noise_level import block_noise_stats, estimate_sigma, percentile_bias, sigma_from_block_stats
 from .pack import (CUT_NOISE_FACTOR, fit_noise_curve, frame_difference, is_scene_cut, noise_map, pack_bgr,
                    pack_nv12, pack_yuv420, pack_yuv420_to, unpack_bgr, unpack_nv12, unpack_yuv420)
+from .resample import shift_plane
 from .step import (step_input, step_input_count, step_tail, step_tail_display, step_tail_display_lut, step_tail_lut,
                    step_tail_raw, tail_tables)
 from .temporal import (long_average, match_add, match_weights, mean_input, mean_output, mismatch_map,
@@ -62,6 +63,7 @@ __all__ = [
     "recursive_filter",
     "remove_impulses",
     "sigma_from_block_stats",
+    "shift_plane",
     "step_input",
     "step_input_count",
     "step_tail",

@@ -36,6 +36,7 @@ import numpy as np
 
 from streamdn.kernels import canvas_add, canvas_add_resampled, canvas_read, cross_power, long_average, pack_yuv420
 from streamdn.kernels.motion import luma_plane, packed_luma
+from streamdn.kernels.resample import shift_plane
 
 from .fast import MAX_COUNT
 
@@ -108,12 +109,12 @@ def shift_read(src: np.ndarray, dy: float, dx: float, height: int, width: int, t
     kx, lo_x = _kernel(dx - ix, taps)
     # The samples the output needs: rows iy - lo_y .. iy + height - 1 + (len(ky) - 1 - lo_y).
     y0, x0 = iy - lo_y, ix - lo_x
-    y1, x1 = y0 + height + len(ky) - 1, x0 + width + len(kx) - 1
-    crop = _crop(src, y0, y1, x0, x1)
     if len(ky) == 1 and len(kx) == 1:
+        crop = _crop(src, y0, y0 + height, x0, x0 + width)
         return crop if crop.dtype == np.float32 else crop.astype(np.float32)
-    out = cv2.sepFilter2D(crop, cv2.CV_32F, kx, ky, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    return out[:height, :width]
+    # Separable, the border's samples repeated by clamping (no padded copy of `src`).
+    return shift_plane(src if src.dtype == np.float32 else src.astype(np.float32), y0, x0, ky, kx,
+                       np.empty((height, width), np.float32))
 
 
 def shift_planes(src: np.ndarray, dy: float, dx: float, height: int, width: int
@@ -123,10 +124,16 @@ def shift_planes(src: np.ndarray, dy: float, dx: float, height: int, width: int
     full resolution, U and V (height, width) on their grid (shift_read: separable Lanczos, the
     border repeated)."""
     h2, w2 = src.shape[:2]
-    y = shift_read(luma_plane(src, np.empty((2 * h2, 2 * w2), np.float32)), 2.0 * dy, 2.0 * dx, 2 * height,
-                   2 * width)
-    u = shift_read(np.ascontiguousarray(src[..., 4]), dy, dx, height, width)
-    v = shift_read(np.ascontiguousarray(src[..., 5]), dy, dx, height, width)
+    iy, ix = math.floor(2.0 * dy), math.floor(2.0 * dx)
+    ky, lo_y = _kernel(2.0 * dy - iy, TAPS)
+    kx, lo_x = _kernel(2.0 * dx - ix, TAPS)
+    if len(ky) == 1 and len(kx) == 1:
+        y = shift_read(luma_plane(src, np.empty((2 * h2, 2 * w2), np.float32)), 2.0 * dy, 2.0 * dx, 2 * height,
+                       2 * width)
+    else:   # read from the packed frame's luma directly
+        y = shift_plane(src, iy - lo_y, ix - lo_x, ky, kx, np.empty((2 * height, 2 * width), np.float32))
+    u = shift_read(src[..., 4], dy, dx, height, width)
+    v = shift_read(src[..., 5], dy, dx, height, width)
     return y, u, v
 
 

@@ -209,3 +209,35 @@ def test_mean_output_matches_reference() -> None:
         mean_output(kept, inp, frames, avg, count, sigma_y, low[0], low[1], 8.0, 5.0, 20.0, dst)
         np.testing.assert_array_equal(kept, out)
         np.testing.assert_array_equal(dst, res)
+
+
+@pytest.mark.parametrize("y0, x0, shape", [(0, 0, (9, 11)), (-3, -2, (14, 17)), (4, 6, (5, 4)), (-8, 9, (30, 3))])
+def test_shift_plane_matches_reference(y0: int, x0: int, shape: tuple[int, int]) -> None:
+    """A separable filter over a plane whose border repeats, from a plane or from a packed
+    frame's luma, inside and past every edge: the padded NumPy sum."""
+    from streamdn.kernels import pack_yuv420, shift_plane
+    from streamdn.kernels.motion import luma_plane
+
+    rng = np.random.default_rng(5)
+    plane = rng.random((12, 14), np.float32)
+    ky, kx = rng.normal(size=6).astype(np.float32), rng.normal(size=4).astype(np.float32)
+
+    def reference(src: np.ndarray) -> np.ndarray:
+        h, w = src.shape
+        rows = np.clip(np.arange(shape[0] + 5) + y0, 0, h - 1)
+        cols = np.clip(np.arange(shape[1] + 3) + x0, 0, w - 1)
+        patch = src[np.ix_(rows, cols)].astype(np.float64)
+        out = np.zeros(shape)
+        for m in range(6):
+            for n in range(4):
+                out += ky[m] * kx[n] * patch[m:m + shape[0], n:n + shape[1]]
+        return out
+
+    got = shift_plane(plane, y0, x0, ky, kx, np.empty(shape, np.float32))
+    np.testing.assert_allclose(got, reference(plane), rtol=1e-5, atol=1e-5)
+    strided = np.repeat(plane[..., None], 2, axis=2)[..., 1]      # any strides
+    np.testing.assert_allclose(shift_plane(strided, y0, x0, ky, kx, np.empty(shape, np.float32)), got, atol=1e-6)
+    chroma = np.zeros((6, 7), np.float32)
+    packed = pack_yuv420(plane, chroma, chroma, 1.0, np.empty((6, 7, 6), np.float32))
+    np.testing.assert_allclose(shift_plane(packed, y0, x0, ky, kx, np.empty(shape, np.float32)),
+                               reference(luma_plane(packed, np.empty((12, 14), np.float32))), rtol=1e-5, atol=1e-5)

@@ -87,6 +87,8 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
     weight2 = 1.0 / count2
     mean_in, sig_in, frames1 = np.empty_like(packed), np.empty_like(smap), np.empty((h2, w2, 1), np.float32)
     read_count = np.empty((h2, w2, 1), np.float32)
+    lanczos6 = np.array([-0.02, 0.11, 0.86, 0.08, -0.04, 0.01], np.float32)
+    shifted_y, read_y = np.empty((2 * hp, 2 * wp), np.float32), np.empty((2 * h2, 2 * w2), np.float32)
     return {
         "pack_yuv420 (8-bit)": lambda: k.pack_yuv420(y, u, v, 1 / 255, f32),
         "pack_yuv420 (10-bit)": lambda: k.pack_yuv420(y16, u.astype(np.uint16), v.astype(np.uint16), 1 / 1023, f32),
@@ -124,6 +126,10 @@ def _cases(width: int, height: int) -> dict[str, Callable[[], object]]:
                                                            8.0, 5.0, 20.0),
         "canvas: canvas_read": lambda: k.canvas_read(res_y[:2 * h2, :2 * w2], res_u[:h2, :w2], res_u[:h2, :w2],
                                                      cy_count, my + 0.3, mx + 0.6, out6, read_count),
+        "canvas: shift_plane (luma read, 6x6 Lanczos)": lambda: k.shift_plane(cy_y, 2 * my - 2, 2 * mx - 2, lanczos6,
+                                                                              lanczos6, read_y),
+        "canvas: shift_plane (packed frame's luma, border)": lambda: k.shift_plane(cur, -5, -5, lanczos6, lanczos6,
+                                                                                   shifted_y),
         "canvas: canvas_add (still camera)": lambda: k.canvas_add(cur, count2, my, mx, 3, cy_y, cy_u, cy_v, cy_count),
         "canvas: canvas_add_resampled (moving)": lambda: k.canvas_add_resampled(res_y, res_u, res_u, count2, weight2,
                                                                                 my - 3, mx - 3, my + 0.3, mx + 0.6,
