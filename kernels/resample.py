@@ -6,12 +6,6 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(inline="always", cache=True, nogil=True)
-def _luma(packed: np.ndarray, r: int, c: int) -> float:
-    """Full-resolution luma sample (r, c) of a packed frame (streamdn.kernels.pack_yuv420)."""
-    return packed[r >> 1, c >> 1, ((r & 1) << 1) | (c & 1)]
-
-
 @njit(inline="always", fastmath=True, cache=True, nogil=True)
 def _filter_line(line: np.ndarray, kx: np.ndarray, dst: np.ndarray) -> None:
     """dst[j] = sum_n kx[n] line[j + n], tap by tap over the whole line (so that it vectorises)."""
@@ -24,32 +18,43 @@ def _filter_line(line: np.ndarray, kx: np.ndarray, dst: np.ndarray) -> None:
             dst[j] += k * line[j + n]
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _plane_line(src: np.ndarray, r: int, x0: int, span: int) -> np.ndarray:
+    """Samples x0 .. x0 + span - 1 of row r of the plane, its border repeated."""
+    w = src.shape[1]
+    line = np.empty(span, np.float32)
+    for j in range(span):
+        line[j] = src[r, min(max(j + x0, 0), w - 1)]
+    return line
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _luma_line(src: np.ndarray, r: int, x0: int, span: int) -> np.ndarray:
+    """_plane_line of the full-resolution luma of a packed frame ((H2, W2, 6): luma sample
+    (r, c) is src[r >> 1, c >> 1, 2 (r & 1) + (c & 1)])."""
+    w = 2 * src.shape[1]
+    line = np.empty(span, np.float32)
+    i, a = r >> 1, (r & 1) << 1
+    for j in range(span):
+        c = min(max(j + x0, 0), w - 1)
+        line[j] = src[i, c >> 1, a | (c & 1)]
+    return line
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _rows_plane(src: np.ndarray, y0: int, x0: int, kx: np.ndarray, tmp: np.ndarray) -> None:
     """tmp[r, j] = sum_n kx[n] src[clamp(r + y0), clamp(j + x0 + n)]."""
-    h, w = src.shape
-    rows, wo = tmp.shape
-    span = wo + kx.shape[0] - 1
-    for r in prange(rows):
-        sr = min(max(r + y0, 0), h - 1)
-        line = np.empty(span, np.float32)
-        for j in range(span):
-            line[j] = src[sr, min(max(j + x0, 0), w - 1)]
-        _filter_line(line, kx, tmp[r])
+    for r in prange(tmp.shape[0]):
+        sr = min(max(r + y0, 0), src.shape[0] - 1)
+        _filter_line(_plane_line(src, sr, x0, tmp.shape[1] + kx.shape[0] - 1), kx, tmp[r])
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _rows_packed(src: np.ndarray, y0: int, x0: int, kx: np.ndarray, tmp: np.ndarray) -> None:
-    """_rows_plane of the full-resolution luma of a packed frame `src` ((H2, W2, 6))."""
-    h, w = 2 * src.shape[0], 2 * src.shape[1]
-    rows, wo = tmp.shape
-    span = wo + kx.shape[0] - 1
-    for r in prange(rows):
-        sr = min(max(r + y0, 0), h - 1)
-        line = np.empty(span, np.float32)
-        for j in range(span):
-            line[j] = _luma(src, sr, min(max(j + x0, 0), w - 1))
-        _filter_line(line, kx, tmp[r])
+def _rows_luma(src: np.ndarray, y0: int, x0: int, kx: np.ndarray, tmp: np.ndarray) -> None:
+    """_rows_plane of the full-resolution luma of a packed frame `src`."""
+    for r in prange(tmp.shape[0]):
+        sr = min(max(r + y0, 0), 2 * src.shape[0] - 1)
+        _filter_line(_luma_line(src, sr, x0, tmp.shape[1] + kx.shape[0] - 1), kx, tmp[r])
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -78,6 +83,6 @@ def shift_plane(src: np.ndarray, y0: int, x0: int, ky: np.ndarray, kx: np.ndarra
     """
     tmp = np.empty((out.shape[0] + len(ky) - 1, out.shape[1]), np.float32)
     ky, kx = np.ascontiguousarray(ky, np.float32), np.ascontiguousarray(kx, np.float32)
-    (_rows_packed if src.ndim == 3 else _rows_plane)(src, int(y0), int(x0), kx, tmp)
+    (_rows_luma if src.ndim == 3 else _rows_plane)(src, int(y0), int(x0), kx, tmp)
     _filter_columns(tmp, ky, out)
     return out
