@@ -602,6 +602,7 @@ class NetworkModel(FrameModel):
     def close(self) -> None:
         """Drops the network and state; frees cached CUDA memory. Idempotent."""
         self._state = None
+        self._buffers = _StateBuffers()
         self._last_luma = None
         self._int8 = None
         if self.net is not None:
