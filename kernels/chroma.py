@@ -22,15 +22,26 @@ from numba import njit, prange
 
 
 @njit(inline="always")
-def _up(a: np.ndarray, r: int, c: int) -> np.float32:
-    """a (the chroma grid) sampled bilinearly at full-resolution pixel (r, c), 4:2:0 centre
-    sited (cv2.resize INTER_LINEAR at 2x), the border repeated."""
-    h2, w2 = a.shape
-    i, j = r >> 1, c >> 1
+def _rows_at(planes: np.ndarray, r: int, rows: np.ndarray) -> None:
+    """rows[k] = planes[k] (chroma grid) interpolated down the columns to full-resolution row r:
+    the vertical half of sampling the chroma grid bilinearly at a full-resolution pixel, 4:2:0
+    centre sited (cv2.resize INTER_LINEAR at 2x), the border repeated; done once per row."""
+    h2 = planes.shape[1]
+    i = r >> 1
     i2 = min(max(i + (1 if r & 1 else -1), 0), h2 - 1)
-    j2 = min(max(j + (1 if c & 1 else -1), 0), w2 - 1)
     q, p = np.float32(0.75), np.float32(0.25)
-    return q * (q * a[i, j] + p * a[i, j2]) + p * (q * a[i2, j] + p * a[i2, j2])
+    for k in range(planes.shape[0]):
+        for j in range(planes.shape[2]):
+            rows[k, j] = q * planes[k, i, j] + p * planes[k, i2, j]
+
+
+@njit(inline="always")
+def _across(row: np.ndarray, c: int) -> np.float32:
+    """A row of _rows_at sampled at full-resolution column c: the horizontal half."""
+    w2 = row.shape[0]
+    j = c >> 1
+    j2 = min(max(j + (1 if c & 1 else -1), 0), w2 - 1)
+    return np.float32(0.75) * row[j] + np.float32(0.25) * row[j2]
 
 
 # The scratch planes on the chroma grid: 0 the luma, 6-11 row sums, 0-5 window means of luma,
@@ -45,15 +56,20 @@ def _columns_mean(sums: np.ndarray, out: np.ndarray, radius: int) -> None:
     summed down the columns over the (2 radius + 1) rows around each, clipped at the borders,
     and divided by the window's size."""
     n, h2, w2 = sums.shape
+    # 1 / the window's width at each column (clipped at the borders)
+    across = np.empty(w2, np.float32)
+    for j in range(w2):
+        across[j] = np.float32(1.0) / np.float32(min(j + radius + 1, w2) - max(j - radius, 0))
     for i in prange(h2):
         i0, i1 = max(i - radius, 0), min(i + radius + 1, h2)
+        down = np.float32(1.0) / np.float32(i1 - i0)
         for q in range(n):
             row = out[q, i]
             row[:] = sums[q, i0]
             for ii in range(i0 + 1, i1):
                 row += sums[q, ii]
             for j in range(w2):
-                row[j] *= np.float32(1.0) / np.float32((i1 - i0) * (min(j + radius + 1, w2) - max(j - radius, 0)))
+                row[j] *= down * across[j]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -105,9 +121,9 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
     for i in prange(h2):
         for j in range(w2):
             my, mu, mv = means[0, i, j], means[2, i, j], means[3, i, j]
-            var = max(means[1, i, j] - my * my, np.float32(0.0)) + e
-            au = (means[4, i, j] - my * mu) / var
-            av = (means[5, i, j] - my * mv) / var
+            inv = np.float32(1.0) / (max(means[1, i, j] - my * my, np.float32(0.0)) + e)
+            au = (means[4, i, j] - my * mu) * inv
+            av = (means[5, i, j] - my * mv) * inv
             coef[0, i, j] = au
             coef[1, i, j] = mu - au * my
             coef[2, i, j] = av
@@ -126,15 +142,18 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
     q = np.float32(0.25)
     for i in prange(h2):
         r0, r1 = 2 * i, min(2 * i + 1, h - 1)
+        rows0, rows1 = np.empty((4, w2), np.float32), np.empty((4, w2), np.float32)
+        _rows_at(coef, r0, rows0)
+        _rows_at(coef, r1, rows1)
         for j in range(w2):
             c0, c1 = 2 * j, min(2 * j + 1, w - 1)
             su = np.float32(0.0)
             sv = np.float32(0.0)
-            for r in (r0, r1):
+            for r, rows in ((r0, rows0), (r1, rows1)):
                 for c in (c0, c1):
                     yv = np.float32(y[r, c])
-                    su += _up(coef[0], r, c) * yv + _up(coef[1], r, c)
-                    sv += _up(coef[2], r, c) * yv + _up(coef[3], r, c)
+                    su += _across(rows[0], c) * yv + _across(rows[1], c)
+                    sv += _across(rows[2], c) * yv + _across(rows[3], c)
             work[0, i, j] = np.float32(u[i, j]) - q * su
             work[1, i, j] = np.float32(v[i, j]) - q * sv
     # The residuals join the offsets b (both upsampled bilinearly, so their sum is the same).
@@ -145,9 +164,10 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
 
 
 @njit(inline="always")
-def _chroma_at(work: np.ndarray, yv: np.float32, r: int, c: int) -> tuple[np.float32, np.float32]:
-    """Full-resolution (U, V) at pixel (r, c) of luma yv, from _fit's planes."""
-    return _up(work[6], r, c) * yv + _up(work[7], r, c), _up(work[8], r, c) * yv + _up(work[9], r, c)
+def _chroma_in_row(rows: np.ndarray, yv: np.float32, c: int) -> tuple[np.float32, np.float32]:
+    """Full-resolution (U, V) at column c of luma yv, from _fit's coefficient planes brought to
+    the pixel's row by _rows_at."""
+    return (_across(rows[0], c) * yv + _across(rows[1], c), _across(rows[2], c) * yv + _across(rows[3], c))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -167,8 +187,10 @@ def chroma_from_luma(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, ra
     _fit(y, u, v, eps, radius, work)
     h, w = y.shape
     for r in prange(h):
+        rows = np.empty((4, u.shape[1]), np.float32)
+        _rows_at(work[6:10], r, rows)
         for c in range(w):
-            out_u[r, c], out_v[r, c] = _chroma_at(work, np.float32(y[r, c]), r, c)
+            out_u[r, c], out_v[r, c] = _chroma_in_row(rows, np.float32(y[r, c]), c)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -187,9 +209,11 @@ def yuv420_to_bgr_guided(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float
     _fit(y, u, v, eps, radius, work)
     h, w = y.shape
     for r in prange(h):
+        rows = np.empty((4, u.shape[1]), np.float32)
+        _rows_at(work[6:10], r, rows)
         for c in range(w):
             yv = np.float32(y[r, c])
-            cu, cv = _chroma_at(work, yv, r, c)
+            cu, cv = _chroma_in_row(rows, yv, c)
             for ch in range(3):
                 val = matrix[ch, 0] * yv + matrix[ch, 1] * cu + matrix[ch, 2] * cv + matrix[ch, 3] + np.float32(0.5)
                 out[r, c, ch] = np.uint8(min(max(val, np.float32(0.0)), np.float32(255.0)))
