@@ -103,13 +103,16 @@ def _kernel(frac: float, taps: int) -> tuple[np.ndarray, int]:
 def shift_read(src: np.ndarray, dy: float, dx: float, height: int, width: int, taps: int = TAPS) -> np.ndarray:
     """out[i, j] = src(i + dy, j + dx), (height, width) float32: whole shifts are a copy,
     fractional ones a separable Lanczos (taps > 0) or bilinear (taps 0) resampling; outside
-    `src` its border repeats."""
+    `src` its border repeats. `src`: a plane, or a packed frame ((H2, W2, 6) float32), whose
+    full-resolution luma is then read (in place where it is resampled)."""
     iy, ix = math.floor(dy), math.floor(dx)
     ky, lo_y = _kernel(dy - iy, taps)
     kx, lo_x = _kernel(dx - ix, taps)
     # The samples the output needs: rows iy - lo_y .. iy + height - 1 + (len(ky) - 1 - lo_y).
     y0, x0 = iy - lo_y, ix - lo_x
     if len(ky) == 1 and len(kx) == 1:
+        if src.ndim == 3:
+            src = luma_plane(src, np.empty((2 * src.shape[0], 2 * src.shape[1]), np.float32))
         crop = _crop(src, y0, y0 + height, x0, x0 + width)
         return crop if crop.dtype == np.float32 else crop.astype(np.float32)
     # Separable, the border's samples repeated by clamping (no padded copy of `src`).
@@ -123,15 +126,7 @@ def shift_planes(src: np.ndarray, dy: float, dx: float, height: int, width: int
     at out(i, j) = src(i + dy, j + dx), (dy, dx) in chroma samples: luma (2 height, 2 width) at
     full resolution, U and V (height, width) on their grid (shift_read: separable Lanczos, the
     border repeated)."""
-    h2, w2 = src.shape[:2]
-    iy, ix = math.floor(2.0 * dy), math.floor(2.0 * dx)
-    ky, lo_y = _kernel(2.0 * dy - iy, TAPS)
-    kx, lo_x = _kernel(2.0 * dx - ix, TAPS)
-    if len(ky) == 1 and len(kx) == 1:
-        y = shift_read(luma_plane(src, np.empty((2 * h2, 2 * w2), np.float32)), 2.0 * dy, 2.0 * dx, 2 * height,
-                       2 * width)
-    else:   # read from the packed frame's luma directly
-        y = shift_plane(src, iy - lo_y, ix - lo_x, ky, kx, np.empty((2 * height, 2 * width), np.float32))
+    y = shift_read(src, 2.0 * dy, 2.0 * dx, 2 * height, 2 * width)
     u = shift_read(src[..., 4], dy, dx, height, width)
     v = shift_read(src[..., 5], dy, dx, height, width)
     return y, u, v
