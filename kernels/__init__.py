@@ -16,6 +16,8 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 from .canvas import canvas_add, canvas_add_resampled, canvas_read
 from .chroma import WORK_PLANES as CHROMA_WORK_PLANES
 from .chroma import chroma_from_luma, yuv420_to_bgr_guided
+from .chroma_edges import WORK_PLANES as CHROMA_EDGES_WORK_PLANES
+from .chroma_edges import restore_chroma_edges
 from .convert import float_to_plane, plane_to_float
 from .impulse import count_impulses, remove_impulses
 from .merge import add_shot, unclip_mean
@@ -30,6 +32,7 @@ from .temporal import (long_average, match_add, match_weights, mean_input, mean_
                        recursive_filter)
 
 __all__ = [
+    "CHROMA_EDGES_WORK_PLANES",
     "CHROMA_WORK_PLANES",
     "CUT_NOISE_FACTOR",
     "add_shot",
@@ -62,6 +65,7 @@ __all__ = [
     "plane_to_float",
     "recursive_filter",
     "remove_impulses",
+    "restore_chroma_edges",
     "sigma_from_block_stats",
     "shift_plane",
     "step_input",

@@ -32,7 +32,7 @@ TEST_ARCHS = ("tdn_tiny", "photo_tiny")   # listed with random weights, for test
 # The keyword options of NetworkModel (streamdn.models.network; tests/test_network.py checks the
 # two agree): what create_model takes for a network besides `weights`.
 NETWORK_OPTIONS = ("device", "dtype", "backend", "signal_dependent", "cut_threshold", "fused", "low_noise_blend",
-                   "long_average")
+                   "long_average", "chroma_edges")
 
 # Windowed models (streamdn.models.window): the still-image network each runs over the mean.
 WINDOW_ARCHS = {"window": "photo", "window_tiny": "photo_tiny"}

@@ -22,6 +22,7 @@ from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_differen
                               step_input_count, step_tail, step_tail_display, step_tail_display_lut, step_tail_lut,
                               step_tail_raw, unpack_yuv420)
 
+from .chroma_edges import restore_chroma_edges
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
 from .mosaic import LongAverage, MosaicAverage, ShiftGuess, shift_packed
 from .motion import StateWarper
@@ -202,7 +203,7 @@ class NetworkModel(FrameModel):
                  signal_dependent: bool = True, cut_threshold: float = 25.0, fused: bool = True,
                  low_noise_blend: tuple[float, float] = LOW_NOISE_BLEND,
                  long_average: LongAverage | None | bool | str = "auto", backend: str = "torch",
-                 int8_net: RecurrentDenoiser | None = None) -> None:
+                 int8_net: RecurrentDenoiser | None = None, chroma_edges: bool = True) -> None:
         """Args:
             net: the network (its weights are moved to `device`).
             info: what `streamdn models` shows.
@@ -234,6 +235,8 @@ class NetworkModel(FrameModel):
                 (_auto_backend). Streams only: batches and the unfused forward run in torch.
             int8_net: the network the int8 backend quantises instead of `net` (weights trained
                 for int8, of the same configuration); None: `net`.
+            chroma_edges: give back the colour edges the network smoothed where the luma shows
+                them (streamdn.models.chroma_edges; the shown output only, not the carried state).
         """
         self.info = info
         self.device = device
@@ -274,6 +277,7 @@ class NetworkModel(FrameModel):
         self._state: tuple[torch.Tensor, ...] | None = None
         self._buffers = _StateBuffers()   # what the fused steps write and carry
         self._last_luma: np.ndarray | None = None
+        self.chroma_edges = chroma_edges
 
     # -- the three stages --------------------------------------------------------------------
 
@@ -340,6 +344,10 @@ class NetworkModel(FrameModel):
             out = self._mean_output(out, mean, packed.sigma_y)
         elif self.long_average is not None:
             out = self._blend_long_average(out, cur, sigma, first=has_prev == 0.0)
+        if self.chroma_edges:
+            # What the network took from the chroma, where the luma explains it (the shown result
+            # only: the state above is the network's own).
+            out = restore_chroma_edges(out, cur, sigma)
         out = out[..., :h2, :w2]
         w = low_noise_weight(packed.sigma_y, self.low_noise_blend)
         if w < 1.0:

@@ -30,7 +30,7 @@ from .registry import FrameModel, ModelInfo
 # Options of the video networks that a still-image network accepts and ignores (a weight file is
 # created with the same options whatever it holds).
 CLEAN_SIGMA = 2.0   # luma noise sigma (8-bit) under which a video frame counts as nearly clean
-VIDEO_ONLY_OPTIONS = ("cut_threshold", "fused", "long_average", "backend")
+VIDEO_ONLY_OPTIONS = ("cut_threshold", "fused", "long_average", "backend", "chroma_edges")
 
 
 @dataclass

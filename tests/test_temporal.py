@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("skimage")
 
 from streamdn.cli import main
-from streamdn.tools.temporal import TemporalConfig, measure, noisy_frames, pan_clip, running_mean_psnr, table
+from streamdn.tools.temporal import (TemporalConfig, frames_in_view, in_view_curve, measure, noisy_frames, pan_clip,
+                                     running_mean_psnr, table)
 
 
 def test_pan_moves_by_the_asked_amount() -> None:
@@ -23,6 +24,32 @@ def test_pan_moves_by_the_asked_amount() -> None:
     a, b = clip[0].astype(int), clip[4].astype(int)
     assert np.abs(b[:, :-2] - a[:, 1:-1]).mean() < np.abs(b[:, :-2] - a[:, :-2]).mean() / 3
     assert np.array_equal(pan_clip(pic, 64, 48, 0.0, 3)[0], pan_clip(pic, 64, 48, 0.0, 3)[2])
+
+
+def test_frames_in_view_of_a_pan() -> None:
+    """A pan brings the picture in at the right edge (speed px/frame) and at the bottom (0.3 x
+    speed): at frame t a pixel has been in view as many frames as its picture has been there."""
+    k = frames_in_view(10, 4, 2.0, 3)
+    assert k.shape == (4, 10)
+    # Columns from the right edge: 8-9 came in at this frame, 6-7 one frame before, 4-5 two.
+    assert k[0].tolist() == [4, 4, 4, 4, 3, 3, 2, 2, 1, 1]
+    # Rows: 0.6 px/frame, the bottom row came in at this frame.
+    assert k[:, 0].tolist() == [4, 4, 2, 1]
+    assert (frames_in_view(10, 4, 0.0, 3) == 4).all()
+    assert (frames_in_view(10, 4, 1.0, 0) == 1).all()
+
+
+def test_in_view_curve_mixes_the_static_curve_by_error() -> None:
+    """A constant static curve stays constant; a climbing one is held back by the picture the pan
+    brought in, by the mean squared error of the pixels' own frame counts."""
+    assert np.allclose(in_view_curve([30.0] * 5, 64, 48, 3.0), 30.0)
+    static = [20.0, 30.0, 40.0]
+    curve = in_view_curve(static, 10, 4, 2.0)
+    assert curve[0] == pytest.approx(20.0)
+    # At frame 1, columns 8-9 and the bottom row came in: 16 of 40 pixels at frame 0's level.
+    mse = (16 * 10 ** -2.0 + 24 * 10 ** -3.0) / 40
+    assert curve[1] == pytest.approx(-10 * np.log10(mse))
+    assert in_view_curve(static, 10, 1, 0.0) == pytest.approx(static)
 
 
 def test_running_mean_gains_as_frames_add_up() -> None:
@@ -37,7 +64,8 @@ def test_measure_and_command(tmp_path: Path) -> None:
                          scenes=(("chelsea.png", 64, 48),))
     curves = measure(cfg)
     assert [(c.speed, c.method) for c in curves] == [(0.0, "mean of noisy frames"), (0.0, "classical:mean"),
-                                                      (1.0, "classical:mean")]
+                                                      (1.0, "classical:mean"),
+                                                      (1.0, "classical:mean: static by frames in view")]
     assert all(len(c.psnr) == 3 and all(10 < v < 60 for v in c.psnr) for c in curves)
     assert "frame 2" in table(curves)
     out = tmp_path / "t.json"

@@ -21,7 +21,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "temporal", help="how many frames a denoiser averages: PSNR frame by frame on static and panning shots",
         description="Adds Gaussian noise afresh to every frame of a static shot and of slow sub-pixel pans over "
                     "held-out pictures and prints each method's RGB PSNR frame by frame, beside the plain mean "
-                    "of the noisy frames so far. A recursion that keeps averaging climbs as the shot goes on.",
+                    "of the noisy frames so far. A recursion that keeps averaging climbs as the shot goes on. "
+                    "Beside each pan, 'MODEL: static by frames in view' is the static shot's curve with every "
+                    "pixel held to as many frames as its part of the picture has been in view: what a causal "
+                    "model converging at its static pace can reach on the pan.",
         epilog="example: streamdn temporal --models fast,tfilter --speeds 0,0.5,1,2.5 --json temporal.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="fast,tfilter", metavar="M1,M2",

@@ -186,6 +186,29 @@ def method_psnr(model: str, clean: np.ndarray, noisy: np.ndarray, strength: str 
     return [_rgb_psnr(o, c) for o, c in zip(method_outputs(model, noisy, strength), clean)]
 
 
+def frames_in_view(width: int, height: int, speed: float, t: int) -> np.ndarray:
+    """(height, width) int: for each pixel of frame t of a pan_clip shot, how many frames (1..t+1)
+    the part of the picture it shows has been in view. The pan brings the picture in at the
+    right edge (speed px/frame) and the bottom edge (0.3 x speed)."""
+    def along(n: int, step: float) -> np.ndarray:
+        if step <= 0:
+            return np.full(n, t + 1)
+        return np.minimum(np.floor((n - 1 - np.arange(n)) / step).astype(np.int64) + 1, t + 1)
+
+    return np.minimum(along(height, 0.3 * speed)[:, None], along(width, speed)[None, :])
+
+
+def in_view_curve(static: Sequence[float], width: int, height: int, speed: float) -> list[float]:
+    """What a causal denoiser reaches on a pan if each pixel is as clean as the whole static shot
+    was after as many frames as that pixel's picture has been in view (frames_in_view): the
+    static shot's PSNR curve mixed by mean squared error over the frame. The picture a pan
+    brings in has been seen only a few frames however well the motion is followed, so this, not
+    the static shot, is what a recursion that converges at its static pace can reach there."""
+    mse = 10.0 ** (-np.asarray(static, np.float64) / 10.0)
+    return [float(-10.0 * np.log10(np.mean(mse[frames_in_view(width, height, speed, t) - 1])))
+            for t in range(len(static))]
+
+
 def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     """RGB PSNR over the pixels where `mask` is set (nan where it is empty)."""
     if not mask.any():
@@ -208,12 +231,12 @@ def measure(cfg: TemporalConfig) -> list[Curve]:
     curves: list[Curve] = []
     for name, width, height in cfg.scenes:
         picture = _picture(name)
+        label = f"{Path(name).stem} {width}x{height}"
         for speed in cfg.speeds:
             clean = pan_clip(picture, width, height, speed, cfg.frames)
             if cfg.chroma == "420":
                 clean = through_420(clean)
             noisy = noisy_frames(clean, cfg.sigma, cfg.seed)
-            label = f"{Path(name).stem} {width}x{height}"
             if speed == 0:
                 curves.append(Curve(label, speed, "mean of noisy frames", running_mean_psnr(clean, noisy)))
                 if cfg.chroma == "444":
@@ -221,6 +244,11 @@ def measure(cfg: TemporalConfig) -> list[Curve]:
                     curves.append(Curve(label, speed, "4:2:0 ceiling (clean frames through 4:2:0)", ceiling))
             for model in cfg.models:
                 curves.append(Curve(label, speed, model, method_psnr(model, clean, noisy, cfg.strength)))
+        static = {c.method: c.psnr for c in curves if c.scene == label and c.speed == 0}
+        for speed in (s for s in cfg.speeds if s > 0):
+            for model in (m for m in cfg.models if m in static):
+                curves.append(Curve(label, speed, f"{model}: static by frames in view",
+                                    in_view_curve(static[model], width, height, speed)))
         for speed in cfg.objects:
             # The object wears the other held-out picture.
             texture = _picture("chelsea.png" if name == "coffee.png" else "coffee.png")
@@ -229,11 +257,10 @@ def measure(cfg: TemporalConfig) -> list[Curve]:
                 clean = through_420(clean)
             noisy = noisy_frames(clean, cfg.sigma, cfg.seed)
             trail = trail_masks(cover)
-            label = f"{Path(name).stem} {width}x{height}, object"
             for model in cfg.models:
                 outs = method_outputs(model, noisy, cfg.strength)
-                curves.append(Curve(label, speed, model, [_rgb_psnr(o, c) for o, c in zip(outs, clean)]))
-                curves.append(Curve(label, speed, f"{model}: trail",
+                curves.append(Curve(f"{label}, object", speed, model, [_rgb_psnr(o, c) for o, c in zip(outs, clean)]))
+                curves.append(Curve(f"{label}, object", speed, f"{model}: trail",
                                     [masked_psnr(o, c, m) for o, c, m in zip(outs, clean, trail)]))
     return curves
 
