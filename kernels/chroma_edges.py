@@ -10,10 +10,10 @@ from numba import njit, prange
 
 from .chroma import _columns_mean
 
-# Scratch planes on the packed grid: 12-17 the guide g (each 2x2 luma block's mean), g^2, the two
-# chroma differences dU and dV, g dU and g dV; 6-11 their row sums, 0-5 their window means; then
-# 13-14 the slopes, 6-7 their row sums, 1-2 their window means.
-WORK_PLANES = 18
+# Scratch planes on the packed grid: 12 the guide g (each 2x2 luma block's mean); 6-11 the row
+# sums of g, g^2, the two chroma differences dU and dV, g dU and g dV; 0-5 their window means;
+# then 6-7 the slopes, 8-9 their row sums, 1-2 their window means.
+WORK_PLANES = 13
 
 
 @njit(inline="always")
@@ -56,24 +56,27 @@ def restore_chroma_edges(out: np.ndarray, inp: np.ndarray, sigma: np.ndarray, no
         shrink: how far a slope within its own noise is shrunk (0: not at all).
     """
     h2, w2 = out.shape[0], out.shape[1]
-    src = work[12:18]
+    guide, rows = work[12], work[6:12]
     for i in prange(h2):
+        src = np.empty((6, w2), np.float32)   # one row of g, g^2, dU, dV, g dU, g dV
         for j in range(w2):
             g = np.float32(0.25) * (out[i, j, 0] + out[i, j, 1] + out[i, j, 2] + out[i, j, 3])
             u = inp[i, j, 4] - out[i, j, 4]
             v = inp[i, j, 5] - out[i, j, 5]
-            src[0, i, j] = g
-            src[1, i, j] = g * g
-            src[2, i, j] = u
-            src[3, i, j] = v
-            src[4, i, j] = g * u
-            src[5, i, j] = g * v
-    _row_sums(src, work[6:12], radius)
+            guide[i, j] = g
+            src[0, j] = g
+            src[1, j] = g * g
+            src[2, j] = u
+            src[3, j] = v
+            src[4, j] = g * u
+            src[5, j] = g * v
+        for q in range(6):
+            _window_sums(src[q], rows[q, i], radius)
     means = work[0:6]
     _columns_mean(work[6:12], means, radius)
     k = np.float32(noise_weight)
     fl = np.float32(floor)
-    slopes = work[13:15]
+    slopes = work[6:8]
     n = np.float32((2 * radius + 1) ** 2)
     sh = np.float32(shrink) / n
     for i in prange(h2):
@@ -87,8 +90,8 @@ def restore_chroma_edges(out: np.ndarray, inp: np.ndarray, sigma: np.ndarray, no
             gv = max(np.float32(1.0) - sh * sv * sv * var / (cv * cv + fl * fl), np.float32(0.0))
             slopes[0, i, j] = gu * cu / (var + k * su * su + fl)
             slopes[1, i, j] = gv * cv / (var + k * sv * sv + fl)
-    _row_sums(slopes, work[6:8], radius)
-    _columns_mean(work[6:8], work[1:3], radius)
+    _row_sums(slopes, work[8:10], radius)
+    _columns_mean(work[8:10], work[1:3], radius)
     g, mg, au, av = work[12], work[0], work[1], work[2]
     for i in prange(h2):
         for j in range(w2):

@@ -21,9 +21,10 @@ cleaner than one noisy frame's difference can tell: gain = max(0, 1 - c sigma^2 
 would bring back the window's mean noise). The result is shown only; the recursion carries the
 network's own state.
 
-Measured (docs/motion.md, "Chroma edges"): validation clips, `fast_mc` +0.55 / +0.38 / +0.35 /
-+0.44 / +0.10 dB RGB PSNR on Gaussian 20 / 30, low light, camera low light and salt and pepper
-(SSIM +0.006-0.007, flicker unchanged), `fast` +0.40-0.52; clean input unchanged.
+Measured (docs/figures.md, "Chroma edges given back after the network"), validation clips, torch
+fp32: `fast_mc` +0.56 / +0.40 / +0.36 / +0.44 / +0.09 dB RGB PSNR on Gaussian 20 / 30, low light,
+camera low light and salt and pepper, `fast` +0.62 / +0.47 / +0.45 / +0.53 / +0.19 (SSIM
++0.006-0.009, flicker unchanged); a clean input unchanged; 3 ms a 720p frame on two CPU cores.
 """
 
 from __future__ import annotations
@@ -45,13 +46,27 @@ SHRINK = 2.0
 FLOOR = (0.25 / 255.0) ** 2
 
 
+class Scratch:
+    """The CPU kernel's work planes, kept for the next frame of the same size."""
+
+    def __init__(self) -> None:
+        self._planes: np.ndarray | None = None
+
+    def planes(self, shape: tuple[int, int]) -> np.ndarray:
+        """(CHROMA_EDGES_WORK_PLANES, H2, W2) float32 work planes (their contents undefined)."""
+        if self._planes is None or self._planes.shape[1:] != shape:
+            self._planes = np.empty((CHROMA_EDGES_WORK_PLANES,) + tuple(shape), np.float32)
+        return self._planes
+
+
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over (2 radius + 1)^2 samples, the border's windows cut to the frame."""
     return F.avg_pool2d(x, 2 * radius + 1, 1, radius, count_include_pad=False)
 
 
 def restore_chroma_edges(out: torch.Tensor, inp: torch.Tensor, sigma: torch.Tensor, radius: int = RADIUS,
-                         noise_weight: float = NOISE_WEIGHT, shrink: float = SHRINK) -> torch.Tensor:
+                         noise_weight: float = NOISE_WEIGHT, shrink: float = SHRINK,
+                         scratch: Scratch | None = None) -> torch.Tensor:
     """The network's packed output with the chroma its luma explains given back (see the module).
 
     Args:
@@ -61,14 +76,16 @@ def restore_chroma_edges(out: torch.Tensor, inp: torch.Tensor, sigma: torch.Tens
         radius: the fit's window is 2 radius + 1 samples square.
         noise_weight: k above.
         shrink: c above (0: no shrinking).
+        scratch: the CPU kernel's work planes, kept by the caller from frame to frame (fresh
+            ones cost their page faults again every frame); None: made for this call.
 
     Returns:
         A new (N, 6, H2, W2) tensor of `out`'s dtype (float32 on the CPU); its luma is `out`'s.
     """
     if out.device.type == "cpu":
         if out.shape[0] == 1:
-            return _on_host(out, inp, sigma, radius, noise_weight, shrink)
-        return torch.cat([_on_host(out[i:i + 1], inp[i:i + 1], sigma[i:i + 1], radius, noise_weight, shrink)
+            return _on_host(out, inp, sigma, radius, noise_weight, shrink, scratch)
+        return torch.cat([_on_host(out[i:i + 1], inp[i:i + 1], sigma[i:i + 1], radius, noise_weight, shrink, scratch)
                           for i in range(out.shape[0])])
     return _on_device(out, inp, sigma, radius, noise_weight, shrink)
 
@@ -98,11 +115,11 @@ def _hwc(t: torch.Tensor) -> np.ndarray:
 
 
 def _on_host(out: torch.Tensor, inp: torch.Tensor, sigma: torch.Tensor, radius: int,
-             noise_weight: float, shrink: float) -> torch.Tensor:
+             noise_weight: float, shrink: float, scratch: Scratch | None = None) -> torch.Tensor:
     """restore_chroma_edges on the CPU: one Numba kernel (streamdn.kernels.restore_chroma_edges)
     instead of torch's pooling, which takes 40-200 ms a 720p frame there."""
     o = _hwc(out)
     res = np.empty_like(o)
-    work = np.empty((CHROMA_EDGES_WORK_PLANES,) + o.shape[:2], np.float32)
+    work = (scratch or Scratch()).planes(o.shape[:2])
     _restore_on_host(o, _hwc(inp), _hwc(sigma), noise_weight, FLOOR, radius, work, res, shrink)
     return torch.from_numpy(res).permute(2, 0, 1).unsqueeze(0).to(out.dtype)

@@ -22,7 +22,7 @@ from streamdn.kernels import (block_noise_stats, fit_noise_curve, frame_differen
                               step_input_count, step_tail, step_tail_display, step_tail_display_lut, step_tail_lut,
                               step_tail_raw, unpack_yuv420)
 
-from .chroma_edges import restore_chroma_edges
+from .chroma_edges import Scratch, restore_chroma_edges
 from .fast import IN_CH, MAX_COUNT, SIGMA_CH, RecurrentDenoiser, build
 from .mosaic import LongAverage, MosaicAverage, ShiftGuess, shift_packed
 from .motion import StateWarper
@@ -278,6 +278,7 @@ class NetworkModel(FrameModel):
         self._buffers = _StateBuffers()   # what the fused steps write and carry
         self._last_luma: np.ndarray | None = None
         self.chroma_edges = chroma_edges
+        self._chroma_scratch = Scratch()   # restore_chroma_edges' work planes on the CPU
 
     # -- the three stages --------------------------------------------------------------------
 
@@ -347,7 +348,7 @@ class NetworkModel(FrameModel):
         if self.chroma_edges:
             # What the network took from the chroma, where the luma explains it (the shown result
             # only: the state above is the network's own).
-            out = restore_chroma_edges(out, cur, sigma)
+            out = restore_chroma_edges(out, cur, sigma, scratch=self._chroma_scratch)
         out = out[..., :h2, :w2]
         w = low_noise_weight(packed.sigma_y, self.low_noise_blend)
         if w < 1.0:
@@ -603,6 +604,7 @@ class NetworkModel(FrameModel):
             twin._warper = StateWarper()   # the flow estimator keeps per-call buffers: one each
         twin._mosaic = None
         twin._buffers = _StateBuffers()
+        twin._chroma_scratch = Scratch()
         twin._shift = ShiftGuess() if self._warper is None else None
         twin.reset()
         return twin
@@ -611,6 +613,7 @@ class NetworkModel(FrameModel):
         """Drops the network and state; frees cached CUDA memory. Idempotent."""
         self._state = None
         self._buffers = _StateBuffers()
+        self._chroma_scratch = Scratch()
         self._last_luma = None
         self._int8 = None
         if self.net is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from streamdn.models import create_model
@@ -102,3 +103,18 @@ def test_model_option_changes_only_the_chroma() -> None:
     assert any(not np.array_equal(a[1], b[1]) for a, b in zip(results[False], results[True]))
     # A still-image network takes the video options and ignores them, as the others.
     create_model("photo_tiny", chroma_edges=True).close()
+
+
+@pytest.mark.gpu
+def test_cuda_matches_the_cpu_kernel() -> None:
+    """On a GPU the torch path runs (fp32 and fp16 outputs) and agrees with the CPU kernel."""
+    rng = np.random.default_rng(4)
+    out = rng.random((45, 80, 6), dtype=np.float32)
+    inp = out + rng.normal(0, 0.04, out.shape).astype(np.float32)
+    sigma = np.full((45, 80, 3), 0.04, np.float32)
+    host = restore_chroma_edges(_nchw(out), _nchw(inp), _nchw(sigma))
+    dev = restore_chroma_edges(*(_nchw(a).cuda() for a in (out, inp, sigma)))
+    assert dev.device.type == "cuda" and dev.dtype == torch.float32
+    assert torch.allclose(dev.cpu(), host, atol=1e-5)
+    half = restore_chroma_edges(_nchw(out).cuda().half(), _nchw(inp).cuda().half(), _nchw(sigma).cuda())
+    assert half.dtype == torch.float16 and torch.allclose(half.float().cpu(), host, atol=2e-3)

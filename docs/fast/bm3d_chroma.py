@@ -1,4 +1,4 @@
-"""BM3D (true noise) against `window` and `fast_mc` on the same frames, with every RGB result
+"""BM3D (true noise) against `window`, `fast_mc` and `fast` on the same frames, with every RGB result
 shown two ways: chroma upsampled bilinearly, and fitted to the luma (streamdn.frames,
 chroma="luma", what streamdn hands out). BM3D runs on the RGB noisy frame, and on the frame
 through 4:2:0 in and out as the video models see it.
@@ -24,7 +24,7 @@ from streamdn.metrics import psnr
 from streamdn.tools.reference import bm3d_frame
 
 FRAMES = (4, 12)
-MODELS = ("window", "fast_mc")
+MODELS = ("window", "fast_mc", "fast")
 
 
 def bilinear(f: Frame) -> np.ndarray:
