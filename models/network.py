@@ -123,6 +123,14 @@ MEAN_INPUT = (4.0, 8.0)
 MEAN_INPUT_REACH = 5
 
 
+# A plain network's still-camera average (no flow): the camera counts as still although phase
+# correlation found a move (of a pixel or more) where no move lines the frames up with under this
+# fraction of the error of that move (NetworkModel._camera_moves). The `temporal` shots at 320x240
+# and 576x384: a subject crossing a still background 0.92-0.98, pans of 0.5 px/frame 0.995-1.002,
+# of 1 px/frame 1.09-1.10.
+STILL_MARGIN = 0.99
+
+
 def low_noise_weight(sigma_y: float, blend: tuple[float, float]) -> float:
     """The weight of a network's output against its input for a frame of luma noise `sigma_y`
     (8-bit units) under the low-noise blend (s0, s1): 0 up to s0, 1 from s1 on (always 1 when s1
@@ -222,9 +230,10 @@ class NetworkModel(FrameModel):
                 faint noise is only partly removed (the network alone smooths fine detail away
                 there). The recurrence keeps the network's own output. (0, 0) switches it off.
             long_average: the long average blended into the output (LongAverage; True: its
-                defaults; False or None: none; "auto": its defaults, but none for a plain
-                recurrent network on CUDA, where the canvas would run on the host and cap a
-                GPU's frame rate): for motion networks with a display residual (`fast_mc`), and
+                defaults; False or None: none; "auto": its defaults, but for a plain recurrent
+                network on CUDA, where the canvas would run on the host and cap a GPU's frame
+                rate, LongAverage(follow=False): the mean of a still camera, on the device,
+                restarted while the camera moves): for motion networks with a display residual (`fast_mc`), and
                 for plain recurrent ones (`fast`), where it follows the camera (MosaicAverage,
                 one stream at a time, guided by ShiftGuess), the network runs on it
                 (MEAN_INPUT) and its recursion follows the camera's measured move; left out for
@@ -258,13 +267,17 @@ class NetworkModel(FrameModel):
         self._int8_fallback = False
         self._warper = StateWarper() if net.cfg.motion else None
         if long_average == "auto":
-            long_average = not (device.startswith("cuda") and not net.cfg.motion)
+            # On CUDA a plain network keeps the mean of a still camera only (on the device; the
+            # canvas that follows the camera runs on the host and would cap a GPU's frame rate).
+            long_average = LongAverage(follow=False) if device.startswith("cuda") and not net.cfg.motion else True
         elif isinstance(long_average, str):
             raise ConfigError(f"long_average={long_average!r}: give True, False, \"auto\" or a LongAverage.")
         if long_average is True:
             long_average = LongAverage()
         self.long_average = long_average if (long_average and (net.has_display or not net.cfg.motion)) else None
         self._avg: tuple[torch.Tensor, torch.Tensor] | None = None   # the long average and its count
+        self._moved_last = False   # the camera moved at the last frame (the still camera's average)
+        self._last_luma_full: np.ndarray | None = None   # the last frame's luma, for _camera_moves
         # The long average on a canvas that follows the camera (one stream at a time), made at
         # its first use: `long_average` may be changed between streams.
         self._mosaic: MosaicAverage | None = None
@@ -382,13 +395,19 @@ class NetworkModel(FrameModel):
                 self._mosaic = MosaicAverage(la, measure_every=MOSAIC_MEASURE_EVERY)
             self._mosaic.blend = la
             return self._blend_mosaic(out, cur, sigma, first)
-        if self._warper is None:
-            return out   # a plain recurrent network runs on the canvas's mean only (one stream)
         cur = cur.float()
         if first or self._avg is None or self._avg[0].shape != cur.shape:
-            self._avg = (_nchw(_hwc(cur).copy()), _nchw(np.ones(cur.shape[-2:] + (1,), np.float32)))
+            if cur.device.type == "cpu" and cur.shape[0] == 1:   # arrays the Numba kernel writes in place
+                self._avg = (_nchw(_hwc(cur).copy()), _nchw(np.ones(cur.shape[-2:] + (1,), np.float32)))
+            else:
+                self._avg = (cur.clone(), torch.ones_like(cur[:, :1]))
+            if self._shift is not None and cur.shape[0] == 1:
+                self._shift.reset()
+                self._last_luma_full = None
+                self._camera_moves(cur)   # keeps this frame for the next one's guess
+                self._moved_last = False
             return out
-        if self.fused and cur.shape[0] == 1:
+        if self.fused and cur.shape[0] == 1 and self._warper is not None:
             # On the CPU: one Numba pass (streamdn.kernels.long_average), the same as below.
             flow = self._warper.last_flow(0)
             if flow is None:
@@ -401,9 +420,20 @@ class NetworkModel(FrameModel):
             return out
         # Kept where the picture is still only (there the flow is exactly zero, so the mean needs
         # no warp and is never re-interpolated); anywhere that moved it restarts from this frame.
-        still = self._warper.still_mask(cur)
+        # Without a flow (a plain recurrent network not following the camera: on CUDA, or
+        # streams in a batch) the match test below alone restarts what moved.
         avg, count = self._avg
-        count = count * still
+        if self._warper is not None:
+            count = count * self._warper.still_mask(cur)
+        elif self._shift is not None and cur.shape[0] == 1:
+            # A plain network has no flow to tell still blocks by: while the camera moves (phase
+            # correlation with the previous frame, two frames in a row: on small noisy frames a
+            # single guess can be off) the mean restarts everywhere, else a slow pan's flat
+            # parts, which match within the noise, would be averaged across the move.
+            moves = self._camera_moves(cur)
+            if moves and self._moved_last:
+                count = torch.zeros_like(count)
+            self._moved_last = moves
         sig6 = torch.cat([sigma[:, :1].expand(-1, 4, -1, -1), sigma[:, 1:]], 1).float()
         # A matching mean differs from the frame by noise of sigma * sqrt(1 + 1 / count).
         d = ((cur - avg).abs() / (sig6 * torch.sqrt(1.0 + 1.0 / count.clamp(min=1.0)) + 2e-3)).mean(1, keepdim=True)
@@ -416,6 +446,38 @@ class NetworkModel(FrameModel):
         r0, r1 = la.ramp
         w = count / (count + la.k) * ((count - r0) / (r1 - r0)).clamp(0.0, 1.0)
         return torch.lerp(out, avg, w)
+
+    def _camera_moves(self, cur: torch.Tensor) -> bool:
+        """Whether the camera moved from the previous frame (True for a first frame): phase
+        correlation of the half-resolution lumas (ShiftGuess, on the host) found a move of
+        ShiftGuess.SNAP_GUESS px or more, and no move does not line the previous frame's luma up
+        with this one's clearly better than that move to the nearest pixel (STILL_MARGIN; a move
+        that rounds to none counts as a move). A textured subject moving over a still background
+        can win the correlation; then the background, which no move lines up better, keeps the
+        camera still."""
+        assert self._shift is not None
+        frame = _hwc(cur.detach().float().cpu())
+        h2, w2 = frame.shape[:2]
+        # The luma at full resolution from its four phases (pixel_unshuffle order).
+        luma = frame[..., :4].reshape(h2, w2, 2, 2).transpose(0, 2, 1, 3).reshape(2 * h2, 2 * w2)
+        last, self._last_luma_full = self._last_luma_full, luma
+        guess = self._shift(frame, packed_luma(frame))
+        if guess is None or last is None or last.shape != luma.shape:
+            return True
+        if not guess[:2, 2].any():
+            return False   # under ShiftGuess.SNAP_GUESS
+        dx, dy = (int(math.copysign(math.floor(abs(float(m)) + 0.5), float(m))) for m in guess[:2, 2])
+        h, w = luma.shape
+        if dx == 0 and dy == 0:
+            return True   # a move of under a pixel (a slow pan) cannot be told from a subject's
+        if abs(dx) >= w // 2 or abs(dy) >= h // 2:
+            return True
+        ys, xs = slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx))
+        here = luma[ys, xs]
+        moved = last[ys.start + dy:ys.stop + dy, xs.start + dx:xs.stop + dx]
+        # Still where no move is clearly better (a pan of half a pixel a frame lines up as badly
+        # at 0 as at 1 px: that is a move).
+        return float(np.abs(here - last[ys, xs]).mean()) >= STILL_MARGIN * float(np.abs(here - moved).mean())
 
     def _runs_on_mean(self, cur: torch.Tensor) -> bool:
         """Whether the network runs on the long average (a plain recurrent network, one stream,
