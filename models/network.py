@@ -384,7 +384,8 @@ class NetworkModel(FrameModel):
                             first: bool) -> torch.Tensor:
         """Updates the long average (LongAverage) with the current frame and blends it into `out`
         where it has averaged long enough: on a canvas that follows the camera (MosaicAverage,
-        one stream), or where the state's flow was exactly zero (still blocks)."""
+        one stream), or where the state's flow was exactly zero (still blocks), or, for a plain
+        network (one stream), while the camera stands still (_camera_moves)."""
         la = self.long_average
         assert la is not None
         if la.follow and cur.shape[0] == 1:
@@ -395,6 +396,8 @@ class NetworkModel(FrameModel):
                 self._mosaic = MosaicAverage(la, measure_every=MOSAIC_MEASURE_EVERY)
             self._mosaic.blend = la
             return self._blend_mosaic(out, cur, sigma, first)
+        if self._warper is None and cur.shape[0] != 1:
+            return out   # streams in a batch: no camera test for each, no plain network's average
         cur = cur.float()
         if first or self._avg is None or self._avg[0].shape != cur.shape:
             if cur.device.type == "cpu" and cur.shape[0] == 1:   # arrays the Numba kernel writes in place
@@ -420,12 +423,13 @@ class NetworkModel(FrameModel):
             return out
         # Kept where the picture is still only (there the flow is exactly zero, so the mean needs
         # no warp and is never re-interpolated); anywhere that moved it restarts from this frame.
-        # Without a flow (a plain recurrent network not following the camera: on CUDA, or
-        # streams in a batch) the match test below alone restarts what moved.
+        # Without a flow (a plain recurrent network not following the camera, one stream) the
+        # mean restarts everywhere while the camera moves, and the match test restarts what
+        # else moved.
         avg, count = self._avg
         if self._warper is not None:
             count = count * self._warper.still_mask(cur)
-        elif self._shift is not None and cur.shape[0] == 1:
+        elif self._shift is not None:
             # A plain network has no flow to tell still blocks by: while the camera moves (phase
             # correlation with the previous frame, two frames in a row: on small noisy frames a
             # single guess can be off) the mean restarts everywhere, else a slow pan's flat
