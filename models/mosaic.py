@@ -548,7 +548,10 @@ class ShiftGuess:
         packed_luma where already at hand. Returns the 3x3 map from this frame's pixels to the
         previous frame's (a translation, full-resolution px), or None for the first frame (or
         one of another size)."""
-        luma = packed_luma(cur) if luma is None else luma
+        return self.of_luma(packed_luma(cur) if luma is None else luma)
+
+    def of_luma(self, luma: np.ndarray) -> np.ndarray | None:
+        """The same guess from the frame's half-resolution luma alone (float32, (H2, W2))."""
         last, last_spectrum = self._last, self._last_spectrum
         self._last, self._last_spectrum = luma, None
         if last is None or last.shape != luma.shape or min(luma.shape) < 8:

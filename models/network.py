@@ -277,7 +277,7 @@ class NetworkModel(FrameModel):
         self.long_average = long_average if (long_average and (net.has_display or not net.cfg.motion)) else None
         self._avg: tuple[torch.Tensor, torch.Tensor] | None = None   # the long average and its count
         self._moved_last = False   # the camera moved at the last frame (the still camera's average)
-        self._last_luma_full: np.ndarray | None = None   # the last frame's luma, for _camera_moves
+        self._last_luma_full: torch.Tensor | None = None   # the last frame's luma, for _camera_moves
         # The long average on a canvas that follows the camera (one stream at a time), made at
         # its first use: `long_average` may be changed between streams.
         self._mosaic: MosaicAverage | None = None
@@ -460,12 +460,12 @@ class NetworkModel(FrameModel):
         can win the correlation; then the background, which no move lines up better, keeps the
         camera still."""
         assert self._shift is not None
-        frame = _hwc(cur.detach().float().cpu())
-        h2, w2 = frame.shape[:2]
-        # The luma at full resolution from its four phases (pixel_unshuffle order).
-        luma = frame[..., :4].reshape(h2, w2, 2, 2).transpose(0, 2, 1, 3).reshape(2 * h2, 2 * w2)
+        phases = cur.detach()[:, :4].float()
+        # The luma at full resolution from its four phases (pixel_unshuffle order), kept where the
+        # frame is (on a GPU only the half-resolution luma comes to the host).
+        luma = F.pixel_shuffle(phases, 2)[0, 0]
         last, self._last_luma_full = self._last_luma_full, luma
-        guess = self._shift(frame, packed_luma(frame))
+        guess = self._shift.of_luma(np.ascontiguousarray(phases.mean(1)[0].cpu().numpy()))
         if guess is None or last is None or last.shape != luma.shape:
             return True
         if not guess[:2, 2].any():
@@ -481,7 +481,7 @@ class NetworkModel(FrameModel):
         moved = last[ys.start + dy:ys.stop + dy, xs.start + dx:xs.stop + dx]
         # Still where no move is clearly better (a pan of half a pixel a frame lines up as badly
         # at 0 as at 1 px: that is a move).
-        return float(np.abs(here - last[ys, xs]).mean()) >= STILL_MARGIN * float(np.abs(here - moved).mean())
+        return float((here - last[ys, xs]).abs().mean()) >= STILL_MARGIN * float((here - moved).abs().mean())
 
     def _runs_on_mean(self, cur: torch.Tensor) -> bool:
         """Whether the network runs on the long average (a plain recurrent network, one stream,
