@@ -681,6 +681,7 @@ class NetworkModel(FrameModel):
         self._buffers = _StateBuffers()
         self._chroma_scratch = Scratch()
         self._last_luma = None
+        self._last_luma_full = None
         self._int8 = None
         if self.net is not None:
             self.net = None
