@@ -50,6 +50,28 @@ def _across(row: np.ndarray, c: int) -> np.float32:
 WORK_PLANES = 12
 
 
+@njit(inline="always")
+def _window_sums(src: np.ndarray, dst: np.ndarray, radius: int) -> None:
+    """dst[j] = the sum of src over the columns within `radius` of j (clipped at the ends); one
+    contiguous pass per offset, which the compiler vectorises."""
+    w = src.shape[0]
+    for j in range(w):
+        dst[j] = src[j]
+    for d in range(1, radius + 1):
+        for j in range(w - d):
+            dst[j] += src[j + d]
+        for j in range(d, w):
+            dst[j] += src[j - d]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _row_sums(planes: np.ndarray, rows: np.ndarray, radius: int) -> None:
+    """rows[q, i] = the window sums of planes[q, i] along the row (_window_sums)."""
+    for i in prange(planes.shape[1]):
+        for q in range(planes.shape[0]):
+            _window_sums(planes[q, i], rows[q, i], radius)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _columns_mean(sums: np.ndarray, out: np.ndarray, radius: int) -> None:
     """out[q] = the window mean of a plane whose rows already hold their window sums (sums[q]):
@@ -90,29 +112,19 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
     # products taken on the way), then down columns.
     rows = work[6:12]
     for i in prange(h2):
+        src = np.empty((6, w2), np.float32)   # one row of luma, luma^2, U, V, luma U, luma V
         for j in range(w2):
-            s0 = np.float32(0.0)
-            s1 = np.float32(0.0)
-            s2 = np.float32(0.0)
-            s3 = np.float32(0.0)
-            s4 = np.float32(0.0)
-            s5 = np.float32(0.0)
-            for jj in range(max(j - radius, 0), min(j + radius + 1, w2)):
-                a = yl[i, jj]
-                cu = np.float32(u[i, jj])
-                cv = np.float32(v[i, jj])
-                s0 += a
-                s1 += a * a
-                s2 += cu
-                s3 += cv
-                s4 += a * cu
-                s5 += a * cv
-            rows[0, i, j] = s0
-            rows[1, i, j] = s1
-            rows[2, i, j] = s2
-            rows[3, i, j] = s3
-            rows[4, i, j] = s4
-            rows[5, i, j] = s5
+            a = yl[i, j]
+            cu = np.float32(u[i, j])
+            cv = np.float32(v[i, j])
+            src[0, j] = a
+            src[1, j] = a * a
+            src[2, j] = cu
+            src[3, j] = cv
+            src[4, j] = a * cu
+            src[5, j] = a * cv
+        for q in range(6):
+            _window_sums(src[q], rows[q, i], radius)
     means = work[0:6]
     _columns_mean(rows, means, radius)
     # Per window: chroma = a * luma + b, least squares with eps on the luma's variance.
@@ -130,13 +142,7 @@ def _fit(y: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, radius: int, w
             coef[3, i, j] = mv - av * my
     # Each sample's coefficients: the mean over the windows that hold it.
     sums = work[0:4]
-    for i in prange(h2):
-        for q in range(4):
-            for j in range(w2):
-                t = np.float32(0.0)
-                for jj in range(max(j - radius, 0), min(j + radius + 1, w2)):
-                    t += coef[q, i, jj]
-                sums[q, i, j] = t
+    _row_sums(coef, sums, radius)
     _columns_mean(sums, coef, radius)
     # Back-projection: what each 2x2 block's mean misses of its chroma sample.
     q = np.float32(0.25)

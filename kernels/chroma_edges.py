@@ -8,34 +8,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .chroma import _columns_mean
+from .chroma import _columns_mean, _row_sums, _window_sums
 
 # Scratch planes on the packed grid: 12 the guide g (each 2x2 luma block's mean); 6-11 the row
 # sums of g, g^2, the two chroma differences dU and dV, g dU and g dV; 0-5 their window means;
 # then 6-7 the slopes, 8-9 their row sums, 1-2 their window means.
 WORK_PLANES = 13
-
-
-@njit(inline="always")
-def _window_sums(src: np.ndarray, dst: np.ndarray, radius: int) -> None:
-    """dst[j] = the sum of src over the columns within `radius` of j (clipped at the ends); one
-    contiguous pass per offset, which the compiler vectorises."""
-    w = src.shape[0]
-    for j in range(w):
-        dst[j] = src[j]
-    for d in range(1, radius + 1):
-        for j in range(w - d):
-            dst[j] += src[j + d]
-        for j in range(d, w):
-            dst[j] += src[j - d]
-
-
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _row_sums(planes: np.ndarray, rows: np.ndarray, radius: int) -> None:
-    """rows[q, i] = the window sums of planes[q, i] along the row (_window_sums)."""
-    for i in prange(planes.shape[1]):
-        for q in range(planes.shape[0]):
-            _window_sums(planes[q, i], rows[q, i], radius)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
